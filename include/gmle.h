@@ -1,0 +1,413 @@
+/*
+ * gmle.h -- Gaussian maximum-likelihood estimation and bulk scoring.
+ *
+ * The one public header of gmle. It needs only <stddef.h> and <stdint.h>.
+ *
+ * Conventions
+ * - Every fallible call returns gmle_status; GMLE_OK is 0, every error is
+ *   non-zero. Results come back through out-parameters.
+ * - Objects are opaque handles created by gmle_X_create(..., gmle_X **out) and
+ *   released by gmle_X_free(), which accepts NULL.
+ * - The detailed message of the last failing call on a context (naming the
+ *   batch, row, column, class or file offset involved) is read with
+ *   gmle_context_error(). Statistics and models remember their context.
+ * - Sizes and counts are size_t. Row strides count elements, not bytes:
+ *   row r of X starts at X + r * row_stride.
+ * - The library never aborts and never prints. Diagnostics go to the log
+ *   callback of the context, which is silent by default.
+ *
+ * The mathematics (see DESIGN.md): for rows x_n with weights w_n >= 0,
+ *   n = sum w,  mu = sum w x / n,  Sigma = sum w (x-mu)(x-mu)^T / n.
+ * Statistics are kept per class as n_c, s_c = sum w (x - k_c),
+ * S_c = sum w (x - k_c)(x - k_c)^T in float64, around a per-class shift k_c.
+ */
+#ifndef GMLE_H
+#define GMLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(GMLE_SHARED_BUILD)
+#define GMLE_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define GMLE_API __attribute__((visibility("default")))
+#else
+#define GMLE_API
+#endif
+
+#define GMLE_VERSION_MAJOR 0
+#define GMLE_VERSION_MINOR 1
+#define GMLE_VERSION_PATCH 0
+/** Version as MAJOR*10000 + MINOR*100 + PATCH. */
+#define GMLE_VERSION_NUMBER                                                    \
+  (GMLE_VERSION_MAJOR * 10000 + GMLE_VERSION_MINOR * 100 + GMLE_VERSION_PATCH)
+
+/** Version of the library actually linked, as GMLE_VERSION_NUMBER. */
+GMLE_API unsigned gmle_version_number(void);
+/** Version of the library actually linked, as "MAJOR.MINOR.PATCH". */
+GMLE_API const char *gmle_version_string(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes. Values are pinned: they never change between versions.     */
+/* ------------------------------------------------------------------------ */
+
+/* X(name, value, sentence) -- one table makes the enum and its strings. */
+#define GMLE_STATUS_TABLE(X)                                                   \
+  X(GMLE_OK, 0, "success")                                                     \
+  X(GMLE_E_INVALID_ARG, 1, "invalid argument")                                 \
+  X(GMLE_E_OUT_OF_MEMORY, 2, "out of memory")                                  \
+  X(GMLE_E_NONFINITE_INPUT, 3, "input contains NaN or infinity")               \
+  X(GMLE_E_OVERFLOW, 4, "accumulated statistics overflowed")                   \
+  X(GMLE_E_DIM_MISMATCH, 5, "dimension mismatch")                              \
+  X(GMLE_E_BAD_LABEL, 6, "label out of range")                                 \
+  X(GMLE_E_INVALID_WEIGHTS, 7, "invalid sample weights")                       \
+  X(GMLE_E_ILL_DEFINED_COV, 8, "covariance is ill defined")                    \
+  X(GMLE_E_SINGULAR_COV, 9, "covariance is singular")                          \
+  X(GMLE_E_NONFINITE_STATS, 10, "statistics contain NaN or infinity")          \
+  X(GMLE_E_EMPTY, 11, "no data")                                               \
+  X(GMLE_E_IO, 12, "input/output error")                                       \
+  X(GMLE_E_BAD_FORMAT, 13, "malformed file")                                   \
+  X(GMLE_E_CORRUPT, 14, "corrupt file (checksum mismatch or truncated)")       \
+  X(GMLE_E_UNSUPPORTED_VERSION, 15, "unsupported file format version")         \
+  X(GMLE_E_INVALID_MODEL, 16, "invalid model")                                 \
+  X(GMLE_E_UNSUPPORTED, 17, "unsupported operation or data type")              \
+  X(GMLE_E_NO_DEVICE, 18, "no device available for the requested backend")     \
+  X(GMLE_E_DEVICE, 19, "device error")                                         \
+  X(GMLE_E_DEVICE_OOM, 20, "device out of memory")                             \
+  X(GMLE_E_DEVICE_LOST, 21, "device lost; the context can no longer be used")  \
+  X(GMLE_E_TOO_LARGE, 22, "problem too large")                                 \
+  X(GMLE_E_INTERNAL, 23, "internal error")
+
+typedef enum gmle_status {
+#define GMLE__STATUS_ENUM(name, value, text) name = value,
+  GMLE_STATUS_TABLE(GMLE__STATUS_ENUM)
+#undef GMLE__STATUS_ENUM
+} gmle_status;
+
+/** A fixed English sentence for a status; never NULL ("unknown status" for
+ *  values not in the table). */
+GMLE_API const char *gmle_status_string(gmle_status s);
+/** The symbolic name of a status ("GMLE_E_BAD_LABEL"); never NULL. */
+GMLE_API const char *gmle_status_name(gmle_status s);
+
+/* ------------------------------------------------------------------------ */
+/* Enumerations                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef enum gmle_backend {
+  GMLE_BACKEND_AUTO = 0,   /**< CUDA, then OpenCL, then CPU */
+  GMLE_BACKEND_CPU = 1,    /**< host: OpenBLAS/LAPACKE + own kernels */
+  GMLE_BACKEND_OPENCL = 2, /**< any OpenCL device through the ICD loader */
+  GMLE_BACKEND_CUDA = 3    /**< NVIDIA GPU through CUDA + cuBLAS */
+} gmle_backend;
+
+typedef enum gmle_dtype {
+  GMLE_F32 = 1, /**< float */
+  GMLE_F64 = 2  /**< double */
+} gmle_dtype;
+
+typedef enum gmle_cov_type {
+  GMLE_COV_FULL = 0,      /**< one full covariance per class */
+  GMLE_COV_DIAG = 1,      /**< one diagonal covariance per class */
+  GMLE_COV_SPHERICAL = 2, /**< one variance per class: trace(Sigma_c)/D */
+  GMLE_COV_TIED = 3       /**< one full covariance pooled over classes */
+} gmle_cov_type;
+
+typedef enum gmle_output {
+  GMLE_OUT_LOGLIK = 0,  /**< n x C: log N(x; mu_c, Sigma_c) */
+  GMLE_OUT_JOINT = 1,   /**< n x C: log pi_c + log N(x; mu_c, Sigma_c) */
+  GMLE_OUT_LOGPOST = 2, /**< n x C: log p(c | x) */
+  GMLE_OUT_LABEL = 3,   /**< n: int32 argmax_c of the joint */
+  GMLE_OUT_DENSITY = 4  /**< n: log sum_c pi_c N(x; mu_c, Sigma_c) */
+} gmle_output;
+
+/** Statistics modes: full Gram matrices, or only their diagonals (sums of
+ *  squares), for wide data where only diagonal or spherical fits are wanted. */
+typedef enum gmle_stats_mode {
+  GMLE_STATS_FULL = 0,
+  GMLE_STATS_DIAG = 1
+} gmle_stats_mode;
+
+/* ------------------------------------------------------------------------ */
+/* Context                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gmle_context gmle_context;
+typedef struct gmle_stats gmle_stats;
+typedef struct gmle_model gmle_model;
+
+/** Log levels of the log callback. */
+typedef enum gmle_log_level {
+  GMLE_LOG_DEBUG = 0,
+  GMLE_LOG_INFO = 1,
+  GMLE_LOG_WARNING = 2
+} gmle_log_level;
+
+/** Receives diagnostics (backend fallback, resolution warnings, floored
+ *  variances). The message is valid only during the call. */
+typedef void (*gmle_log_fn)(void *user, gmle_log_level level, const char *msg);
+
+/** Create a context on backend b, device index `device` (-1: the backend's
+ *  default). GMLE_BACKEND_AUTO tries CUDA, then OpenCL, then the CPU, and
+ *  logs one notice when it falls back. The environment variables
+ *  GMLE_BACKEND (auto|cpu|opencl|cuda) and GMLE_DEVICE override `b` and
+ *  `device` when b is AUTO. An explicit backend that has no usable device
+ *  returns GMLE_E_NO_DEVICE, and *out still receives a context (so that
+ *  gmle_context_error() can say why) which must be freed.
+ *  Returns GMLE_E_INVALID_ARG if out is NULL, GMLE_E_OUT_OF_MEMORY. */
+GMLE_API gmle_status gmle_context_create(gmle_backend b, int device,
+                                         gmle_context **out);
+/** Free a context. NULL is a no-op. Objects made on it must be freed first. */
+GMLE_API void gmle_context_free(gmle_context *ctx);
+/** The detailed message of the last failing call made with this context, or
+ *  "" when there was none. Owned by the context; valid until its next call.
+ *  Returns "(null context)" for NULL. */
+GMLE_API const char *gmle_context_error(const gmle_context *ctx);
+/** The backend actually in use (never AUTO). */
+GMLE_API gmle_backend gmle_context_backend(const gmle_context *ctx);
+/** A human-readable description of the device in use ("CPU (2 threads,
+ *  OpenBLAS 0.3.21)"). Owned by the context. */
+GMLE_API const char *gmle_context_device_name(const gmle_context *ctx);
+/** Install a log callback (NULL silences). */
+GMLE_API void gmle_context_set_log(gmle_context *ctx, gmle_log_fn fn,
+                                   void *user);
+/** Name of a backend: "auto", "cpu", "opencl", "cuda". */
+GMLE_API const char *gmle_backend_name(gmle_backend b);
+/** Parse a backend name; returns GMLE_E_INVALID_ARG for unknown names. */
+GMLE_API gmle_status gmle_backend_parse(const char *name, gmle_backend *out);
+/** Whether support for backend b was compiled into this library (1 or 0). */
+GMLE_API int gmle_backend_compiled(gmle_backend b);
+
+/* ------------------------------------------------------------------------ */
+/* Sufficient statistics                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** Create empty statistics for `dim` features and `n_classes` classes
+ *  (GMLE_STATS_FULL). dim and n_classes must be >= 1; dim*dim*n_classes*8
+ *  must not overflow size_t. */
+GMLE_API gmle_status gmle_stats_create(gmle_context *ctx, size_t dim,
+                                       size_t n_classes, gmle_stats **out);
+/** As gmle_stats_create, choosing the mode. */
+GMLE_API gmle_status gmle_stats_create_mode(gmle_context *ctx, size_t dim,
+                                            size_t n_classes,
+                                            gmle_stats_mode mode,
+                                            gmle_stats **out);
+
+/** Accumulate n_rows rows of x (dtype GMLE_F32 or GMLE_F64; row r at
+ *  x + r*row_stride elements, row_stride >= dim) into st.
+ *  labels: class of each row in [0, n_classes), or NULL when n_classes is 1
+ *  (all rows in class 0). weights: per-row weight >= 0, or NULL (all 1).
+ *  n_rows == 0 is a successful no-op.
+ *  Atomic: on any error, st is bit-identical to before the call.
+ *  Errors: GMLE_E_NONFINITE_INPUT (names batch, row, column),
+ *  GMLE_E_BAD_LABEL (names row and label), GMLE_E_INVALID_WEIGHTS (negative or
+ *  non-finite weight, or all weights of the batch zero), GMLE_E_OVERFLOW (the
+ *  batch's sums overflow float64), GMLE_E_INVALID_ARG, GMLE_E_TOO_LARGE
+ *  (n_rows*row_stride*itemsize overflows size_t), GMLE_E_OUT_OF_MEMORY. */
+GMLE_API gmle_status gmle_stats_add(gmle_stats *st, const void *x,
+                                    gmle_dtype dtype, size_t n_rows,
+                                    size_t row_stride, const int32_t *labels,
+                                    const double *weights);
+
+/** As gmle_stats_add, but takes the number of columns of x explicitly and
+ *  returns GMLE_E_DIM_MISMATCH ("Number of features 14 does not match
+ *  previous data 13") when it differs from the statistics' dim. */
+GMLE_API gmle_status gmle_stats_add_checked(gmle_stats *st, const void *x,
+                                            gmle_dtype dtype, size_t n_rows,
+                                            size_t n_cols, size_t row_stride,
+                                            const int32_t *labels,
+                                            const double *weights);
+
+/** dst += src, exactly (pairwise update across different shifts). Both must
+ *  have the same dim, class count and mode (GMLE_E_DIM_MISMATCH otherwise).
+ *  Merging empty statistics is the identity, bit for bit. Atomic. */
+GMLE_API gmle_status gmle_stats_merge(gmle_stats *dst, const gmle_stats *src);
+/** A deep copy of st on the same context. */
+GMLE_API gmle_status gmle_stats_clone(const gmle_stats *st, gmle_stats **out);
+/** Free statistics. NULL is a no-op. */
+GMLE_API void gmle_stats_free(gmle_stats *st);
+
+/** Number of features. */
+GMLE_API size_t gmle_stats_dim(const gmle_stats *st);
+/** Number of classes. */
+GMLE_API size_t gmle_stats_n_classes(const gmle_stats *st);
+/** GMLE_STATS_FULL or GMLE_STATS_DIAG. */
+GMLE_API gmle_stats_mode gmle_stats_get_mode(const gmle_stats *st);
+/** Total number of rows accumulated in class c (unweighted). */
+GMLE_API gmle_status gmle_stats_rows(const gmle_stats *st, size_t c,
+                                     uint64_t *out);
+/** Sum of weights of class c (n_c). */
+GMLE_API gmle_status gmle_stats_weight(const gmle_stats *st, size_t c,
+                                       double *out);
+/** Class c's weighted mean (dim values); GMLE_E_EMPTY if n_c == 0. */
+GMLE_API gmle_status gmle_stats_mean(const gmle_stats *st, size_t c,
+                                     double *out);
+
+/** Save statistics to a file (versioned, CRC-32 checked; written to a
+ *  temporary file and renamed, so a failure leaves no partial file). */
+GMLE_API gmle_status gmle_stats_save(const gmle_stats *st, const char *path);
+/** Load statistics saved by gmle_stats_save onto ctx. Truncated or
+ *  corrupted files give GMLE_E_CORRUPT / GMLE_E_BAD_FORMAT with the offset;
+ *  files from a newer format give GMLE_E_UNSUPPORTED_VERSION. */
+GMLE_API gmle_status gmle_stats_load(gmle_context *ctx, const char *path,
+                                     gmle_stats **out);
+
+/* ------------------------------------------------------------------------ */
+/* Fitting                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** How a fit is regularised (see DESIGN.md, "Degenerate data is normal").
+ *  The default is the exact MLE plus a relative floor: every variance (every
+ *  eigenvalue for full covariances, through the diagonal) is at least
+ *  rel_floor * (largest feature variance of all accumulated data). */
+typedef struct gmle_fit_options {
+  gmle_cov_type cov;     /**< default GMLE_COV_FULL */
+  const double *priors;  /**< n_classes priors summing to 1, or NULL: n_c/n */
+  double rel_floor;      /**< default 1e-9; 0 disables */
+  double abs_floor;      /**< added to the diagonal (reg_covar); default 0 */
+  double max_condition;  /**< > 0: eigenvalue floor so that cond(Sigma_c) <=
+                              max_condition (Kaldi style); default 0 = off */
+  int shrinkage;         /**< 1: OAS shrinkage toward a scaled identity */
+  int allow_empty;       /**< 1 (default): empty classes get prior 0 and
+                              score -inf; 0: an empty class is an error */
+} gmle_fit_options;
+
+/** Fill opt with the defaults. */
+GMLE_API void gmle_fit_options_init(gmle_fit_options *opt);
+
+/** Fit a model from statistics. opt may be NULL (defaults).
+ *  Errors name the class and the option that would fix the problem:
+ *  GMLE_E_ILL_DEFINED_COV (a class with one row and no floor),
+ *  GMLE_E_SINGULAR_COV (N_c <= D, a constant feature, collinear features,
+ *  with no regularisation), GMLE_E_NONFINITE_STATS, GMLE_E_EMPTY (no data at
+ *  all, or an empty class with allow_empty = 0), GMLE_E_INVALID_ARG. */
+GMLE_API gmle_status gmle_fit(const gmle_stats *st,
+                              const gmle_fit_options *opt, gmle_model **out);
+
+/** Build a model directly from parameters: means (C x D), covariances laid
+ *  out as for `cov` (full: C x D x D; diag: C x D; spherical: C; tied:
+ *  D x D), priors (C, NULL: uniform) and counts (C, may be NULL). Validates
+ *  everything (finite, symmetric, positive definite, priors sum to 1):
+ *  GMLE_E_INVALID_MODEL names the class and the check. */
+GMLE_API gmle_status gmle_model_create(gmle_context *ctx, size_t dim,
+                                       size_t n_classes, gmle_cov_type cov,
+                                       const double *means,
+                                       const double *covariances,
+                                       const double *priors,
+                                       const double *counts,
+                                       gmle_model **out);
+/** Free a model. NULL is a no-op. */
+GMLE_API void gmle_model_free(gmle_model *m);
+
+GMLE_API size_t gmle_model_dim(const gmle_model *m);
+GMLE_API size_t gmle_model_n_classes(const gmle_model *m);
+GMLE_API gmle_cov_type gmle_model_cov_type(const gmle_model *m);
+/** Class c's mean (dim values). */
+GMLE_API gmle_status gmle_model_mean(const gmle_model *m, size_t c,
+                                     double *out);
+/** Class c's covariance, always as a full dim x dim row-major matrix (zeros
+ *  off the diagonal for diag and spherical models). */
+GMLE_API gmle_status gmle_model_covariance(const gmle_model *m, size_t c,
+                                           double *out);
+/** Class c's prior pi_c. */
+GMLE_API gmle_status gmle_model_prior(const gmle_model *m, size_t c,
+                                      double *out);
+/** Class c's weighted count n_c. */
+GMLE_API gmle_status gmle_model_count(const gmle_model *m, size_t c,
+                                      double *out);
+
+/** What the fit did to one class. */
+typedef struct gmle_class_report {
+  uint64_t rows;          /**< rows accumulated */
+  double weight;          /**< n_c */
+  double min_eigenvalue;  /**< of the fitted covariance */
+  double max_eigenvalue;
+  double condition;       /**< max/min eigenvalue */
+  size_t n_floored;       /**< variances/eigenvalues raised by a floor */
+  int empty;              /**< 1 when the class had no data */
+  double shrinkage;       /**< OAS coefficient used (0 if none) */
+} gmle_class_report;
+
+/** The fit report of class c. */
+GMLE_API gmle_status gmle_model_report(const gmle_model *m, size_t c,
+                                       gmle_class_report *out);
+
+/** Training log-likelihood in closed form from the statistics the model was
+ *  fitted on: sum_c [n_c log pi_c - n_c/2 (D log 2pi + log|Sigma_c| +
+ *  tr(Sigma_c^-1 Sigma_hat_c))], which is -n_c/2 (D log 2 pi + log|Sigma_c|
+ *  + D) per class at the exact MLE. `with_priors` adds the n_c log pi_c
+ *  terms (the joint likelihood of rows and labels). GMLE_E_UNSUPPORTED for
+ *  models not produced by gmle_fit. */
+GMLE_API gmle_status gmle_model_loglik(const gmle_model *m, int with_priors,
+                                       double *out);
+/** Number of free parameters (means, covariances, and C-1 priors). */
+GMLE_API size_t gmle_model_n_params(const gmle_model *m);
+/** BIC = -2 loglik + p log n and AIC = -2 loglik + 2 p (loglik with
+ *  priors). Either pointer may be NULL. */
+GMLE_API gmle_status gmle_model_information(const gmle_model *m, double *bic,
+                                            double *aic);
+
+/* ------------------------------------------------------------------------ */
+/* Scoring                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Score n_rows rows of x under m. `out` receives, in out_dtype (GMLE_F32 or
+ *  GMLE_F64), n_rows x C values row-major for LOGLIK, JOINT and LOGPOST, or
+ *  n_rows values for DENSITY; for GMLE_OUT_LABEL `out` is int32_t[n_rows]
+ *  whatever out_dtype says. Work is done in batches; memory beyond `out` is
+ *  bounded whatever n_rows is. Rows with NaN or Inf give
+ *  GMLE_E_NONFINITE_INPUT naming the row and column, and nothing is
+ *  guaranteed about `out`. Empty classes score -inf, never NaN. */
+GMLE_API gmle_status gmle_score(gmle_context *ctx, const gmle_model *m,
+                                const void *x, gmle_dtype dtype,
+                                size_t n_rows, size_t row_stride,
+                                gmle_output what, gmle_dtype out_dtype,
+                                void *out);
+
+/** Total log-likelihood of a data set: with labels, sum_n w_n log N(x_n;
+ *  mu_{y_n}, Sigma_{y_n}) (class-conditional, no priors); without labels,
+ *  sum_n w_n log sum_c pi_c N(x_n; mu_c, Sigma_c). weights may be NULL. */
+GMLE_API gmle_status gmle_total_loglik(gmle_context *ctx, const gmle_model *m,
+                                       const void *x, gmle_dtype dtype,
+                                       size_t n_rows, size_t row_stride,
+                                       const int32_t *labels,
+                                       const double *weights, double *out);
+
+/* ------------------------------------------------------------------------ */
+/* Model files (.npz readable with numpy.load)                              */
+/* ------------------------------------------------------------------------ */
+
+/** Save a model as an uncompressed .npz: means (C, D) float64, covariances
+ *  shaped as scikit-learn's GaussianMixture (full (C, D, D), diag (C, D),
+ *  spherical (C,), tied (D, D)), priors (C,), counts (C,), rows (C,) uint64,
+ *  covariance_type, format_version, and class names when set. Written to a
+ *  temporary file and renamed. */
+GMLE_API gmle_status gmle_model_save(const gmle_model *m, const char *path);
+/** Load a model saved by gmle_model_save (or written by numpy with the same
+ *  arrays). CRCs, shapes and every parameter are checked and the Cholesky
+ *  factors recomputed: GMLE_E_CORRUPT, GMLE_E_BAD_FORMAT,
+ *  GMLE_E_UNSUPPORTED_VERSION, GMLE_E_INVALID_MODEL with the member and
+ *  offset or class. */
+GMLE_API gmle_status gmle_model_load(gmle_context *ctx, const char *path,
+                                     gmle_model **out);
+/** Attach class names (n_classes NUL-terminated strings, copied). */
+GMLE_API gmle_status gmle_model_set_class_names(gmle_model *m,
+                                                const char *const *names);
+/** Class c's name, or NULL when the model has none. */
+GMLE_API const char *gmle_model_class_name(const gmle_model *m, size_t c);
+
+/* ------------------------------------------------------------------------ */
+/* Data files (.npy, CSV): streaming readers and writers                    */
+/* ------------------------------------------------------------------------ */
+/* BEGIN DATA-FILES SECTION (owned by src/io_*.c) */
+/* END DATA-FILES SECTION */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GMLE_H */

@@ -1,0 +1,214 @@
+/*
+ * internal.h -- shared internals of gmle (not installed).
+ *
+ * Prefixes: gmle_ / GMLE_ public, gmle__ / GMLE__ internal, the rest static.
+ */
+#ifndef GMLE_INTERNAL_H
+#define GMLE_INTERNAL_H
+
+#include "gmle.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ------------------------------------------------------------------------ */
+/* Errors and logging                                                       */
+/* ------------------------------------------------------------------------ */
+
+#define GMLE__ERR_LEN 2048
+
+#if defined(__GNUC__)
+#define GMLE__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define GMLE__PRINTF(a, b)
+#endif
+
+/* Record a message on ctx (may be NULL) and return s. */
+gmle_status gmle__error(const gmle_context *ctx, gmle_status s,
+                        const char *fmt, ...) GMLE__PRINTF(3, 4);
+gmle_status gmle__verror(const gmle_context *ctx, gmle_status s,
+                         const char *fmt, va_list ap);
+/* Clear the context's message (start of every public call). */
+void gmle__clear_error(const gmle_context *ctx);
+/* Send a message to the context's log callback, if any. */
+void gmle__log(const gmle_context *ctx, gmle_log_level lvl, const char *fmt,
+               ...) GMLE__PRINTF(3, 4);
+
+#define GMLE_RETURN_IF(cond, ctx, status, ...)                                 \
+  do {                                                                         \
+    if (cond)                                                                  \
+      return gmle__error((ctx), (status), __VA_ARGS__);                        \
+  } while (0)
+
+#define GMLE_TRY(expr)                                                         \
+  do {                                                                         \
+    gmle_status gmle__s_ = (expr);                                             \
+    if (gmle__s_ != GMLE_OK)                                                   \
+      return gmle__s_;                                                         \
+  } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* Allocation (one place, so tests can inject failures)                     */
+/* ------------------------------------------------------------------------ */
+
+void *gmle__malloc(size_t n);
+void *gmle__calloc(size_t count, size_t size);
+void *gmle__aligned_alloc(size_t n); /* 64-byte aligned; free with gmle__free */
+void gmle__free(void *p);
+void gmle__aligned_free(void *p);
+/* a*b and a*b*c without overflow: 0 on success, -1 on overflow. */
+int gmle__mul_size(size_t a, size_t b, size_t *out);
+int gmle__mul3_size(size_t a, size_t b, size_t c, size_t *out);
+/* Test hook: make the k-th allocation from now fail (k >= 1); 0 disables.
+ * Returns the number of allocations seen since the last arm. */
+GMLE_API void gmle__test_fail_alloc_after(long k);
+GMLE_API long gmle__test_alloc_count(void);
+
+size_t gmle__dtype_size(gmle_dtype t);
+
+/* ------------------------------------------------------------------------ */
+/* Objects                                                                  */
+/* ------------------------------------------------------------------------ */
+
+struct gmle__backend_ops;
+
+struct gmle_context {
+  gmle_backend backend;
+  const struct gmle__backend_ops *ops;
+  void *bstate;              /* backend's own state */
+  int n_threads;             /* host threads used by the CPU paths */
+  gmle_log_fn log_fn;
+  void *log_user;
+  char device_name[256];
+  char err[GMLE__ERR_LEN];   /* written through const pointers: see error.c */
+};
+
+/* Per-class sufficient statistics, float64, around per-class shifts. */
+struct gmle_stats {
+  gmle_context *ctx;
+  size_t dim, n_classes;
+  gmle_stats_mode mode;
+  size_t gram_len;    /* dim*dim (FULL, row-major, symmetric) or dim (DIAG) */
+  uint64_t n_batches; /* successful non-empty gmle_stats_add calls */
+  double *weight;     /* [C] n_c = sum w */
+  uint64_t *rows;     /* [C] rows seen */
+  unsigned char *has_shift; /* [C] 1 once k_c is chosen */
+  double *shift;      /* [C*D] k_c */
+  double *sum;        /* [C*D] sum w (x - k_c) */
+  double *gram;       /* [C*gram_len] sum w (x - k_c)(x - k_c)^T */
+  double max_var_hint;/* unused: reserved */
+  int quantised_warned;
+};
+
+struct gmle_model {
+  gmle_context *ctx;
+  size_t dim, n_classes;
+  gmle_cov_type cov;
+  double *means;   /* [C*D] */
+  double *covars;  /* full [C*D*D], diag [C*D], spherical [C], tied [D*D] */
+  double *priors;  /* [C] */
+  double *counts;  /* [C] n_c (weights) */
+  uint64_t *rows;  /* [C] */
+  gmle_class_report *reports; /* [C] */
+  char **names;    /* [C] or NULL */
+  /* Prepared for scoring (host/prepare.c): */
+  double *log_priors; /* [C], -inf for empty classes / zero priors */
+  double *factor;  /* full [C*D*D] lower Cholesky L_c; tied [D*D];
+                      diag [C*D] sqrt of variances; spherical [C] std */
+  double *logdet;  /* [C] log|Sigma_c| */
+  unsigned char *empty; /* [C] 1: class scores -inf */
+  /* Closed-form training log-likelihood (set by gmle_fit). */
+  int has_train;
+  double train_loglik;       /* class-conditional: sum_c n_c E[log N] */
+  double train_loglik_joint; /* plus sum_c n_c log pi_c */
+  double train_n;            /* sum_c n_c */
+  void *backend_model;       /* backend's prepared copy (device), or NULL */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Backends                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* A validated batch handed to a backend. Rows are finite, labels in range,
+ * weights finite and >= 0. */
+typedef struct gmle__batch {
+  const void *x;
+  gmle_dtype dtype;
+  size_t n_rows, row_stride, dim;
+  const int32_t *labels;  /* NULL: all class 0 */
+  const double *weights;  /* NULL: all 1 */
+} gmle__batch;
+
+/* Per-class partial statistics of one batch, around the shifts `shift`
+ * (the accumulator's, read-only), into zeroed arrays of the same layout as
+ * struct gmle_stats. */
+typedef struct gmle__partial {
+  size_t dim, n_classes, gram_len;
+  gmle_stats_mode mode;
+  const double *shift; /* [C*D] */
+  double *weight;      /* [C] */
+  uint64_t *rows;      /* [C] */
+  double *sum;         /* [C*D] */
+  double *gram;        /* [C*gram_len]; FULL: lower triangle (i >= j) at
+                          least; the core symmetrises */
+} gmle__partial;
+
+/* The backend table. Entries marked optional may be NULL: the core then
+ * uses the host (CPU) implementation. */
+typedef struct gmle__backend_ops {
+  gmle_backend id;
+  const char *name;
+  /* Open device `device` (-1 default); write a description into
+   * ctx->device_name; GMLE_E_NO_DEVICE with the native error when absent. */
+  gmle_status (*init)(gmle_context *ctx, int device, void **state);
+  void (*shutdown)(void *state);
+  /* Accumulate a batch into a zeroed partial. */
+  gmle_status (*accumulate)(gmle_context *ctx, const gmle__batch *b,
+                            gmle__partial *out);
+  /* optional: build the backend's copy of a prepared model */
+  gmle_status (*prepare_model)(gmle_context *ctx, gmle_model *m);
+  void (*free_model)(gmle_context *ctx, gmle_model *m); /* optional */
+  /* Score a validated batch (rows finite); out as for gmle_score. */
+  gmle_status (*score)(gmle_context *ctx, const gmle_model *m,
+                       const gmle__batch *b, gmle_output what,
+                       gmle_dtype out_dtype, void *out);
+  gmle_status (*synchronize)(gmle_context *ctx); /* optional */
+} gmle__backend_ops;
+
+/* registry.c */
+const gmle__backend_ops *gmle__backend_lookup(gmle_backend b);
+
+/* host/cpu_backend.c */
+extern const gmle__backend_ops gmle__cpu_backend;
+
+/* host/gram.c: the per-class shifted Gram kernel (uses all threads). */
+gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
+                                 gmle__partial *out);
+
+/* host/score_cpu.c */
+gmle_status gmle__cpu_score(gmle_context *ctx, const gmle_model *m,
+                            const gmle__batch *b, gmle_output what,
+                            gmle_dtype out_dtype, void *out);
+
+/* host/prepare.c: Cholesky factors, log-determinants, log priors. */
+gmle_status gmle__model_prepare(gmle_model *m);
+/* host/linalg.c */
+double gmle__logsumexp(const double *v, size_t n);
+
+/* src/model.c */
+gmle_status gmle__model_alloc(gmle_context *ctx, size_t dim, size_t n_classes,
+                              gmle_cov_type cov, gmle_model **out);
+size_t gmle__cov_len(gmle_cov_type cov, size_t dim, size_t n_classes);
+
+/* src/validate.c: scan a batch for NaN/Inf; names batch, row and column. */
+gmle_status gmle__check_finite(const gmle_context *ctx, const void *x,
+                               gmle_dtype dtype, size_t n_rows,
+                               size_t row_stride, size_t dim,
+                               uint64_t batch_index, const char *what);
+
+/* Rows per batch for scoring and internal streaming. */
+#define GMLE__SCORE_BATCH_ROWS 8192
+
+#endif /* GMLE_INTERNAL_H */

@@ -1,0 +1,2 @@
+/* model.c -- placeholder; replaced by the model object. */
+#include "internal.h"

@@ -1,0 +1,137 @@
+/* registry.c -- the only place that knows which backends exist and the only
+ * place that reads GMLE_BACKEND / GMLE_DEVICE. */
+#include "internal.h"
+
+#include <string.h>
+
+static const gmle__backend_ops *const backends[] = {
+    /* AUTO order: CUDA, then OpenCL, then CPU. Device backends are added
+     * here, one line each, as they land. */
+    &gmle__cpu_backend,
+};
+
+const gmle__backend_ops *gmle__backend_lookup(gmle_backend b) {
+  for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+    if (backends[i]->id == b)
+      return backends[i];
+  return NULL;
+}
+
+int gmle_backend_compiled(gmle_backend b) {
+  return b == GMLE_BACKEND_AUTO || gmle__backend_lookup(b) != NULL;
+}
+
+const char *gmle_backend_name(gmle_backend b) {
+  switch (b) {
+  case GMLE_BACKEND_AUTO:
+    return "auto";
+  case GMLE_BACKEND_CPU:
+    return "cpu";
+  case GMLE_BACKEND_OPENCL:
+    return "opencl";
+  case GMLE_BACKEND_CUDA:
+    return "cuda";
+  }
+  return "unknown";
+}
+
+gmle_status gmle_backend_parse(const char *name, gmle_backend *out) {
+  static const gmle_backend all[] = {GMLE_BACKEND_AUTO, GMLE_BACKEND_CPU,
+                                     GMLE_BACKEND_OPENCL, GMLE_BACKEND_CUDA};
+  if (!name || !out)
+    return GMLE_E_INVALID_ARG;
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    if (strcmp(name, gmle_backend_name(all[i])) == 0) {
+      *out = all[i];
+      return GMLE_OK;
+    }
+  return GMLE_E_INVALID_ARG;
+}
+
+static gmle_status try_backend(gmle_context *ctx, const gmle__backend_ops *ops,
+                               int device) {
+  void *state = NULL;
+  gmle_status s = ops->init(ctx, device, &state);
+  if (s == GMLE_OK) {
+    ctx->ops = ops;
+    ctx->backend = ops->id;
+    ctx->bstate = state;
+  }
+  return s;
+}
+
+gmle_status gmle_context_create(gmle_backend b, int device,
+                                gmle_context **out) {
+  if (!out)
+    return GMLE_E_INVALID_ARG;
+  *out = NULL;
+  gmle_context *ctx = gmle__calloc(1, sizeof *ctx);
+  if (!ctx)
+    return GMLE_E_OUT_OF_MEMORY;
+  *out = ctx;
+  if (b == GMLE_BACKEND_AUTO) {
+    const char *env = getenv("GMLE_BACKEND");
+    if (env && *env && gmle_backend_parse(env, &b) != GMLE_OK)
+      return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                         "GMLE_BACKEND=%s is not one of auto, cpu, opencl, "
+                         "cuda",
+                         env);
+    const char *denv = getenv("GMLE_DEVICE");
+    if (denv && *denv && device < 0)
+      device = atoi(denv);
+  }
+  if (b != GMLE_BACKEND_AUTO) {
+    const gmle__backend_ops *ops = gmle__backend_lookup(b);
+    if (!ops)
+      return gmle__error(ctx, GMLE_E_NO_DEVICE,
+                         "the %s backend is not compiled into this build of "
+                         "gmle",
+                         gmle_backend_name(b));
+    return try_backend(ctx, ops, device);
+  }
+  /* AUTO: first that works, in registry order; one notice on fallback. */
+  char why[GMLE__ERR_LEN] = "";
+  for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+    if (try_backend(ctx, backends[i], device) == GMLE_OK) {
+      if (why[0])
+        gmle__log(ctx, GMLE_LOG_INFO, "falling back to the %s backend: %s",
+                  backends[i]->name, why);
+      gmle__clear_error(ctx);
+      return GMLE_OK;
+    }
+    snprintf(why, sizeof why, "%s", ctx->err);
+  }
+  return GMLE_E_NO_DEVICE;
+}
+
+void gmle_context_free(gmle_context *ctx) {
+  if (!ctx)
+    return;
+  if (ctx->ops && ctx->ops->shutdown)
+    ctx->ops->shutdown(ctx->bstate);
+  gmle__free(ctx);
+}
+
+gmle_backend gmle_context_backend(const gmle_context *ctx) {
+  return ctx ? ctx->backend : GMLE_BACKEND_AUTO;
+}
+
+const char *gmle_context_device_name(const gmle_context *ctx) {
+  return ctx ? ctx->device_name : "";
+}
+
+void gmle_context_set_log(gmle_context *ctx, gmle_log_fn fn, void *user) {
+  if (!ctx)
+    return;
+  ctx->log_fn = fn;
+  ctx->log_user = user;
+}
+
+unsigned gmle_version_number(void) { return GMLE_VERSION_NUMBER; }
+
+const char *gmle_version_string(void) {
+#define GMLE__STR2(x) #x
+#define GMLE__STR(x) GMLE__STR2(x)
+  return GMLE__STR(GMLE_VERSION_MAJOR) "." GMLE__STR(
+      GMLE_VERSION_MINOR) "." GMLE__STR(GMLE_VERSION_PATCH);
+}
