@@ -153,7 +153,8 @@ typedef void (*gmle_log_fn)(void *user, gmle_log_level level, const char *msg);
 
 /** Create a context on backend b, device index `device` (-1: the backend's
  *  default). GMLE_BACKEND_AUTO tries CUDA, then OpenCL, then the CPU, and
- *  logs one notice when it falls back. The environment variables
+ *  logs one notice when it falls back (delivered as soon as a log callback
+ *  is installed with gmle_context_set_log). The environment variables
  *  GMLE_BACKEND (auto|cpu|opencl|cuda) and GMLE_DEVICE override `b` and
  *  `device` when b is AUTO. An explicit backend that has no usable device
  *  returns GMLE_E_NO_DEVICE, and *out still receives a context (so that
@@ -206,8 +207,10 @@ GMLE_API gmle_status gmle_stats_create_mode(gmle_context *ctx, size_t dim,
  *  Errors: GMLE_E_NONFINITE_INPUT (names batch, row, column),
  *  GMLE_E_BAD_LABEL (names row and label), GMLE_E_INVALID_WEIGHTS (negative or
  *  non-finite weight, or all weights of the batch zero), GMLE_E_OVERFLOW (the
- *  batch's sums overflow float64), GMLE_E_INVALID_ARG, GMLE_E_TOO_LARGE
- *  (n_rows*row_stride*itemsize overflows size_t), GMLE_E_OUT_OF_MEMORY. */
+ *  batch's sums overflow float64), GMLE_E_INVALID_ARG (NULL x, row_stride <
+ *  dim, no labels with several classes, or n_rows*row_stride*itemsize
+ *  overflowing size_t -- checked before anything is read or allocated),
+ *  GMLE_E_OUT_OF_MEMORY. */
 GMLE_API gmle_status gmle_stats_add(gmle_stats *st, const void *x,
                                     gmle_dtype dtype, size_t n_rows,
                                     size_t row_stride, const int32_t *labels,
@@ -404,6 +407,133 @@ GMLE_API const char *gmle_model_class_name(const gmle_model *m, size_t c);
 /* Data files (.npy, CSV): streaming readers and writers                    */
 /* ------------------------------------------------------------------------ */
 /* BEGIN DATA-FILES SECTION (owned by src/io_*.c) */
+/* Readers stream a data file in batches of rows with bounded memory; the
+ * whole file is never loaded. The format is chosen from the content: a file
+ * starting with the .npy magic "\x93NUMPY" is read as .npy, anything else as
+ * delimited text (CSV). Errors name the file and the byte offset (.npy) or
+ * line:column (CSV, both 1-based) and come back as GMLE_E_BAD_FORMAT
+ * (malformed), GMLE_E_UNSUPPORTED (valid but unsupported, e.g. an object
+ * dtype), GMLE_E_IO (system errors, with strerror) or GMLE_E_OUT_OF_MEMORY.
+ *
+ * CSV rules: fields are separated by one delimiter character; lines end in
+ * LF or CRLF; a UTF-8 byte-order mark at the start is skipped; blank lines
+ * are skipped; spaces and tabs around a field are trimmed (unless the
+ * delimiter is that character). A field may be double-quoted ("a,b", with ""
+ * for a quote inside; quoted fields never span lines). One trailing
+ * delimiter at the end of every line (an empty last field on every line) is
+ * tolerated and ignored; otherwise an empty field is an error naming
+ * line:column. Numbers are parsed in the C locale whatever LC_NUMERIC says
+ * (decimal point '.'); "nan", "inf", "infinity" (any case, optional sign)
+ * give NaN/Inf; a value out of double range ("1e400") is an error; hex
+ * floats ("0x1.8p1") are accepted as C's strtod reads them. A NUL byte
+ * anywhere is an error. Rows with a different number of fields than the
+ * first row are an error naming the line and both counts. Lines may be of
+ * any length (a line is buffered whole; memory is bounded by the longest
+ * line). */
+
+/** An open data file. */
+typedef struct gmle_reader gmle_reader;
+
+/** Reader options; fill with gmle_reader_options_init() first. */
+typedef struct gmle_reader_options {
+  char delimiter;  /**< CSV: 0 = detect among ',' ';' TAB ' ' from the first
+                        line; else that character */
+  int header;      /**< CSV: -1 = detect (the first line is a header when
+                        one of its fields is not a number), 0 none, 1 yes */
+  const char *label_column; /**< CSV: the column holding the labels, as a
+                        header name or a 0-based index written as text
+                        ("0", "4"); NULL: no label column */
+  int labels_only; /**< 1: the file is a labels file: an integer .npy of any
+                        width, shape (N,) or (N, 1), or text with one label
+                        per line (trimmed; blank lines skipped). read() then
+                        yields only label texts and cols() is 0 */
+} gmle_reader_options;
+
+/** Fill opt with the defaults: delimiter 0 (detect), header -1 (detect),
+ *  label_column NULL, labels_only 0. */
+GMLE_API void gmle_reader_options_init(gmle_reader_options *opt);
+
+/** Open `path` for reading (opt NULL: defaults). The format comes from the
+ *  content (.npy magic, else CSV/text); "-" (stdin) is not supported.
+ *  .npy: versions 1.0, 2.0, 3.0; dtypes float32, float64, float16 (read as
+ *  float64), either byte order, C or Fortran order, shapes (N,), (N, D) and
+ *  () (one value); integer dtypes only with labels_only. A file shorter than
+ *  its header claims is rejected here with both byte counts. CSV: the first
+ *  line is read to find the delimiter, the header and the column count.
+ *  On error *out is NULL and gmle_context_error(ctx) says why. */
+GMLE_API gmle_status gmle_reader_open(gmle_context *ctx, const char *path,
+                                      const gmle_reader_options *opt,
+                                      gmle_reader **out);
+/** Close a reader. NULL is a no-op. */
+GMLE_API void gmle_reader_free(gmle_reader *r);
+/** Feature columns per row (the label column excluded); 0 for labels_only.
+ *  A 1-D .npy (N,) has one column. */
+GMLE_API size_t gmle_reader_cols(const gmle_reader *r);
+/** 1 and *n = the row count when it is known up front (.npy), 0 when not
+ *  (CSV/text: count by reading to the end). */
+GMLE_API int gmle_reader_rows(const gmle_reader *r, uint64_t *n);
+/** The element type read() produces: GMLE_F32 for float32 .npy, GMLE_F64
+ *  for float64 and float16 .npy and for CSV (and for labels_only readers,
+ *  which produce no values). */
+GMLE_API gmle_dtype gmle_reader_dtype(const gmle_reader *r);
+/** Read up to max_rows rows into buf: row-major, row stride = cols(), in
+ *  the reader's dtype, native byte order, C order (Fortran-order files are
+ *  transposed batch by batch). *n_read receives the rows read; 0 means the
+ *  end of the file. buf may be NULL when cols() is 0. labels: NULL, or an
+ *  array of max_rows pointers receiving each row's label text (owned by the
+ *  reader, valid until its next read, rewind or free) when the reader has a
+ *  label column or is labels_only; integer .npy labels come as decimal text.
+ *  Non-finite values are passed through (gmle_stats_add validates them).
+ *  On error no row of the failing call is counted as read. */
+GMLE_API gmle_status gmle_reader_read(gmle_reader *r, void *buf,
+                                      size_t max_rows, size_t *n_read,
+                                      const char **labels);
+/** Go back to the first data row. */
+GMLE_API gmle_status gmle_reader_rewind(gmle_reader *r);
+/** Rows read so far (since open or the last rewind). */
+GMLE_API uint64_t gmle_reader_offset(const gmle_reader *r);
+/** The header name of feature column j (label column excluded) for CSV
+ *  files with a header; NULL otherwise or when j >= cols(). */
+GMLE_API const char *gmle_reader_column_name(const gmle_reader *r, size_t j);
+/** The detected format: "npy", "csv" (also for labels text files). */
+GMLE_API const char *gmle_reader_format(const gmle_reader *r);
+
+/** Element types a writer stores. */
+typedef enum gmle_elem {
+  GMLE_ELEM_F32, /**< float, .npy '<f4', CSV %.9g */
+  GMLE_ELEM_F64, /**< double, .npy '<f8', CSV %.17g */
+  GMLE_ELEM_I32, /**< int32_t, .npy '<i4' */
+  GMLE_ELEM_I64, /**< int64_t, .npy '<i8' */
+  GMLE_ELEM_STR  /**< const char * (UTF-8), .npy '<U{str_width}' */
+} gmle_elem;
+
+/** A data file being written. */
+typedef struct gmle_writer gmle_writer;
+
+/** Start writing `path`: CSV when the name ends in ".csv" (any case), else
+ *  .npy version 1.0 (little endian, C order). The file is written to a
+ *  temporary file in the same directory and renamed into place by
+ *  gmle_writer_commit(), so a failed or aborted write leaves no file.
+ *  The shape is (N, cols), or (N,) when cols is 0 (one element per row);
+ *  N is the total of the rows written. str_width: for GMLE_ELEM_STR the
+ *  largest string length in characters (code points); ignored otherwise.
+ *  CSV files have no header; numbers are formatted in the C locale; strings
+ *  are quoted when they hold the delimiter, a quote or a line break. */
+GMLE_API gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
+                                      gmle_elem elem, size_t cols,
+                                      size_t str_width, gmle_writer **out);
+/** Append n_rows rows: n_rows * max(cols, 1) elements of the writer's
+ *  type, row-major; for GMLE_ELEM_STR an array of const char * (NULL is
+ *  written as ""). A string longer than str_width is GMLE_E_INVALID_ARG.
+ *  After an error the writer can only be aborted. */
+GMLE_API gmle_status gmle_writer_write(gmle_writer *w, const void *rows,
+                                       size_t n_rows);
+/** Finish: patch the row count into the .npy header, flush, fsync, rename
+ *  the temporary file into place, and free the writer (also on error, in
+ *  which case the temporary file is removed). */
+GMLE_API gmle_status gmle_writer_commit(gmle_writer *w);
+/** Remove the temporary file and free the writer. NULL is a no-op. */
+GMLE_API void gmle_writer_abort(gmle_writer *w);
 /* END DATA-FILES SECTION */
 
 #ifdef __cplusplus

@@ -82,7 +82,14 @@ struct gmle_context {
   gmle_log_fn log_fn;
   void *log_user;
   char device_name[256];
+  char notice[512];          /* AUTO fallback notice, delivered to the log
+                                callback when one is installed */
   char err[GMLE__ERR_LEN];   /* written through const pointers: see error.c */
+  /* Host scratch reused across the batches of one scoring call: grown by
+   * host/score_cpu.c, released by gmle__score_scratch_release (src/score.c)
+   * at the end of gmle_score / gmle_total_loglik. */
+  void *score_scratch;
+  size_t score_scratch_bytes;
 };
 
 /* Per-class sufficient statistics, float64, around per-class shifts. */
@@ -92,14 +99,15 @@ struct gmle_stats {
   gmle_stats_mode mode;
   size_t gram_len;    /* dim*dim (FULL, row-major, symmetric) or dim (DIAG) */
   uint64_t n_batches; /* successful non-empty gmle_stats_add calls */
+  /* Invariant: gram holds the lower triangle (i >= j) in FULL mode; the
+   * strict upper triangle is zero. */
   double *weight;     /* [C] n_c = sum w */
   uint64_t *rows;     /* [C] rows seen */
   unsigned char *has_shift; /* [C] 1 once k_c is chosen */
   double *shift;      /* [C*D] k_c */
   double *sum;        /* [C*D] sum w (x - k_c) */
   double *gram;       /* [C*gram_len] sum w (x - k_c)(x - k_c)^T */
-  double max_var_hint;/* unused: reserved */
-  int quantised_warned;
+  int saw_f32;        /* some batch was float32 (for the resolution check) */
 };
 
 struct gmle_model {
@@ -125,7 +133,28 @@ struct gmle_model {
   double train_loglik_joint; /* plus sum_c n_c log pi_c */
   double train_n;            /* sum_c n_c */
   void *backend_model;       /* backend's prepared copy (device), or NULL */
+  struct gmle__score_cache *score_cache; /* host GEMM-form scoring data
+                                            (host/prepare.c), or NULL */
 };
+
+/* What host/prepare.c precomputes for GEMM-form scoring (host/score_cpu.c).
+ * Only the non-empty ("active") classes are stored. E is D for diag and 1
+ * for spherical. */
+typedef struct gmle__score_cache {
+  size_t n_active;
+  size_t *active;   /* [n_active] class index of each active class */
+  double *center;   /* [D] global centre m subtracted from every row */
+  double *w;        /* full: [n_active*D x D] stacked L_c^-1; tied: [D x D]
+                       L^-1; diag/spherical: [(D+E) x n_active] coefficients
+                       of [x-m, (x-m)^2] */
+  double *b;        /* full/tied: [n_active*D] L_c^-1 (mu_c - m);
+                       diag/spherical: [n_active] sum (mu_c - m)^2 / var */
+  double *lconst;   /* [n_active] -1/2 (D log 2pi + log|Sigma_c|) */
+} gmle__score_cache;
+void gmle__score_cache_free(gmle__score_cache *sc); /* host/prepare.c */
+/* src/score.c: free ctx->score_scratch (callers of ops->score other than
+ * gmle_score call it after their batch loop). */
+void gmle__score_scratch_release(gmle_context *ctx);
 
 /* ------------------------------------------------------------------------ */
 /* Backends                                                                 */

@@ -94,8 +94,8 @@ gmle_status gmle_context_create(gmle_backend b, int device,
   for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
     if (try_backend(ctx, backends[i], device) == GMLE_OK) {
       if (why[0])
-        gmle__log(ctx, GMLE_LOG_INFO, "falling back to the %s backend: %s",
-                  backends[i]->name, why);
+        snprintf(ctx->notice, sizeof ctx->notice,
+                 "falling back to the %s backend: %s", backends[i]->name, why);
       gmle__clear_error(ctx);
       return GMLE_OK;
     }
@@ -125,6 +125,10 @@ void gmle_context_set_log(gmle_context *ctx, gmle_log_fn fn, void *user) {
     return;
   ctx->log_fn = fn;
   ctx->log_user = user;
+  if (fn && ctx->notice[0]) {
+    gmle__log(ctx, GMLE_LOG_INFO, "%s", ctx->notice);
+    ctx->notice[0] = '\0';
+  }
 }
 
 unsigned gmle_version_number(void) { return GMLE_VERSION_NUMBER; }

@@ -1,0 +1,36 @@
+# deps.sh -- sourced by the other scripts: installs what gmle needs on a
+# Debian/Ubuntu machine, skipping everything already present.
+#   gmle_install_deps          build + test dependencies
+#   gmle_install_bench_deps    plus the Python peers of the benchmarks
+GMLE_APT_PACKAGES="build-essential cmake pkg-config libopenblas-dev liblapacke-dev zlib1g-dev python3"
+
+gmle__sudo() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+gmle_install_deps() {
+  local missing=""
+  for p in $GMLE_APT_PACKAGES; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+  done
+  # python3 may come from elsewhere (pyenv); count it present if on PATH.
+  if command -v python3 >/dev/null 2>&1; then
+    missing=$(echo "$missing" | sed 's/ python3\b//')
+  fi
+  if [ -n "$missing" ]; then
+    echo "gmle: installing$missing" >&2
+    gmle__sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive gmle__sudo apt-get install -y -qq $missing >/dev/null
+  fi
+  # numpy lets the tests check files with numpy.load (they skip without it).
+  if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import numpy' 2>/dev/null; then
+    python3 -m pip install --quiet numpy 2>/dev/null ||
+      DEBIAN_FRONTEND=noninteractive gmle__sudo apt-get install -y -qq python3-numpy >/dev/null ||
+      echo "gmle: numpy unavailable; the numpy cross-checks will be skipped" >&2
+  fi
+}
+
+gmle_install_bench_deps() {
+  gmle_install_deps
+  python3 -c 'import sklearn' 2>/dev/null || python3 -m pip install --quiet scikit-learn
+}

@@ -1,0 +1,492 @@
+/* fit.c -- the closed-form maximum-likelihood fit from sufficient
+ * statistics: covariance types, priors, regularisation, diagnostics and the
+ * training log-likelihood. */
+#include "internal.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <lapacke.h>
+#include <math.h>
+#include <string.h>
+
+static const double LOG_2PI = 1.8378770664093454836;
+
+void gmle_fit_options_init(gmle_fit_options *opt) {
+  if (!opt)
+    return;
+  memset(opt, 0, sizeof *opt);
+  opt->cov = GMLE_COV_FULL;
+  opt->priors = NULL;
+  opt->rel_floor = 1e-9;
+  opt->abs_floor = 0.0;
+  opt->max_condition = 0.0;
+  opt->shrinkage = 0;
+  opt->allow_empty = 1;
+}
+
+/* Class c's MLE mean and covariance (full D x D symmetric, or the diagonal)
+ * from the statistics. */
+static void class_moments(const gmle_stats *st, size_t c, double *mean,
+                          double *cov, int want_full) {
+  const size_t D = st->dim;
+  const double n = st->weight[c];
+  const double *s = st->sum + c * D, *g = st->gram + c * st->gram_len;
+  for (size_t j = 0; j < D; j++)
+    mean[j] = s[j] / n; /* relative to the shift for now */
+  if (!want_full) {
+    for (size_t j = 0; j < D; j++) {
+      double gjj = st->mode == GMLE_STATS_DIAG ? g[j] : g[j * D + j];
+      double v = gjj / n - mean[j] * mean[j];
+      cov[j] = v > 0 ? v : 0.0;
+    }
+  } else {
+    for (size_t i = 0; i < D; i++)
+      for (size_t j = 0; j <= i; j++) {
+        double v = g[i * D + j] / n - mean[i] * mean[j];
+        if (i == j && v < 0)
+          v = 0.0;
+        cov[i * D + j] = cov[j * D + i] = v;
+      }
+  }
+  for (size_t j = 0; j < D; j++)
+    mean[j] += st->shift[c * D + j];
+}
+
+/* Largest per-feature variance over all accumulated data (all classes
+ * pooled, between-class spread included): the scale of the relative floor. */
+static double largest_total_variance(const gmle_stats *st, const double *means,
+                                     const double *diag_vars) {
+  const size_t D = st->dim, C = st->n_classes;
+  double n = 0, best = 0;
+  for (size_t c = 0; c < C; c++)
+    n += st->weight[c];
+  for (size_t j = 0; j < D; j++) {
+    double mu = 0, v = 0;
+    for (size_t c = 0; c < C; c++)
+      if (st->weight[c] > 0)
+        mu += st->weight[c] * means[c * D + j];
+    mu /= n;
+    for (size_t c = 0; c < C; c++)
+      if (st->weight[c] > 0) {
+        double d = means[c * D + j] - mu;
+        v += st->weight[c] * (diag_vars[c * D + j] + d * d);
+      }
+    v /= n;
+    if (v > best)
+      best = v;
+  }
+  return best;
+}
+
+typedef struct fit_ctx {
+  const gmle_stats *st;
+  const gmle_fit_options *opt;
+  gmle_context *ctx;
+  double floor;   /* relative floor in absolute terms */
+  double *work;   /* eigen workspace: D*D + D */
+} fit_ctx;
+
+/* OAS shrinkage (Chen, Wiesel, Eldar and Hero 2010) toward tr(S)/D I. */
+static double oas(double *S, size_t D, double n) {
+  double tr = 0, tr2 = 0;
+  for (size_t i = 0; i < D; i++)
+    tr += S[i * D + i];
+  for (size_t i = 0; i < D * D; i++)
+    tr2 += S[i] * S[i];
+  const double p = (double)D;
+  const double num = (1.0 - 2.0 / p) * tr2 + tr * tr;
+  const double den = (n + 1.0 - 2.0 / p) * (tr2 - tr * tr / p);
+  double rho = den > 0 ? num / den : 1.0;
+  if (rho > 1)
+    rho = 1;
+  const double mu = tr / p;
+  for (size_t i = 0; i < D; i++)
+    for (size_t j = 0; j < D; j++)
+      S[i * D + j] = (1 - rho) * S[i * D + j] + (i == j ? rho * mu : 0.0);
+  return rho;
+}
+
+static gmle_status singular_error(const fit_ctx *f, size_t c, const char *what,
+                                  const double *S, size_t D) {
+  const gmle_stats *st = f->st;
+  const char *remedy = "set abs_floor (--abs-floor 1e-6), keep the default "
+                       "rel_floor, or fit a diagonal covariance";
+  if (f->opt->cov != GMLE_COV_TIED && st->rows[c] == 1)
+    return gmle__error(f->ctx, GMLE_E_ILL_DEFINED_COV,
+                       "class %zu has 1 sample; covariance is ill defined (%s)",
+                       c, remedy);
+  for (size_t j = 0; j < D; j++)
+    if (S[j * D + j] <= 0)
+      return gmle__error(f->ctx, GMLE_E_SINGULAR_COV,
+                         "%s %zu: feature %zu is constant (variance 0); "
+                         "covariance is singular (%s)",
+                         f->opt->cov == GMLE_COV_TIED ? "tied covariance, class"
+                                                      : "class",
+                         c, j, remedy);
+  if (f->opt->cov != GMLE_COV_TIED && (double)st->rows[c] <= (double)D)
+    return gmle__error(f->ctx, GMLE_E_SINGULAR_COV,
+                       "class %zu has %llu rows <= %zu features; covariance is "
+                       "singular (%s)",
+                       c, (unsigned long long)st->rows[c], D, remedy);
+  return gmle__error(f->ctx, GMLE_E_SINGULAR_COV,
+                     "class %zu: covariance is singular (%s; %s)", c, what,
+                     remedy);
+}
+
+/* Regularise a full covariance S (D x D, symmetric) in place and fill the
+ * report's eigenvalue diagnostics. */
+static gmle_status finish_full(const fit_ctx *f, size_t c, double *S,
+                               double n, gmle_class_report *rep) {
+  const size_t D = f->st->dim;
+  const gmle_fit_options *o = f->opt;
+  for (size_t i = 0; i < D * D; i++)
+    if (!isfinite(S[i]))
+      return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
+                         "class %zu: covariance has a non-finite value at "
+                         "(%zu, %zu)",
+                         c, i / D, i % D);
+  if (o->shrinkage)
+    rep->shrinkage = oas(S, D, n);
+  if (o->abs_floor > 0)
+    for (size_t i = 0; i < D; i++)
+      S[i * D + i] += o->abs_floor;
+  /* Eigenvalues for the diagnostics and the floors. */
+  double *V = f->work, *w = f->work + D * D;
+  memcpy(V, S, D * D * sizeof(double));
+  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)D,
+                                   V, (lapack_int)D, w);
+  if (info != 0 || !isfinite(w[0]) || !isfinite(w[D - 1]))
+    return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
+                       "class %zu: eigen-decomposition failed (info %d)", c,
+                       (int)info);
+  double lo = f->floor;
+  if (o->max_condition > 0 && w[D - 1] / o->max_condition > lo)
+    lo = w[D - 1] / o->max_condition;
+  /* A covariance whose smallest eigenvalue is lost in rounding is singular
+   * unless a floor lifts it. */
+  const double tiny = w[D - 1] * (double)D * 64 * DBL_EPSILON;
+  if (lo <= 0 && (w[0] <= tiny || w[0] <= 0))
+    return singular_error(f, c, "smallest eigenvalue is not positive", S, D);
+  size_t floored = 0;
+  for (size_t i = 0; i < D; i++)
+    if (w[i] < lo)
+      floored++;
+  if (floored) {
+    /* S = V max(w, lo) V^T */
+    for (size_t i = 0; i < D; i++)
+      for (size_t j = 0; j <= i; j++) {
+        double acc = 0;
+        for (size_t k = 0; k < D; k++)
+          acc += V[i * D + k] * V[j * D + k] * (w[k] < lo ? lo : w[k]);
+        S[i * D + j] = S[j * D + i] = acc;
+      }
+    for (size_t i = 0; i < D; i++)
+      if (w[i] < lo)
+        w[i] = lo;
+  }
+  rep->n_floored = floored;
+  rep->min_eigenvalue = w[0];
+  rep->max_eigenvalue = w[D - 1];
+  rep->condition = w[0] > 0 ? w[D - 1] / w[0] : INFINITY;
+  return GMLE_OK;
+}
+
+/* Regularise variances v[0..D) in place (diag; spherical with D = 1). */
+static gmle_status finish_diag(const fit_ctx *f, size_t c, double *v,
+                               size_t D, gmle_class_report *rep) {
+  const gmle_fit_options *o = f->opt;
+  double vmax = 0;
+  for (size_t j = 0; j < D; j++) {
+    if (!isfinite(v[j]))
+      return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
+                         "class %zu: variance of feature %zu is not finite", c,
+                         j);
+    v[j] += o->abs_floor;
+    if (v[j] > vmax)
+      vmax = v[j];
+  }
+  double lo = f->floor;
+  if (o->max_condition > 0 && vmax / o->max_condition > lo)
+    lo = vmax / o->max_condition;
+  size_t floored = 0;
+  double vmin = INFINITY;
+  for (size_t j = 0; j < D; j++) {
+    if (v[j] < lo) {
+      v[j] = lo;
+      floored++;
+    }
+    if (!(v[j] > 0)) {
+      if (f->st->rows[c] == 1)
+        return gmle__error(f->ctx, GMLE_E_ILL_DEFINED_COV,
+                           "class %zu has 1 sample; variance is ill defined "
+                           "(set abs_floor or keep the default rel_floor)",
+                           c);
+      return gmle__error(f->ctx, GMLE_E_SINGULAR_COV,
+                         "class %zu: feature %zu is constant (variance 0); "
+                         "set abs_floor (--abs-floor 1e-6) or keep the "
+                         "default rel_floor",
+                         c, j);
+    }
+    if (v[j] < vmin)
+      vmin = v[j];
+  }
+  if (vmax < lo)
+    vmax = lo;
+  rep->n_floored = floored;
+  rep->min_eigenvalue = vmin;
+  rep->max_eigenvalue = vmax;
+  rep->condition = vmax / vmin;
+  return GMLE_OK;
+}
+
+/* Warn when float32 data are quantised: the spread is within a few ulp of
+ * the mean, so gmle fits the stored (rounded) values. */
+static void resolution_check(const gmle_stats *st, size_t c, const double *mu,
+                             const double *var) {
+  if (!st->saw_f32)
+    return;
+  for (size_t j = 0; j < st->dim; j++) {
+    const double m = fabs(mu[j]);
+    if (m == 0)
+      continue;
+    const double ulp = ldexp(1.0, ilogb((float)m) - 23);
+    const double sd = sqrt(var[j]);
+    if (sd < 4 * ulp) {
+      gmle__log(st->ctx, GMLE_LOG_WARNING,
+                "resolution: class %zu feature %zu: standard deviation %.3g is "
+                "within 4 float32 ulps (%.3g) of the mean %.6g; the values are "
+                "quantised and gmle fits the stored values",
+                c, j, sd, ulp, mu[j]);
+      return;
+    }
+  }
+}
+
+/* Training log-likelihood of class c: -n/2 (D log 2pi + log|Sigma| +
+ * tr(Sigma^-1 Sigma_hat)). Sigma is full (D x D) or given by variances. */
+static gmle_status class_loglik(const fit_ctx *f, size_t c, double n,
+                                const double *Sigma, const double *diagvar,
+                                double spherical, const double *Shat,
+                                double *out) {
+  const size_t D = f->st->dim;
+  double logdet = 0, tr = 0;
+  if (Sigma) {
+    double *L = f->work, *Y = f->work + D * D;
+    memcpy(L, Sigma, D * D * sizeof(double));
+    lapack_int info =
+        LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)D, L, (lapack_int)D);
+    for (size_t i = 0; info == 0 && i < D; i++)
+      if (!(L[i * D + i] > 0) || !isfinite(L[i * D + i]))
+        info = (lapack_int)(i + 1);
+    if (info != 0)
+      return gmle__error(f->ctx, GMLE_E_SINGULAR_COV,
+                         "class %zu: covariance is not positive definite "
+                         "(Cholesky fails at minor %d); set abs_floor "
+                         "(--abs-floor 1e-6) or keep the default rel_floor",
+                         c, (int)info);
+    for (size_t i = 0; i < D; i++)
+      logdet += 2 * log(L[i * D + i]);
+    /* tr(Sigma^-1 Shat) = ||L^-1 Shat^(1/2)||... computed as
+     * tr(L^-T L^-1 Shat) with two triangular solves on a copy of Shat. */
+    memcpy(Y, Shat, D * D * sizeof(double));
+    cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans,
+                CblasNonUnit, (int)D, (int)D, 1.0, L, (int)D, Y, (int)D);
+    cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit,
+                (int)D, (int)D, 1.0, L, (int)D, Y, (int)D);
+    for (size_t i = 0; i < D; i++)
+      tr += Y[i * D + i];
+  } else {
+    for (size_t j = 0; j < D; j++) {
+      const double v = diagvar ? diagvar[j] : spherical;
+      logdet += log(v);
+      tr += Shat[j] / v;
+    }
+  }
+  *out = -0.5 * n * ((double)D * LOG_2PI + logdet + tr);
+  return GMLE_OK;
+}
+
+static gmle_status check_priors(const gmle_stats *st, const double *p) {
+  double sum = 0;
+  for (size_t c = 0; c < st->n_classes; c++) {
+    GMLE_RETURN_IF(!isfinite(p[c]) || p[c] < 0, st->ctx, GMLE_E_INVALID_ARG,
+                   "fit: prior of class %zu is %g (must be finite and >= 0)",
+                   c, p[c]);
+    sum += p[c];
+  }
+  GMLE_RETURN_IF(fabs(sum - 1.0) > 1e-9, st->ctx, GMLE_E_INVALID_ARG,
+                 "fit: priors sum to %.17g, not 1", sum);
+  return GMLE_OK;
+}
+
+static gmle_status fit_model(fit_ctx *f, gmle_model *m, double *Shat_all) {
+  const gmle_stats *st = f->st;
+  const gmle_fit_options *o = f->opt;
+  const size_t D = st->dim, C = st->n_classes;
+  const int full = o->cov == GMLE_COV_FULL || o->cov == GMLE_COV_TIED;
+  const size_t G = full ? D * D : D;
+  double ntot = 0;
+  for (size_t c = 0; c < C; c++)
+    ntot += st->weight[c];
+  double *diagv = gmle__calloc(C * D, sizeof(double));
+  if (!diagv)
+    return gmle__error(f->ctx, GMLE_E_OUT_OF_MEMORY, "fit: out of memory");
+  /* MLE moments. */
+  for (size_t c = 0; c < C; c++) {
+    gmle_class_report *rep = &m->reports[c];
+    rep->rows = st->rows[c];
+    rep->weight = st->weight[c];
+    m->rows[c] = st->rows[c];
+    m->counts[c] = st->weight[c];
+    if (st->weight[c] <= 0) {
+      rep->empty = 1;
+      continue;
+    }
+    double *S = Shat_all + c * G;
+    class_moments(st, c, m->means + c * D, S, full);
+    for (size_t j = 0; j < D; j++)
+      diagv[c * D + j] = full ? S[j * D + j] : S[j];
+    resolution_check(st, c, m->means + c * D, diagv + c * D);
+  }
+  double vmax = largest_total_variance(st, m->means, diagv);
+  gmle__free(diagv);
+  f->floor = o->rel_floor * vmax;
+  /* Priors. */
+  for (size_t c = 0; c < C; c++)
+    m->priors[c] = o->priors ? o->priors[c] : st->weight[c] / ntot;
+  /* Covariances, regularised; training log-likelihood. */
+  double ll = 0, llj = 0;
+  gmle_status s = GMLE_OK;
+  if (o->cov == GMLE_COV_TIED) {
+    double *T = m->covars, *Th = f->work + 2 * D * D; /* pooled MLE */
+    memset(T, 0, D * D * sizeof(double));
+    for (size_t c = 0; c < C; c++)
+      if (st->weight[c] > 0)
+        for (size_t i = 0; i < D * D; i++)
+          T[i] += st->weight[c] * Shat_all[c * G + i];
+    for (size_t i = 0; i < D * D; i++)
+      T[i] /= ntot;
+    memcpy(Th, T, D * D * sizeof(double));
+    gmle_class_report tied = {0};
+    s = finish_full(f, 0, T, ntot, &tied);
+    if (s == GMLE_OK)
+      s = class_loglik(f, 0, ntot, T, NULL, 0, Th, &ll);
+    for (size_t c = 0; c < C; c++) {
+      gmle_class_report *rep = &m->reports[c];
+      rep->min_eigenvalue = tied.min_eigenvalue;
+      rep->max_eigenvalue = tied.max_eigenvalue;
+      rep->condition = tied.condition;
+      rep->n_floored = tied.n_floored;
+      rep->shrinkage = tied.shrinkage;
+    }
+  } else {
+    for (size_t c = 0; c < C && s == GMLE_OK; c++) {
+      if (st->weight[c] <= 0)
+        continue;
+      double *Sh = Shat_all + c * G, lc = 0;
+      if (o->cov == GMLE_COV_FULL) {
+        double *S = m->covars + c * D * D;
+        memcpy(S, Sh, D * D * sizeof(double));
+        s = finish_full(f, c, S, st->weight[c], &m->reports[c]);
+        if (s == GMLE_OK)
+          s = class_loglik(f, c, st->weight[c], S, NULL, 0, Sh, &lc);
+      } else if (o->cov == GMLE_COV_DIAG) {
+        double *v = m->covars + c * D;
+        memcpy(v, Sh, D * sizeof(double));
+        s = finish_diag(f, c, v, D, &m->reports[c]);
+        if (s == GMLE_OK)
+          s = class_loglik(f, c, st->weight[c], NULL, v, 0, Sh, &lc);
+      } else {
+        double v = 0;
+        for (size_t j = 0; j < D; j++)
+          v += Sh[j];
+        v /= (double)D;
+        s = finish_diag(f, c, &v, 1, &m->reports[c]);
+        m->covars[c] = v;
+        if (s == GMLE_OK)
+          s = class_loglik(f, c, st->weight[c], NULL, NULL, v, Sh, &lc);
+      }
+      ll += lc;
+    }
+  }
+  if (s != GMLE_OK)
+    return s;
+  llj = ll;
+  for (size_t c = 0; c < C; c++)
+    if (st->weight[c] > 0)
+      llj += st->weight[c] * (m->priors[c] > 0 ? log(m->priors[c]) : -INFINITY);
+  m->has_train = 1;
+  m->train_loglik = ll;
+  m->train_loglik_joint = llj;
+  m->train_n = ntot;
+  for (size_t c = 0; c < C; c++)
+    if (m->reports[c].n_floored)
+      gmle__log(f->ctx, GMLE_LOG_WARNING,
+                "class %zu: %zu variance(s)/eigenvalue(s) raised to the floor",
+                c, m->reports[c].n_floored);
+  return GMLE_OK;
+}
+
+gmle_status gmle_fit(const gmle_stats *st, const gmle_fit_options *opt,
+                     gmle_model **out) {
+  if (!st)
+    return GMLE_E_INVALID_ARG;
+  gmle_context *ctx = st->ctx;
+  gmle__clear_error(ctx);
+  GMLE_RETURN_IF(!out, ctx, GMLE_E_INVALID_ARG, "fit: out is NULL");
+  *out = NULL;
+  gmle_fit_options defaults;
+  if (!opt) {
+    gmle_fit_options_init(&defaults);
+    opt = &defaults;
+  }
+  const size_t D = st->dim, C = st->n_classes;
+  GMLE_RETURN_IF(opt->cov < GMLE_COV_FULL || opt->cov > GMLE_COV_TIED, ctx,
+                 GMLE_E_INVALID_ARG, "fit: unknown covariance type %d",
+                 (int)opt->cov);
+  GMLE_RETURN_IF(!(opt->rel_floor >= 0) || !(opt->abs_floor >= 0) ||
+                     !(opt->max_condition >= 0) || !isfinite(opt->rel_floor) ||
+                     !isfinite(opt->abs_floor),
+                 ctx, GMLE_E_INVALID_ARG,
+                 "fit: floors and max_condition must be finite and >= 0");
+  GMLE_RETURN_IF(opt->max_condition > 0 && opt->max_condition < 1, ctx,
+                 GMLE_E_INVALID_ARG, "fit: max_condition %g is below 1",
+                 opt->max_condition);
+  const int full = opt->cov == GMLE_COV_FULL || opt->cov == GMLE_COV_TIED;
+  GMLE_RETURN_IF(full && st->mode == GMLE_STATS_DIAG, ctx, GMLE_E_UNSUPPORTED,
+                 "fit: the statistics were accumulated in diagonal-only mode; "
+                 "only diag and spherical fits are possible");
+  if (opt->priors)
+    GMLE_TRY(check_priors(st, opt->priors));
+  double ntot = 0;
+  for (size_t c = 0; c < C; c++) {
+    GMLE_RETURN_IF(!isfinite(st->weight[c]), ctx, GMLE_E_NONFINITE_STATS,
+                   "fit: class %zu: count is not finite", c);
+    ntot += st->weight[c];
+    GMLE_RETURN_IF(st->weight[c] <= 0 && !opt->allow_empty, ctx, GMLE_E_EMPTY,
+                   "fit: class %zu has no data (allow_empty is off)", c);
+  }
+  GMLE_RETURN_IF(!(ntot > 0), ctx, GMLE_E_EMPTY,
+                 "fit: no data has been accumulated");
+  const size_t G = full ? D * D : D;
+  gmle_model *m = NULL;
+  GMLE_TRY(gmle__model_alloc(ctx, D, C, opt->cov, &m));
+  fit_ctx f = {st, opt, ctx, 0, NULL};
+  double *Shat = gmle__malloc(C * G * sizeof(double));
+  f.work = gmle__malloc((3 * D * D + D) * sizeof(double));
+  gmle_status s = (Shat && f.work) ? GMLE_OK
+                                   : gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                                                 "fit: out of memory");
+  if (s == GMLE_OK)
+    s = fit_model(&f, m, Shat);
+  gmle__free(Shat);
+  gmle__free(f.work);
+  if (s == GMLE_OK)
+    s = gmle__model_prepare(m);
+  if (s != GMLE_OK) {
+    gmle_model_free(m);
+    return s;
+  }
+  *out = m;
+  return GMLE_OK;
+}

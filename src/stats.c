@@ -1,0 +1,537 @@
+/* stats.c -- per-class sufficient statistics: creation, validated atomic
+ * accumulation of batches, exact pairwise merging. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Rows of a class used to choose its shift (the provisional mean). */
+#define SHIFT_SAMPLE_ROWS 1024
+
+static void stats_release(gmle_stats *st) {
+  gmle__free(st->weight);
+  gmle__free(st->rows);
+  gmle__free(st->has_shift);
+  gmle__free(st->shift);
+  gmle__free(st->sum);
+  gmle__free(st->gram);
+}
+
+void gmle_stats_free(gmle_stats *st) {
+  if (!st)
+    return;
+  stats_release(st);
+  gmle__free(st);
+}
+
+gmle_status gmle_stats_create_mode(gmle_context *ctx, size_t dim,
+                                   size_t n_classes, gmle_stats_mode mode,
+                                   gmle_stats **out) {
+  if (!out)
+    return gmle__error(ctx, GMLE_E_INVALID_ARG, "stats_create: out is NULL");
+  *out = NULL;
+  if (!ctx)
+    return GMLE_E_INVALID_ARG;
+  gmle__clear_error(ctx);
+  GMLE_RETURN_IF(dim == 0, ctx, GMLE_E_INVALID_ARG,
+                 "stats_create: 0 features (dim must be >= 1)");
+  GMLE_RETURN_IF(n_classes == 0, ctx, GMLE_E_INVALID_ARG,
+                 "stats_create: 0 classes (n_classes must be >= 1)");
+  GMLE_RETURN_IF(n_classes > INT32_MAX, ctx, GMLE_E_INVALID_ARG,
+                 "stats_create: %zu classes exceeds the int32 label range",
+                 n_classes);
+  GMLE_RETURN_IF(mode != GMLE_STATS_FULL && mode != GMLE_STATS_DIAG, ctx,
+                 GMLE_E_INVALID_ARG, "stats_create: unknown mode %d",
+                 (int)mode);
+  size_t gram_len = dim, cd, total;
+  if (mode == GMLE_STATS_FULL &&
+      gmle__mul_size(dim, dim, &gram_len) != 0)
+    return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                       "stats_create: dim*dim overflows size_t (dim %zu)", dim);
+  if (gmle__mul_size(n_classes, dim, &cd) ||
+      gmle__mul3_size(n_classes, gram_len, sizeof(double), &total))
+    return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                       "stats_create: %zu classes x %zu features overflows "
+                       "size_t",
+                       n_classes, dim);
+  gmle_stats *st = gmle__calloc(1, sizeof *st);
+  if (!st)
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "stats_create: out of memory");
+  st->ctx = ctx;
+  st->dim = dim;
+  st->n_classes = n_classes;
+  st->mode = mode;
+  st->gram_len = gram_len;
+  st->weight = gmle__calloc(n_classes, sizeof(double));
+  st->rows = gmle__calloc(n_classes, sizeof(uint64_t));
+  st->has_shift = gmle__calloc(n_classes, 1);
+  st->shift = gmle__calloc(cd, sizeof(double));
+  st->sum = gmle__calloc(cd, sizeof(double));
+  st->gram = gmle__calloc(n_classes * gram_len, sizeof(double));
+  if (!st->weight || !st->rows || !st->has_shift || !st->shift || !st->sum ||
+      !st->gram) {
+    gmle_stats_free(st);
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                       "stats_create: out of memory for %zu classes x %zu "
+                       "features (%zu bytes of Gram matrices)",
+                       n_classes, dim, total);
+  }
+  *out = st;
+  return GMLE_OK;
+}
+
+gmle_status gmle_stats_create(gmle_context *ctx, size_t dim, size_t n_classes,
+                              gmle_stats **out) {
+  return gmle_stats_create_mode(ctx, dim, n_classes, GMLE_STATS_FULL, out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Validation of a batch                                                    */
+/* ------------------------------------------------------------------------ */
+
+static gmle_status check_labels(const gmle_stats *st, const int32_t *labels,
+                                size_t n, uint64_t batch) {
+  for (size_t r = 0; r < n; r++)
+    if (labels[r] < 0 || (size_t)labels[r] >= st->n_classes)
+      return gmle__error(st->ctx, GMLE_E_BAD_LABEL,
+                         "batch %llu row %zu: label %ld is outside the %zu "
+                         "declared classes [0, %zu)",
+                         (unsigned long long)batch, r, (long)labels[r],
+                         st->n_classes, st->n_classes);
+  return GMLE_OK;
+}
+
+static gmle_status check_weights(const gmle_stats *st, const double *w,
+                                 size_t n, uint64_t batch) {
+  int any = 0;
+  for (size_t r = 0; r < n; r++) {
+    if (!isfinite(w[r]) || w[r] < 0)
+      return gmle__error(st->ctx, GMLE_E_INVALID_WEIGHTS,
+                         "batch %llu row %zu: weight %g is %s",
+                         (unsigned long long)batch, r, w[r],
+                         isfinite(w[r]) ? "negative" : "not finite");
+    any |= w[r] > 0;
+  }
+  GMLE_RETURN_IF(!any, st->ctx, GMLE_E_INVALID_WEIGHTS,
+                 "batch %llu: all %zu weights are zero",
+                 (unsigned long long)batch, n);
+  return GMLE_OK;
+}
+
+static double elem(const void *x, gmle_dtype t, size_t i) {
+  return t == GMLE_F32 ? (double)((const float *)x)[i]
+                       : ((const double *)x)[i];
+}
+
+/* The shift of a class first seen in this batch: the mean of its first
+ * SHIFT_SAMPLE_ROWS rows, rounded to the input precision so that x - k is
+ * exact for nearby values. */
+static void choose_shift(const gmle__batch *b, int32_t c, double *k) {
+  size_t d = b->dim, m = 0;
+  for (size_t j = 0; j < d; j++)
+    k[j] = 0;
+  for (size_t r = 0; r < b->n_rows && m < SHIFT_SAMPLE_ROWS; r++) {
+    if ((b->labels ? b->labels[r] : 0) != c)
+      continue;
+    const size_t base = r * b->row_stride;
+    for (size_t j = 0; j < d; j++)
+      k[j] += elem(b->x, b->dtype, base + j);
+    m++;
+  }
+  for (size_t j = 0; j < d; j++) {
+    k[j] /= (double)(m ? m : 1);
+    if (b->dtype == GMLE_F32)
+      k[j] = (double)(float)k[j];
+  }
+}
+
+static int all_finite(const double *v, size_t n) {
+  double acc = 0;
+  for (size_t i = 0; i < n; i++)
+    acc += v[i] * 0.0;
+  return acc == 0.0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Accumulation                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Scratch for one batch: the classes present, compact labels, shifts and
+ * the partial statistics of the present classes only. */
+typedef struct batch_work {
+  size_t n_present;
+  int32_t *slot_of;   /* [C] slot or -1 */
+  int32_t *class_of;  /* [n_present] */
+  int32_t *compact;   /* [n_rows] labels remapped to slots, or NULL */
+  double *shift;      /* [n_present*D] */
+  gmle__partial part;
+} batch_work;
+
+static void work_free(batch_work *w) {
+  gmle__free(w->slot_of);
+  gmle__free(w->class_of);
+  gmle__free(w->compact);
+  gmle__free(w->shift);
+  gmle__free(w->part.weight);
+  gmle__free(w->part.rows);
+  gmle__free(w->part.sum);
+  gmle__free(w->part.gram);
+}
+
+static gmle_status work_init(const gmle_stats *st, const gmle__batch *b,
+                             batch_work *w) {
+  const size_t C = st->n_classes, D = st->dim;
+  memset(w, 0, sizeof *w);
+  w->slot_of = gmle__malloc(C * sizeof(int32_t));
+  if (!w->slot_of)
+    return GMLE_E_OUT_OF_MEMORY;
+  for (size_t c = 0; c < C; c++)
+    w->slot_of[c] = -1;
+  size_t np = 0;
+  for (size_t r = 0; r < b->n_rows; r++) {
+    int32_t c = b->labels ? b->labels[r] : 0;
+    if (w->slot_of[c] < 0)
+      w->slot_of[c] = (int32_t)np++;
+  }
+  w->n_present = np;
+  w->class_of = gmle__malloc(np * sizeof(int32_t));
+  w->shift = gmle__malloc(np * D * sizeof(double));
+  w->part.weight = gmle__calloc(np, sizeof(double));
+  w->part.rows = gmle__calloc(np, sizeof(uint64_t));
+  w->part.sum = gmle__calloc(np * D, sizeof(double));
+  w->part.gram = gmle__calloc(np * st->gram_len, sizeof(double));
+  if (b->labels && np > 1)
+    w->compact = gmle__malloc(b->n_rows * sizeof(int32_t));
+  if (!w->class_of || !w->shift || !w->part.weight || !w->part.rows ||
+      !w->part.sum || !w->part.gram || (b->labels && np > 1 && !w->compact))
+    return GMLE_E_OUT_OF_MEMORY;
+  for (size_t c = 0; c < C; c++)
+    if (w->slot_of[c] >= 0)
+      w->class_of[w->slot_of[c]] = (int32_t)c;
+  if (w->compact)
+    for (size_t r = 0; r < b->n_rows; r++)
+      w->compact[r] = w->slot_of[b->labels[r]];
+  for (size_t s = 0; s < np; s++) {
+    int32_t c = w->class_of[s];
+    if (st->has_shift[c])
+      memcpy(w->shift + s * D, st->shift + (size_t)c * D, D * sizeof(double));
+    else
+      choose_shift(b, c, w->shift + s * D);
+  }
+  w->part.dim = D;
+  w->part.n_classes = np;
+  w->part.gram_len = st->gram_len;
+  w->part.mode = st->mode;
+  w->part.shift = w->shift;
+  return GMLE_OK;
+}
+
+/* Lower-triangle view of a Gram block (the strict upper part is ignored). */
+static void add_lower(double *dst, const double *src, size_t d,
+                      gmle_stats_mode mode) {
+  if (mode == GMLE_STATS_DIAG) {
+    for (size_t i = 0; i < d; i++)
+      dst[i] += src[i];
+    return;
+  }
+  for (size_t i = 0; i < d; i++)
+    for (size_t j = 0; j <= i; j++)
+      dst[i * d + j] += src[i * d + j];
+}
+
+static int lower_finite_sum(const double *a, const double *b, size_t d,
+                            gmle_stats_mode mode) {
+  double acc = 0;
+  if (mode == GMLE_STATS_DIAG) {
+    for (size_t i = 0; i < d; i++)
+      acc += (a[i] + b[i]) * 0.0;
+  } else {
+    for (size_t i = 0; i < d; i++)
+      for (size_t j = 0; j <= i; j++)
+        acc += (a[i * d + j] + b[i * d + j]) * 0.0;
+  }
+  return acc == 0.0;
+}
+
+static gmle_status add_batch(gmle_stats *st, const gmle__batch *in,
+                             uint64_t batch) {
+  gmle_context *ctx = st->ctx;
+  const size_t D = st->dim;
+  batch_work w;
+  gmle__batch b = *in;
+  gmle_status s = work_init(st, &b, &w);
+  if (s != GMLE_OK) {
+    work_free(&w);
+    return gmle__error(ctx, s, "batch %llu: out of memory for %zu rows",
+                       (unsigned long long)batch, b.n_rows);
+  }
+  b.labels = w.n_present > 1 ? w.compact : NULL;
+  s = ctx->ops->accumulate(ctx, &b, &w.part);
+  if (s != GMLE_OK) {
+    work_free(&w);
+    return s;
+  }
+  /* Check that the batch's sums, and the sums after adding them, are
+   * finite before changing anything. */
+  for (size_t p = 0; p < w.n_present; p++) {
+    const size_t c = (size_t)w.class_of[p];
+    const double *ps = w.part.sum + p * D, *pg = w.part.gram + p * st->gram_len;
+    int ok = isfinite(w.part.weight[p]) && all_finite(ps, D) &&
+             lower_finite_sum(pg, st->gram + c * st->gram_len, D, st->mode) &&
+             isfinite(w.part.weight[p] + st->weight[c]);
+    for (size_t j = 0; ok && j < D; j++)
+      ok = isfinite(ps[j] + st->sum[c * D + j]);
+    if (!ok) {
+      work_free(&w);
+      return gmle__error(ctx, GMLE_E_OVERFLOW,
+                         "batch %llu: class %zu: the sums of squares overflow "
+                         "float64 (values too large; rescale the data)",
+                         (unsigned long long)batch, c);
+    }
+  }
+  /* Commit. */
+  for (size_t p = 0; p < w.n_present; p++) {
+    const size_t c = (size_t)w.class_of[p];
+    if (!st->has_shift[c]) {
+      memcpy(st->shift + c * D, w.shift + p * D, D * sizeof(double));
+      st->has_shift[c] = 1;
+    }
+    st->weight[c] += w.part.weight[p];
+    st->rows[c] += w.part.rows[p];
+    for (size_t j = 0; j < D; j++)
+      st->sum[c * D + j] += w.part.sum[p * D + j];
+    add_lower(st->gram + c * st->gram_len, w.part.gram + p * st->gram_len, D,
+              st->mode);
+  }
+  work_free(&w);
+  return GMLE_OK;
+}
+
+gmle_status gmle_stats_add_checked(gmle_stats *st, const void *x,
+                                   gmle_dtype dtype, size_t n_rows,
+                                   size_t n_cols, size_t row_stride,
+                                   const int32_t *labels,
+                                   const double *weights) {
+  if (!st)
+    return GMLE_E_INVALID_ARG;
+  gmle_context *ctx = st->ctx;
+  gmle__clear_error(ctx);
+  const uint64_t batch = st->n_batches;
+  GMLE_RETURN_IF(n_cols != st->dim, ctx, GMLE_E_DIM_MISMATCH,
+                 "Number of features %zu does not match previous data %zu",
+                 n_cols, st->dim);
+  GMLE_RETURN_IF(dtype != GMLE_F32 && dtype != GMLE_F64, ctx,
+                 GMLE_E_INVALID_ARG, "stats_add: unknown dtype %d", (int)dtype);
+  if (n_rows == 0)
+    return GMLE_OK;
+  const size_t isz = gmle__dtype_size(dtype);
+  size_t bytes;
+  GMLE_RETURN_IF(gmle__mul3_size(n_rows, row_stride, isz, &bytes), ctx,
+                 GMLE_E_INVALID_ARG,
+                 "stats_add: N*D*%zu overflows size_t (N = %zu rows, row "
+                 "stride %zu)",
+                 isz, n_rows, row_stride);
+  GMLE_RETURN_IF(!x, ctx, GMLE_E_INVALID_ARG, "stats_add: x is NULL");
+  GMLE_RETURN_IF(row_stride < st->dim, ctx, GMLE_E_INVALID_ARG,
+                 "stats_add: row stride %zu is smaller than the %zu features",
+                 row_stride, st->dim);
+  GMLE_RETURN_IF(!labels && st->n_classes > 1, ctx, GMLE_E_INVALID_ARG,
+                 "stats_add: labels are required with %zu classes",
+                 st->n_classes);
+  GMLE_TRY(gmle__check_finite(ctx, x, dtype, n_rows, row_stride, st->dim,
+                              batch, "stats_add"));
+  if (labels)
+    GMLE_TRY(check_labels(st, labels, n_rows, batch));
+  if (weights)
+    GMLE_TRY(check_weights(st, weights, n_rows, batch));
+  gmle__batch b = {x, dtype, n_rows, row_stride, st->dim, labels, weights};
+  GMLE_TRY(add_batch(st, &b, batch));
+  st->n_batches++;
+  if (dtype == GMLE_F32)
+    st->saw_f32 = 1;
+  return GMLE_OK;
+}
+
+gmle_status gmle_stats_add(gmle_stats *st, const void *x, gmle_dtype dtype,
+                           size_t n_rows, size_t row_stride,
+                           const int32_t *labels, const double *weights) {
+  if (!st)
+    return GMLE_E_INVALID_ARG;
+  return gmle_stats_add_checked(st, x, dtype, n_rows, st->dim, row_stride,
+                                labels, weights);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Merging                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Class c of src folded into class c of (sum, gram, weight) around dst's
+ * shift k_a, by the pairwise (Chan) update on centred scatter matrices:
+ *   M = M_a + M_b + n_a n_b / n (m_b - m_a)(m_b - m_a)^T,
+ * then re-expressed around k_a: s = n (m - k_a), S = M + s s^T / n. */
+static void merge_class(const gmle_stats *dst, const gmle_stats *src,
+                        size_t c, double *sum, double *gram, double *tmp) {
+  const size_t D = dst->dim;
+  const int diag = dst->mode == GMLE_STATS_DIAG;
+  const double na = dst->weight[c], nb = src->weight[c], n = na + nb;
+  const double *ka = dst->shift + c * D, *kb = src->shift + c * D;
+  const double *sa = sum, *sb = src->sum + c * D;
+  double *ga = gram;
+  const double *gb = src->gram + c * dst->gram_len;
+  double *ma = tmp, *mb = tmp + D, *snew = tmp + 2 * D;
+  for (size_t j = 0; j < D; j++) {
+    ma[j] = sa[j] / na;                 /* mean_a - k_a */
+    mb[j] = (kb[j] - ka[j]) + sb[j] / nb; /* mean_b - k_a */
+    snew[j] = (na * ma[j] + nb * mb[j]); /* n (mean - k_a) */
+  }
+  const double f = na * nb / n;
+  for (size_t i = 0; i < D; i++) {
+    const size_t jmax = diag ? 0 : i;
+    for (size_t jj = 0; jj <= jmax; jj++) {
+      const size_t j = diag ? i : jj;
+      const size_t ix = diag ? i : i * D + j;
+      const double bi = sb[i] / nb, bj = sb[j] / nb;
+      const double Ma = ga[ix] - sa[i] * ma[j];
+      const double Mb = gb[ix] - nb * bi * bj;
+      const double di = mb[i] - ma[i], dj = mb[j] - ma[j];
+      ga[ix] = Ma + Mb + f * di * dj + snew[i] * snew[j] / n;
+    }
+  }
+  memcpy(sum, snew, D * sizeof(double));
+}
+
+gmle_status gmle_stats_merge(gmle_stats *dst, const gmle_stats *src) {
+  if (!dst || !src)
+    return dst ? gmle__error(dst->ctx, GMLE_E_INVALID_ARG,
+                             "stats_merge: src is NULL")
+               : GMLE_E_INVALID_ARG;
+  gmle_context *ctx = dst->ctx;
+  gmle__clear_error(ctx);
+  GMLE_RETURN_IF(dst == src, ctx, GMLE_E_INVALID_ARG,
+                 "stats_merge: cannot merge statistics into themselves");
+  GMLE_RETURN_IF(src->dim != dst->dim, ctx, GMLE_E_DIM_MISMATCH,
+                 "stats_merge: Number of features %zu does not match previous "
+                 "data %zu",
+                 src->dim, dst->dim);
+  GMLE_RETURN_IF(src->n_classes != dst->n_classes, ctx, GMLE_E_DIM_MISMATCH,
+                 "stats_merge: %zu classes do not match %zu", src->n_classes,
+                 dst->n_classes);
+  GMLE_RETURN_IF(src->mode != dst->mode, ctx, GMLE_E_DIM_MISMATCH,
+                 "stats_merge: full and diagonal-only statistics cannot be "
+                 "merged");
+  const size_t D = dst->dim, C = dst->n_classes, G = dst->gram_len;
+  /* Work on copies of the touched classes, commit only if all is finite. */
+  double *sum = gmle__malloc((D + G + 3 * D) * sizeof(double));
+  if (!sum)
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "stats_merge: out of memory");
+  double *gram = sum + D, *tmp = gram + G;
+  /* Pass 1: check every class merges to finite values. */
+  for (int commit = 0; commit < 2; commit++) {
+    for (size_t c = 0; c < C; c++) {
+      if (src->rows[c] == 0 && src->weight[c] == 0)
+        continue;
+      if (src->weight[c] == 0 || dst->weight[c] == 0) {
+        if (!commit || dst->weight[c] != 0 || src->weight[c] == 0)
+          continue;
+        /* dst has no weight here: take src's statistics and shift. */
+        memcpy(dst->shift + c * D, src->shift + c * D, D * sizeof(double));
+        memcpy(dst->sum + c * D, src->sum + c * D, D * sizeof(double));
+        memcpy(dst->gram + c * G, src->gram + c * G, G * sizeof(double));
+        dst->has_shift[c] = src->has_shift[c];
+        dst->weight[c] = src->weight[c];
+        continue;
+      }
+      memcpy(sum, dst->sum + c * D, D * sizeof(double));
+      memcpy(gram, dst->gram + c * G, G * sizeof(double));
+      merge_class(dst, src, c, sum, gram, tmp);
+      if (!commit) {
+        if (!all_finite(sum, D) || !all_finite(gram, G)) {
+          gmle__free(sum);
+          return gmle__error(ctx, GMLE_E_OVERFLOW,
+                             "stats_merge: class %zu: merged sums overflow "
+                             "float64",
+                             c);
+        }
+        continue;
+      }
+      memcpy(dst->sum + c * D, sum, D * sizeof(double));
+      memcpy(dst->gram + c * G, gram, G * sizeof(double));
+      dst->weight[c] += src->weight[c];
+    }
+  }
+  for (size_t c = 0; c < C; c++) {
+    dst->rows[c] += src->rows[c];
+    if (!dst->has_shift[c] && src->has_shift[c]) {
+      memcpy(dst->shift + c * D, src->shift + c * D, D * sizeof(double));
+      dst->has_shift[c] = 1;
+    }
+  }
+  dst->n_batches += src->n_batches;
+  dst->saw_f32 |= src->saw_f32;
+  gmle__free(sum);
+  return GMLE_OK;
+}
+
+gmle_status gmle_stats_clone(const gmle_stats *st, gmle_stats **out) {
+  if (!st || !out)
+    return GMLE_E_INVALID_ARG;
+  gmle_stats *c = NULL;
+  GMLE_TRY(gmle_stats_create_mode(st->ctx, st->dim, st->n_classes, st->mode,
+                                  &c));
+  const size_t C = st->n_classes, D = st->dim;
+  memcpy(c->weight, st->weight, C * sizeof(double));
+  memcpy(c->rows, st->rows, C * sizeof(uint64_t));
+  memcpy(c->has_shift, st->has_shift, C);
+  memcpy(c->shift, st->shift, C * D * sizeof(double));
+  memcpy(c->sum, st->sum, C * D * sizeof(double));
+  memcpy(c->gram, st->gram, C * st->gram_len * sizeof(double));
+  c->n_batches = st->n_batches;
+  c->saw_f32 = st->saw_f32;
+  *out = c;
+  return GMLE_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Getters                                                                  */
+/* ------------------------------------------------------------------------ */
+
+size_t gmle_stats_dim(const gmle_stats *st) { return st ? st->dim : 0; }
+size_t gmle_stats_n_classes(const gmle_stats *st) {
+  return st ? st->n_classes : 0;
+}
+gmle_stats_mode gmle_stats_get_mode(const gmle_stats *st) {
+  return st ? st->mode : GMLE_STATS_FULL;
+}
+
+static gmle_status check_class(const gmle_stats *st, size_t c, const void *out,
+                               const char *fn) {
+  if (!st)
+    return GMLE_E_INVALID_ARG;
+  gmle__clear_error(st->ctx);
+  GMLE_RETURN_IF(!out, st->ctx, GMLE_E_INVALID_ARG, "%s: out is NULL", fn);
+  GMLE_RETURN_IF(c >= st->n_classes, st->ctx, GMLE_E_INVALID_ARG,
+                 "%s: class %zu is outside [0, %zu)", fn, c, st->n_classes);
+  return GMLE_OK;
+}
+
+gmle_status gmle_stats_rows(const gmle_stats *st, size_t c, uint64_t *out) {
+  GMLE_TRY(check_class(st, c, out, "stats_rows"));
+  *out = st->rows[c];
+  return GMLE_OK;
+}
+
+gmle_status gmle_stats_weight(const gmle_stats *st, size_t c, double *out) {
+  GMLE_TRY(check_class(st, c, out, "stats_weight"));
+  *out = st->weight[c];
+  return GMLE_OK;
+}
+
+gmle_status gmle_stats_mean(const gmle_stats *st, size_t c, double *out) {
+  GMLE_TRY(check_class(st, c, out, "stats_mean"));
+  GMLE_RETURN_IF(st->weight[c] <= 0, st->ctx, GMLE_E_EMPTY,
+                 "stats_mean: class %zu has no data", c);
+  const size_t D = st->dim;
+  for (size_t j = 0; j < D; j++)
+    out[j] = st->shift[c * D + j] + st->sum[c * D + j] / st->weight[c];
+  return GMLE_OK;
+}
