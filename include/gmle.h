@@ -250,6 +250,16 @@ GMLE_API gmle_status gmle_stats_weight(const gmle_stats *st, size_t c,
 GMLE_API gmle_status gmle_stats_mean(const gmle_stats *st, size_t c,
                                      double *out);
 
+/** Attach class names to statistics (n_classes NUL-terminated strings,
+ *  copied; NULL removes them). Names travel with gmle_stats_save/load and
+ *  gmle_stats_clone; gmle_stats_merge refuses statistics whose names differ
+ *  (GMLE_E_DIM_MISMATCH naming the class) and adopts src's names when dst
+ *  has none. */
+GMLE_API gmle_status gmle_stats_set_class_names(gmle_stats *st,
+                                                const char *const *names);
+/** Class c's name, or NULL when the statistics have none. */
+GMLE_API const char *gmle_stats_class_name(const gmle_stats *st, size_t c);
+
 /** Save statistics to a file (versioned, CRC-32 checked; written to a
  *  temporary file and renamed, so a failure leaves no partial file). */
 GMLE_API gmle_status gmle_stats_save(const gmle_stats *st, const char *path);
@@ -495,7 +505,8 @@ GMLE_API uint64_t gmle_reader_offset(const gmle_reader *r);
 /** The header name of feature column j (label column excluded) for CSV
  *  files with a header; NULL otherwise or when j >= cols(). */
 GMLE_API const char *gmle_reader_column_name(const gmle_reader *r, size_t j);
-/** The detected format: "npy", "csv" (also for labels text files). */
+/** The detected format: "npy", "csv", or "text" (a labels_only file with
+ *  one label per line). */
 GMLE_API const char *gmle_reader_format(const gmle_reader *r);
 
 /** Element types a writer stores. */

@@ -483,6 +483,8 @@ gmle_status gmle_fit(const gmle_stats *st, const gmle_fit_options *opt,
   gmle__free(f.work);
   if (s == GMLE_OK)
     s = gmle__model_prepare(m);
+  if (s == GMLE_OK && st->names)
+    s = gmle_model_set_class_names(m, (const char *const *)st->names);
   if (s != GMLE_OK) {
     gmle_model_free(m);
     return s;

@@ -108,6 +108,7 @@ struct gmle_stats {
   double *sum;        /* [C*D] sum w (x - k_c) */
   double *gram;       /* [C*gram_len] sum w (x - k_c)(x - k_c)^T */
   int saw_f32;        /* some batch was float32 (for the resolution check) */
+  char **names;       /* [C] class names, or NULL */
 };
 
 struct gmle_model {

@@ -8,7 +8,38 @@
 /* Rows of a class used to choose its shift (the provisional mean). */
 #define SHIFT_SAMPLE_ROWS 1024
 
+static void free_names(char **names, size_t n) {
+  if (!names)
+    return;
+  for (size_t c = 0; c < n; c++)
+    gmle__free(names[c]);
+  gmle__free(names);
+}
+
+/* A deep copy of n names (NULL stays NULL); NULL *out on failure. */
+static gmle_status copy_names(const char *const *names, size_t n,
+                              char ***out) {
+  *out = NULL;
+  if (!names)
+    return GMLE_OK;
+  char **copy = gmle__calloc(n, sizeof(char *));
+  if (!copy)
+    return GMLE_E_OUT_OF_MEMORY;
+  for (size_t c = 0; c < n; c++) {
+    size_t len = strlen(names[c]) + 1;
+    copy[c] = gmle__malloc(len);
+    if (!copy[c]) {
+      free_names(copy, n);
+      return GMLE_E_OUT_OF_MEMORY;
+    }
+    memcpy(copy[c], names[c], len);
+  }
+  *out = copy;
+  return GMLE_OK;
+}
+
 static void stats_release(gmle_stats *st) {
+  free_names(st->names, st->n_classes);
   gmle__free(st->weight);
   gmle__free(st->rows);
   gmle__free(st->has_shift);
@@ -419,11 +450,26 @@ gmle_status gmle_stats_merge(gmle_stats *dst, const gmle_stats *src) {
   GMLE_RETURN_IF(src->mode != dst->mode, ctx, GMLE_E_DIM_MISMATCH,
                  "stats_merge: full and diagonal-only statistics cannot be "
                  "merged");
+  char **adopt = NULL;
+  if (src->names && dst->names) {
+    for (size_t c = 0; c < dst->n_classes; c++)
+      GMLE_RETURN_IF(strcmp(src->names[c], dst->names[c]) != 0, ctx,
+                     GMLE_E_DIM_MISMATCH,
+                     "stats_merge: class %zu is \"%s\" in one and \"%s\" in "
+                     "the other",
+                     c, dst->names[c], src->names[c]);
+  } else if (src->names &&
+             copy_names((const char *const *)src->names, src->n_classes,
+                        &adopt) != GMLE_OK) {
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "stats_merge: out of memory");
+  }
   const size_t D = dst->dim, C = dst->n_classes, G = dst->gram_len;
   /* Work on copies of the touched classes, commit only if all is finite. */
   double *sum = gmle__malloc((D + G + 3 * D) * sizeof(double));
-  if (!sum)
+  if (!sum) {
+    free_names(adopt, C);
     return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "stats_merge: out of memory");
+  }
   double *gram = sum + D, *tmp = gram + G;
   /* Pass 1: check every class merges to finite values. */
   for (int commit = 0; commit < 2; commit++) {
@@ -447,6 +493,7 @@ gmle_status gmle_stats_merge(gmle_stats *dst, const gmle_stats *src) {
       if (!commit) {
         if (!all_finite(sum, D) || !all_finite(gram, G)) {
           gmle__free(sum);
+          free_names(adopt, C);
           return gmle__error(ctx, GMLE_E_OVERFLOW,
                              "stats_merge: class %zu: merged sums overflow "
                              "float64",
@@ -468,6 +515,8 @@ gmle_status gmle_stats_merge(gmle_stats *dst, const gmle_stats *src) {
   }
   dst->n_batches += src->n_batches;
   dst->saw_f32 |= src->saw_f32;
+  if (adopt)
+    dst->names = adopt;
   gmle__free(sum);
   return GMLE_OK;
 }
@@ -487,6 +536,12 @@ gmle_status gmle_stats_clone(const gmle_stats *st, gmle_stats **out) {
   memcpy(c->gram, st->gram, C * st->gram_len * sizeof(double));
   c->n_batches = st->n_batches;
   c->saw_f32 = st->saw_f32;
+  if (copy_names((const char *const *)st->names, st->n_classes, &c->names) !=
+      GMLE_OK) {
+    gmle_stats_free(c);
+    return gmle__error(st->ctx, GMLE_E_OUT_OF_MEMORY,
+                       "stats_clone: out of memory");
+  }
   *out = c;
   return GMLE_OK;
 }
@@ -534,4 +589,25 @@ gmle_status gmle_stats_mean(const gmle_stats *st, size_t c, double *out) {
   for (size_t j = 0; j < D; j++)
     out[j] = st->shift[c * D + j] + st->sum[c * D + j] / st->weight[c];
   return GMLE_OK;
+}
+
+gmle_status gmle_stats_set_class_names(gmle_stats *st,
+                                       const char *const *names) {
+  if (!st)
+    return GMLE_E_INVALID_ARG;
+  gmle__clear_error(st->ctx);
+  if (names)
+    for (size_t c = 0; c < st->n_classes; c++)
+      GMLE_RETURN_IF(!names[c], st->ctx, GMLE_E_INVALID_ARG,
+                     "stats_set_class_names: name of class %zu is NULL", c);
+  char **copy = NULL;
+  GMLE_RETURN_IF(copy_names(names, st->n_classes, &copy) != GMLE_OK, st->ctx,
+                 GMLE_E_OUT_OF_MEMORY, "stats_set_class_names: out of memory");
+  free_names(st->names, st->n_classes);
+  st->names = copy;
+  return GMLE_OK;
+}
+
+const char *gmle_stats_class_name(const gmle_stats *st, size_t c) {
+  return st && st->names && c < st->n_classes ? st->names[c] : NULL;
 }
