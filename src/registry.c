@@ -95,7 +95,8 @@ gmle_status gmle_context_create(gmle_backend b, int device,
     if (try_backend(ctx, backends[i], device) == GMLE_OK) {
       if (why[0])
         snprintf(ctx->notice, sizeof ctx->notice,
-                 "falling back to the %s backend: %s", backends[i]->name, why);
+                 "falling back to the %s backend: %.400s", backends[i]->name,
+                 why);
       gmle__clear_error(ctx);
       return GMLE_OK;
     }
