@@ -422,24 +422,43 @@ GMLE_API const char *gmle_model_class_name(const gmle_model *m, size_t c);
  * starting with the .npy magic "\x93NUMPY" is read as .npy, anything else as
  * delimited text (CSV). Errors name the file and the byte offset (.npy) or
  * line:column (CSV, both 1-based) and come back as GMLE_E_BAD_FORMAT
- * (malformed), GMLE_E_UNSUPPORTED (valid but unsupported, e.g. an object
- * dtype), GMLE_E_IO (system errors, with strerror) or GMLE_E_OUT_OF_MEMORY.
+ * (malformed), GMLE_E_CORRUPT (a .npy file shorter than its header says),
+ * GMLE_E_UNSUPPORTED_VERSION (.npy version other than 1.0/2.0/3.0),
+ * GMLE_E_UNSUPPORTED (valid but unsupported: an object or integer data
+ * dtype, 3-D arrays, pipes, "-"), GMLE_E_EMPTY (a CSV data file with no
+ * non-blank line), GMLE_E_INVALID_ARG (options: a label column not found),
+ * GMLE_E_IO (system errors, with strerror), GMLE_E_TOO_LARGE or
+ * GMLE_E_OUT_OF_MEMORY.
  *
- * CSV rules: fields are separated by one delimiter character; lines end in
- * LF or CRLF; a UTF-8 byte-order mark at the start is skipped; blank lines
- * are skipped; spaces and tabs around a field are trimmed (unless the
- * delimiter is that character). A field may be double-quoted ("a,b", with ""
- * for a quote inside; quoted fields never span lines). One trailing
- * delimiter at the end of every line (an empty last field on every line) is
- * tolerated and ignored; otherwise an empty field is an error naming
- * line:column. Numbers are parsed in the C locale whatever LC_NUMERIC says
- * (decimal point '.'); "nan", "inf", "infinity" (any case, optional sign)
- * give NaN/Inf; a value out of double range ("1e400") is an error; hex
- * floats ("0x1.8p1") are accepted as C's strtod reads them. A NUL byte
- * anywhere is an error. Rows with a different number of fields than the
- * first row are an error naming the line and both counts. Lines may be of
- * any length (a line is buffered whole; memory is bounded by the longest
- * line). */
+ * CSV rules: fields are separated by one delimiter character (' ' means
+ * runs of spaces and tabs); lines end in LF or CRLF; a UTF-8 byte-order
+ * mark at the start is skipped; blank lines are skipped; spaces and tabs
+ * around a field are trimmed (unless the delimiter is that character). A
+ * field may be double-quoted ("a,b", with "" for a quote inside; quoted
+ * fields never span lines; a quoted number is still a number). A trailing
+ * delimiter (an empty, unquoted last field) is dropped on the first line
+ * and on any line where that makes the field count right; any other empty
+ * field is an error naming line:column. Numbers are parsed in the C locale
+ * whatever LC_NUMERIC says (decimal point '.'); "nan", "inf", "infinity"
+ * (any case, optional sign) give NaN/Inf; a value beyond the double range
+ * ("1e400", ERANGE overflow) is an error naming line:column, while an
+ * underflow ("1e-400") rounds to 0 or a subnormal as strtod does; hex
+ * floats ("0x1.8p1") are accepted. A NUL byte anywhere is an error. A row
+ * with a different number of fields than the first row is an error naming
+ * the line and both counts. Lines may be of any length up to 1 GiB (a line
+ * is buffered whole, so memory is bounded by the longest line).
+ * Delimiter detection (delimiter 0) looks at the first non-blank line: TAB
+ * if it has at least as many tabs as commas and semicolons, else ';' if it
+ * has any, else ',' if it has any, else ' ' when it has blanks between
+ * fields, else one column. Header detection (header -1): the first line is
+ * a header when it has a non-empty field, other than the label column given
+ * by index, that is not a number, or when label_column is a name found on
+ * it.
+ *
+ * Text labels files (labels_only without label_column): one label per
+ * line, trimmed of spaces and tabs, CRLF and BOM handled, a label quoted
+ * whole ("a, b") is unquoted; blank lines at the end are ignored, a blank
+ * line followed by a label is an error. */
 
 /** An open data file. */
 typedef struct gmle_reader gmle_reader;
@@ -447,16 +466,19 @@ typedef struct gmle_reader gmle_reader;
 /** Reader options; fill with gmle_reader_options_init() first. */
 typedef struct gmle_reader_options {
   char delimiter;  /**< CSV: 0 = detect among ',' ';' TAB ' ' from the first
-                        line; else that character */
+                        line; else that character (' ': runs of blanks) */
   int header;      /**< CSV: -1 = detect (the first line is a header when
                         one of its fields is not a number), 0 none, 1 yes */
   const char *label_column; /**< CSV: the column holding the labels, as a
                         header name or a 0-based index written as text
                         ("0", "4"); NULL: no label column */
-  int labels_only; /**< 1: the file is a labels file: an integer .npy of any
-                        width, shape (N,) or (N, 1), or text with one label
-                        per line (trimmed; blank lines skipped). read() then
-                        yields only label texts and cols() is 0 */
+  int labels_only; /**< 1: the file is a labels file: a .npy of shape (N,)
+                        or (N, 1) holding integers of any width (also bool,
+                        floats with whole values, and '<U'/'|S' strings),
+                        or text with one label per line, or (with
+                        label_column) one column of a CSV whose other
+                        columns are not parsed. read() then yields only
+                        label texts and cols() is 0 */
 } gmle_reader_options;
 
 /** Fill opt with the defaults: delimiter 0 (detect), header -1 (detect),

@@ -1,0 +1,318 @@
+/*
+ * io_reader.c -- the public data-file reader: opening (format chosen from the
+ * content), the getters, and the helpers shared by the .npy and CSV readers.
+ */
+#include "io_reader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Shared helpers                                                           */
+/* ------------------------------------------------------------------------ */
+
+int gmle__io_host_big_endian(void) {
+  const uint16_t one = 1;
+  unsigned char b;
+  memcpy(&b, &one, 1);
+  return b == 0;
+}
+
+locale_t gmle__io_new_c_locale(const gmle_context *ctx) {
+  locale_t loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+  if (loc == (locale_t)0)
+    gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                "cannot create the C locale for number conversion: %s",
+                strerror(errno));
+  return loc;
+}
+
+gmle_status gmle__io_grow(const gmle_context *ctx, void **p, size_t *cap,
+                          size_t need, size_t keep, size_t elem) {
+  if (need <= *cap)
+    return GMLE_OK;
+  size_t ncap = *cap ? *cap : 16;
+  while (ncap < need) {
+    if (ncap > SIZE_MAX / 2) {
+      ncap = need;
+      break;
+    }
+    ncap *= 2;
+  }
+  size_t bytes;
+  if (gmle__mul_size(ncap, elem, &bytes))
+    return gmle__error(ctx, GMLE_E_TOO_LARGE,
+                       "buffer of %zu elements of %zu bytes overflows size_t",
+                       ncap, elem);
+  void *q = gmle__malloc(bytes);
+  if (!q)
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                       "cannot allocate %zu bytes", bytes);
+  if (keep && *p)
+    memcpy(q, *p, keep * elem);
+  gmle__free(*p);
+  *p = q;
+  *cap = ncap;
+  return GMLE_OK;
+}
+
+gmle_status gmle__io_pread_full(const gmle_context *ctx, const char *path,
+                                int fd, void *buf, size_t n, uint64_t off) {
+  unsigned char *p = buf;
+  size_t done = 0;
+  while (done < n) {
+    size_t want = n - done;
+    if (want > ((size_t)1 << 30))
+      want = (size_t)1 << 30;
+    ssize_t got = pread(fd, p + done, want, (off_t)(off + done));
+    if (got < 0) {
+      if (errno == EINTR)
+        continue;
+      return gmle__error(ctx, GMLE_E_IO, "%s: byte %llu: read failed: %s",
+                         path, (unsigned long long)(off + done),
+                         strerror(errno));
+    }
+    if (got == 0)
+      return gmle__error(ctx, GMLE_E_CORRUPT,
+                         "%s: byte %llu: unexpected end of file (wanted %zu "
+                         "more bytes; was the file truncated while open?)",
+                         path, (unsigned long long)(off + done), n - done);
+    done += (size_t)got;
+  }
+  return GMLE_OK;
+}
+
+void gmle__rd_labels_reset(gmle_reader *r) {
+  r->lab_len = 0;
+  r->lab_n = 0;
+}
+
+gmle_status gmle__rd_label_push(gmle_reader *r, const char *s, size_t n) {
+  if (n > SIZE_MAX - r->lab_len - 1)
+    return gmle__error(r->ctx, GMLE_E_TOO_LARGE, "%s: label text too long",
+                       r->path);
+  void *lab = r->lab, *off = r->lab_off;
+  GMLE_TRY(gmle__io_grow(r->ctx, &lab, &r->lab_cap, r->lab_len + n + 1,
+                         r->lab_len, 1));
+  r->lab = lab;
+  GMLE_TRY(gmle__io_grow(r->ctx, &off, &r->lab_off_cap, r->lab_n + 1,
+                         r->lab_n, sizeof(size_t)));
+  r->lab_off = off;
+  if (n)
+    memcpy(r->lab + r->lab_len, s, n);
+  r->lab[r->lab_len + n] = '\0';
+  r->lab_off[r->lab_n++] = r->lab_len;
+  r->lab_len += n + 1;
+  return GMLE_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                               */
+/* ------------------------------------------------------------------------ */
+
+void gmle_reader_options_init(gmle_reader_options *opt) {
+  if (!opt)
+    return;
+  opt->delimiter = 0;
+  opt->header = -1;
+  opt->label_column = NULL;
+  opt->labels_only = 0;
+}
+
+static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+
+gmle_status gmle_reader_open(gmle_context *ctx, const char *path,
+                             const gmle_reader_options *opt,
+                             gmle_reader **out) {
+  gmle__clear_error(ctx);
+  if (!out)
+    return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                       "gmle_reader_open: out is NULL");
+  *out = NULL;
+  if (!ctx || !path)
+    return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                       "gmle_reader_open: NULL context or path");
+  if (strcmp(path, "-") == 0)
+    return gmle__error(ctx, GMLE_E_UNSUPPORTED,
+                       "reading data from standard input ('-') is not "
+                       "supported; give a file name");
+  gmle_reader_options def;
+  if (!opt) {
+    gmle_reader_options_init(&def);
+    opt = &def;
+  }
+  if (opt->header < -1 || opt->header > 1)
+    return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                       "gmle_reader_open: header must be -1, 0 or 1, not %d",
+                       opt->header);
+  if (opt->delimiter == '"' || opt->delimiter == '\n' ||
+      opt->delimiter == '\r')
+    return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                       "gmle_reader_open: a delimiter cannot be a quote or "
+                       "a line break");
+
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return gmle__error(ctx, GMLE_E_IO, "%s: cannot open: %s", path,
+                       strerror(errno));
+  struct stat stb;
+  if (fstat(fd, &stb) != 0) {
+    int e = errno;
+    close(fd);
+    return gmle__error(ctx, GMLE_E_IO, "%s: cannot stat: %s", path,
+                       strerror(e));
+  }
+  if (!S_ISREG(stb.st_mode)) {
+    close(fd);
+    return gmle__error(ctx, GMLE_E_UNSUPPORTED,
+                       "%s: not a regular file (pipes, directories and "
+                       "devices cannot be read; data is read in passes)",
+                       path);
+  }
+
+  gmle_reader *r = gmle__calloc(1, sizeof *r);
+  size_t plen = strlen(path);
+  char *pcopy = gmle__malloc(plen + 1);
+  if (!r || !pcopy) {
+    gmle__free(r);
+    gmle__free(pcopy);
+    close(fd);
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                       "%s: cannot allocate a reader", path);
+  }
+  memcpy(pcopy, path, plen + 1);
+  r->ctx = ctx;
+  r->path = pcopy;
+  r->fd = fd;
+  r->file_size = (uint64_t)stb.st_size;
+  r->labels_only = opt->labels_only != 0;
+  r->dtype = GMLE_F64;
+
+  unsigned char head[6] = {0};
+  size_t nh = r->file_size < 6 ? (size_t)r->file_size : 6;
+  gmle_status s = gmle__io_pread_full(ctx, path, fd, head, nh, 0);
+  if (s == GMLE_OK) {
+    if (nh >= 1 && head[0] == npy_magic[0]) {
+      r->format = GMLE__RD_NPY;
+      s = gmle__npy_reader_open(r, opt);
+    } else if (nh >= 4 && memcmp(head, "PK\x03\x04", 4) == 0) {
+      s = gmle__error(ctx, GMLE_E_UNSUPPORTED,
+                      "%s: this is a zip archive (.npz?); give one .npy "
+                      "array or a CSV file", path);
+    } else {
+      r->format = GMLE__RD_CSV;
+      s = gmle__csv_reader_open(r, opt);
+    }
+  }
+  if (s != GMLE_OK) {
+    r->free_impl = NULL; /* the format's open cleaned up after itself */
+    r->impl = NULL;
+    gmle_reader_free(r);
+    return s;
+  }
+  *out = r;
+  return GMLE_OK;
+}
+
+void gmle_reader_free(gmle_reader *r) {
+  if (!r)
+    return;
+  if (r->free_impl)
+    r->free_impl(r);
+  if (r->fd >= 0)
+    close(r->fd);
+  gmle__free(r->lab);
+  gmle__free(r->lab_off);
+  gmle__free(r->path);
+  gmle__free(r);
+}
+
+size_t gmle_reader_cols(const gmle_reader *r) { return r ? r->cols : 0; }
+
+int gmle_reader_rows(const gmle_reader *r, uint64_t *n) {
+  if (!r || !r->rows_known)
+    return 0;
+  if (n)
+    *n = r->n_rows;
+  return 1;
+}
+
+gmle_dtype gmle_reader_dtype(const gmle_reader *r) {
+  return r ? r->dtype : GMLE_F64;
+}
+
+gmle_status gmle_reader_read(gmle_reader *r, void *buf, size_t max_rows,
+                             size_t *n_read, const char **labels) {
+  if (n_read)
+    *n_read = 0;
+  if (!r || !n_read)
+    return gmle__error(r ? r->ctx : NULL, GMLE_E_INVALID_ARG,
+                       "gmle_reader_read: NULL reader or n_read");
+  gmle__clear_error(r->ctx);
+  if (max_rows == 0)
+    return GMLE_OK;
+  size_t bytes;
+  if (gmle__mul3_size(max_rows, r->cols, gmle__dtype_size(r->dtype), &bytes))
+    return gmle__error(r->ctx, GMLE_E_TOO_LARGE,
+                       "gmle_reader_read: %zu rows x %zu columns x %zu bytes "
+                       "overflows size_t", max_rows, r->cols,
+                       gmle__dtype_size(r->dtype));
+  if (bytes && !buf)
+    return gmle__error(r->ctx, GMLE_E_INVALID_ARG,
+                       "gmle_reader_read: buf is NULL");
+  gmle__rd_labels_reset(r);
+  size_t n = 0;
+  gmle_status s = r->read(r, buf, max_rows, &n);
+  if (s != GMLE_OK) {
+    gmle__rd_labels_reset(r);
+    return s;
+  }
+  if (labels && r->has_labels) {
+    if (r->lab_n != n)
+      return gmle__error(r->ctx, GMLE_E_INTERNAL,
+                         "%s: %zu labels for %zu rows", r->path, r->lab_n, n);
+    for (size_t i = 0; i < n; i++)
+      labels[i] = r->lab + r->lab_off[i];
+  } else if (labels) {
+    for (size_t i = 0; i < n; i++)
+      labels[i] = NULL;
+  }
+  r->offset += n;
+  *n_read = n;
+  return GMLE_OK;
+}
+
+gmle_status gmle_reader_rewind(gmle_reader *r) {
+  if (!r)
+    return GMLE_E_INVALID_ARG;
+  gmle__clear_error(r->ctx);
+  gmle__rd_labels_reset(r);
+  GMLE_TRY(r->rewind(r));
+  r->offset = 0;
+  return GMLE_OK;
+}
+
+uint64_t gmle_reader_offset(const gmle_reader *r) { return r ? r->offset : 0; }
+
+const char *gmle_reader_column_name(const gmle_reader *r, size_t j) {
+  if (!r || j >= r->cols || !r->column_name)
+    return NULL;
+  return r->column_name(r, j);
+}
+
+const char *gmle_reader_format(const gmle_reader *r) {
+  if (!r)
+    return NULL;
+  switch (r->format) {
+  case GMLE__RD_NPY:
+    return "npy";
+  case GMLE__RD_CSV:
+    return "csv";
+  case GMLE__RD_TEXT:
+    return "text";
+  }
+  return NULL;
+}

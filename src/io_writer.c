@@ -1,0 +1,492 @@
+/*
+ * io_writer.c -- streaming writer of .npy (version 1.0) and CSV files.
+ *
+ * Rows go to a temporary file next to the destination ("<path>.tmp-<pid>-
+ * <n>", created with O_EXCL and the usual 0666 & ~umask permissions).
+ * For .npy the header is written at open with room for the largest row
+ * count and patched at commit (padded with spaces so that its length does
+ * not change). Commit flushes, fsyncs and renames; abort unlinks.
+ */
+#include "io_reader.h"
+#include "npy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define WR_BUF ((size_t)1 << 20)
+
+struct gmle_writer {
+  gmle_context *ctx;
+  char *path, *tmp;
+  int fd;
+  int csv;
+  int failed;
+  gmle_elem elem;
+  size_t cols, width; /* width: '<U' characters */
+  size_t esize;       /* bytes per .npy element */
+  uint64_t rows;
+  size_t hdr_len;     /* reserved .npy header bytes */
+  char descr[16];
+  unsigned char *buf;
+  size_t len;
+  locale_t cloc;
+};
+
+static atomic_uint tmp_counter;
+
+/* ------------------------------------------------------------------------ */
+/* Output                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static gmle_status wr_fail(gmle_writer *w, gmle_status s) {
+  w->failed = 1;
+  return s;
+}
+
+static gmle_status flush_buf(gmle_writer *w) {
+  size_t done = 0;
+  while (done < w->len) {
+    ssize_t n = write(w->fd, w->buf + done, w->len - done);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return wr_fail(w, gmle__error(w->ctx, GMLE_E_IO,
+                                    "%s: write failed: %s", w->tmp,
+                                    strerror(errno)));
+    }
+    done += (size_t)n;
+  }
+  w->len = 0;
+  return GMLE_OK;
+}
+
+/* Room for `n` more bytes in the buffer (n <= WR_BUF). */
+static gmle_status room(gmle_writer *w, size_t n) {
+  if (w->len + n > WR_BUF)
+    return flush_buf(w);
+  return GMLE_OK;
+}
+
+static gmle_status put(gmle_writer *w, const void *p, size_t n) {
+  const unsigned char *s = p;
+  while (n) {
+    GMLE_TRY(room(w, n < WR_BUF ? n : WR_BUF));
+    size_t m = WR_BUF - w->len < n ? WR_BUF - w->len : n;
+    memcpy(w->buf + w->len, s, m);
+    w->len += m;
+    s += m;
+    n -= m;
+  }
+  return GMLE_OK;
+}
+
+/* Decode one UTF-8 sequence at s (NUL-terminated); returns its length or 0
+ * when invalid. */
+static size_t utf8_next(const unsigned char *s, uint32_t *cp) {
+  unsigned char c = s[0];
+  size_t n;
+  uint32_t v;
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  } else if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+    v = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    v = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    v = c & 0x07;
+  } else {
+    return 0;
+  }
+  for (size_t i = 1; i < n; i++) {
+    if ((s[i] & 0xC0) != 0x80)
+      return 0;
+    v = (v << 6) | (s[i] & 0x3F);
+  }
+  if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10FFFF)) ||
+      (v >= 0xD800 && v <= 0xDFFF))
+    return 0;
+  *cp = v;
+  return n;
+}
+
+static gmle_status npy_string(gmle_writer *w, const char *s, uint64_t row) {
+  static const unsigned char zeros[256];
+  const unsigned char *p = (const unsigned char *)(s ? s : "");
+  size_t k = 0;
+  while (*p) {
+    uint32_t cp;
+    size_t n = utf8_next(p, &cp);
+    if (!n)
+      return wr_fail(w, gmle__error(w->ctx, GMLE_E_INVALID_ARG,
+                                    "%s: row %llu: string is not valid "
+                                    "UTF-8 (byte %zu)", w->path,
+                                    (unsigned long long)row,
+                                    (size_t)(p - (const unsigned char *)s)));
+    if (k >= w->width)
+      return wr_fail(w, gmle__error(w->ctx, GMLE_E_INVALID_ARG,
+                                    "%s: row %llu: string '%.40s' is longer "
+                                    "than the declared width %zu", w->path,
+                                    (unsigned long long)row, s, w->width));
+    unsigned char b[4];
+    gmle__st_le32(b, cp);
+    GMLE_TRY(put(w, b, 4));
+    k++;
+    p += n;
+  }
+  for (size_t pad = w->width - k; pad;) {
+    size_t m = pad < 64 ? pad : 64;
+    GMLE_TRY(put(w, zeros, 4 * m));
+    pad -= m;
+  }
+  return GMLE_OK;
+}
+
+static gmle_status csv_string(gmle_writer *w, const char *s) {
+  if (!s)
+    s = "";
+  size_t n = strlen(s);
+  int quote = n == 0 || s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' ||
+              s[n - 1] == '\t' || strpbrk(s, ",;\"\n\r") != NULL;
+  if (!quote)
+    return put(w, s, n);
+  GMLE_TRY(put(w, "\"", 1));
+  for (const char *q = s; *q; q++) {
+    GMLE_TRY(put(w, q, 1));
+    if (*q == '"')
+      GMLE_TRY(put(w, "\"", 1));
+  }
+  return put(w, "\"", 1);
+}
+
+static gmle_status write_npy(gmle_writer *w, const void *rows, size_t n) {
+  size_t per = w->cols ? w->cols : 1, count;
+  if (gmle__mul_size(n, per, &count))
+    return wr_fail(w, gmle__error(w->ctx, GMLE_E_TOO_LARGE,
+                                  "%s: %zu rows x %zu overflows size_t",
+                                  w->path, n, per));
+  if (w->elem == GMLE_ELEM_STR) {
+    const char *const *s = rows;
+    for (size_t i = 0; i < count; i++)
+      GMLE_TRY(npy_string(w, s[i], w->rows + i / per));
+    return GMLE_OK;
+  }
+  if (!gmle__io_host_big_endian()) {
+    size_t bytes;
+    if (gmle__mul_size(count, w->esize, &bytes))
+      return wr_fail(w, gmle__error(w->ctx, GMLE_E_TOO_LARGE,
+                                    "%s: batch size overflows size_t",
+                                    w->path));
+    return put(w, rows, bytes);
+  }
+  const unsigned char *p = rows;
+  for (size_t i = 0; i < count; i++, p += w->esize) {
+    unsigned char b[8];
+    for (size_t k = 0; k < w->esize; k++)
+      b[k] = p[w->esize - 1 - k];
+    GMLE_TRY(put(w, b, w->esize));
+  }
+  return GMLE_OK;
+}
+
+static gmle_status write_csv(gmle_writer *w, const void *rows, size_t n) {
+  size_t per = w->cols ? w->cols : 1;
+  for (size_t i = 0; i < n; i++) {
+    for (size_t j = 0; j < per; j++) {
+      size_t e = i * per + j;
+      char num[64];
+      int len = 0;
+      if (j)
+        GMLE_TRY(put(w, ",", 1));
+      switch (w->elem) {
+      case GMLE_ELEM_F32:
+        len = snprintf(num, sizeof num, "%.9g",
+                       (double)((const float *)rows)[e]);
+        break;
+      case GMLE_ELEM_F64:
+        len = snprintf(num, sizeof num, "%.17g", ((const double *)rows)[e]);
+        break;
+      case GMLE_ELEM_I32:
+        len = snprintf(num, sizeof num, "%" PRId32,
+                       ((const int32_t *)rows)[e]);
+        break;
+      case GMLE_ELEM_I64:
+        len = snprintf(num, sizeof num, "%" PRId64,
+                       ((const int64_t *)rows)[e]);
+        break;
+      case GMLE_ELEM_STR:
+        GMLE_TRY(csv_string(w, ((const char *const *)rows)[e]));
+        break;
+      }
+      if (len > 0)
+        GMLE_TRY(put(w, num, (size_t)len));
+    }
+    GMLE_TRY(put(w, "\n", 1));
+  }
+  return GMLE_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Header                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Format the v1.0 header for `rows` rows into hdr, padded with spaces to
+ * exactly `want` bytes when want > 0. Returns the length or 0. */
+static size_t npy_header(const gmle_writer *w, char *hdr, size_t cap,
+                         size_t rows, size_t want) {
+  size_t shape[2] = {rows, w->cols};
+  size_t n = gmle__npy_format_header(hdr, cap, w->descr, 0,
+                                     w->cols ? 2 : 1, shape);
+  if (!n || !want || n == want)
+    return n;
+  if (n > want || want > cap || want - 10 > 65535)
+    return 0;
+  /* Widen the space padding before the final '\n'. */
+  memset(hdr + n - 1, ' ', want - n);
+  hdr[want - 1] = '\n';
+  gmle__st_le16((unsigned char *)hdr + 8, (uint16_t)(want - 10));
+  return want;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                               */
+/* ------------------------------------------------------------------------ */
+
+static void writer_free(gmle_writer *w) {
+  if (w->fd >= 0)
+    close(w->fd);
+  if (w->cloc != (locale_t)0)
+    freelocale(w->cloc);
+  gmle__free(w->buf);
+  gmle__free(w->path);
+  gmle__free(w->tmp);
+  gmle__free(w);
+}
+
+static int ends_with_csv(const char *path) {
+  size_t n = strlen(path);
+  return n >= 4 && strcasecmp(path + n - 4, ".csv") == 0;
+}
+
+gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
+                             gmle_elem elem, size_t cols, size_t str_width,
+                             gmle_writer **out) {
+  gmle__clear_error(ctx);
+  if (!out)
+    return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                       "gmle_writer_open: out is NULL");
+  *out = NULL;
+  if (!ctx || !path || !*path)
+    return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                       "gmle_writer_open: NULL context or empty path");
+  if (strcmp(path, "-") == 0)
+    return gmle__error(ctx, GMLE_E_UNSUPPORTED,
+                       "writing to standard output ('-') is not supported");
+  size_t esize = 0;
+  const char *descr = NULL;
+  switch (elem) {
+  case GMLE_ELEM_F32:
+    esize = 4, descr = "<f4";
+    break;
+  case GMLE_ELEM_F64:
+    esize = 8, descr = "<f8";
+    break;
+  case GMLE_ELEM_I32:
+    esize = 4, descr = "<i4";
+    break;
+  case GMLE_ELEM_I64:
+    esize = 8, descr = "<i8";
+    break;
+  case GMLE_ELEM_STR:
+    if (str_width == 0)
+      str_width = 1; /* numpy's dtype for empty strings is '<U1' */
+    if (str_width > (size_t)1 << 20)
+      return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                         "gmle_writer_open: str_width %zu is too large",
+                         str_width);
+    esize = 4 * str_width;
+    break;
+  default:
+    return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                       "gmle_writer_open: unknown element type %d",
+                       (int)elem);
+  }
+
+  gmle_writer *w = gmle__calloc(1, sizeof *w);
+  if (!w)
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                       "%s: cannot allocate a writer", path);
+  w->fd = -1;
+  w->ctx = ctx;
+  w->elem = elem;
+  w->cols = cols;
+  w->width = str_width;
+  w->esize = esize;
+  w->csv = ends_with_csv(path);
+  if (descr)
+    snprintf(w->descr, sizeof w->descr, "%s", descr);
+  else
+    snprintf(w->descr, sizeof w->descr, "<U%zu", str_width);
+  size_t plen = strlen(path);
+  w->path = gmle__malloc(plen + 1);
+  w->tmp = gmle__malloc(plen + 64);
+  w->buf = gmle__malloc(WR_BUF);
+  if (!w->path || !w->tmp || !w->buf) {
+    writer_free(w);
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                       "%s: cannot allocate a writer", path);
+  }
+  memcpy(w->path, path, plen + 1);
+  if (w->csv) {
+    w->cloc = gmle__io_new_c_locale(ctx);
+    if (w->cloc == (locale_t)0) {
+      writer_free(w);
+      return GMLE_E_OUT_OF_MEMORY;
+    }
+  }
+  for (int tries = 0;; tries++) {
+    unsigned k = atomic_fetch_add(&tmp_counter, 1u);
+    snprintf(w->tmp, plen + 64, "%s.tmp-%ld-%u", path, (long)getpid(), k);
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (w->fd >= 0)
+      break;
+    if (errno != EEXIST || tries > 100) {
+      int e = errno;
+      writer_free(w);
+      return gmle__error(ctx, GMLE_E_IO, "%s: cannot create a temporary "
+                         "file next to it: %s", path, strerror(e));
+    }
+  }
+  if (!w->csv) {
+    char hdr[512];
+    size_t n = npy_header(w, hdr, sizeof hdr, SIZE_MAX, 0);
+    gmle_status s = GMLE_OK;
+    if (!n)
+      s = gmle__error(ctx, GMLE_E_INTERNAL,
+                      "%s: cannot format the .npy header", path);
+    else
+      s = put(w, hdr, n);
+    w->hdr_len = n;
+    if (s != GMLE_OK) {
+      gmle_writer_abort(w);
+      return s;
+    }
+  }
+  *out = w;
+  return GMLE_OK;
+}
+
+gmle_status gmle_writer_write(gmle_writer *w, const void *rows,
+                              size_t n_rows) {
+  if (!w)
+    return GMLE_E_INVALID_ARG;
+  gmle__clear_error(w->ctx);
+  if (w->failed)
+    return gmle__error(w->ctx, GMLE_E_INVALID_ARG,
+                       "%s: an earlier write failed; abort the writer",
+                       w->path);
+  if (n_rows == 0)
+    return GMLE_OK;
+  if (!rows)
+    return gmle__error(w->ctx, GMLE_E_INVALID_ARG,
+                       "gmle_writer_write: rows is NULL");
+  gmle_status s;
+  if (w->csv) {
+    locale_t old = uselocale(w->cloc);
+    s = write_csv(w, rows, n_rows);
+    uselocale(old);
+  } else {
+    s = write_npy(w, rows, n_rows);
+  }
+  if (s != GMLE_OK)
+    return wr_fail(w, s);
+  w->rows += n_rows;
+  return GMLE_OK;
+}
+
+gmle_status gmle_writer_commit(gmle_writer *w) {
+  if (!w)
+    return GMLE_E_INVALID_ARG;
+  gmle_context *ctx = w->ctx;
+  gmle__clear_error(ctx);
+  gmle_status s = GMLE_OK;
+  if (w->failed)
+    s = gmle__error(ctx, GMLE_E_INVALID_ARG,
+                    "%s: an earlier write failed; nothing was written",
+                    w->path);
+  if (s == GMLE_OK)
+    s = flush_buf(w);
+  if (s == GMLE_OK && !w->csv) {
+    char hdr[512];
+    size_t n = npy_header(w, hdr, sizeof hdr, (size_t)w->rows, w->hdr_len);
+    if (n != w->hdr_len) {
+      s = gmle__error(ctx, GMLE_E_INTERNAL,
+                      "%s: cannot patch the .npy header", w->path);
+    } else {
+      for (size_t done = 0; done < n && s == GMLE_OK;) {
+        ssize_t k = pwrite(w->fd, hdr + done, n - done, (off_t)done);
+        if (k < 0 && errno == EINTR)
+          continue;
+        if (k < 0)
+          s = gmle__error(ctx, GMLE_E_IO, "%s: write failed: %s", w->tmp,
+                          strerror(errno));
+        else
+          done += (size_t)k;
+      }
+    }
+  }
+  if (s == GMLE_OK && fsync(w->fd) != 0)
+    s = gmle__error(ctx, GMLE_E_IO, "%s: fsync failed: %s", w->tmp,
+                    strerror(errno));
+  if (s == GMLE_OK) {
+    int rc = close(w->fd);
+    w->fd = -1;
+    if (rc != 0)
+      s = gmle__error(ctx, GMLE_E_IO, "%s: close failed: %s", w->tmp,
+                      strerror(errno));
+  }
+  if (s == GMLE_OK && rename(w->tmp, w->path) != 0)
+    s = gmle__error(ctx, GMLE_E_IO, "%s: cannot rename %s into place: %s",
+                    w->path, w->tmp, strerror(errno));
+  if (s == GMLE_OK) {
+    /* Make the rename durable; failure here is not an error. */
+    char *slash = strrchr(w->path, '/');
+    int dfd = -1;
+    if (!slash) {
+      dfd = open(".", O_RDONLY | O_CLOEXEC);
+    } else {
+      *slash = '\0';
+      dfd = open(slash == w->path ? "/" : w->path, O_RDONLY | O_CLOEXEC);
+      *slash = '/';
+    }
+    if (dfd >= 0) {
+      (void)fsync(dfd);
+      close(dfd);
+    }
+    writer_free(w);
+    return GMLE_OK;
+  }
+  gmle_writer_abort(w);
+  return s;
+}
+
+void gmle_writer_abort(gmle_writer *w) {
+  if (!w)
+    return;
+  if (w->fd >= 0) {
+    close(w->fd);
+    w->fd = -1;
+  }
+  if (w->tmp)
+    (void)unlink(w->tmp);
+  writer_free(w);
+}

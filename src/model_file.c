@@ -1,0 +1,692 @@
+/* model_file.c -- gmle_model_save / gmle_model_load: models as uncompressed
+ * .npz archives that numpy.load reads, and that numpy.savez can write.
+ *
+ * Members (all .npy, little-endian on little-endian hosts):
+ *   format_version   0-d <i8, 1
+ *   covariance_type  0-d <U: 'full', 'diag', 'spherical' or 'tied'
+ *   means            (C, D) <f8
+ *   covariances      <f8 shaped as scikit-learn's GaussianMixture: full
+ *                    (C, D, D), diag (C, D), spherical (C,), tied (D, D)
+ *   priors, counts   (C,) <f8
+ *   rows             (C,) <u8
+ *   classes          (C,) <U{maxlen}: the class names (UTF-8 in gmle; bytes
+ *                    that are not UTF-8 travel as U+DC80..U+DCFF, as
+ *                    Python's surrogateescape does), or (C,) <i8 0..C-1
+ *                    when the model has no names
+ * On load counts, rows and classes are optional (numpy-written files);
+ * other dtypes convert when exact (any float or integer width, either byte
+ * order, Fortran order); integer classes other than 0..C-1 become names. */
+#include "internal.h"
+
+#include "atomic_file.h"
+#include "npy.h"
+#include "zip.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define FORMAT_VERSION 1
+
+static const char *const cov_names[] = {"full", "diag", "spherical", "tied"};
+
+static char native_order(void) { return gmle__host_big_endian() ? '>' : '<'; }
+
+/* ------------------------------------------------------------------------ */
+/* UTF-8 <-> code points (surrogateescape for bytes that are not UTF-8)     */
+/* ------------------------------------------------------------------------ */
+
+/* Decode one code point at s (NUL-terminated); returns bytes consumed. */
+static size_t utf8_next(const unsigned char *s, uint32_t *cp) {
+  unsigned c = s[0];
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  size_t n = 0;
+  uint32_t v = 0, min = 0;
+  if (c >= 0xc2 && c <= 0xdf)
+    n = 2, v = c & 0x1f, min = 0x80;
+  else if (c >= 0xe0 && c <= 0xef)
+    n = 3, v = c & 0x0f, min = 0x800;
+  else if (c >= 0xf0 && c <= 0xf4)
+    n = 4, v = c & 0x07, min = 0x10000;
+  for (size_t k = 1; k < n; k++) {
+    if ((s[k] & 0xc0) != 0x80) {
+      n = 0;
+      break;
+    }
+    v = (v << 6) | (s[k] & 0x3fu);
+  }
+  if (n == 0 || v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
+    *cp = 0xdc00u + c; /* surrogateescape */
+    return 1;
+  }
+  *cp = v;
+  return n;
+}
+
+static size_t utf8_count(const char *s) {
+  size_t n = 0;
+  uint32_t cp;
+  for (const unsigned char *p = (const unsigned char *)s; *p;
+       p += utf8_next(p, &cp))
+    n++;
+  return n;
+}
+
+/* Encode cp; returns bytes written (at most 4) into out. */
+static size_t utf8_put(uint32_t cp, char *out) {
+  unsigned char *o = (unsigned char *)out;
+  if (cp >= 0xdc80 && cp <= 0xdcff) {
+    o[0] = (unsigned char)(cp - 0xdc00);
+    return 1;
+  }
+  if (cp < 0x80) {
+    o[0] = (unsigned char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    o[0] = (unsigned char)(0xc0 | (cp >> 6));
+    o[1] = (unsigned char)(0x80 | (cp & 0x3f));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    o[0] = (unsigned char)(0xe0 | (cp >> 12));
+    o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+    o[2] = (unsigned char)(0x80 | (cp & 0x3f));
+    return 3;
+  }
+  o[0] = (unsigned char)(0xf0 | (cp >> 18));
+  o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+  o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+  o[3] = (unsigned char)(0x80 | (cp & 0x3f));
+  return 4;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Save                                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct save_state {
+  const gmle_context *ctx;
+  const char *path;
+  gmle__zip_writer zw;
+} save_state;
+
+static gmle_status add_array(save_state *s, const char *member,
+                             const char *descr, size_t ndim,
+                             const size_t *shape, const void *data,
+                             size_t bytes) {
+  char hdr[512];
+  size_t hl = gmle__npy_format_header(hdr, sizeof hdr, descr, 0, ndim, shape);
+  if (hl == 0)
+    return gmle__error(s->ctx, GMLE_E_INTERNAL,
+                       "%s: cannot format the .npy header of '%s'", s->path,
+                       member);
+  const void *parts[2] = {hdr, data};
+  const size_t lens[2] = {hl, bytes};
+  return gmle__zip_add(&s->zw, member, parts, lens, 2);
+}
+
+/* UCS-4 array of n strings of width w code points (at least 1). */
+static gmle_status ucs4_strings(const gmle_context *ctx, const char *path,
+                                const char *const *strs, size_t n,
+                                unsigned char **out, size_t *width,
+                                size_t *bytes) {
+  size_t w = 1;
+  for (size_t i = 0; i < n; i++) {
+    size_t k = utf8_count(strs[i]);
+    w = k > w ? k : w;
+  }
+  size_t total;
+  if (gmle__mul3_size(n, w, 4, &total))
+    return gmle__error(ctx, GMLE_E_TOO_LARGE, "%s: class names too long", path);
+  unsigned char *b = gmle__calloc(total ? total : 1, 1);
+  if (!b)
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                       "%s: out of memory for class names", path);
+  for (size_t i = 0; i < n; i++) {
+    const unsigned char *p = (const unsigned char *)strs[i];
+    for (size_t k = 0; *p; k++) {
+      uint32_t cp;
+      p += utf8_next(p, &cp);
+      gmle__st_le32(b + (i * w + k) * 4, cp);
+    }
+  }
+  *out = b;
+  *width = w;
+  *bytes = total;
+  return GMLE_OK;
+}
+
+static gmle_status save_members(save_state *s, const gmle_model *m) {
+  const size_t C = m->n_classes, D = m->dim;
+  const char o = native_order();
+  char f8[8], u8[8];
+  snprintf(f8, sizeof f8, "%cf8", o);
+  snprintf(u8, sizeof u8, "%cu8", o);
+  unsigned char v8[8];
+  gmle__st_le64(v8, FORMAT_VERSION);
+  GMLE_TRY(add_array(s, "format_version.npy", "<i8", 0, NULL, v8, 8));
+
+  const char *cn = cov_names[m->cov];
+  unsigned char ct[9 * 4];
+  size_t cl = strlen(cn);
+  for (size_t k = 0; k < cl; k++)
+    gmle__st_le32(ct + 4 * k, (uint32_t)(unsigned char)cn[k]);
+  char ud[32];
+  snprintf(ud, sizeof ud, "<U%zu", cl);
+  GMLE_TRY(add_array(s, "covariance_type.npy", ud, 0, NULL, ct, cl * 4));
+
+  size_t shape[3] = {C, D, D};
+  GMLE_TRY(add_array(s, "means.npy", f8, 2, shape, m->means, C * D * 8));
+  size_t cov_len = gmle__cov_len(m->cov, D, C);
+  switch (m->cov) {
+  case GMLE_COV_FULL:
+    GMLE_TRY(
+        add_array(s, "covariances.npy", f8, 3, shape, m->covars, cov_len * 8));
+    break;
+  case GMLE_COV_DIAG:
+    GMLE_TRY(
+        add_array(s, "covariances.npy", f8, 2, shape, m->covars, cov_len * 8));
+    break;
+  case GMLE_COV_SPHERICAL:
+    GMLE_TRY(
+        add_array(s, "covariances.npy", f8, 1, shape, m->covars, cov_len * 8));
+    break;
+  case GMLE_COV_TIED:
+    GMLE_TRY(add_array(s, "covariances.npy", f8, 2, shape + 1, m->covars,
+                       cov_len * 8));
+    break;
+  }
+  GMLE_TRY(add_array(s, "priors.npy", f8, 1, shape, m->priors, C * 8));
+  if (m->counts)
+    GMLE_TRY(add_array(s, "counts.npy", f8, 1, shape, m->counts, C * 8));
+  if (m->rows)
+    GMLE_TRY(add_array(s, "rows.npy", u8, 1, shape, m->rows, C * 8));
+
+  unsigned char *cls = NULL;
+  size_t bytes = 0;
+  gmle_status st;
+  if (m->names) {
+    size_t w = 0;
+    GMLE_TRY(ucs4_strings(s->ctx, s->path, (const char *const *)m->names, C,
+                          &cls, &w, &bytes));
+    char ud2[32];
+    snprintf(ud2, sizeof ud2, "<U%zu", w);
+    st = add_array(s, "classes.npy", ud2, 1, shape, cls, bytes);
+  } else {
+    cls = gmle__malloc(C * 8);
+    if (!cls)
+      return gmle__error(s->ctx, GMLE_E_OUT_OF_MEMORY, "%s: out of memory",
+                         s->path);
+    for (size_t c = 0; c < C; c++)
+      gmle__st_le64(cls + 8 * c, (uint64_t)c);
+    st = add_array(s, "classes.npy", "<i8", 1, shape, cls, C * 8);
+  }
+  gmle__free(cls);
+  GMLE_TRY(st);
+  return gmle__zip_finish(&s->zw);
+}
+
+gmle_status gmle_model_save(const gmle_model *m, const char *path) {
+  if (!m)
+    return GMLE_E_INVALID_ARG;
+  const gmle_context *ctx = m->ctx;
+  gmle__clear_error(ctx);
+  GMLE_RETURN_IF(!path || !*path, ctx, GMLE_E_INVALID_ARG,
+                 "gmle_model_save: empty or NULL path");
+  GMLE_RETURN_IF(
+      (unsigned)m->cov > GMLE_COV_TIED || !m->means || !m->covars || !m->priors,
+      ctx, GMLE_E_INVALID_ARG, "gmle_model_save: the model is incomplete");
+  gmle__atomic_file af;
+  GMLE_TRY(gmle__atomic_open(ctx, path, &af));
+  save_state s;
+  s.ctx = ctx;
+  s.path = path;
+  gmle__zip_writer_init(&s.zw, ctx, af.f, path);
+  gmle_status st = save_members(&s, m);
+  if (st != GMLE_OK) {
+    gmle__atomic_abort(&af);
+    return st;
+  }
+  return gmle__atomic_commit(&af);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Load                                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct member {
+  const char *name; /* "means" */
+  unsigned char *buf;
+  gmle__npy_header h;
+  const unsigned char *data;
+  char label[512]; /* "path: member 'means.npy' (at byte N)" for messages */
+} member;
+
+typedef struct load_state {
+  gmle_context *ctx;
+  const char *path;
+  gmle__zip_reader zr;
+  member fv, ct, means, covs, priors, counts, rows, classes;
+} load_state;
+
+static void load_free(load_state *L) {
+  member *all[] = {&L->fv,     &L->ct,     &L->means, &L->covs,
+                   &L->priors, &L->counts, &L->rows,  &L->classes};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+    gmle__free(all[i]->buf);
+  gmle__zip_close(&L->zr);
+}
+
+static gmle_status load_member(load_state *L, member *mb, const char *name,
+                               int required) {
+  char zname[64];
+  snprintf(zname, sizeof zname, "%s.npy", name);
+  mb->name = name;
+  const gmle__zip_entry *e = gmle__zip_find(&L->zr, zname);
+  if (!e) {
+    if (!required)
+      return GMLE_OK;
+    return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: no member '%s': not a gmle model file (it needs "
+                       "means, covariances, priors, covariance_type and "
+                       "format_version)",
+                       L->path, zname);
+  }
+  snprintf(mb->label, sizeof mb->label, "%s: member '%s' (data at byte %llu)",
+           L->path, zname, (unsigned long long)e->data_offset);
+  GMLE_TRY(gmle__zip_read_member(&L->zr, e, &mb->buf));
+  GMLE_TRY(gmle__npy_parse_header(L->ctx, mb->label, mb->buf, (size_t)e->size,
+                                  e->size, &mb->h));
+  if (mb->h.header_len + mb->h.data_bytes != e->size)
+    return gmle__error(
+        L->ctx, GMLE_E_BAD_FORMAT,
+        "%s: byte %zu: %llu stray bytes after the array data", mb->label,
+        mb->h.header_len + mb->h.data_bytes,
+        (unsigned long long)(e->size - mb->h.header_len - mb->h.data_bytes));
+  mb->data = mb->buf + mb->h.header_len;
+  return GMLE_OK;
+}
+
+static int shape_is(const member *mb, size_t ndim, size_t a, size_t b,
+                    size_t c) {
+  const size_t want[3] = {a, b, c};
+  if (mb->h.ndim != ndim)
+    return 0;
+  for (size_t k = 0; k < ndim; k++)
+    if (mb->h.shape[k] != want[k])
+      return 0;
+  return 1;
+}
+
+static void shape_text(const member *mb, char *buf, size_t cap) {
+  size_t j = (size_t)snprintf(buf, cap, "(");
+  for (size_t k = 0; k < mb->h.ndim && j < cap; k++)
+    j += (size_t)snprintf(buf + j, cap - j, "%s%zu", k ? ", " : "",
+                          mb->h.shape[k]);
+  if (j < cap)
+    snprintf(buf + j, cap - j, "%s)", mb->h.ndim == 1 ? "," : "");
+}
+
+static gmle_status wrong_shape(load_state *L, const member *mb,
+                               const char *want) {
+  char got[256];
+  shape_text(mb, got, sizeof got);
+  return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
+                     "%s: shape %s does not match the model: expected %s",
+                     mb->label, got, want);
+}
+
+static gmle_status need_numeric(load_state *L, const member *mb) {
+  if (gmle__npy_is_numeric(&mb->h) && mb->h.kind != 'b')
+    return GMLE_OK;
+  return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
+                     "%s: dtype '%s' is not a number array", mb->label,
+                     mb->h.descr);
+}
+
+/* The array as doubles in C order: the member's own bytes when they
+ * already are native float64 in C order, else a converted copy (*owned). */
+static gmle_status as_f64(load_state *L, const member *mb, const double **out,
+                          double **owned) {
+  *owned = NULL;
+  GMLE_TRY(need_numeric(L, mb));
+  const gmle__npy_header *h = &mb->h;
+  if (h->kind == 'f' && h->itemsize == 8 &&
+      h->big_endian == gmle__host_big_endian() &&
+      (!h->fortran_order || h->ndim < 2) &&
+      ((uintptr_t)mb->data % sizeof(double)) == 0) {
+    *out = (const double *)(const void *)mb->data;
+    return GMLE_OK;
+  }
+  double *d = gmle__malloc(h->n_elements * sizeof(double));
+  if (!d)
+    return gmle__error(L->ctx, GMLE_E_OUT_OF_MEMORY, "%s: out of memory",
+                       mb->label);
+  gmle__npy_array_to_f64(h, mb->data, d);
+  *owned = d;
+  *out = d;
+  return GMLE_OK;
+}
+
+/* A 0-d (or one-element) string member as ASCII text. */
+static gmle_status scalar_text(load_state *L, const member *mb, char *out,
+                               size_t cap) {
+  const gmle__npy_header *h = &mb->h;
+  if ((h->kind != 'U' && h->kind != 'S') || h->n_elements != 1)
+    return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: expected a string scalar, found dtype '%s' with "
+                       "%zu elements",
+                       mb->label, h->descr, h->n_elements);
+  size_t step = h->kind == 'U' ? 4 : 1, n = h->itemsize / step, len = 0;
+  for (size_t k = 0; k < n; k++) {
+    const unsigned char *p = mb->data + k * step;
+    uint32_t cp = step == 1 ? p[0]
+                  : h->big_endian
+                      ? ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+                         (uint32_t)p[2] << 8 | p[3])
+                      : gmle__ld_le32(p);
+    if (cp == 0)
+      break;
+    if (cp < 0x20 || cp > 0x7e || len + 1 >= cap) {
+      out[0] = '\0';
+      return GMLE_OK; /* not one of the names: the caller reports it */
+    }
+    out[len++] = (char)cp;
+  }
+  out[len] = '\0';
+  return GMLE_OK;
+}
+
+/* Class names from a unicode or bytes array of C strings. */
+static gmle_status names_from_strings(load_state *L, const member *mb, size_t C,
+                                      char ***out) {
+  const gmle__npy_header *h = &mb->h;
+  size_t step = h->kind == 'U' ? 4 : 1, w = h->itemsize / step;
+  /* Each code point becomes at most 4 bytes; itemsize*C is bounded by the
+   * member's size, which was checked against the file. */
+  size_t cap = w * 4 + 1;
+  char **names = gmle__calloc(C, sizeof *names);
+  if (!names)
+    return gmle__error(L->ctx, GMLE_E_OUT_OF_MEMORY, "%s: out of memory",
+                       mb->label);
+  *out = names;
+  for (size_t c = 0; c < C; c++) {
+    names[c] = gmle__malloc(cap);
+    if (!names[c])
+      return gmle__error(L->ctx, GMLE_E_OUT_OF_MEMORY, "%s: out of memory",
+                         mb->label);
+    const unsigned char *e = mb->data + c * h->itemsize;
+    size_t end = w;
+    while (end > 0) { /* trailing NULs are padding */
+      const unsigned char *p = e + (end - 1) * step;
+      int zero = step == 1 ? p[0] == 0 : (p[0] | p[1] | p[2] | p[3]) == 0;
+      if (!zero)
+        break;
+      end--;
+    }
+    size_t len = 0;
+    for (size_t k = 0; k < end; k++) {
+      const unsigned char *p = e + k * step;
+      uint32_t cp = step == 1 ? p[0]
+                    : h->big_endian
+                        ? ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+                           (uint32_t)p[2] << 8 | p[3])
+                        : gmle__ld_le32(p);
+      if (cp == 0 || cp > 0x10ffff)
+        return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
+                           "%s: byte %zu: class %zu's name holds code point "
+                           "0x%lx, which a C string cannot carry",
+                           mb->label,
+                           h->header_len + c * h->itemsize + k * step, c,
+                           (unsigned long)cp);
+      if (step == 1) {
+        names[c][len++] = (char)cp;
+      } else {
+        len += utf8_put(cp, names[c] + len);
+      }
+    }
+    names[c][len] = '\0';
+  }
+  return GMLE_OK;
+}
+
+static void names_free(char **names, size_t C) {
+  if (!names)
+    return;
+  for (size_t c = 0; c < C; c++)
+    gmle__free(names[c]);
+  gmle__free(names);
+}
+
+/* Class labels from an integer array: none when they are 0..C-1. */
+static gmle_status names_from_ints(load_state *L, const member *mb, size_t C,
+                                   char ***out) {
+  int64_t *v = gmle__malloc(C * sizeof *v);
+  if (!v)
+    return gmle__error(L->ctx, GMLE_E_OUT_OF_MEMORY, "%s: out of memory",
+                       mb->label);
+  size_t bad_at = gmle__npy_array_to_i64(&mb->h, mb->data, v);
+  if (bad_at != C) {
+    gmle__free(v);
+    return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: class %zu is not an integer label", mb->label,
+                       bad_at);
+  }
+  int identity = 1;
+  for (size_t c = 0; c < C; c++)
+    identity &= v[c] == (int64_t)c;
+  gmle_status s = GMLE_OK;
+  if (!identity) {
+    char **names = gmle__calloc(C, sizeof *names);
+    s = names ? GMLE_OK
+              : gmle__error(L->ctx, GMLE_E_OUT_OF_MEMORY, "%s: out of memory",
+                            mb->label);
+    for (size_t c = 0; s == GMLE_OK && c < C; c++) {
+      names[c] = gmle__malloc(24);
+      if (!names[c])
+        s = gmle__error(L->ctx, GMLE_E_OUT_OF_MEMORY, "%s: out of memory",
+                        mb->label);
+      else
+        snprintf(names[c], 24, "%lld", (long long)v[c]);
+    }
+    *out = names;
+  }
+  gmle__free(v);
+  return s;
+}
+
+static gmle_status load_model(load_state *L, gmle_model **out) {
+  gmle_context *ctx = L->ctx;
+  GMLE_TRY(gmle__zip_open_file(ctx, L->path, &L->zr));
+  /* Every member's CRC, including those gmle does not use. */
+  for (size_t i = 0; i < L->zr.n; i++)
+    GMLE_TRY(gmle__zip_check_crc(&L->zr, &L->zr.e[i]));
+
+  /* The version first: a newer file may differ in anything else. */
+  GMLE_TRY(load_member(L, &L->fv, "format_version", 1));
+  {
+    int64_t v = 0;
+    if (!(L->fv.h.kind == 'i' || L->fv.h.kind == 'u') ||
+        L->fv.h.n_elements != 1 ||
+        gmle__npy_to_i64(&L->fv.h, L->fv.data, 1, &v) != 1)
+      return gmle__error(ctx, GMLE_E_BAD_FORMAT,
+                         "%s: expected one integer, found dtype '%s' with "
+                         "%zu elements",
+                         L->fv.label, L->fv.h.descr, L->fv.h.n_elements);
+    if (v > FORMAT_VERSION)
+      return gmle__error(ctx, GMLE_E_UNSUPPORTED_VERSION,
+                         "%s: format_version %lld is newer than this gmle "
+                         "reads (%d); upgrade gmle",
+                         L->fv.label, (long long)v, FORMAT_VERSION);
+    if (v < 1)
+      return gmle__error(ctx, GMLE_E_BAD_FORMAT,
+                         "%s: format_version %lld is not valid", L->fv.label,
+                         (long long)v);
+  }
+  GMLE_TRY(load_member(L, &L->ct, "covariance_type", 1));
+  char ctname[16];
+  GMLE_TRY(scalar_text(L, &L->ct, ctname, sizeof ctname));
+  int cov = -1;
+  for (int k = 0; k < 4; k++)
+    if (strcmp(ctname, cov_names[k]) == 0)
+      cov = k;
+  if (cov < 0)
+    return gmle__error(ctx, GMLE_E_BAD_FORMAT,
+                       "%s: covariance_type '%s' is not one of 'full', "
+                       "'diag', 'spherical', 'tied'",
+                       L->ct.label, ctname);
+
+  GMLE_TRY(load_member(L, &L->means, "means", 1));
+  GMLE_TRY(need_numeric(L, &L->means));
+  if (L->means.h.ndim != 2 || L->means.h.shape[0] == 0 ||
+      L->means.h.shape[1] == 0)
+    return wrong_shape(L, &L->means, "(n_classes, n_features), both >= 1");
+  const size_t C = L->means.h.shape[0], D = L->means.h.shape[1];
+  char want[128];
+
+  GMLE_TRY(load_member(L, &L->covs, "covariances", 1));
+  int ok = 0;
+  switch ((gmle_cov_type)cov) {
+  case GMLE_COV_FULL:
+    ok = shape_is(&L->covs, 3, C, D, D);
+    snprintf(want, sizeof want, "(%zu, %zu, %zu) for 'full'", C, D, D);
+    break;
+  case GMLE_COV_DIAG:
+    ok = shape_is(&L->covs, 2, C, D, 0);
+    snprintf(want, sizeof want, "(%zu, %zu) for 'diag'", C, D);
+    break;
+  case GMLE_COV_SPHERICAL:
+    ok = shape_is(&L->covs, 1, C, 0, 0);
+    snprintf(want, sizeof want, "(%zu,) for 'spherical'", C);
+    break;
+  case GMLE_COV_TIED:
+    ok = shape_is(&L->covs, 2, D, D, 0);
+    snprintf(want, sizeof want, "(%zu, %zu) for 'tied'", D, D);
+    break;
+  }
+  if (!ok)
+    return wrong_shape(L, &L->covs, want);
+  snprintf(want, sizeof want, "(%zu,), one per class", C);
+  GMLE_TRY(load_member(L, &L->priors, "priors", 1));
+  if (!shape_is(&L->priors, 1, C, 0, 0))
+    return wrong_shape(L, &L->priors, want);
+  GMLE_TRY(load_member(L, &L->counts, "counts", 0));
+  if (L->counts.buf && !shape_is(&L->counts, 1, C, 0, 0))
+    return wrong_shape(L, &L->counts, want);
+  GMLE_TRY(load_member(L, &L->rows, "rows", 0));
+  if (L->rows.buf && !shape_is(&L->rows, 1, C, 0, 0))
+    return wrong_shape(L, &L->rows, want);
+  GMLE_TRY(load_member(L, &L->classes, "classes", 0));
+  if (L->classes.buf && !shape_is(&L->classes, 1, C, 0, 0))
+    return wrong_shape(L, &L->classes, want);
+
+  /* Rows: non-negative integers (uint64 read whole). */
+  uint64_t *rows = NULL;
+  if (L->rows.buf) {
+    const gmle__npy_header *h = &L->rows.h;
+    if (h->kind != 'i' && h->kind != 'u')
+      return gmle__error(ctx, GMLE_E_BAD_FORMAT,
+                         "%s: dtype '%s' is not an integer array",
+                         L->rows.label, h->descr);
+    rows = gmle__malloc(C * sizeof *rows);
+    if (!rows)
+      return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "%s: out of memory",
+                         L->rows.label);
+    for (size_t c = 0; c < C; c++) {
+      const unsigned char *p = L->rows.data + c * h->itemsize;
+      int64_t v = 0;
+      if (h->kind == 'u' && h->itemsize == 8) {
+        uint64_t u = 0;
+        for (size_t k = 0; k < 8; k++)
+          u = (u << 8) | p[h->big_endian ? k : 7 - k];
+        rows[c] = u;
+      } else if (gmle__npy_to_i64(h, p, 1, &v) == 1 && v >= 0) {
+        rows[c] = (uint64_t)v;
+      } else {
+        gmle__free(rows);
+        return gmle__error(ctx, GMLE_E_INVALID_MODEL,
+                           "%s: byte %zu: class %zu: row count is negative",
+                           L->rows.label, h->header_len + c * h->itemsize, c);
+      }
+    }
+  }
+
+  char **names = NULL;
+  gmle_status s = GMLE_OK;
+  if (L->classes.buf) {
+    const gmle__npy_header *h = &L->classes.h;
+    if (h->kind == 'U' || h->kind == 'S')
+      s = names_from_strings(L, &L->classes, C, &names);
+    else if (h->kind == 'i' || h->kind == 'u')
+      s = names_from_ints(L, &L->classes, C, &names);
+    else
+      s = gmle__error(ctx, GMLE_E_BAD_FORMAT,
+                      "%s: dtype '%s' is neither strings nor integers",
+                      L->classes.label, h->descr);
+  }
+
+  const double *pm = NULL, *pc = NULL, *pp = NULL, *pn = NULL;
+  double *om = NULL, *oc = NULL, *op = NULL, *on = NULL;
+  if (s == GMLE_OK)
+    s = as_f64(L, &L->means, &pm, &om);
+  if (s == GMLE_OK)
+    s = as_f64(L, &L->covs, &pc, &oc);
+  if (s == GMLE_OK)
+    s = as_f64(L, &L->priors, &pp, &op);
+  if (s == GMLE_OK && L->counts.buf)
+    s = as_f64(L, &L->counts, &pn, &on);
+  gmle_model *m = NULL;
+  if (s == GMLE_OK) {
+    s = gmle_model_create(ctx, D, C, (gmle_cov_type)cov, pm, pc, pp, pn, &m);
+    if (s != GMLE_OK) {
+      char why[GMLE__ERR_LEN];
+      snprintf(why, sizeof why, "%s", gmle_context_error(ctx));
+      s = gmle__error(ctx, s, "%s: %s", L->path, why);
+    }
+  }
+  if (s == GMLE_OK && names) {
+    s = gmle_model_set_class_names(m, (const char *const *)names);
+    if (s == GMLE_OK)
+      gmle__clear_error(ctx);
+  }
+  if (s == GMLE_OK && rows) {
+    for (size_t c = 0; c < C; c++) {
+      m->rows[c] = rows[c];
+      m->reports[c].rows = rows[c];
+    }
+  }
+  gmle__free(om);
+  gmle__free(oc);
+  gmle__free(op);
+  gmle__free(on);
+  gmle__free(rows);
+  names_free(names, C);
+  if (s != GMLE_OK) {
+    gmle_model_free(m);
+    return s;
+  }
+  *out = m;
+  return GMLE_OK;
+}
+
+gmle_status gmle_model_load(gmle_context *ctx, const char *path,
+                            gmle_model **out) {
+  if (!ctx)
+    return GMLE_E_INVALID_ARG;
+  gmle__clear_error(ctx);
+  GMLE_RETURN_IF(!out, ctx, GMLE_E_INVALID_ARG, "gmle_model_load: out is NULL");
+  *out = NULL;
+  GMLE_RETURN_IF(!path || !*path, ctx, GMLE_E_INVALID_ARG,
+                 "gmle_model_load: empty or NULL path");
+  load_state L;
+  memset(&L, 0, sizeof L);
+  L.ctx = ctx;
+  L.path = path;
+  L.zr.fd = -1;
+  gmle_status s = load_model(&L, out);
+  load_free(&L);
+  return s;
+}

@@ -1,0 +1,405 @@
+/* stats_file.c -- gmle_stats_save / gmle_stats_load.
+ *
+ * Format version 1, every integer and double little-endian:
+ *
+ *   offset  size  field
+ *        0     8  magic "GMLESTAT"
+ *        8     4  format version (1)
+ *       12     4  byte-order mark 0x01020304 (bytes 04 03 02 01)
+ *       16     4  mode (0 GMLE_STATS_FULL, 1 GMLE_STATS_DIAG)
+ *       20     4  flags (bit 0: some batch was float32; others 0)
+ *       24     8  dim D (>= 1)
+ *       32     8  n_classes C (1 .. INT32_MAX)
+ *       40     8  n_batches
+ *       48     8  payload bytes P (must equal the size implied by D, C, mode)
+ *       56     8  reserved (0)
+ *       64     P  payload:
+ *                   weight    C doubles
+ *                   rows      C uint64
+ *                   shift     C*D doubles
+ *                   sum       C*D doubles
+ *                   gram      C*G doubles (G = D*D for FULL, D for DIAG;
+ *                             FULL keeps the lower triangle, upper zero)
+ *                   has_shift C bytes (0 or 1), zero padded to 8 bytes
+ *   64+P       4  CRC-32 (zlib) of bytes 0 .. 64+P-1
+ *
+ * The file size must be exactly 68 + P; sizes are checked against it before
+ * anything is allocated. */
+#include "internal.h"
+
+#include "atomic_file.h"
+#include "npy.h"
+#include "zip.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define STATS_MAGIC "GMLESTAT"
+#define STATS_VERSION 1u
+#define STATS_BOM 0x01020304u
+#define HEADER_LEN 64u
+#define FLAG_SAW_F32 1u
+
+typedef struct layout {
+  size_t C, D, G;
+  uint64_t weight, rows, shift, sum, gram, has_shift, pad, payload;
+} layout;
+
+/* Byte sizes of the payload sections; -1 when they overflow uint64. */
+static int make_layout(uint64_t D, uint64_t C, unsigned mode, layout *l) {
+  const uint64_t M = UINT64_MAX / 16;
+  if (D == 0 || C == 0 || D > M || C > M)
+    return -1;
+  uint64_t G = D;
+  if (mode == GMLE_STATS_FULL) {
+    if (D > M / D)
+      return -1;
+    G = D * D;
+  }
+  if (C > M / D || C > M / G || C * G > M / 8 || C * D > M / 8)
+    return -1;
+  l->weight = 8 * C;
+  l->rows = 8 * C;
+  l->shift = 8 * C * D;
+  l->sum = 8 * C * D;
+  l->gram = 8 * C * G;
+  l->has_shift = C;
+  l->pad = (8 - C % 8) % 8;
+  uint64_t p = l->weight + l->rows;
+  if (l->shift > M - p || l->sum > M - p - l->shift ||
+      l->gram > M - p - l->shift - l->sum)
+    return -1;
+  p += l->shift + l->sum + l->gram;
+  if (C + 8 > M - p)
+    return -1;
+  l->payload = p + C + l->pad;
+  l->C = (size_t)C;
+  l->D = (size_t)D;
+  l->G = (size_t)G;
+  return (uint64_t)(size_t)l->payload == l->payload ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Save                                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct writer {
+  gmle__atomic_file af;
+  uint32_t crc;
+} writer;
+
+static gmle_status put(writer *w, const void *p, size_t n) {
+  w->crc = gmle__crc32(w->crc, p, n);
+  return gmle__atomic_write(&w->af, p, n);
+}
+
+/* n 8-byte values (double or uint64) in little-endian order. */
+static gmle_status put_words(writer *w, const void *src, size_t n) {
+  if (!gmle__host_big_endian())
+    return put(w, src, n * 8);
+  unsigned char buf[4096];
+  const unsigned char *s = src;
+  while (n > 0) {
+    size_t k = n < sizeof buf / 8 ? n : sizeof buf / 8;
+    for (size_t i = 0; i < k; i++) {
+      uint64_t v;
+      memcpy(&v, s + 8 * i, 8);
+      gmle__st_le64(buf + 8 * i, v);
+    }
+    GMLE_TRY(put(w, buf, k * 8));
+    s += k * 8;
+    n -= k;
+  }
+  return GMLE_OK;
+}
+
+static gmle_status save_body(writer *w, const gmle_stats *st, const layout *l) {
+  unsigned char h[HEADER_LEN] = {0};
+  memcpy(h, STATS_MAGIC, 8);
+  gmle__st_le32(h + 8, STATS_VERSION);
+  gmle__st_le32(h + 12, STATS_BOM);
+  gmle__st_le32(h + 16, (uint32_t)st->mode);
+  gmle__st_le32(h + 20, st->saw_f32 ? FLAG_SAW_F32 : 0u);
+  gmle__st_le64(h + 24, st->dim);
+  gmle__st_le64(h + 32, st->n_classes);
+  gmle__st_le64(h + 40, st->n_batches);
+  gmle__st_le64(h + 48, l->payload);
+  GMLE_TRY(put(w, h, sizeof h));
+  const size_t C = l->C, D = l->D;
+  GMLE_TRY(put_words(w, st->weight, C));
+  GMLE_TRY(put_words(w, st->rows, C));
+  GMLE_TRY(put_words(w, st->shift, C * D));
+  GMLE_TRY(put_words(w, st->sum, C * D));
+  GMLE_TRY(put_words(w, st->gram, C * l->G));
+  GMLE_TRY(put(w, st->has_shift, C));
+  static const unsigned char zeros[8];
+  GMLE_TRY(put(w, zeros, (size_t)l->pad));
+  unsigned char t[4];
+  gmle__st_le32(t, w->crc);
+  return gmle__atomic_write(&w->af, t, 4);
+}
+
+gmle_status gmle_stats_save(const gmle_stats *st, const char *path) {
+  if (!st)
+    return GMLE_E_INVALID_ARG;
+  const gmle_context *ctx = st->ctx;
+  gmle__clear_error(ctx);
+  GMLE_RETURN_IF(!path || !*path, ctx, GMLE_E_INVALID_ARG,
+                 "gmle_stats_save: empty or NULL path");
+  layout l;
+  GMLE_RETURN_IF(make_layout(st->dim, st->n_classes, (unsigned)st->mode, &l),
+                 ctx, GMLE_E_TOO_LARGE,
+                 "gmle_stats_save: %zu classes x %zu features are too large "
+                 "to save",
+                 st->n_classes, st->dim);
+  writer w;
+  w.crc = gmle__crc32(0, NULL, 0);
+  GMLE_TRY(gmle__atomic_open(ctx, path, &w.af));
+  gmle_status s = save_body(&w, st, &l);
+  if (s != GMLE_OK) {
+    gmle__atomic_abort(&w.af); /* no-op when a write already removed it */
+    return s;
+  }
+  return gmle__atomic_commit(&w.af);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Load                                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct reader {
+  gmle_context *ctx;
+  const char *path;
+  FILE *f;
+  uint64_t off, size;
+  uint32_t crc;
+} reader;
+
+static gmle_status get(reader *r, void *dst, size_t n, const char *what) {
+  if (n > r->size - r->off)
+    return gmle__error(r->ctx, GMLE_E_CORRUPT,
+                       "%s: byte %llu: truncated: %s needs %zu bytes, %llu "
+                       "remain",
+                       r->path, (unsigned long long)r->off, what, n,
+                       (unsigned long long)(r->size - r->off));
+  if (n && fread(dst, 1, n, r->f) != n)
+    return gmle__error(r->ctx, ferror(r->f) ? GMLE_E_IO : GMLE_E_CORRUPT,
+                       "%s: byte %llu: cannot read %s (%s)", r->path,
+                       (unsigned long long)r->off, what,
+                       ferror(r->f) ? strerror(errno) : "file shrank");
+  r->crc = gmle__crc32(r->crc, dst, n);
+  r->off += n;
+  return GMLE_OK;
+}
+
+static gmle_status get_words(reader *r, void *dst, size_t n, const char *what) {
+  GMLE_TRY(get(r, dst, n * 8, what));
+  if (gmle__host_big_endian()) {
+    unsigned char *p = dst;
+    for (size_t i = 0; i < n; i++) {
+      uint64_t v = gmle__ld_le64(p + 8 * i);
+      memcpy(p + 8 * i, &v, 8);
+    }
+  }
+  return GMLE_OK;
+}
+
+static gmle_status bad_value(reader *r, uint64_t off, const char *what,
+                             size_t c, size_t j, double v) {
+  return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                     "%s: byte %llu: class %zu: %s[%zu] is %g; saved "
+                     "statistics must be finite%s",
+                     r->path, (unsigned long long)off, c, what, j, v,
+                     strcmp(what, "weight") == 0 ? " and >= 0" : "");
+}
+
+static gmle_status check_values(reader *r, const gmle_stats *st,
+                                const layout *l) {
+  const size_t C = l->C, D = l->D, G = l->G;
+  const uint64_t base = HEADER_LEN;
+  const uint64_t o_shift = base + l->weight + l->rows;
+  const uint64_t o_sum = o_shift + l->shift, o_gram = o_sum + l->sum;
+  const uint64_t o_has = o_gram + l->gram;
+  for (size_t c = 0; c < C; c++) {
+    if (!isfinite(st->weight[c]) || st->weight[c] < 0)
+      return bad_value(r, base + 8 * c, "weight", c, 0, st->weight[c]);
+    if (st->has_shift[c] > 1)
+      return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                         "%s: byte %llu: class %zu: has_shift is %u, not 0 "
+                         "or 1",
+                         r->path, (unsigned long long)(o_has + c), c,
+                         st->has_shift[c]);
+    for (size_t j = 0; j < D; j++) {
+      if (!isfinite(st->shift[c * D + j]))
+        return bad_value(r, o_shift + 8 * (c * D + j), "shift", c, j,
+                         st->shift[c * D + j]);
+      if (!isfinite(st->sum[c * D + j]))
+        return bad_value(r, o_sum + 8 * (c * D + j), "sum", c, j,
+                         st->sum[c * D + j]);
+    }
+    for (size_t k = 0; k < G; k++) {
+      const double v = st->gram[c * G + k];
+      if (!isfinite(v))
+        return bad_value(r, o_gram + 8 * (c * G + k), "gram", c, k, v);
+      if (st->mode == GMLE_STATS_FULL && k % D > k / D && v != 0)
+        return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                           "%s: byte %llu: class %zu: gram (%zu, %zu) above "
+                           "the diagonal is %g; saved statistics keep the "
+                           "lower triangle only",
+                           r->path,
+                           (unsigned long long)(o_gram + 8 * (c * G + k)), c,
+                           k / D, k % D, v);
+    }
+  }
+  return GMLE_OK;
+}
+
+static gmle_status load_body(reader *r, gmle_stats **out) {
+  unsigned char h[HEADER_LEN];
+  if (r->size < 8 + 4) {
+    unsigned char m[8] = {0};
+    size_t n = r->size < 8 ? (size_t)r->size : 8;
+    if (fread(m, 1, n, r->f) != n || memcmp(m, STATS_MAGIC, n) != 0)
+      goto not_stats;
+    return gmle__error(r->ctx, GMLE_E_CORRUPT,
+                       "%s: byte %llu: truncated: %llu bytes is too short "
+                       "for a statistics file",
+                       r->path, (unsigned long long)r->size,
+                       (unsigned long long)r->size);
+  }
+  GMLE_TRY(get(r, h, 12, "the magic and version"));
+  if (memcmp(h, STATS_MAGIC, 8) != 0)
+    goto not_stats;
+  uint32_t version = gmle__ld_le32(h + 8);
+  if (version > STATS_VERSION)
+    return gmle__error(r->ctx, GMLE_E_UNSUPPORTED_VERSION,
+                       "%s: byte 8: statistics format version %lu is newer "
+                       "than this gmle reads (%u); upgrade gmle",
+                       r->path, (unsigned long)version, STATS_VERSION);
+  if (version == 0)
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: byte 8: format version 0 is not valid", r->path);
+  GMLE_TRY(get(r, h + 12, HEADER_LEN - 12, "the header"));
+  uint32_t bom = gmle__ld_le32(h + 12), mode = gmle__ld_le32(h + 16);
+  uint32_t flags = gmle__ld_le32(h + 20);
+  uint64_t D = gmle__ld_le64(h + 24), C = gmle__ld_le64(h + 32);
+  uint64_t n_batches = gmle__ld_le64(h + 40);
+  uint64_t payload = gmle__ld_le64(h + 48);
+  if (bom != STATS_BOM)
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: byte 12: wrong byte-order marker 0x%08lx "
+                       "(expected 0x%08lx)",
+                       r->path, (unsigned long)bom, (unsigned long)STATS_BOM);
+  if (mode != GMLE_STATS_FULL && mode != GMLE_STATS_DIAG)
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: byte 16: unknown statistics mode %lu", r->path,
+                       (unsigned long)mode);
+  if (flags & ~FLAG_SAW_F32)
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: byte 20: unknown flags 0x%08lx", r->path,
+                       (unsigned long)flags);
+  if (gmle__ld_le64(h + 56) != 0)
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: byte 56: reserved field is not zero", r->path);
+  layout l;
+  if (C > INT32_MAX || make_layout(D, C, mode, &l) != 0)
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: byte 24: %llu features x %llu classes is not a "
+                       "valid statistics size",
+                       r->path, (unsigned long long)D, (unsigned long long)C);
+  if (payload != l.payload)
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: byte 48: payload of %llu bytes does not match %llu "
+                       "features x %llu classes (%llu bytes)",
+                       r->path, (unsigned long long)payload,
+                       (unsigned long long)D, (unsigned long long)C,
+                       (unsigned long long)l.payload);
+  /* Everything the header claims must be in the file before allocating. */
+  if (r->size - HEADER_LEN < 4 || r->size - HEADER_LEN - 4 != l.payload)
+    return gmle__error(r->ctx, GMLE_E_CORRUPT,
+                       "%s: byte %llu: the header describes %llu bytes but "
+                       "the file has %llu (%s)",
+                       r->path, (unsigned long long)r->size,
+                       (unsigned long long)(HEADER_LEN + l.payload + 4),
+                       (unsigned long long)r->size,
+                       r->size < HEADER_LEN + l.payload + 4 ? "truncated"
+                                                            : "trailing bytes");
+  gmle_stats *st = NULL;
+  GMLE_TRY(
+      gmle_stats_create_mode(r->ctx, l.D, l.C, (gmle_stats_mode)mode, &st));
+  const size_t Cn = l.C, Dn = l.D;
+  unsigned char pad[8], tail[4];
+  gmle_status s = get_words(r, st->weight, Cn, "weights");
+  if (s == GMLE_OK)
+    s = get_words(r, st->rows, Cn, "row counts");
+  if (s == GMLE_OK)
+    s = get_words(r, st->shift, Cn * Dn, "shifts");
+  if (s == GMLE_OK)
+    s = get_words(r, st->sum, Cn * Dn, "sums");
+  if (s == GMLE_OK)
+    s = get_words(r, st->gram, Cn * l.G, "Gram matrices");
+  if (s == GMLE_OK)
+    s = get(r, st->has_shift, Cn, "shift flags");
+  if (s == GMLE_OK)
+    s = get(r, pad, (size_t)l.pad, "padding");
+  uint32_t crc = r->crc;
+  if (s == GMLE_OK)
+    s = get(r, tail, 4, "the CRC-32");
+  if (s == GMLE_OK && gmle__ld_le32(tail) != crc)
+    s = gmle__error(r->ctx, GMLE_E_CORRUPT,
+                    "%s: byte %llu: CRC-32 mismatch: stored 0x%08lx, "
+                    "computed 0x%08lx over bytes 0..%llu (the file is "
+                    "damaged)",
+                    r->path, (unsigned long long)(r->off - 4),
+                    (unsigned long)gmle__ld_le32(tail), (unsigned long)crc,
+                    (unsigned long long)(r->off - 4));
+  for (size_t k = 0; s == GMLE_OK && k < l.pad; k++)
+    if (pad[k] != 0)
+      s = gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                      "%s: byte %llu: padding is not zero", r->path,
+                      (unsigned long long)(r->off - 4 - l.pad + k));
+  if (s == GMLE_OK)
+    s = check_values(r, st, &l);
+  if (s != GMLE_OK) {
+    gmle_stats_free(st);
+    return s;
+  }
+  st->n_batches = n_batches;
+  st->saw_f32 = (flags & FLAG_SAW_F32) != 0;
+  *out = st;
+  return GMLE_OK;
+
+not_stats:
+  return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                     "%s: byte 0: not a gmle statistics file (the magic "
+                     "\"GMLESTAT\" is missing)",
+                     r->path);
+}
+
+gmle_status gmle_stats_load(gmle_context *ctx, const char *path,
+                            gmle_stats **out) {
+  if (!ctx)
+    return GMLE_E_INVALID_ARG;
+  gmle__clear_error(ctx);
+  GMLE_RETURN_IF(!out, ctx, GMLE_E_INVALID_ARG, "gmle_stats_load: out is NULL");
+  *out = NULL;
+  GMLE_RETURN_IF(!path || !*path, ctx, GMLE_E_INVALID_ARG,
+                 "gmle_stats_load: empty or NULL path");
+  reader r = {ctx, path, NULL, 0, 0, gmle__crc32(0, NULL, 0)};
+  r.f = fopen(path, "rb");
+  if (!r.f)
+    return gmle__error(ctx, GMLE_E_IO, "%s: cannot open: %s", path,
+                       strerror(errno));
+  struct stat sb;
+  if (fstat(fileno(r.f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    fclose(r.f);
+    return gmle__error(ctx, GMLE_E_IO, "%s: not a regular file", path);
+  }
+  r.size = (uint64_t)sb.st_size;
+  gmle_status s = load_body(&r, out);
+  fclose(r.f);
+  return s;
+}
