@@ -121,7 +121,8 @@ typedef enum gmle_output {
   GMLE_OUT_LOGLIK = 0,  /**< n x C: log N(x; mu_c, Sigma_c) */
   GMLE_OUT_JOINT = 1,   /**< n x C: log pi_c + log N(x; mu_c, Sigma_c) */
   GMLE_OUT_LOGPOST = 2, /**< n x C: log p(c | x) */
-  GMLE_OUT_LABEL = 3,   /**< n: int32 argmax_c of the joint */
+  GMLE_OUT_LABEL = 3,   /**< n: int32 argmax_c of the joint (lowest index
+                             on ties; -1 when every class scores -inf) */
   GMLE_OUT_DENSITY = 4  /**< n: log sum_c pi_c N(x; mu_c, Sigma_c) */
 } gmle_output;
 
@@ -261,7 +262,9 @@ GMLE_API gmle_status gmle_stats_set_class_names(gmle_stats *st,
 GMLE_API const char *gmle_stats_class_name(const gmle_stats *st, size_t c);
 
 /** Save statistics to a file (versioned, CRC-32 checked; written to a
- *  temporary file and renamed, so a failure leaves no partial file). */
+ *  temporary file and renamed, so a failure leaves no partial file). Class
+ *  names are saved too (any bytes, at most 65536 per name, else
+ *  GMLE_E_TOO_LARGE). */
 GMLE_API gmle_status gmle_stats_save(const gmle_stats *st, const char *path);
 /** Load statistics saved by gmle_stats_save onto ctx. Truncated or
  *  corrupted files give GMLE_E_CORRUPT / GMLE_E_BAD_FORMAT with the offset;
@@ -397,7 +400,14 @@ GMLE_API gmle_status gmle_total_loglik(gmle_context *ctx, const gmle_model *m,
 /** Save a model as an uncompressed .npz: means (C, D) float64, covariances
  *  shaped as scikit-learn's GaussianMixture (full (C, D, D), diag (C, D),
  *  spherical (C,), tied (D, D)), priors (C,), counts (C,), rows (C,) uint64,
- *  covariance_type, format_version, and class names when set. Written to a
+ *  covariance_type, format_version, and class names when set. Also the fit
+ *  report: report_min_eigenvalue, report_max_eigenvalue, report_condition,
+ *  report_shrinkage (C,) float64, report_n_floored (C,) uint64 and
+ *  report_empty (C,) bool; and for models from gmle_fit the training
+ *  log-likelihood as 0-d float64 train_loglik (class-conditional),
+ *  train_loglik_joint and train_n, so that gmle_model_loglik and
+ *  gmle_model_information work on the loaded model. gmle_model_load treats
+ *  these members as optional (older files load without them). Written to a
  *  temporary file and renamed. */
 GMLE_API gmle_status gmle_model_save(const gmle_model *m, const char *path);
 /** Load a model saved by gmle_model_save (or written by numpy with the same

@@ -420,6 +420,10 @@ static gmle_status fit_model(fit_ctx *f, gmle_model *m, double *Shat_all) {
   m->train_loglik_joint = llj;
   m->train_n = ntot;
   for (size_t c = 0; c < C; c++)
+    if (m->reports[c].empty)
+      gmle__log(f->ctx, GMLE_LOG_WARNING,
+                "class %zu is EMPTY (no data): prior 0, it scores -inf", c);
+  for (size_t c = 0; c < C; c++)
     if (m->reports[c].n_floored)
       gmle__log(f->ctx, GMLE_LOG_WARNING,
                 "class %zu: %zu variance(s)/eigenvalue(s) raised to the floor",

@@ -6,8 +6,10 @@
 static gmle_status report(const gmle_context *ctx, double v, size_t r,
                           size_t j, uint64_t batch, const char *what) {
   const char *kind = isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf");
+  (void)what; /* the caller's name is not part of the message: callers
+                prefix the file name, as in "x.npy: batch 0 row 17 col 3: NaN" */
   return gmle__error(ctx, GMLE_E_NONFINITE_INPUT,
-                     "%s: batch %llu row %zu col %zu: %s", what,
+                     "batch %llu row %zu col %zu: %s",
                      (unsigned long long)batch, r, j, kind);
 }
 
