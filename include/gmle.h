@@ -278,8 +278,8 @@ GMLE_API gmle_status gmle_stats_load(gmle_context *ctx, const char *path,
 
 /** How a fit is regularised (see DESIGN.md, "Degenerate data is normal").
  *  The default is the exact MLE plus a relative floor: every variance (every
- *  eigenvalue for full covariances, through the diagonal) is at least
- *  rel_floor * (largest feature variance of all accumulated data). */
+ *  eigenvalue for full and tied covariances) is at least rel_floor * (the
+ *  largest within-class feature variance over all accumulated data). */
 typedef struct gmle_fit_options {
   gmle_cov_type cov;     /**< default GMLE_COV_FULL */
   const double *priors;  /**< n_classes priors summing to 1, or NULL: n_c/n */

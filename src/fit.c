@@ -52,29 +52,19 @@ static void class_moments(const gmle_stats *st, size_t c, double *mean,
     mean[j] += st->shift[c * D + j];
 }
 
-/* Largest per-feature variance over all accumulated data (all classes
- * pooled, between-class spread included): the scale of the relative floor. */
-static double largest_total_variance(const gmle_stats *st, const double *means,
+/* The scale of the relative floor: the largest per-class feature variance
+ * over all accumulated data (every class, every feature, every batch).
+ * Within-class, not total: with class means 1e4 standard deviations apart
+ * the total variance is 1e8 times the within-class one, and a floor taken
+ * from it would no longer be negligible. */
+static double largest_class_variance(const gmle_stats *st,
                                      const double *diag_vars) {
-  const size_t D = st->dim, C = st->n_classes;
-  double n = 0, best = 0;
-  for (size_t c = 0; c < C; c++)
-    n += st->weight[c];
-  for (size_t j = 0; j < D; j++) {
-    double mu = 0, v = 0;
-    for (size_t c = 0; c < C; c++)
-      if (st->weight[c] > 0)
-        mu += st->weight[c] * means[c * D + j];
-    mu /= n;
-    for (size_t c = 0; c < C; c++)
-      if (st->weight[c] > 0) {
-        double d = means[c * D + j] - mu;
-        v += st->weight[c] * (diag_vars[c * D + j] + d * d);
-      }
-    v /= n;
-    if (v > best)
-      best = v;
-  }
+  double best = 0;
+  for (size_t c = 0; c < st->n_classes; c++)
+    if (st->weight[c] > 0)
+      for (size_t j = 0; j < st->dim; j++)
+        if (diag_vars[c * st->dim + j] > best)
+          best = diag_vars[c * st->dim + j];
   return best;
 }
 
@@ -348,7 +338,7 @@ static gmle_status fit_model(fit_ctx *f, gmle_model *m, double *Shat_all) {
       diagv[c * D + j] = full ? S[j * D + j] : S[j];
     resolution_check(st, c, m->means + c * D, diagv + c * D);
   }
-  double vmax = largest_total_variance(st, m->means, diagv);
+  double vmax = largest_class_variance(st, diagv);
   gmle__free(diagv);
   f->floor = o->rel_floor * vmax;
   /* Priors. */

@@ -110,6 +110,7 @@ void gmle_context_free(gmle_context *ctx) {
     return;
   if (ctx->ops && ctx->ops->shutdown)
     ctx->ops->shutdown(ctx->bstate);
+  gmle__score_scratch_release(ctx);
   gmle__free(ctx);
 }
 
