@@ -13,15 +13,30 @@
  *                    that are not UTF-8 travel as U+DC80..U+DCFF, as
  *                    Python's surrogateescape does), or (C,) <i8 0..C-1
  *                    when the model has no names
- * On load counts, rows and classes are optional (numpy-written files);
- * other dtypes convert when exact (any float or integer width, either byte
- * order, Fortran order); integer classes other than 0..C-1 become names. */
+ *   train_loglik, train_loglik_joint, train_n
+ *                    0-d <f8, only for models fitted by gmle_fit: the
+ *                    class-conditional and joint training log-likelihoods
+ *                    and the total weight (gmle_model_loglik,
+ *                    gmle_model_information)
+ *   report_min_eigenvalue, report_max_eigenvalue, report_condition,
+ *   report_shrinkage (C,) <f8; report_n_floored (C,) <u8;
+ *   report_empty (C,) |b1: the fit report of every class
+ *                    (gmle_model_report; its rows and weight are the rows
+ *                    and counts members)
+ * On load counts, rows, classes, the train_* members (all three or none)
+ * and each report_* member are optional (numpy-written files, files from
+ * older gmle); absent ones leave what gmle_model_create sets (no training
+ * log-likelihood; reports computed from the parameters). Other dtypes
+ * convert when exact (any float or integer width, either byte order,
+ * Fortran order); integer classes other than 0..C-1 become names. */
 #include "internal.h"
 
 #include "atomic_file.h"
 #include "npy.h"
 #include "zip.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -159,6 +174,81 @@ static gmle_status ucs4_strings(const gmle_context *ctx, const char *path,
   return GMLE_OK;
 }
 
+/* Which field of gmle_class_report a report_* member holds. */
+enum report_field {
+  REP_MIN_EIG,
+  REP_MAX_EIG,
+  REP_CONDITION,
+  REP_N_FLOORED,
+  REP_EMPTY,
+  REP_SHRINKAGE,
+  REP_COUNT
+};
+static const char *const report_members[REP_COUNT] = {
+    "report_min_eigenvalue", "report_max_eigenvalue", "report_condition",
+    "report_n_floored",      "report_empty",          "report_shrinkage"};
+
+static gmle_status save_train_and_reports(save_state *s, const gmle_model *m,
+                                          const char *f8, const char *u8) {
+  const size_t C = m->n_classes;
+  if (m->has_train) {
+    GMLE_TRY(add_array(s, "train_loglik.npy", f8, 0, NULL, &m->train_loglik,
+                       8));
+    GMLE_TRY(add_array(s, "train_loglik_joint.npy", f8, 0, NULL,
+                       &m->train_loglik_joint, 8));
+    GMLE_TRY(add_array(s, "train_n.npy", f8, 0, NULL, &m->train_n, 8));
+  }
+  if (!m->reports)
+    return GMLE_OK;
+  unsigned char *buf = gmle__malloc(C * 8);
+  if (!buf)
+    return gmle__error(s->ctx, GMLE_E_OUT_OF_MEMORY, "%s: out of memory",
+                       s->path);
+  gmle_status st = GMLE_OK;
+  for (int f = 0; f < REP_COUNT && st == GMLE_OK; f++) {
+    const char *descr = f8;
+    size_t item = 8;
+    for (size_t c = 0; c < C; c++) {
+      const gmle_class_report *r = &m->reports[c];
+      double d = 0;
+      switch ((enum report_field)f) {
+      case REP_MIN_EIG:
+        d = r->min_eigenvalue;
+        break;
+      case REP_MAX_EIG:
+        d = r->max_eigenvalue;
+        break;
+      case REP_CONDITION:
+        d = r->condition;
+        break;
+      case REP_SHRINKAGE:
+        d = r->shrinkage;
+        break;
+      case REP_N_FLOORED: {
+        const uint64_t u = (uint64_t)r->n_floored;
+        memcpy(buf + 8 * c, &u, 8);
+        descr = u8;
+        continue;
+      }
+      case REP_EMPTY:
+        buf[c] = r->empty != 0;
+        descr = "|b1";
+        item = 1;
+        continue;
+      case REP_COUNT:
+        break;
+      }
+      memcpy(buf + 8 * c, &d, 8);
+    }
+    char name[64];
+    snprintf(name, sizeof name, "%s.npy", report_members[f]);
+    const size_t shape[1] = {C};
+    st = add_array(s, name, descr, 1, shape, buf, C * item);
+  }
+  gmle__free(buf);
+  return st;
+}
+
 static gmle_status save_members(save_state *s, const gmle_model *m) {
   const size_t C = m->n_classes, D = m->dim;
   const char o = native_order();
@@ -226,6 +316,7 @@ static gmle_status save_members(save_state *s, const gmle_model *m) {
   }
   gmle__free(cls);
   GMLE_TRY(st);
+  GMLE_TRY(save_train_and_reports(s, m, f8, u8));
   return gmle__zip_finish(&s->zw);
 }
 
@@ -270,13 +361,22 @@ typedef struct load_state {
   const char *path;
   gmle__zip_reader zr;
   member fv, ct, means, covs, priors, counts, rows, classes;
+  member train[3]; /* train_loglik, train_loglik_joint, train_n */
+  member rep[REP_COUNT];
 } load_state;
+
+static const char *const train_members[3] = {
+    "train_loglik", "train_loglik_joint", "train_n"};
 
 static void load_free(load_state *L) {
   member *all[] = {&L->fv,     &L->ct,     &L->means, &L->covs,
                    &L->priors, &L->counts, &L->rows,  &L->classes};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     gmle__free(all[i]->buf);
+  for (size_t i = 0; i < 3; i++)
+    gmle__free(L->train[i].buf);
+  for (size_t i = 0; i < REP_COUNT; i++)
+    gmle__free(L->rep[i].buf);
   gmle__zip_close(&L->zr);
 }
 
@@ -498,6 +598,168 @@ static gmle_status names_from_ints(load_state *L, const member *mb, size_t C,
   return s;
 }
 
+/* The optional train_* and report_* members: present, shaped and typed
+ * right (values are checked by restore_extras once the model exists). */
+static gmle_status load_extras(load_state *L, size_t C) {
+  int have = 0;
+  for (int k = 0; k < 3; k++) {
+    member *mb = &L->train[k];
+    GMLE_TRY(load_member(L, mb, train_members[k], 0));
+    if (!mb->buf)
+      continue;
+    have++;
+    GMLE_TRY(need_numeric(L, mb));
+    if (mb->h.ndim != 0)
+      return wrong_shape(L, mb, "() (a scalar)");
+  }
+  if (have != 0 && have != 3) {
+    int k = 0;
+    while (L->train[k].buf)
+      k++;
+    return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: no member '%s.npy', although the archive has "
+                       "other train_* members (train_loglik, "
+                       "train_loglik_joint and train_n go together)",
+                       L->path, train_members[k]);
+  }
+  char want[64];
+  snprintf(want, sizeof want, "(%zu,), one per class", C);
+  for (int f = 0; f < REP_COUNT; f++) {
+    member *mb = &L->rep[f];
+    GMLE_TRY(load_member(L, mb, report_members[f], 0));
+    if (!mb->buf)
+      continue;
+    if (!shape_is(mb, 1, C, 0, 0))
+      return wrong_shape(L, mb, want);
+    const char kind = mb->h.kind;
+    if (f == REP_N_FLOORED || f == REP_EMPTY) {
+      if (!gmle__npy_is_numeric(&mb->h) || kind == 'f' ||
+          (kind == 'b' && f != REP_EMPTY))
+        return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
+                           "%s: dtype '%s' is not an integer%s array",
+                           mb->label, mb->h.descr,
+                           f == REP_EMPTY ? " or boolean" : "");
+    } else {
+      GMLE_TRY(need_numeric(L, mb));
+    }
+  }
+  return GMLE_OK;
+}
+
+/* A train_* (c == SIZE_MAX) or report_* value v that breaks `rule`. */
+static gmle_status bad_extra(load_state *L, const member *mb, size_t c,
+                             double v, const char *rule) {
+  if (c == SIZE_MAX)
+    return gmle__error(L->ctx, GMLE_E_INVALID_MODEL,
+                       "%s: byte %zu: the value is %g; it must be %s",
+                       mb->label, mb->h.header_len, v, rule);
+  return gmle__error(L->ctx, GMLE_E_INVALID_MODEL,
+                     "%s: byte %zu: class %zu: the value is %g; it must be %s",
+                     mb->label, mb->h.header_len + c * mb->h.itemsize, c, v,
+                     rule);
+}
+
+/* Copy the validated train_* and report_* values into m. */
+static gmle_status restore_extras(load_state *L, gmle_model *m) {
+  const size_t C = m->n_classes, D = m->dim;
+  if (L->train[0].buf) {
+    double v[3];
+    for (int k = 0; k < 3; k++)
+      gmle__npy_array_to_f64(&L->train[k].h, L->train[k].data, &v[k]);
+    if (!isfinite(v[0]))
+      return bad_extra(L, &L->train[0], SIZE_MAX, v[0], "finite");
+    int zero_prior = 0;
+    for (size_t c = 0; c < C; c++)
+      zero_prior |= m->priors[c] == 0;
+    if (isnan(v[1]) || v[1] == INFINITY || (v[1] == -INFINITY && !zero_prior))
+      return bad_extra(L, &L->train[1], SIZE_MAX, v[1],
+                       "finite (or -inf when a prior is 0)");
+    if (!isfinite(v[2]) || v[2] < 0)
+      return bad_extra(L, &L->train[2], SIZE_MAX, v[2],
+                       "finite and >= 0");
+    m->has_train = 1;
+    m->train_loglik = v[0];
+    m->train_loglik_joint = v[1];
+    m->train_n = v[2];
+  }
+  void *tmp = gmle__malloc(C * 8);
+  if (!tmp)
+    return gmle__error(L->ctx, GMLE_E_OUT_OF_MEMORY, "%s: out of memory",
+                       L->path);
+  double *d = tmp;
+  int64_t *iv = tmp;
+  gmle_status s = GMLE_OK;
+  for (int f = 0; f < REP_COUNT && s == GMLE_OK; f++) {
+    const member *mb = &L->rep[f];
+    if (!mb->buf)
+      continue;
+    if (f == REP_N_FLOORED || f == REP_EMPTY) {
+      const size_t bad = gmle__npy_array_to_i64(&mb->h, mb->data, iv);
+      const int64_t hi = f == REP_EMPTY ? 1 : (int64_t)D;
+      for (size_t c = 0; c < C && s == GMLE_OK; c++) {
+        if (c == bad || iv[c] < 0 || iv[c] > hi) {
+          char rule[64];
+          snprintf(rule, sizeof rule, "an integer in 0..%lld", (long long)hi);
+          s = gmle__error(L->ctx, GMLE_E_INVALID_MODEL,
+                          "%s: byte %zu: class %zu: the value is not %s",
+                          mb->label, mb->h.header_len + c * mb->h.itemsize, c,
+                          rule);
+        } else if (f == REP_EMPTY) {
+          m->reports[c].empty = (int)iv[c];
+        } else {
+          m->reports[c].n_floored = (size_t)iv[c];
+        }
+      }
+      continue;
+    }
+    gmle__npy_array_to_f64(&mb->h, mb->data, d);
+    for (size_t c = 0; c < C && s == GMLE_OK; c++) {
+      const double v = d[c];
+      gmle_class_report *r = &m->reports[c];
+      switch ((enum report_field)f) {
+      case REP_MIN_EIG:
+      case REP_MAX_EIG:
+        if (!isnan(v) && !(isfinite(v) && v >= 0))
+          s = bad_extra(L, mb, c, v,
+                        "finite and >= 0 (or NaN: not computed)");
+        else if (f == REP_MIN_EIG)
+          r->min_eigenvalue = v;
+        else
+          r->max_eigenvalue = v;
+        break;
+      case REP_CONDITION:
+        if (!isnan(v) && !(v >= 0))
+          s = bad_extra(L, mb, c, v, ">= 0 (or NaN: not computed)");
+        else
+          r->condition = v;
+        break;
+      case REP_SHRINKAGE:
+        if (!(v >= 0 && v <= 1))
+          s = bad_extra(L, mb, c, v, "in [0, 1]");
+        else
+          r->shrinkage = v;
+        break;
+      default:
+        break;
+      }
+    }
+  }
+  gmle__free(tmp);
+  for (size_t c = 0; s == GMLE_OK && c < C; c++) {
+    const gmle_class_report *r = &m->reports[c];
+    if (r->min_eigenvalue > r->max_eigenvalue) {
+      const member *mb = L->rep[REP_MIN_EIG].buf ? &L->rep[REP_MIN_EIG]
+                                                 : &L->rep[REP_MAX_EIG];
+      s = gmle__error(L->ctx, GMLE_E_INVALID_MODEL,
+                      "%s: byte %zu: class %zu: the smallest eigenvalue %g "
+                      "exceeds the largest %g",
+                      mb->label, mb->h.header_len + c * mb->h.itemsize, c,
+                      r->min_eigenvalue, r->max_eigenvalue);
+    }
+  }
+  return s;
+}
+
 static gmle_status load_model(load_state *L, gmle_model **out) {
   gmle_context *ctx = L->ctx;
   GMLE_TRY(gmle__zip_open_file(ctx, L->path, &L->zr));
@@ -582,6 +844,7 @@ static gmle_status load_model(load_state *L, gmle_model **out) {
   GMLE_TRY(load_member(L, &L->classes, "classes", 0));
   if (L->classes.buf && !shape_is(&L->classes, 1, C, 0, 0))
     return wrong_shape(L, &L->classes, want);
+  GMLE_TRY(load_extras(L, C));
 
   /* Rows: non-negative integers (uint64 read whole). */
   uint64_t *rows = NULL;
@@ -658,6 +921,8 @@ static gmle_status load_model(load_state *L, gmle_model **out) {
       m->reports[c].rows = rows[c];
     }
   }
+  if (s == GMLE_OK)
+    s = restore_extras(L, m);
   gmle__free(om);
   gmle__free(oc);
   gmle__free(op);

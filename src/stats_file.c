@@ -1,10 +1,10 @@
 /* stats_file.c -- gmle_stats_save / gmle_stats_load.
  *
- * Format version 1, every integer and double little-endian:
+ * Format version 2, every integer and double little-endian:
  *
  *   offset  size  field
  *        0     8  magic "GMLESTAT"
- *        8     4  format version (1)
+ *        8     4  format version (2; version 1 files are read too)
  *       12     4  byte-order mark 0x01020304 (bytes 04 03 02 01)
  *       16     4  mode (0 GMLE_STATS_FULL, 1 GMLE_STATS_DIAG)
  *       20     4  flags (bit 0: some batch was float32; others 0)
@@ -12,7 +12,8 @@
  *       32     8  n_classes C (1 .. INT32_MAX)
  *       40     8  n_batches
  *       48     8  payload bytes P (must equal the size implied by D, C, mode)
- *       56     8  reserved (0)
+ *       56     8  class-name bytes N (0: no class names; a multiple of 8).
+ *                 Version 1: reserved, 0 (version 1 files have no names).
  *       64     P  payload:
  *                   weight    C doubles
  *                   rows      C uint64
@@ -21,10 +22,18 @@
  *                   gram      C*G doubles (G = D*D for FULL, D for DIAG;
  *                             FULL keeps the lower triangle, upper zero)
  *                   has_shift C bytes (0 or 1), zero padded to 8 bytes
- *   64+P       4  CRC-32 (zlib) of bytes 0 .. 64+P-1
+ *   64+P       N  class names, when N > 0:
+ *                   length    C uint32: bytes of each name (no NUL; at most
+ *                             STATS_MAX_NAME = 65536)
+ *                   bytes     the names, concatenated: arbitrary bytes
+ *                             except NUL
+ *                   padding   zeros to a multiple of 8 bytes
+ *                 N must be exactly 4*C + sum(length), rounded up to 8.
+ * 64+P+N       4  CRC-32 (zlib) of bytes 0 .. 64+P+N-1
  *
- * The file size must be exactly 68 + P; sizes are checked against it before
- * anything is allocated. */
+ * The file size must be exactly 68 + P + N; sizes are checked against it
+ * before anything is allocated. gmle writes version 2 always (N = 0 when
+ * the statistics have no names). */
 #include "internal.h"
 
 #include "atomic_file.h"
@@ -38,10 +47,11 @@
 #include <sys/stat.h>
 
 #define STATS_MAGIC "GMLESTAT"
-#define STATS_VERSION 1u
+#define STATS_VERSION 2u
 #define STATS_BOM 0x01020304u
 #define HEADER_LEN 64u
 #define FLAG_SAW_F32 1u
+#define STATS_MAX_NAME 65536u /* bytes of one class name */
 
 typedef struct layout {
   size_t C, D, G;
@@ -116,7 +126,55 @@ static gmle_status put_words(writer *w, const void *src, size_t n) {
   return GMLE_OK;
 }
 
-static gmle_status save_body(writer *w, const gmle_stats *st, const layout *l) {
+/* Bytes of the class-name section of st (0 without names); -1 when a name
+ * is longer than STATS_MAX_NAME (*bad its class) or the total overflows. */
+static int names_bytes(const gmle_stats *st, uint64_t *out, size_t *bad) {
+  *out = 0;
+  if (!st->names)
+    return 0;
+  const size_t C = st->n_classes;
+  if (C > UINT64_MAX / 8)
+    return -1;
+  uint64_t total = 4 * (uint64_t)C;
+  for (size_t c = 0; c < C; c++) {
+    size_t len = strlen(st->names[c]);
+    if (len > STATS_MAX_NAME) {
+      *bad = c;
+      return -1;
+    }
+    if (total > UINT64_MAX / 4 - STATS_MAX_NAME - 8) /* load bound */
+      return -1;
+    total += len;
+  }
+  *out = (total + 7) / 8 * 8;
+  return 0;
+}
+
+static gmle_status save_names(writer *w, const gmle_stats *st,
+                              uint64_t names_len) {
+  if (names_len == 0)
+    return GMLE_OK;
+  const size_t C = st->n_classes;
+  unsigned char buf[4096];
+  uint64_t written = 0;
+  for (size_t c = 0; c < C;) {
+    size_t k = 0;
+    for (; c < C && k < sizeof buf / 4; c++, k++)
+      gmle__st_le32(buf + 4 * k, (uint32_t)strlen(st->names[c]));
+    GMLE_TRY(put(w, buf, 4 * k));
+    written += 4 * k;
+  }
+  for (size_t c = 0; c < C; c++) {
+    size_t len = strlen(st->names[c]);
+    GMLE_TRY(put(w, st->names[c], len));
+    written += len;
+  }
+  static const unsigned char zeros[8];
+  return put(w, zeros, (size_t)(names_len - written));
+}
+
+static gmle_status save_body(writer *w, const gmle_stats *st, const layout *l,
+                             uint64_t names_len) {
   unsigned char h[HEADER_LEN] = {0};
   memcpy(h, STATS_MAGIC, 8);
   gmle__st_le32(h + 8, STATS_VERSION);
@@ -127,6 +185,7 @@ static gmle_status save_body(writer *w, const gmle_stats *st, const layout *l) {
   gmle__st_le64(h + 32, st->n_classes);
   gmle__st_le64(h + 40, st->n_batches);
   gmle__st_le64(h + 48, l->payload);
+  gmle__st_le64(h + 56, names_len);
   GMLE_TRY(put(w, h, sizeof h));
   const size_t C = l->C, D = l->D;
   GMLE_TRY(put_words(w, st->weight, C));
@@ -137,6 +196,7 @@ static gmle_status save_body(writer *w, const gmle_stats *st, const layout *l) {
   GMLE_TRY(put(w, st->has_shift, C));
   static const unsigned char zeros[8];
   GMLE_TRY(put(w, zeros, (size_t)l->pad));
+  GMLE_TRY(save_names(w, st, names_len));
   unsigned char t[4];
   gmle__st_le32(t, w->crc);
   return gmle__atomic_write(&w->af, t, 4);
@@ -155,10 +215,24 @@ gmle_status gmle_stats_save(const gmle_stats *st, const char *path) {
                  "gmle_stats_save: %zu classes x %zu features are too large "
                  "to save",
                  st->n_classes, st->dim);
+  uint64_t names_len = 0;
+  size_t bad = SIZE_MAX;
+  if (names_bytes(st, &names_len, &bad) != 0) {
+    if (bad != SIZE_MAX)
+      return gmle__error(ctx, GMLE_E_TOO_LARGE,
+                         "gmle_stats_save: %s: the name of class %zu is %zu "
+                         "bytes long; statistics files hold names of at most "
+                         "%u bytes",
+                         path, bad, strlen(st->names[bad]), STATS_MAX_NAME);
+    return gmle__error(ctx, GMLE_E_TOO_LARGE,
+                       "gmle_stats_save: %s: the class names are too large "
+                       "to save",
+                       path);
+  }
   writer w;
   w.crc = gmle__crc32(0, NULL, 0);
   GMLE_TRY(gmle__atomic_open(ctx, path, &w.af));
-  gmle_status s = save_body(&w, st, &l);
+  gmle_status s = save_body(&w, st, &l, names_len);
   if (s != GMLE_OK) {
     gmle__atomic_abort(&w.af); /* no-op when a write already removed it */
     return s;
@@ -257,6 +331,62 @@ static gmle_status check_values(reader *r, const gmle_stats *st,
   return GMLE_OK;
 }
 
+/* The class-name section (n bytes at file offset base, CRC already
+ * checked) into st->names. */
+static gmle_status parse_names(reader *r, gmle_stats *st,
+                               const unsigned char *b, size_t n,
+                               uint64_t base) {
+  const size_t C = st->n_classes;
+  size_t at = 4 * C; /* start of the next name's bytes */
+  for (size_t c = 0; c < C; c++) {
+    const uint32_t len = gmle__ld_le32(b + 4 * c);
+    if (len > STATS_MAX_NAME || len > n - at)
+      return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                         "%s: byte %llu: class %zu: a name of %lu bytes %s",
+                         r->path, (unsigned long long)(base + 4 * c), c,
+                         (unsigned long)len,
+                         len > STATS_MAX_NAME
+                             ? "is longer than the limit of 65536"
+                             : "runs past the class-name section");
+    const unsigned char *nul = memchr(b + at, 0, len);
+    if (nul)
+      return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                         "%s: byte %llu: class %zu: the name holds a NUL "
+                         "byte",
+                         r->path, (unsigned long long)(base + (size_t)(nul - b)),
+                         c);
+    at += len;
+  }
+  if ((at + 7) / 8 * 8 != n)
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: byte %llu: the class-name section is %zu bytes "
+                       "but its names need %zu",
+                       r->path, (unsigned long long)(base + at), n,
+                       (at + 7) / 8 * 8);
+  for (size_t k = at; k < n; k++)
+    if (b[k] != 0)
+      return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                         "%s: byte %llu: class-name padding is not zero",
+                         r->path, (unsigned long long)(base + k));
+  char **names = gmle__calloc(C, sizeof *names);
+  if (!names)
+    return gmle__error(r->ctx, GMLE_E_OUT_OF_MEMORY,
+                       "%s: out of memory for class names", r->path);
+  st->names = names; /* freed with st, also when incomplete */
+  at = 4 * C;
+  for (size_t c = 0; c < C; c++) {
+    const size_t len = gmle__ld_le32(b + 4 * c);
+    names[c] = gmle__malloc(len + 1);
+    if (!names[c])
+      return gmle__error(r->ctx, GMLE_E_OUT_OF_MEMORY,
+                         "%s: out of memory for class names", r->path);
+    memcpy(names[c], b + at, len);
+    names[c][len] = '\0';
+    at += len;
+  }
+  return GMLE_OK;
+}
+
 static gmle_status load_body(reader *r, gmle_stats **out) {
   unsigned char h[HEADER_LEN];
   if (r->size < 8 + 4) {
@@ -301,7 +431,8 @@ static gmle_status load_body(reader *r, gmle_stats **out) {
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s: byte 20: unknown flags 0x%08lx", r->path,
                        (unsigned long)flags);
-  if (gmle__ld_le64(h + 56) != 0)
+  const uint64_t names_len = gmle__ld_le64(h + 56);
+  if (version == 1 && names_len != 0)
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s: byte 56: reserved field is not zero", r->path);
   layout l;
@@ -317,16 +448,31 @@ static gmle_status load_body(reader *r, gmle_stats **out) {
                        r->path, (unsigned long long)payload,
                        (unsigned long long)D, (unsigned long long)C,
                        (unsigned long long)l.payload);
-  /* Everything the header claims must be in the file before allocating. */
-  if (r->size - HEADER_LEN < 4 || r->size - HEADER_LEN - 4 != l.payload)
+  /* The smallest names section: C lengths, padded. */
+  const uint64_t names_min = (4 * (uint64_t)l.C + 7) / 8 * 8;
+  if (names_len != 0 && (names_len % 8 != 0 || names_len < names_min ||
+                         names_len > UINT64_MAX / 4))
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: byte 56: a class-name section of %llu bytes is "
+                       "not valid for %llu classes (a multiple of 8, at "
+                       "least %llu)",
+                       r->path, (unsigned long long)names_len,
+                       (unsigned long long)C, (unsigned long long)names_min);
+  /* Everything the header claims must be in the file before allocating
+   * (payload is at most UINT64_MAX / 16, names_len UINT64_MAX / 4). */
+  const uint64_t want = HEADER_LEN + l.payload + names_len + 4;
+  if (r->size != want)
     return gmle__error(r->ctx, GMLE_E_CORRUPT,
                        "%s: byte %llu: the header describes %llu bytes but "
                        "the file has %llu (%s)",
                        r->path, (unsigned long long)r->size,
-                       (unsigned long long)(HEADER_LEN + l.payload + 4),
-                       (unsigned long long)r->size,
-                       r->size < HEADER_LEN + l.payload + 4 ? "truncated"
-                                                            : "trailing bytes");
+                       (unsigned long long)want, (unsigned long long)r->size,
+                       r->size < want ? "truncated" : "trailing bytes");
+  if ((uint64_t)(size_t)names_len != names_len)
+    return gmle__error(r->ctx, GMLE_E_TOO_LARGE,
+                       "%s: byte 56: %llu bytes of class names do not fit in "
+                       "memory",
+                       r->path, (unsigned long long)names_len);
   gmle_stats *st = NULL;
   GMLE_TRY(
       gmle_stats_create_mode(r->ctx, l.D, l.C, (gmle_stats_mode)mode, &st));
@@ -345,6 +491,16 @@ static gmle_status load_body(reader *r, gmle_stats **out) {
     s = get(r, st->has_shift, Cn, "shift flags");
   if (s == GMLE_OK)
     s = get(r, pad, (size_t)l.pad, "padding");
+  unsigned char *nbuf = NULL;
+  if (s == GMLE_OK && names_len > 0) {
+    nbuf = gmle__malloc((size_t)names_len);
+    if (!nbuf)
+      s = gmle__error(r->ctx, GMLE_E_OUT_OF_MEMORY,
+                      "%s: out of memory for %llu bytes of class names",
+                      r->path, (unsigned long long)names_len);
+    else
+      s = get(r, nbuf, (size_t)names_len, "class names");
+  }
   uint32_t crc = r->crc;
   if (s == GMLE_OK)
     s = get(r, tail, 4, "the CRC-32");
@@ -363,6 +519,10 @@ static gmle_status load_body(reader *r, gmle_stats **out) {
                       (unsigned long long)(r->off - 4 - l.pad + k));
   if (s == GMLE_OK)
     s = check_values(r, st, &l);
+  if (s == GMLE_OK && nbuf)
+    s = parse_names(r, st, nbuf, (size_t)names_len,
+                    HEADER_LEN + l.payload);
+  gmle__free(nbuf);
   if (s != GMLE_OK) {
     gmle_stats_free(st);
     return s;

@@ -1,6 +1,8 @@
 /* test_model_file.c -- gmle_model_save / gmle_model_load (.npz): bit-exact
- * round trips, truncation and bit flips (BAD_INPUTS 22), invalid parameters
- * (23), and numpy interop when python3 with numpy is available. */
+ * round trips (fitted models keep their training log-likelihood and fit
+ * reports), truncation and bit flips (BAD_INPUTS 22), invalid parameters
+ * (23), older files, and numpy interop when python3 with numpy is
+ * available. */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
 #include "testutil.h"
@@ -83,8 +85,10 @@ static gmle_model *random_model(uint64_t seed, gmle_cov_type cov, size_t C,
   if (s != GMLE_OK)
     printf("  model_create: %s\n", gmle_context_error(ctx));
   if (m) {
-    for (size_t c = 0; c < C; c++)
+    for (size_t c = 0; c < C; c++) {
       m->rows[c] = (uint64_t)(counts[c]) + 7u * c + ((uint64_t)1 << 40);
+      m->reports[c].rows = m->rows[c];
+    }
     if (with_names) {
       const char *base[] = {"cat",
                             "caf\xc3\xa9",
@@ -112,6 +116,31 @@ static gmle_model *random_model(uint64_t seed, gmle_cov_type cov, size_t C,
   return m;
 }
 
+/* Bitwise equality of the fit reports (field by field: no padding). */
+static int reports_identical(const gmle_model *a, const gmle_model *b) {
+  for (size_t c = 0; c < a->n_classes; c++) {
+    const gmle_class_report *x = &a->reports[c], *y = &b->reports[c];
+    if (x->rows != y->rows || x->n_floored != y->n_floored ||
+        x->empty != y->empty || !tu_bits_equal(&x->weight, &y->weight, 1) ||
+        !tu_bits_equal(&x->min_eigenvalue, &y->min_eigenvalue, 1) ||
+        !tu_bits_equal(&x->max_eigenvalue, &y->max_eigenvalue, 1) ||
+        !tu_bits_equal(&x->condition, &y->condition, 1) ||
+        !tu_bits_equal(&x->shrinkage, &y->shrinkage, 1))
+      return 0;
+  }
+  return 1;
+}
+
+/* Bitwise equality of the training log-likelihood fields. */
+static int train_identical(const gmle_model *a, const gmle_model *b) {
+  if (a->has_train != b->has_train)
+    return 0;
+  return !a->has_train ||
+         (tu_bits_equal(&a->train_loglik, &b->train_loglik, 1) &&
+          tu_bits_equal(&a->train_loglik_joint, &b->train_loglik_joint, 1) &&
+          tu_bits_equal(&a->train_n, &b->train_n, 1));
+}
+
 /* Bitwise equality of everything a model file carries. */
 static int models_identical(const gmle_model *a, const gmle_model *b) {
   if (!a || !b || a->dim != b->dim || a->n_classes != b->n_classes ||
@@ -128,7 +157,7 @@ static int models_identical(const gmle_model *a, const gmle_model *b) {
   for (size_t c = 0; a->names && c < C; c++)
     if (strcmp(a->names[c], b->names[c]) != 0)
       return 0;
-  return 1;
+  return train_identical(a, b) && reports_identical(a, b);
 }
 
 static unsigned char *slurp(const char *path, size_t *n) {
@@ -316,6 +345,143 @@ TEST(model_file_round_trips_one_class_one_feature) {
   remove(tmp("one.npz"));
 }
 
+/* ------------------------------------------------------------------------ */
+/* Fitted models: training log-likelihood and fit reports                   */
+/* ------------------------------------------------------------------------ */
+
+/* Statistics of a random labelled, weighted data set through
+ * gmle_stats_add. empty_last: no rows in the last class. */
+static gmle_stats *fitted_stats(uint64_t seed, size_t n, size_t D, size_t C,
+                                int empty_last) {
+  tu_dataset ds;
+  if (tu_dataset_make(&ds, seed, n, D, C, GMLE_F64, D, 0.0, 1) != 0)
+    return NULL;
+  for (size_t i = 0; empty_last && i < n; i++)
+    if (ds.labels[i] == (int32_t)(C - 1))
+      ds.labels[i] = 0;
+  gmle_stats *st = NULL;
+  gmle_status s = gmle_stats_create(ctx, D, C, &st);
+  if (s == GMLE_OK)
+    s = gmle_stats_add(st, ds.x, GMLE_F64, n, ds.stride, ds.labels,
+                       ds.weights);
+  tu_dataset_free(&ds);
+  if (s != GMLE_OK) {
+    printf("  stats: %s: %s\n", gmle_status_name(s), gmle_context_error(ctx));
+    gmle_stats_free(st);
+    return NULL;
+  }
+  return st;
+}
+
+/* gmle_model_loglik (both), gmle_model_information and every report of a
+ * and b agree bit for bit (statuses included). */
+static int same_fit_results(const gmle_model *a, const gmle_model *b) {
+  int ok = 1;
+  for (int wp = 0; wp < 2; wp++) {
+    double x = 1, y = 2;
+    gmle_status sa = gmle_model_loglik(a, wp, &x);
+    gmle_status sb = gmle_model_loglik(b, wp, &y);
+    ok &= sa == sb && (sa != GMLE_OK || tu_bits_equal(&x, &y, 1));
+  }
+  double bic[2] = {1, 2}, aic[2] = {3, 4};
+  gmle_status sa = gmle_model_information(a, &bic[0], &aic[0]);
+  gmle_status sb = gmle_model_information(b, &bic[1], &aic[1]);
+  ok &= sa == sb && (sa != GMLE_OK || (tu_bits_equal(&bic[0], &bic[1], 1) &&
+                                       tu_bits_equal(&aic[0], &aic[1], 1)));
+  ok &= gmle_model_n_params(a) == gmle_model_n_params(b);
+  for (size_t c = 0; c < gmle_model_n_classes(a); c++) {
+    gmle_class_report ra, rb;
+    memset(&ra, 0, sizeof ra);
+    memset(&rb, 0, sizeof rb);
+    ok &= gmle_model_report(a, c, &ra) == GMLE_OK &&
+          gmle_model_report(b, c, &rb) == GMLE_OK;
+    ok &= ra.rows == rb.rows && ra.n_floored == rb.n_floored &&
+          ra.empty == rb.empty && tu_bits_equal(&ra.weight, &rb.weight, 1) &&
+          tu_bits_equal(&ra.min_eigenvalue, &rb.min_eigenvalue, 1) &&
+          tu_bits_equal(&ra.max_eigenvalue, &rb.max_eigenvalue, 1) &&
+          tu_bits_equal(&ra.condition, &rb.condition, 1) &&
+          tu_bits_equal(&ra.shrinkage, &rb.shrinkage, 1);
+  }
+  return ok;
+}
+
+TEST(model_file_keeps_training_loglik_and_reports_of_fits) {
+  const size_t C = 3, D = 4;
+  gmle_stats *st = fitted_stats(11, 600, D, C, 0);
+  gmle_stats *st_empty = fitted_stats(12, 300, D, C, 1);
+  CHECK(st && st_empty);
+  if (!st || !st_empty) {
+    gmle_stats_free(st);
+    gmle_stats_free(st_empty);
+    return;
+  }
+  const double zero_prior[3] = {0.0, 0.25, 0.75};
+  int saw_floored = 0, saw_shrunk = 0, saw_minus_inf = 0, saw_empty = 0;
+  for (int k = 0; k < 4; k++) {
+    for (int variant = 0; variant < 4; variant++) {
+      gmle_fit_options opt;
+      gmle_fit_options_init(&opt);
+      opt.cov = all_covs[k];
+      const gmle_stats *from = st;
+      if (variant == 1) {
+        opt.max_condition = 3; /* floors eigenvalues: n_floored > 0 */
+        opt.shrinkage = 1;
+      } else if (variant == 2) {
+        opt.priors = zero_prior; /* class 0 has rows: joint loglik -inf */
+      } else if (variant == 3) {
+        from = st_empty;
+      }
+      gmle_model *m = NULL;
+      CHECK_STATUS(gmle_fit(from, &opt, &m), GMLE_OK);
+      if (!m) {
+        printf("  fit %s variant %d: %s\n", cov_str[k], variant,
+               gmle_context_error(ctx));
+        continue;
+      }
+      double ll = 0;
+      CHECK_STATUS(gmle_model_loglik(m, 0, &ll), GMLE_OK);
+      CHECK(isfinite(ll));
+      CHECK_STATUS(gmle_model_loglik(m, 1, &ll), GMLE_OK);
+      saw_minus_inf += ll == -INFINITY;
+      for (size_t c = 0; c < C; c++) {
+        saw_floored += m->reports[c].n_floored > 0;
+        saw_shrunk += m->reports[c].shrinkage > 0;
+        saw_empty += m->reports[c].empty;
+      }
+      if (variant == 0) {
+        const char *names[3] = {"a", "b\xff", "c"};
+        CHECK_STATUS(gmle_model_set_class_names(m, names), GMLE_OK);
+      }
+      const char *p = tmp("fit.npz");
+      CHECK_STATUS(gmle_model_save(m, p), GMLE_OK);
+      gmle_model *back = NULL;
+      CHECK_STATUS(gmle_model_load(ctx, p, &back), GMLE_OK);
+      CHECK_MSG(back && back->has_train, "%s variant %d: %s", cov_str[k],
+                variant, gmle_context_error(ctx));
+      CHECK_MSG(models_identical(m, back), "%s variant %d", cov_str[k],
+                variant);
+      CHECK_MSG(back && same_fit_results(m, back), "%s variant %d",
+                cov_str[k], variant);
+      /* Saving the loaded model gives the same bytes. */
+      size_t n1 = 0, n2 = 0;
+      CHECK_STATUS(gmle_model_save(back, tmp("fit2.npz")), GMLE_OK);
+      unsigned char *b1 = slurp(p, &n1), *b2 = slurp(tmp("fit2.npz"), &n2);
+      CHECK(b1 && b2 && n1 == n2 && memcmp(b1, b2, n1) == 0);
+      free(b1);
+      free(b2);
+      gmle_model_free(back);
+      gmle_model_free(m);
+    }
+  }
+  /* Every kind of value went through a file at least once. */
+  CHECK(saw_floored > 0 && saw_shrunk > 0 && saw_minus_inf > 0 &&
+        saw_empty > 0);
+  gmle_stats_free(st);
+  gmle_stats_free(st_empty);
+  remove(tmp("fit.npz"));
+  remove(tmp("fit2.npz"));
+}
+
 TEST(model_file_save_failure_leaves_nothing) {
   gmle_model *m = random_model(1, GMLE_COV_DIAG, 2, 2, 0);
   CHECK(m != NULL);
@@ -473,7 +639,8 @@ TEST(model_file_rejects_single_bit_flips) {
     fclose(f);
   CHECK(undetected == 0);
   CHECK(crc > 0);
-  CHECK_MSG(harmless == 8 * 8 * 8, "%d", harmless); /* 8 members x 8 bytes */
+  /* 8 informational bytes per member: 8 members, 6 report_* members */
+  CHECK_MSG(harmless == 14 * 8 * 8, "%d", harmless);
   free(b);
   gmle_model_free(m);
   remove(p);
@@ -607,6 +774,192 @@ TEST(model_file_rejects_missing_members_and_bad_shapes) {
   remove(tmp("s.npz"));
 }
 
+TEST(model_file_loads_older_files_without_fit_members) {
+  /* The members of gmle's first model files only: no train_*, no report_*.
+   * The model is what gmle_model_create makes of the same parameters. */
+  base_model b;
+  base_init(&b);
+  CHECK(write_npz(tmp("old.npz"), b.a, 8) == 0);
+  gmle_model *m = NULL, *ref = NULL;
+  CHECK_STATUS(gmle_model_load(ctx, tmp("old.npz"), &m), GMLE_OK);
+  CHECK_STATUS(gmle_model_create(ctx, 2, 2, GMLE_COV_FULL, b.means, b.covs,
+                                 b.priors, b.counts, &ref),
+               GMLE_OK);
+  if (m && ref) {
+    CHECK(m->has_train == 0);
+    double v = 0;
+    CHECK_STATUS(gmle_model_loglik(m, 1, &v), GMLE_E_UNSUPPORTED);
+    CHECK_STATUS(gmle_model_information(m, &v, NULL), GMLE_E_UNSUPPORTED);
+    for (size_t c = 0; c < 2; c++)
+      ref->reports[c].rows = b.rows[c];
+    CHECK(reports_identical(m, ref));
+  }
+  gmle_model_free(m);
+  gmle_model_free(ref);
+  remove(tmp("old.npz"));
+}
+
+/* The base model plus train_* and report_* members (a[8..16]). */
+typedef struct fit_model {
+  base_model b;
+  double ll, llj, n;
+  double min_eig[2], max_eig[2], cond[2], shrink[2];
+  uint64_t floored[2];
+  unsigned char empty[2];
+  arr a[17];
+} fit_model;
+
+static void fit_init(fit_model *f) {
+  memset(f, 0, sizeof *f);
+  base_init(&f->b);
+  f->ll = -123.5;
+  f->llj = -150.25;
+  f->n = 40;
+  for (int c = 0; c < 2; c++) {
+    f->min_eig[c] = 0.5 + c;
+    f->max_eig[c] = 2.5 + c;
+    f->cond[c] = f->max_eig[c] / f->min_eig[c];
+    f->shrink[c] = 0.125 * c;
+    f->floored[c] = (uint64_t)c;
+  }
+  memcpy(f->a, f->b.a, sizeof f->b.a);
+  const arr extra[9] = {
+      {"train_loglik", "<f8", 0, {0}, &f->ll, 8},
+      {"train_loglik_joint", "<f8", 0, {0}, &f->llj, 8},
+      {"train_n", "<f8", 0, {0}, &f->n, 8},
+      {"report_min_eigenvalue", "<f8", 1, {2}, f->min_eig, 16},
+      {"report_max_eigenvalue", "<f8", 1, {2}, f->max_eig, 16},
+      {"report_condition", "<f8", 1, {2}, f->cond, 16},
+      {"report_n_floored", "<u8", 1, {2}, f->floored, 16},
+      {"report_empty", "|b1", 1, {2}, f->empty, 2},
+      {"report_shrinkage", "<f8", 1, {2}, f->shrink, 16},
+  };
+  memcpy(f->a + 8, extra, sizeof extra);
+}
+
+static gmle_status load_fit(fit_model *f, size_t n_arrays, gmle_model **out) {
+  const char *p = tmp("x.npz");
+  if (write_npz(p, f->a, n_arrays) != 0)
+    return GMLE_E_IO;
+  gmle_model *m = NULL;
+  gmle_status s = gmle_model_load(ctx, p, &m);
+  if ((s == GMLE_OK) != (m != NULL))
+    s = GMLE_E_INTERNAL;
+  if (out)
+    *out = m;
+  else
+    gmle_model_free(m);
+  return s;
+}
+
+TEST(model_file_checks_fit_members) {
+  fit_model f;
+  fit_init(&f);
+  gmle_model *m = NULL;
+  CHECK_STATUS(load_fit(&f, 17, &m), GMLE_OK);
+  if (m) {
+    double v = 0, bic = 0;
+    CHECK_STATUS(gmle_model_loglik(m, 0, &v), GMLE_OK);
+    CHECK(v == -123.5);
+    CHECK_STATUS(gmle_model_loglik(m, 1, &v), GMLE_OK);
+    CHECK(v == -150.25);
+    CHECK_STATUS(gmle_model_information(m, &bic, &v), GMLE_OK);
+    CHECK(bic == 300.5 + 11 * log(40.0) && v == 300.5 + 22);
+    gmle_class_report r;
+    CHECK_STATUS(gmle_model_report(m, 1, &r), GMLE_OK);
+    CHECK(r.min_eigenvalue == 1.5 && r.max_eigenvalue == 3.5 &&
+          r.condition == 3.5 / 1.5 && r.n_floored == 1 && r.empty == 0 &&
+          r.shrinkage == 0.125 && r.rows == 30 && r.weight == 30);
+  }
+  gmle_model_free(m);
+  m = NULL;
+  /* Reports without train_*, and numpy's other dtypes, load. */
+  fit_init(&f);
+  int32_t floored32[2] = {0, 2};
+  uint8_t empty8[2] = {0, 1};
+  f.a[14].descr = "<i4";
+  f.a[14].data = floored32;
+  f.a[14].bytes = 8;
+  f.a[15].descr = "|u1";
+  f.a[15].data = empty8;
+  memmove(f.a + 8, f.a + 11, 6 * sizeof *f.a);
+  CHECK_STATUS(load_fit(&f, 14, &m), GMLE_OK);
+  CHECK(m && !m->has_train && m->reports[1].n_floored == 2 &&
+        m->reports[1].empty == 1 && m->reports[1].min_eigenvalue == 1.5);
+  gmle_model_free(m);
+  m = NULL;
+  /* Training values: finite (-inf joint only with a zero prior). */
+  fit_init(&f);
+  f.ll = NAN;
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_INVALID_MODEL);
+  CHECK_ERROR_HAS(ctx, "train_loglik.npy");
+  fit_init(&f);
+  f.ll = 1e3; /* positive: densities above 1 */
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_OK);
+  fit_init(&f);
+  f.llj = -INFINITY;
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_INVALID_MODEL);
+  CHECK_ERROR_HAS(ctx, "train_loglik_joint.npy");
+  f.b.priors[0] = 0, f.b.priors[1] = 1;
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_OK);
+  f.llj = NAN;
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_INVALID_MODEL);
+  fit_init(&f);
+  f.n = -1;
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_INVALID_MODEL);
+  CHECK_ERROR_HAS(ctx, "train_n.npy");
+  /* train_* go together; scalars only. */
+  fit_init(&f);
+  f.a[9] = f.a[16];
+  CHECK_STATUS(load_fit(&f, 16, NULL), GMLE_E_BAD_FORMAT);
+  CHECK_ERROR_HAS(ctx, "train_loglik_joint.npy");
+  fit_init(&f);
+  f.a[10].ndim = 1;
+  f.a[10].shape[0] = 1;
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_BAD_FORMAT);
+  CHECK_ERROR_HAS(ctx, "train_n.npy");
+  /* Reports: one value per class, in range. */
+  fit_init(&f);
+  f.a[12].shape[0] = 1;
+  f.a[12].bytes = 8;
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_BAD_FORMAT);
+  CHECK_ERROR_HAS(ctx, "report_max_eigenvalue.npy");
+  CHECK_ERROR_HAS(ctx, "(2,)");
+  fit_init(&f);
+  f.min_eig[1] = -1;
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_INVALID_MODEL);
+  CHECK_ERROR_HAS(ctx, "class 1");
+  fit_init(&f);
+  f.min_eig[0] = 5; /* above the largest */
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_INVALID_MODEL);
+  fit_init(&f);
+  f.min_eig[0] = f.max_eig[0] = f.cond[0] = NAN; /* not computed: fine */
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_OK);
+  fit_init(&f);
+  f.cond[0] = INFINITY;
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_OK);
+  f.cond[0] = -2;
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_INVALID_MODEL);
+  CHECK_ERROR_HAS(ctx, "report_condition.npy");
+  fit_init(&f);
+  f.floored[1] = 3; /* more than D = 2 */
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_INVALID_MODEL);
+  CHECK_ERROR_HAS(ctx, "report_n_floored.npy");
+  fit_init(&f);
+  f.empty[0] = 2;
+  f.a[15].descr = "|u1";
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_INVALID_MODEL);
+  CHECK_ERROR_HAS(ctx, "report_empty.npy");
+  fit_init(&f);
+  f.shrink[1] = 1.5;
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_INVALID_MODEL);
+  CHECK_ERROR_HAS(ctx, "report_shrinkage.npy");
+  fit_init(&f);
+  f.a[14].descr = "<f8"; /* counts of floored values must be integers */
+  CHECK_STATUS(load_fit(&f, 17, NULL), GMLE_E_BAD_FORMAT);
+  remove(tmp("x.npz"));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Invalid parameters (BAD_INPUTS 23)                                       */
 /* ------------------------------------------------------------------------ */
@@ -682,8 +1035,15 @@ static const char check_py[] =
     "names = open(os.path.join(d, 'names.txt'), 'rb').read()\n"
     "names = names.decode('utf-8', 'surrogateescape').split('\\n')[:-1]\n"
     "ok &= z['classes'].dtype.kind == 'U' and list(z['classes']) == names\n"
+    "rep = ['report_min_eigenvalue', 'report_max_eigenvalue',\n"
+    "       'report_condition', 'report_n_floored', 'report_empty',\n"
+    "       'report_shrinkage']\n"
     "ok &= sorted(z.files) == sorted(['format_version', 'covariance_type',\n"
-    "    'means', 'covariances', 'priors', 'counts', 'rows', 'classes'])\n"
+    "    'means', 'covariances', 'priors', 'counts', 'rows', 'classes'] + rep)\n"
+    "ok &= all(z[k].shape == (C,) for k in rep)\n"
+    "ok &= z['report_n_floored'].dtype == np.uint64\n"
+    "ok &= z['report_empty'].dtype == np.bool_\n"
+    "ok &= z['report_shrinkage'].dtype == np.float64\n"
     "# Re-save every array with numpy: gmle must load that too.\n"
     "np.savez(os.path.join(d, 'np2.npz'), **{k: z[k] for k in z.files})\n"
     "sys.exit(0 if ok else 1)\n";
@@ -724,6 +1084,71 @@ TEST(model_file_numpy_reads_saved_models_bit_exact) {
   }
   const char *files[] = {"np.npz",     "np2.npz",    "means.bin", "covs.bin",
                          "priors.bin", "counts.bin", "rows.bin",  "names.txt"};
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+    remove(tmp(files[i]));
+}
+
+/* numpy reads the training log-likelihood and the reports of a fitted
+ * model with the same bits; its re-save loads back to the same results. */
+static const char fit_py[] =
+    "import numpy as np, sys, os\n"
+    "d = sys.argv[1]\n"
+    "z = np.load(os.path.join(d, 'fit.npz'))\n"
+    "raw = np.fromfile(os.path.join(d, 'fit.bin'), '<f8')\n"
+    "tr = ['train_loglik', 'train_loglik_joint', 'train_n']\n"
+    "ok = all(z[k].shape == () and z[k].dtype == np.float64 for k in tr)\n"
+    "got = np.array([z[k] for k in tr] + [z['report_' + k][c]\n"
+    "    for k in ('min_eigenvalue', 'max_eigenvalue', 'condition',\n"
+    "              'shrinkage') for c in range(3)])\n"
+    "ok &= got.tobytes() == raw.tobytes()\n"
+    "ints = [int(v) for v in open(os.path.join(d, 'fit.txt')).read().split()]\n"
+    "ok &= [int(v) for v in z['report_n_floored']] == ints[:3]\n"
+    "ok &= [bool(v) for v in z['report_empty']] == [v == 1 for v in ints[3:]]\n"
+    "np.savez(os.path.join(d, 'fit2.npz'), **{k: z[k] for k in z.files})\n"
+    "sys.exit(0 if ok else 1)\n";
+
+TEST(model_file_numpy_reads_fit_members) {
+  if (!have_numpy()) {
+    printf("  skipped: python3 with numpy not available\n");
+    return;
+  }
+  gmle_stats *st = fitted_stats(31, 200, 3, 3, 1);
+  CHECK(st != NULL);
+  if (!st)
+    return;
+  gmle_fit_options opt;
+  gmle_fit_options_init(&opt);
+  opt.shrinkage = 1;
+  opt.max_condition = 2;
+  gmle_model *m = NULL;
+  CHECK_STATUS(gmle_fit(st, &opt, &m), GMLE_OK);
+  if (m) {
+    CHECK_STATUS(gmle_model_save(m, tmp("fit.npz")), GMLE_OK);
+    double v[15] = {m->train_loglik, m->train_loglik_joint, m->train_n};
+    char ints[256] = "";
+    for (size_t c = 0; c < 3; c++) {
+      const gmle_class_report *r = &m->reports[c];
+      v[3 + c] = r->min_eigenvalue;
+      v[6 + c] = r->max_eigenvalue;
+      v[9 + c] = r->condition;
+      v[12 + c] = r->shrinkage;
+      snprintf(ints + strlen(ints), sizeof ints - strlen(ints), "%zu ",
+               r->n_floored);
+    }
+    for (size_t c = 0; c < 3; c++)
+      snprintf(ints + strlen(ints), sizeof ints - strlen(ints), "%d ",
+               m->reports[c].empty);
+    dump("fit.bin", v, sizeof v);
+    dump("fit.txt", ints, strlen(ints));
+    CHECK(run_python(fit_py, "") == 0);
+    gmle_model *back = NULL;
+    CHECK_STATUS(gmle_model_load(ctx, tmp("fit2.npz"), &back), GMLE_OK);
+    CHECK(back && models_identical(m, back) && same_fit_results(m, back));
+    gmle_model_free(back);
+  }
+  gmle_model_free(m);
+  gmle_stats_free(st);
+  const char *files[] = {"fit.npz", "fit2.npz", "fit.bin", "fit.txt"};
   for (size_t i = 0; i < sizeof files / sizeof *files; i++)
     remove(tmp(files[i]));
 }
@@ -810,6 +1235,7 @@ int main(int argc, char **argv) {
   }
   RUN(model_file_round_trips_bit_exact_every_cov_type);
   RUN(model_file_round_trips_one_class_one_feature);
+  RUN(model_file_keeps_training_loglik_and_reports_of_fits);
   RUN(model_file_save_failure_leaves_nothing);
   RUN(model_file_load_survives_allocation_failures);
   RUN(model_file_rejects_truncation_at_every_offset);
@@ -818,8 +1244,11 @@ int main(int argc, char **argv) {
   RUN(model_file_rejects_wrong_byte_order_marker);
   RUN(model_file_rejects_compressed_members);
   RUN(model_file_rejects_missing_members_and_bad_shapes);
+  RUN(model_file_loads_older_files_without_fit_members);
+  RUN(model_file_checks_fit_members);
   RUN(model_file_rejects_invalid_parameters);
   RUN(model_file_numpy_reads_saved_models_bit_exact);
+  RUN(model_file_numpy_reads_fit_members);
   RUN(model_file_loads_what_numpy_savez_writes);
   tu_tmpdir_remove(dir);
   gmle_context_free(ctx);
