@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# demo.sh -- the quick start: on a fresh Debian/Ubuntu machine, install what
+# is missing, build gmle into ./build (Release) and run the built-in example,
+# which fits two Gaussians and draws two SVG pictures into ./gmle-demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages="build-essential cmake pkg-config libopenblas-dev liblapacke-dev zlib1g-dev"
+missing=""
+for p in $packages; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "demo.sh: installing$missing" >&2
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs" --target gmle_cli
+./build/tools/gmle demo -o gmle-demo
+echo
+echo "The pictures are in $(pwd)/gmle-demo:"
+echo "  gmle-demo/demo_classes.svg     (open it in a web browser)"
+echo "  gmle-demo/demo_univariate.svg"

@@ -1,0 +1,190 @@
+/*
+ * cli.h -- shared declarations of the gmle command (tools/).
+ *
+ * The command uses only the public API in include/gmle.h.
+ */
+#ifndef GMLE_CLI_H
+#define GMLE_CLI_H
+
+#include "gmle.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define CLI_NORETURN __attribute__((noreturn))
+#else
+#define CLI_PRINTF(a, b)
+#define CLI_NORETURN
+#endif
+
+/* Exit codes (documented in `gmle help` and the README). */
+enum {
+  CLI_EXIT_OK = 0,
+  CLI_EXIT_USAGE = 1,
+  CLI_EXIT_DATA = 2,
+  CLI_EXIT_FILE = 3,
+  CLI_EXIT_DEVICE = 4
+};
+
+/* The one table from library status to exit code. */
+int cli_exit_code(gmle_status s);
+
+/* ---- options ------------------------------------------------------------ */
+
+/* Options shared by every command. */
+typedef struct cli_common {
+  gmle_backend backend;
+  int device;        /* -1: default */
+  size_t batch_rows; /* 0: automatic */
+  int quiet;
+} cli_common;
+
+typedef struct cli_opt {
+  const char *name; /* "--cov" or "-o" */
+  int has_arg;
+  const char **value; /* receives the argument (has_arg) */
+  int *flag;          /* set to 1 (no argument) */
+} cli_opt;
+
+/* Parse argv[1..] of a command: options from `opts` and the common options,
+ * positional arguments into pos[] (at most max_pos). Returns the number of
+ * positional arguments; prints usage errors and exits 1. --help / -h print
+ * `help` and exit 0. */
+size_t cli_parse(int argc, char **argv, const cli_opt *opts, const char *help,
+                 cli_common *common, const char **pos, size_t max_pos);
+
+/* ---- messages ----------------------------------------------------------- */
+
+/* The command being run ("fit"), for messages "gmle fit: ...". */
+extern const char *cli_cmd;
+extern int cli_quiet;
+
+void cli_warn(const char *fmt, ...) CLI_PRINTF(1, 2);
+CLI_NORETURN void cli_usage_error(const char *fmt, ...) CLI_PRINTF(1, 2);
+/* "gmle CMD: [WHAT: ]MSG" and exit with `code`. */
+CLI_NORETURN void cli_die(int code, const char *what, const char *fmt, ...)
+    CLI_PRINTF(3, 4);
+/* Report a failing library call: "gmle CMD: WHAT: <context message>" (the
+ * status sentence when the context has no message) and exit with the code
+ * of the table. `row0` >= 0 adds the absolute row of a "row N" in the
+ * message (for errors inside a batch that starts at row row0). */
+CLI_NORETURN void cli_fail(gmle_context *ctx, gmle_status s, const char *what,
+                           long long row0);
+
+/* The writer of the output being written (NULL when none): a failing
+ * command aborts it, so that no partial output is left. */
+void cli_track_writer(gmle_writer *w);
+
+/* Create the context of the common options and install the log callback. */
+gmle_context *cli_context(const cli_common *common);
+
+/* Parse helpers; exit 1 naming the option on failure. */
+double cli_parse_double(const char *opt, const char *s);
+size_t cli_parse_size(const char *opt, const char *s);
+int cli_ends_with(const char *s, const char *suffix);
+void *cli_xmalloc(size_t n);
+void *cli_xcalloc(size_t n, size_t size);
+void *cli_xrealloc(void *p, size_t n);
+char *cli_xstrdup(const char *s);
+
+/* ---- progress ----------------------------------------------------------- */
+
+typedef struct cli_progress {
+  int on;
+  double t0, last;
+  uint64_t total; /* 0: unknown */
+  const char *label;
+} cli_progress;
+
+void cli_progress_start(cli_progress *p, const char *label, uint64_t total);
+void cli_progress_update(cli_progress *p, uint64_t done);
+void cli_progress_end(cli_progress *p, uint64_t done);
+double cli_now(void);
+
+/* ---- classes ------------------------------------------------------------ */
+
+/* A class set: sorted distinct labels, numerically when every label is an
+ * integer, else lexicographically (byte order). */
+typedef struct cli_classes {
+  size_t n;
+  char **names;      /* [n], canonical text ("3", "cat") */
+  int numeric;       /* 1: every name is an integer */
+  long long *values; /* [n] when numeric */
+} cli_classes;
+
+/* Collecting distinct labels. */
+typedef struct cli_label_set cli_label_set;
+cli_label_set *cli_label_set_new(void);
+void cli_label_set_add(cli_label_set *s, const char *label);
+void cli_label_set_add_int(cli_label_set *s, long long v);
+size_t cli_label_set_size(const cli_label_set *s);
+/* Turn the collected labels into a sorted class set; frees s. */
+void cli_label_set_finish(cli_label_set *s, cli_classes *out);
+
+/* From a comma-separated list (--classes); returns 0 on duplicates/empty. */
+int cli_classes_from_list(const char *list, cli_classes *out);
+/* From a model's class names (or "0".."C-1" when it has none). */
+void cli_classes_from_model(const gmle_model *m, cli_classes *out);
+/* Index of a label, or -1 when it is not in the set. */
+long cli_classes_find(const cli_classes *c, const char *label);
+long cli_classes_find_int(const cli_classes *c, long long v);
+int cli_classes_equal(const cli_classes *a, const cli_classes *b);
+void cli_classes_free(cli_classes *c);
+/* From the class names of statistics, in class-index order; 0 when the
+ * statistics have none. */
+int cli_classes_from_stats(const gmle_stats *st, cli_classes *out);
+/* Whether a text is an integer label; value in *v. */
+int cli_parse_int_label(const char *s, long long *v);
+
+/* ---- data files --------------------------------------------------------- */
+
+/* A data file read in batches, with its labels (a label column of the CSV,
+ * or a separate labels file read alongside). */
+typedef struct cli_data {
+  const char *path, *label_path; /* label_path: the file the labels are in */
+  gmle_context *ctx;
+  gmle_reader *x, *lab; /* lab: separate labels file, or NULL */
+  int has_labels;
+  size_t cols, batch;
+  gmle_dtype dtype;
+  uint64_t total;      /* rows when known up front, else 0 */
+  void *buf;           /* batch x cols values */
+  const char **labels; /* batch label texts */
+  int32_t *idx;        /* batch class indices */
+  uint64_t row0;       /* first row of the current batch (0-based) */
+  uint64_t rows_done;  /* rows returned so far */
+} cli_data;
+
+/* Open DATA (and LABELS, or a CSV label column). batch_rows 0: automatic
+ * (bounded by max_bytes_per_row, the caller's per-row memory). Exits with
+ * the right code on failure. */
+void cli_data_open(cli_data *d, gmle_context *ctx, const char *path,
+                   const char *labels_path, const char *label_column,
+                   size_t batch_rows, size_t extra_bytes_per_row);
+/* Read the next batch; returns its row count, 0 at the end. Checks that a
+ * separate labels file has exactly as many rows as the data. */
+size_t cli_data_next(cli_data *d);
+void cli_data_rewind(cli_data *d);
+/* A first pass over the labels: the class set. */
+void cli_data_classes(cli_data *d, cli_classes *out);
+/* Map the current batch's labels to class indices in d->idx; a label not in
+ * the set exits 2 naming the file and row. */
+void cli_data_map(cli_data *d, const cli_classes *c, size_t n);
+void cli_data_close(cli_data *d);
+
+/* ---- commands ----------------------------------------------------------- */
+
+int cmd_fit(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif /* GMLE_CLI_H */

@@ -1,0 +1,401 @@
+/* cmd_fit.c -- gmle fit, gmle stats, gmle merge. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char fit_help[] =
+    "Usage: gmle fit DATA [--labels FILE | --label-column NAME|INDEX]\n"
+    "                [--cov full|diag|spherical|tied] [--rel-floor X]\n"
+    "                [--abs-floor X] [--max-condition X] [--shrinkage]\n"
+    "                [--priors P1,P2,...] [--classes LIST] -o MODEL.npz\n"
+    "       gmle fit --stats STATS [fit options] -o MODEL.npz\n"
+    "\n"
+    "Fit one Gaussian per class by maximum likelihood and save the model as\n"
+    "an .npz file (numpy.load reads it). DATA is a .npy (float32/float64) or\n"
+    "CSV file, read in batches (never whole). Classes are the sorted distinct\n"
+    "labels (numerically when every label is an integer); without labels one\n"
+    "Gaussian is fitted to all rows.\n"
+    "\n"
+    "  --labels FILE        labels, one per data row: an integer .npy or a\n"
+    "                       text file with one label (name) a line\n"
+    "  --label-column C     the CSV column holding the labels (header name\n"
+    "                       or 0-based index)\n"
+    "  --classes LIST       fix the class set (comma-separated); a label not\n"
+    "                       in it is an error\n"
+    "  --stats STATS        fit from statistics saved by 'gmle stats'/'merge'\n"
+    "  --cov TYPE           full (default), diag, spherical or tied\n"
+    "  --rel-floor X        variance floor relative to the largest feature\n"
+    "                       variance (default 1e-9; 0 disables)\n"
+    "  --abs-floor X        added to every variance (reg_covar; default 0)\n"
+    "  --max-condition X    floor eigenvalues so that cond(Sigma) <= X\n"
+    "  --shrinkage          OAS shrinkage toward a scaled identity\n"
+    "  --priors P1,P2,...   class priors in class order (default n_c/n)\n"
+    "  -o, --output MODEL   the model file to write (required)\n"
+    "\n"
+    "Common options: --backend auto|cpu|opencl|cuda, --device N,\n"
+    "  --batch-rows N (rows read per batch), --quiet (no progress or notes).\n"
+    "Exit codes: 0 ok, 1 usage, 2 bad data (rows, labels, singular fit),\n"
+    "  3 file error (missing, unreadable, corrupt), 4 device error.\n";
+
+static const char stats_help[] =
+    "Usage: gmle stats DATA [--labels FILE | --label-column NAME|INDEX]\n"
+    "                  [--classes LIST] [--diag] -o STATS\n"
+    "\n"
+    "Accumulate the sufficient statistics of one shard of data (per class:\n"
+    "count, shifted sum and Gram matrix, float64) and save them. Shards are\n"
+    "combined exactly with 'gmle merge' and fitted with 'gmle fit --stats'.\n"
+    "The class set is the labels found in DATA, or --classes LIST: give the\n"
+    "same --classes to every shard so that they agree. The class names are\n"
+    "saved in the statistics file.\n"
+    "\n"
+    "  --labels FILE      labels file (integer .npy or text, one a line)\n"
+    "  --label-column C   the CSV column holding the labels\n"
+    "  --classes LIST     the class set, comma-separated (e.g. 0,1,2 or\n"
+    "                     cat,dog)\n"
+    "  --diag             keep only variances (for diag/spherical fits of\n"
+    "                     wide data)\n"
+    "  -o, --output STATS the statistics file to write (required)\n"
+    "\n"
+    "Common options: --backend, --device, --batch-rows N, --quiet.\n"
+    "Exit codes: 0 ok, 1 usage, 2 bad data, 3 file error, 4 device error.\n";
+
+static const char merge_help[] =
+    "Usage: gmle merge STATS STATS... -o STATS\n"
+    "\n"
+    "Combine statistics of shards exactly (pairwise update across shifts).\n"
+    "All shards must have the same number of features and the same classes\n"
+    "(see 'gmle stats --classes'). The output may be one of the inputs.\n"
+    "\n"
+    "  -o, --output STATS  the statistics file to write (required)\n"
+    "\n"
+    "Exit codes: 0 ok, 1 usage, 2 shards disagree, 3 file error.\n";
+
+/* ---- shared -------------------------------------------------------------- */
+
+/* Accumulate the whole of d into new statistics with C classes (labels
+ * mapped through cls when d has labels). */
+static gmle_stats *accumulate(gmle_context *ctx, cli_data *d,
+                              const cli_classes *cls, gmle_stats_mode mode) {
+  size_t C = d->has_labels ? cls->n : 1;
+  if (C == 0)
+    cli_die(CLI_EXIT_DATA, d->label_path ? d->label_path : d->path,
+            "no labels (the file has no rows)");
+  gmle_stats *st = NULL;
+  gmle_status s = gmle_stats_create_mode(ctx, d->cols, C, mode, &st);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, d->path, -1);
+  cli_progress pr;
+  cli_progress_start(&pr, "accumulating", d->total);
+  size_t n;
+  while ((n = cli_data_next(d)) > 0) {
+    if (d->has_labels)
+      cli_data_map(d, cls, n);
+    s = gmle_stats_add_checked(st, d->buf, d->dtype, n, d->cols, d->cols,
+                               d->has_labels ? d->idx : NULL, NULL);
+    if (s != GMLE_OK)
+      cli_fail(ctx, s, d->path, (long long)d->row0);
+    cli_progress_update(&pr, d->rows_done);
+  }
+  cli_progress_end(&pr, d->rows_done);
+  return st;
+}
+
+/* The class set of a data source: --classes, else a first pass. */
+static void data_classes(cli_data *d, const char *classes_opt,
+                         cli_classes *cls) {
+  memset(cls, 0, sizeof *cls);
+  if (!d->has_labels) {
+    if (classes_opt)
+      cli_usage_error("--classes needs labels (--labels or --label-column)");
+    return;
+  }
+  if (classes_opt) {
+    if (!cli_classes_from_list(classes_opt, cls))
+      cli_usage_error("--classes: '%s' has an empty or repeated class",
+                      classes_opt);
+    return;
+  }
+  cli_data_classes(d, cls);
+}
+
+static gmle_cov_type parse_cov(const char *s) {
+  if (strcmp(s, "full") == 0)
+    return GMLE_COV_FULL;
+  if (strcmp(s, "diag") == 0)
+    return GMLE_COV_DIAG;
+  if (strcmp(s, "spherical") == 0)
+    return GMLE_COV_SPHERICAL;
+  if (strcmp(s, "tied") == 0)
+    return GMLE_COV_TIED;
+  cli_usage_error("--cov: '%s' is not one of full, diag, spherical, tied", s);
+}
+
+static const char *cov_name(gmle_cov_type c) {
+  switch (c) {
+  case GMLE_COV_FULL:
+    return "full";
+  case GMLE_COV_DIAG:
+    return "diag";
+  case GMLE_COV_SPHERICAL:
+    return "spherical";
+  case GMLE_COV_TIED:
+    return "tied";
+  }
+  return "?";
+}
+
+static double *parse_priors(const char *s, size_t C) {
+  double *p = cli_xmalloc(C * sizeof *p);
+  size_t k = 0;
+  const char *q = s;
+  for (;;) {
+    const char *e = strchr(q, ',');
+    size_t len = e ? (size_t)(e - q) : strlen(q);
+    char tok[64];
+    if (len == 0 || len >= sizeof tok)
+      cli_usage_error("--priors: bad value in '%s'", s);
+    memcpy(tok, q, len);
+    tok[len] = '\0';
+    if (k >= C)
+      cli_usage_error("--priors: more than the %zu classes", C);
+    p[k++] = cli_parse_double("--priors", tok);
+    if (!e)
+      break;
+    q = e + 1;
+  }
+  if (k != C)
+    cli_usage_error("--priors: %zu values for %zu classes", k, C);
+  return p;
+}
+
+/* ---- gmle fit ------------------------------------------------------------ */
+
+int cmd_fit(int argc, char **argv) {
+  const char *labels = NULL, *label_col = NULL, *cov = NULL, *rel = NULL,
+             *absf = NULL, *maxc = NULL, *priors = NULL, *out = NULL,
+             *stats_path = NULL, *classes_opt = NULL;
+  int shrink = 0;
+  const cli_opt opts[] = {{"--labels", 1, &labels, NULL},
+                          {"--label-column", 1, &label_col, NULL},
+                          {"--cov", 1, &cov, NULL},
+                          {"--rel-floor", 1, &rel, NULL},
+                          {"--abs-floor", 1, &absf, NULL},
+                          {"--max-condition", 1, &maxc, NULL},
+                          {"--shrinkage", 0, NULL, &shrink},
+                          {"--priors", 1, &priors, NULL},
+                          {"--stats", 1, &stats_path, NULL},
+                          {"--classes", 1, &classes_opt, NULL},
+                          {"--output", 1, &out, NULL},
+                          {"-o", 1, &out, NULL},
+                          {NULL, 0, NULL, NULL}};
+  cli_common common;
+  const char *pos[1];
+  size_t npos = cli_parse(argc, argv, opts, fit_help, &common, pos, 1);
+  if (!out)
+    cli_usage_error("-o MODEL.npz is required");
+  if (stats_path && (npos || labels || label_col || classes_opt))
+    cli_usage_error("--stats takes no DATA, --labels, --label-column or "
+                    "--classes");
+  if (!stats_path && npos != 1)
+    cli_usage_error("DATA (or --stats STATS) is required");
+  if (labels && label_col)
+    cli_usage_error("--labels and --label-column cannot be used together");
+
+  gmle_fit_options fo;
+  gmle_fit_options_init(&fo);
+  if (cov)
+    fo.cov = parse_cov(cov);
+  if (rel) {
+    fo.rel_floor = cli_parse_double("--rel-floor", rel);
+    if (fo.rel_floor < 0)
+      cli_usage_error("--rel-floor must be >= 0");
+  }
+  if (absf) {
+    fo.abs_floor = cli_parse_double("--abs-floor", absf);
+    if (fo.abs_floor < 0)
+      cli_usage_error("--abs-floor must be >= 0");
+  }
+  if (maxc) {
+    fo.max_condition = cli_parse_double("--max-condition", maxc);
+    if (!(fo.max_condition >= 1))
+      cli_usage_error("--max-condition must be >= 1");
+  }
+  fo.shrinkage = shrink;
+
+  gmle_context *ctx = cli_context(&common);
+  gmle_stats *st = NULL;
+  cli_classes cls;
+  memset(&cls, 0, sizeof cls);
+  int have_names = 0;
+  const char *src = NULL; /* the file named in fit errors */
+  if (stats_path) {
+    src = stats_path;
+    gmle_status s = gmle_stats_load(ctx, stats_path, &st);
+    if (s != GMLE_OK)
+      cli_fail(ctx, s, stats_path, -1);
+    have_names = cli_classes_from_stats(st, &cls);
+  } else {
+    src = pos[0];
+    cli_data d;
+    cli_data_open(&d, ctx, pos[0], labels, label_col, common.batch_rows, 8);
+    data_classes(&d, classes_opt, &cls);
+    have_names = d.has_labels;
+    gmle_stats_mode mode =
+        (fo.cov == GMLE_COV_DIAG || fo.cov == GMLE_COV_SPHERICAL)
+            ? GMLE_STATS_DIAG
+            : GMLE_STATS_FULL;
+    st = accumulate(ctx, &d, &cls, mode);
+    cli_data_close(&d);
+  }
+  size_t C = gmle_stats_n_classes(st);
+  double *pri = NULL;
+  if (priors) {
+    pri = parse_priors(priors, C);
+    fo.priors = pri;
+  }
+  gmle_model *m = NULL;
+  gmle_status s = gmle_fit(st, &fo, &m);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, src, -1);
+  if (have_names) {
+    s = gmle_model_set_class_names(m, (const char *const *)cls.names);
+    if (s != GMLE_OK)
+      cli_fail(ctx, s, src, -1);
+  }
+  s = gmle_model_save(m, out);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, out, -1);
+  if (!common.quiet) {
+    uint64_t rows = 0;
+    for (size_t c = 0; c < C; c++) {
+      uint64_t r = 0;
+      gmle_stats_rows(st, c, &r);
+      rows += r;
+    }
+    fprintf(stderr,
+            "gmle fit: %s: %zu class%s, %zu feature%s, %llu rows, %s "
+            "covariance\n",
+            out, C, C == 1 ? "" : "es", gmle_stats_dim(st),
+            gmle_stats_dim(st) == 1 ? "" : "s", (unsigned long long)rows,
+            cov_name(fo.cov));
+  }
+  free(pri);
+  gmle_model_free(m);
+  gmle_stats_free(st);
+  cli_classes_free(&cls);
+  gmle_context_free(ctx);
+  return CLI_EXIT_OK;
+}
+
+/* ---- gmle stats ---------------------------------------------------------- */
+
+int cmd_stats(int argc, char **argv) {
+  const char *labels = NULL, *label_col = NULL, *out = NULL,
+             *classes_opt = NULL;
+  int diag = 0;
+  const cli_opt opts[] = {{"--labels", 1, &labels, NULL},
+                          {"--label-column", 1, &label_col, NULL},
+                          {"--classes", 1, &classes_opt, NULL},
+                          {"--diag", 0, NULL, &diag},
+                          {"--output", 1, &out, NULL},
+                          {"-o", 1, &out, NULL},
+                          {NULL, 0, NULL, NULL}};
+  cli_common common;
+  const char *pos[1];
+  size_t npos = cli_parse(argc, argv, opts, stats_help, &common, pos, 1);
+  if (npos != 1)
+    cli_usage_error("DATA is required");
+  if (!out)
+    cli_usage_error("-o STATS is required");
+  if (labels && label_col)
+    cli_usage_error("--labels and --label-column cannot be used together");
+  gmle_context *ctx = cli_context(&common);
+  cli_data d;
+  cli_data_open(&d, ctx, pos[0], labels, label_col, common.batch_rows, 8);
+  cli_classes cls;
+  data_classes(&d, classes_opt, &cls);
+  int labelled = d.has_labels;
+  gmle_stats *st =
+      accumulate(ctx, &d, &cls, diag ? GMLE_STATS_DIAG : GMLE_STATS_FULL);
+  uint64_t rows = d.rows_done;
+  cli_data_close(&d);
+  gmle_status s = GMLE_OK;
+  if (labelled)
+    s = gmle_stats_set_class_names(st, (const char *const *)cls.names);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, pos[0], -1);
+  s = gmle_stats_save(st, out);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, out, -1);
+  if (!common.quiet)
+    fprintf(stderr, "gmle stats: %s: %llu rows, %zu class%s, %zu features\n",
+            out, (unsigned long long)rows, gmle_stats_n_classes(st),
+            gmle_stats_n_classes(st) == 1 ? "" : "es", gmle_stats_dim(st));
+  gmle_stats_free(st);
+  cli_classes_free(&cls);
+  gmle_context_free(ctx);
+  return CLI_EXIT_OK;
+}
+
+/* ---- gmle merge ---------------------------------------------------------- */
+
+int cmd_merge(int argc, char **argv) {
+  const char *out = NULL;
+  const cli_opt opts[] = {{"--output", 1, &out, NULL},
+                          {"-o", 1, &out, NULL},
+                          {NULL, 0, NULL, NULL}};
+  cli_common common;
+  size_t maxp = (size_t)argc;
+  const char **pos = cli_xmalloc(maxp * sizeof *pos);
+  size_t npos = cli_parse(argc, argv, opts, merge_help, &common, pos, maxp);
+  if (npos < 1)
+    cli_usage_error("at least one STATS file is required");
+  if (!out)
+    cli_usage_error("-o STATS is required");
+  gmle_context *ctx = cli_context(&common);
+  gmle_stats *acc = NULL;
+  cli_classes cls0;
+  int named0 = 0;
+  for (size_t i = 0; i < npos; i++) {
+    gmle_stats *st = NULL;
+    gmle_status s = gmle_stats_load(ctx, pos[i], &st);
+    if (s != GMLE_OK)
+      cli_fail(ctx, s, pos[i], -1);
+    if (i == 0) {
+      acc = st;
+      named0 = cli_classes_from_stats(st, &cls0);
+      continue;
+    }
+    /* Shards must agree on their classes: the same names, or none. */
+    cli_classes cls;
+    int named = cli_classes_from_stats(st, &cls);
+    if (named != named0 || (named0 && !cli_classes_equal(&cls0, &cls)))
+      cli_die(CLI_EXIT_DATA, pos[i],
+              "its classes differ from those of %s; accumulate every shard "
+              "with the same --classes LIST",
+              pos[0]);
+    cli_classes_free(&cls);
+    if (gmle_stats_n_classes(st) != gmle_stats_n_classes(acc))
+      cli_die(CLI_EXIT_DATA, pos[i], "%zu classes, but %s has %zu",
+              gmle_stats_n_classes(st), pos[0], gmle_stats_n_classes(acc));
+    if (gmle_stats_dim(st) != gmle_stats_dim(acc))
+      cli_die(CLI_EXIT_DATA, pos[i], "%zu features, but %s has %zu",
+              gmle_stats_dim(st), pos[0], gmle_stats_dim(acc));
+    s = gmle_stats_merge(acc, st);
+    if (s != GMLE_OK)
+      cli_fail(ctx, s, pos[i], -1);
+    gmle_stats_free(st);
+  }
+  gmle_status s = gmle_stats_save(acc, out);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, out, -1);
+  if (!common.quiet)
+    fprintf(stderr, "gmle merge: %s: %zu file%s merged\n", out, npos,
+            npos == 1 ? "" : "s");
+  cli_classes_free(&cls0);
+  gmle_stats_free(acc);
+  gmle_context_free(ctx);
+  free(pos);
+  return CLI_EXIT_OK;
+}

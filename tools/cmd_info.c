@@ -1,0 +1,313 @@
+/* cmd_info.c -- gmle info, gmle devices. */
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char info_help[] =
+    "Usage: gmle info MODEL [--json]\n"
+    "\n"
+    "Describe a model: features, classes with their names, counts and\n"
+    "priors, the covariance type, what the fit did to each class (rows,\n"
+    "smallest and largest eigenvalue, condition number, values floored,\n"
+    "shrinkage), the training log-likelihood with BIC and AIC when the file\n"
+    "has them, and the means (when there are at most 10 features).\n"
+    "\n"
+    "  --json   one JSON object instead, with every mean and (up to 10^6\n"
+    "           numbers) every covariance, printed exactly (%.17g)\n"
+    "\n"
+    "Exit codes: 0 ok, 1 usage, 3 missing or corrupt model file.\n";
+
+static const char devices_help[] =
+    "Usage: gmle devices\n"
+    "\n"
+    "List the backends compiled into this build, the devices each finds,\n"
+    "and which one --backend auto (the default) picks and why: CUDA first,\n"
+    "then OpenCL, then the CPU, the first with a usable device. The\n"
+    "environment variables GMLE_BACKEND and GMLE_DEVICE override the auto\n"
+    "choice.\n"
+    "\n"
+    "Exit codes: 0 ok, 1 usage, 4 no usable device at all.\n";
+
+static const char *cov_name(gmle_cov_type c) {
+  switch (c) {
+  case GMLE_COV_FULL:
+    return "full";
+  case GMLE_COV_DIAG:
+    return "diag";
+  case GMLE_COV_SPHERICAL:
+    return "spherical";
+  case GMLE_COV_TIED:
+    return "tied";
+  }
+  return "?";
+}
+
+static void json_str(const char *s) {
+  putchar('"');
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\')
+      printf("\\%c", ch);
+    else if (ch < 0x20)
+      printf("\\u%04x", ch);
+    else
+      putchar(ch);
+  }
+  putchar('"');
+}
+
+/* A number as JSON: %.17g, and null for NaN (JSON has no NaN), strings
+ * for infinities. */
+static void json_num(double v) {
+  if (isnan(v))
+    printf("null");
+  else if (isinf(v))
+    printf(v > 0 ? "\"inf\"" : "\"-inf\"");
+  else
+    printf("%.17g", v);
+}
+
+int cmd_info(int argc, char **argv) {
+  int json = 0;
+  const cli_opt opts[] = {{"--json", 0, NULL, &json}, {NULL, 0, NULL, NULL}};
+  cli_common common;
+  const char *pos[1];
+  size_t npos = cli_parse(argc, argv, opts, info_help, &common, pos, 1);
+  if (npos != 1)
+    cli_usage_error("MODEL is required");
+  common.backend = GMLE_BACKEND_CPU; /* nothing to compute on a device */
+  gmle_context *ctx = cli_context(&common);
+  gmle_model *m = NULL;
+  gmle_status s = gmle_model_load(ctx, pos[0], &m);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, pos[0], -1);
+  size_t C = gmle_model_n_classes(m), D = gmle_model_dim(m);
+  gmle_cov_type cov = gmle_model_cov_type(m);
+  double ll = 0, ll_joint = 0, bic = 0, aic = 0;
+  int have_ll = gmle_model_loglik(m, 0, &ll) == GMLE_OK &&
+                gmle_model_loglik(m, 1, &ll_joint) == GMLE_OK;
+  int have_ic = gmle_model_information(m, &bic, &aic) == GMLE_OK;
+  size_t n_params = gmle_model_n_params(m);
+  double *mean = cli_xmalloc(D * sizeof *mean);
+  double total_w = 0;
+  for (size_t c = 0; c < C; c++) {
+    double w = 0;
+    if (gmle_model_count(m, c, &w) == GMLE_OK && isfinite(w))
+      total_w += w;
+  }
+  if (json) {
+    printf("{\n  \"file\": ");
+    json_str(pos[0]);
+    printf(",\n  \"dim\": %zu,\n  \"n_classes\": %zu,\n", D, C);
+    printf("  \"covariance_type\": \"%s\",\n", cov_name(cov));
+    printf("  \"n_params\": %zu,\n", n_params);
+    printf("  \"loglik\": ");
+    if (have_ll)
+      json_num(ll);
+    else
+      printf("null");
+    printf(",\n  \"loglik_joint\": ");
+    if (have_ll)
+      json_num(ll_joint);
+    else
+      printf("null");
+    printf(",\n  \"bic\": ");
+    if (have_ic)
+      json_num(bic);
+    else
+      printf("null");
+    printf(",\n  \"aic\": ");
+    if (have_ic)
+      json_num(aic);
+    else
+      printf("null");
+    int with_cov = (double)C * (double)D * (double)D <= 1e6;
+    double *cv = with_cov ? cli_xmalloc(D * D * sizeof *cv) : NULL;
+    printf(",\n  \"classes\": [");
+    for (size_t c = 0; c < C; c++) {
+      gmle_class_report rep;
+      memset(&rep, 0, sizeof rep);
+      int have_rep = gmle_model_report(m, c, &rep) == GMLE_OK;
+      double prior = 0, count = 0;
+      gmle_model_prior(m, c, &prior);
+      gmle_model_count(m, c, &count);
+      const char *nm = gmle_model_class_name(m, c);
+      printf("%s\n    {\"index\": %zu, \"name\": ", c ? "," : "", c);
+      if (nm)
+        json_str(nm);
+      else
+        printf("null");
+      printf(", \"count\": ");
+      json_num(count);
+      printf(", \"prior\": ");
+      json_num(prior);
+      if (have_rep) {
+        printf(", \"rows\": %llu, \"empty\": %s, \"min_eigenvalue\": ",
+               (unsigned long long)rep.rows, rep.empty ? "true" : "false");
+        json_num(rep.min_eigenvalue);
+        printf(", \"max_eigenvalue\": ");
+        json_num(rep.max_eigenvalue);
+        printf(", \"condition\": ");
+        json_num(rep.condition);
+        printf(", \"n_floored\": %zu, \"shrinkage\": ", rep.n_floored);
+        json_num(rep.shrinkage);
+      }
+      printf(",\n     \"mean\": [");
+      if (gmle_model_mean(m, c, mean) == GMLE_OK)
+        for (size_t j = 0; j < D; j++) {
+          printf("%s", j ? ", " : "");
+          json_num(mean[j]);
+        }
+      printf("]");
+      if (with_cov && gmle_model_covariance(m, c, cv) == GMLE_OK) {
+        printf(",\n     \"covariance\": [");
+        for (size_t i = 0; i < D; i++) {
+          printf("%s[", i ? ", " : "");
+          for (size_t j = 0; j < D; j++) {
+            printf("%s", j ? ", " : "");
+            json_num(cv[i * D + j]);
+          }
+          printf("]");
+        }
+        printf("]");
+      }
+      printf("}");
+    }
+    printf("\n  ]");
+    if (!with_cov)
+      printf(",\n  \"covariances_omitted\": true");
+    printf("\n}\n");
+    free(cv);
+  } else {
+    printf("model: %s\n", pos[0]);
+    printf("features: %zu\n", D);
+    printf("classes: %zu\n", C);
+    printf("covariance: %s\n", cov_name(cov));
+    printf("parameters: %zu\n", n_params);
+    printf("total weight: %.10g\n", total_w);
+    if (have_ll) {
+      printf("training log-likelihood: %.10g (with priors: %.10g)\n", ll,
+             ll_joint);
+    } else {
+      printf("training log-likelihood: not available (model not fitted "
+             "here, or the file does not keep it)\n");
+    }
+    if (have_ic)
+      printf("BIC: %.10g\nAIC: %.10g\n", bic, aic);
+    printf("\n%-4s %-16s %12s %10s %12s %12s %12s %8s %6s\n", "c", "name",
+           "count", "prior", "min eig", "max eig", "condition", "floored",
+           "shrink");
+    for (size_t c = 0; c < C; c++) {
+      gmle_class_report rep;
+      memset(&rep, 0, sizeof rep);
+      int have_rep = gmle_model_report(m, c, &rep) == GMLE_OK;
+      double prior = 0, count = 0;
+      gmle_model_prior(m, c, &prior);
+      gmle_model_count(m, c, &count);
+      const char *nm = gmle_model_class_name(m, c);
+      printf("%-4zu %-16.16s %12.6g %10.6g", c, nm ? nm : "-", count, prior);
+      if (have_rep)
+        printf(" %12.6g %12.6g %12.6g %8zu %6.3g%s\n", rep.min_eigenvalue,
+               rep.max_eigenvalue, rep.condition, rep.n_floored, rep.shrinkage,
+               rep.empty ? "  (empty)" : "");
+      else
+        printf(" %12s %12s %12s %8s %6s\n", "-", "-", "-", "-", "-");
+    }
+    if (D <= 10) {
+      printf("\nmeans:\n");
+      for (size_t c = 0; c < C; c++) {
+        const char *nm = gmle_model_class_name(m, c);
+        printf("  %-16.16s", nm ? nm : "-");
+        if (gmle_model_mean(m, c, mean) == GMLE_OK)
+          for (size_t j = 0; j < D; j++)
+            printf(" %.10g", mean[j]);
+        printf("\n");
+      }
+    }
+  }
+  free(mean);
+  gmle_model_free(m);
+  gmle_context_free(ctx);
+  return CLI_EXIT_OK;
+}
+
+/* ---- gmle devices -------------------------------------------------------- */
+
+int cmd_devices(int argc, char **argv) {
+  const cli_opt opts[] = {{NULL, 0, NULL, NULL}};
+  cli_common common;
+  const char *pos[1];
+  cli_parse(argc, argv, opts, devices_help, &common, pos, 0);
+  static const gmle_backend order[] = {GMLE_BACKEND_CUDA, GMLE_BACKEND_OPENCL,
+                                       GMLE_BACKEND_CPU};
+  printf("gmle %s\n", gmle_version_string());
+  printf("backends compiled in:");
+  for (size_t i = 0; i < 3; i++)
+    if (gmle_backend_compiled(order[i]))
+      printf(" %s", gmle_backend_name(order[i]));
+  printf("\n\n");
+  char why[1024] = "";
+  for (size_t i = 0; i < 3; i++) {
+    gmle_backend b = order[i];
+    printf("%s:\n", gmle_backend_name(b));
+    if (!gmle_backend_compiled(b)) {
+      printf("  not compiled into this build\n");
+      size_t l = strlen(why);
+      snprintf(why + l, sizeof why - l, "%s%s is not compiled in",
+               l ? "; " : "", gmle_backend_name(b));
+      continue;
+    }
+    /* The API has no device count: probe indices until one fails. */
+    for (int dev = 0; dev < 16; dev++) {
+      gmle_context *ctx = NULL;
+      gmle_status s = gmle_context_create(b, dev, &ctx);
+      if (s != GMLE_OK) {
+        if (dev == 0) {
+          const char *msg = ctx ? gmle_context_error(ctx) : "";
+          printf("  no usable device: %s\n",
+                 msg && msg[0] ? msg : gmle_status_string(s));
+          size_t l = strlen(why);
+          snprintf(why + l, sizeof why - l, "%s%s has no usable device",
+                   l ? "; " : "", gmle_backend_name(b));
+        }
+        gmle_context_free(ctx);
+        break;
+      }
+      printf("  device %d: %s\n", dev, gmle_context_device_name(ctx));
+      gmle_context_free(ctx);
+    }
+  }
+  gmle_context *ctx = NULL;
+  gmle_status s = gmle_context_create(common.backend, common.device, &ctx);
+  printf("\n");
+  const char *envb = getenv("GMLE_BACKEND");
+  const char *envd = getenv("GMLE_DEVICE");
+  if (s != GMLE_OK) {
+    const char *msg = ctx ? gmle_context_error(ctx) : "";
+    printf("%s picks: nothing: %s\n", gmle_backend_name(common.backend),
+           msg && msg[0] ? msg : gmle_status_string(s));
+    gmle_context_free(ctx);
+    return cli_exit_code(s);
+  }
+  gmle_backend got = gmle_context_backend(ctx);
+  if (common.backend != GMLE_BACKEND_AUTO) {
+    printf("--backend %s picks: %s (%s), as asked\n",
+           gmle_backend_name(common.backend), gmle_backend_name(got),
+           gmle_context_device_name(ctx));
+  } else if (envb && envb[0] && strcmp(envb, "auto") != 0) {
+    printf("auto picks: %s (%s), because GMLE_BACKEND=%s%s%s\n",
+           gmle_backend_name(got), gmle_context_device_name(ctx), envb,
+           envd && envd[0] ? " and GMLE_DEVICE=" : "",
+           envd && envd[0] ? envd : "");
+  } else {
+    printf("auto picks: %s (%s)\n", gmle_backend_name(got),
+           gmle_context_device_name(ctx));
+    printf("why: auto tries CUDA, then OpenCL, then the CPU and takes the "
+           "first with a usable device%s%s\n",
+           why[0] ? "; here " : "", why);
+  }
+  gmle_context_free(ctx);
+  return CLI_EXIT_OK;
+}

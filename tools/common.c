@@ -1,0 +1,391 @@
+/* common.c -- option parsing, messages, exit codes, progress (gmle CLI). */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *cli_cmd = "";
+int cli_quiet = 0;
+
+/* ---- exit codes --------------------------------------------------------- */
+
+int cli_exit_code(gmle_status s) {
+  switch (s) {
+  case GMLE_OK:
+    return CLI_EXIT_OK;
+  case GMLE_E_INVALID_ARG: /* an option the library rejected (priors, ...) */
+    return CLI_EXIT_USAGE;
+  case GMLE_E_NONFINITE_INPUT:
+  case GMLE_E_OVERFLOW:
+  case GMLE_E_DIM_MISMATCH:
+  case GMLE_E_BAD_LABEL:
+  case GMLE_E_INVALID_WEIGHTS:
+  case GMLE_E_ILL_DEFINED_COV:
+  case GMLE_E_SINGULAR_COV:
+  case GMLE_E_NONFINITE_STATS:
+  case GMLE_E_EMPTY:
+  case GMLE_E_TOO_LARGE:
+    return CLI_EXIT_DATA;
+  case GMLE_E_IO:
+  case GMLE_E_BAD_FORMAT:
+  case GMLE_E_CORRUPT:
+  case GMLE_E_UNSUPPORTED_VERSION:
+  case GMLE_E_INVALID_MODEL:
+  case GMLE_E_UNSUPPORTED:
+    return CLI_EXIT_FILE;
+  case GMLE_E_OUT_OF_MEMORY:
+  case GMLE_E_NO_DEVICE:
+  case GMLE_E_DEVICE:
+  case GMLE_E_DEVICE_OOM:
+  case GMLE_E_DEVICE_LOST:
+  case GMLE_E_INTERNAL:
+    return CLI_EXIT_DEVICE;
+  }
+  return CLI_EXIT_DEVICE;
+}
+
+/* ---- messages ----------------------------------------------------------- */
+
+static void vmsg(const char *prefix, const char *what, const char *fmt,
+                 va_list ap) {
+  fprintf(stderr, "gmle%s%s: ", cli_cmd[0] ? " " : "", cli_cmd);
+  if (prefix)
+    fputs(prefix, stderr);
+  if (what && what[0])
+    fprintf(stderr, "%s: ", what);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+}
+
+void cli_warn(const char *fmt, ...) {
+  if (cli_quiet)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vmsg("warning: ", NULL, fmt, ap);
+  va_end(ap);
+}
+
+void cli_usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vmsg(NULL, NULL, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "Run 'gmle %s%s--help' for usage.\n", cli_cmd,
+          cli_cmd[0] ? " " : "");
+  exit(CLI_EXIT_USAGE);
+}
+
+/* The output being written, removed when the command fails. */
+static gmle_writer *open_writer;
+
+void cli_track_writer(gmle_writer *w) { open_writer = w; }
+
+static void cleanup(void) {
+  if (open_writer) {
+    gmle_writer_abort(open_writer);
+    open_writer = NULL;
+  }
+}
+
+void cli_die(int code, const char *what, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vmsg(NULL, what, fmt, ap);
+  va_end(ap);
+  cleanup();
+  exit(code);
+}
+
+/* Find "row N" (a word) in msg; return N and the position, or -1. */
+static long long find_row(const char *msg) {
+  for (const char *p = strstr(msg, "row "); p; p = strstr(p + 1, "row ")) {
+    if (p != msg && (p[-1] != ' ' && p[-1] != '('))
+      continue;
+    const char *q = p + 4;
+    if (*q < '0' || *q > '9')
+      continue;
+    return strtoll(q, NULL, 10);
+  }
+  return -1;
+}
+
+void cli_fail(gmle_context *ctx, gmle_status s, const char *what,
+              long long row0) {
+  const char *msg = ctx ? gmle_context_error(ctx) : "";
+  if (!msg || !msg[0])
+    msg = gmle_status_string(s);
+  /* The library may already name the file ("x.csv:9:4: ..." or
+   * "x.npy: ..."): then do not say it twice. */
+  size_t wl = what ? strlen(what) : 0;
+  if (wl && strncmp(msg, what, wl) == 0 && msg[wl] == ':')
+    wl = 0;
+  fprintf(stderr, "gmle %s: ", cli_cmd);
+  if (wl)
+    fprintf(stderr, "%s: ", what);
+  fputs(msg, stderr);
+  long long r = row0 > 0 ? find_row(msg) : -1;
+  if (r >= 0)
+    fprintf(stderr, " (row %lld of the file)", row0 + r);
+  fputc('\n', stderr);
+  cleanup();
+  exit(cli_exit_code(s));
+}
+
+static void log_cb(void *user, gmle_log_level level, const char *msg) {
+  (void)user;
+  if (cli_quiet || level == GMLE_LOG_DEBUG)
+    return;
+  fprintf(stderr, "gmle %s: %s%s\n", cli_cmd,
+          level == GMLE_LOG_WARNING ? "warning: " : "", msg);
+}
+
+gmle_context *cli_context(const cli_common *common) {
+  gmle_context *ctx = NULL;
+  gmle_status s = gmle_context_create(common->backend, common->device, &ctx);
+  if (s != GMLE_OK) {
+    const char *msg = ctx ? gmle_context_error(ctx) : "";
+    fprintf(stderr, "gmle %s: backend %s: %s\n", cli_cmd,
+            gmle_backend_name(common->backend),
+            msg && msg[0] ? msg : gmle_status_string(s));
+    gmle_context_free(ctx);
+    exit(cli_exit_code(s));
+  }
+  gmle_context_set_log(ctx, log_cb, NULL);
+  return ctx;
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+void *cli_xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p)
+    cli_die(CLI_EXIT_DEVICE, NULL, "out of memory (%zu bytes)", n);
+  return p;
+}
+
+void *cli_xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p)
+    cli_die(CLI_EXIT_DEVICE, NULL, "out of memory (%zu x %zu bytes)", n, size);
+  return p;
+}
+
+void *cli_xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q)
+    cli_die(CLI_EXIT_DEVICE, NULL, "out of memory (%zu bytes)", n);
+  return q;
+}
+
+char *cli_xstrdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = cli_xmalloc(n);
+  memcpy(d, s, n);
+  return d;
+}
+
+int cli_ends_with(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  if (b > a)
+    return 0;
+  for (size_t i = 0; i < b; i++) {
+    char x = s[a - b + i], y = suffix[i];
+    if (x >= 'A' && x <= 'Z')
+      x = (char)(x - 'A' + 'a');
+    if (x != y)
+      return 0;
+  }
+  return 1;
+}
+
+double cli_parse_double(const char *opt, const char *s) {
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (!s[0] || *end || errno == ERANGE || !isfinite(v))
+    cli_usage_error("%s: '%s' is not a finite number", opt, s);
+  return v;
+}
+
+size_t cli_parse_size(const char *opt, const char *s) {
+  char *end = NULL;
+  errno = 0;
+  if (s[0] == '-' || s[0] == '+')
+    cli_usage_error("%s: '%s' is not a non-negative integer", opt, s);
+  unsigned long long v = strtoull(s, &end, 10);
+  if (!s[0] || *end || errno == ERANGE || v > (unsigned long long)SIZE_MAX)
+    cli_usage_error("%s: '%s' is not a non-negative integer", opt, s);
+  return (size_t)v;
+}
+
+/* ---- option parsing ----------------------------------------------------- */
+
+static int match(const char *arg, const char *name, const char **inline_val) {
+  size_t n = strlen(name);
+  if (strncmp(arg, name, n) != 0)
+    return 0;
+  if (arg[n] == '\0') {
+    *inline_val = NULL;
+    return 1;
+  }
+  if (arg[n] == '=' && name[1] == '-') {
+    *inline_val = arg + n + 1;
+    return 1;
+  }
+  return 0;
+}
+
+size_t cli_parse(int argc, char **argv, const cli_opt *opts, const char *help,
+                 cli_common *common, const char **pos, size_t max_pos) {
+  common->backend = GMLE_BACKEND_AUTO;
+  common->device = -1;
+  common->batch_rows = 0;
+  common->quiet = 0;
+  size_t npos = 0;
+  int only_pos = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (only_pos || a[0] != '-' || a[1] == '\0') {
+      if (npos >= max_pos)
+        cli_usage_error("unexpected argument '%s'", a);
+      pos[npos++] = a;
+      continue;
+    }
+    if (strcmp(a, "--") == 0) {
+      only_pos = 1;
+      continue;
+    }
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      fputs(help, stdout);
+      exit(CLI_EXIT_OK);
+    }
+    const char *val = NULL;
+    int found = 0;
+    /* Common options. */
+    static const char *const common_names[] = {"--backend", "--device",
+                                               "--batch-rows"};
+    for (size_t k = 0; k < 3 && !found; k++) {
+      if (!match(a, common_names[k], &val))
+        continue;
+      found = 1;
+      if (!val) {
+        if (i + 1 >= argc)
+          cli_usage_error("%s needs a value", common_names[k]);
+        val = argv[++i];
+      }
+      if (k == 0) {
+        if (gmle_backend_parse(val, &common->backend) != GMLE_OK)
+          cli_usage_error("--backend: '%s' is not one of auto, cpu, opencl, "
+                          "cuda",
+                          val);
+      } else if (k == 1) {
+        size_t d = cli_parse_size("--device", val);
+        if (d > 1000000)
+          cli_usage_error("--device: %s is out of range", val);
+        common->device = (int)d;
+      } else {
+        common->batch_rows = cli_parse_size("--batch-rows", val);
+        if (common->batch_rows == 0)
+          cli_usage_error("--batch-rows must be at least 1");
+      }
+    }
+    if (!found && (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0)) {
+      common->quiet = 1;
+      cli_quiet = 1;
+      found = 1;
+    }
+    for (const cli_opt *o = opts; o && o->name && !found; o++) {
+      if (!match(a, o->name, &val))
+        continue;
+      found = 1;
+      if (o->has_arg) {
+        if (!val) {
+          if (i + 1 >= argc)
+            cli_usage_error("%s needs a value", o->name);
+          val = argv[++i];
+        }
+        *o->value = val;
+      } else {
+        if (val)
+          cli_usage_error("%s takes no value", o->name);
+        *o->flag = 1;
+      }
+    }
+    if (!found)
+      cli_usage_error("unknown option '%s'", a);
+  }
+  return npos;
+}
+
+/* ---- progress ----------------------------------------------------------- */
+
+double cli_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cli_progress_start(cli_progress *p, const char *label, uint64_t total) {
+  p->on = !cli_quiet && isatty(STDERR_FILENO);
+  p->t0 = cli_now();
+  p->last = 0;
+  p->total = total;
+  p->label = label;
+}
+
+static void fmt_time(double s, char *buf, size_t n) {
+  if (!(s >= 0) || s > 1e7) {
+    snprintf(buf, n, "?");
+    return;
+  }
+  long t = (long)(s + 0.5);
+  if (t >= 3600)
+    snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else if (t >= 60)
+    snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+  else
+    snprintf(buf, n, "%lds", t);
+}
+
+static void progress_line(cli_progress *p, uint64_t done, double now) {
+  double el = now - p->t0;
+  double rate = el > 0 ? (double)done / el : 0;
+  if (p->total) {
+    char left[32];
+    fmt_time(rate > 0
+                 ? (double)(p->total - (done < p->total ? done : p->total)) /
+                       rate
+                 : -1,
+             left, sizeof left);
+    fprintf(stderr, "\r%s: %llu/%llu rows (%.1f%%), %.3g rows/s, %s left   ",
+            p->label, (unsigned long long)done, (unsigned long long)p->total,
+            100.0 * (double)done / (double)p->total, rate, left);
+  } else {
+    fprintf(stderr, "\r%s: %llu rows, %.3g rows/s   ", p->label,
+            (unsigned long long)done, rate);
+  }
+  fflush(stderr);
+}
+
+void cli_progress_update(cli_progress *p, uint64_t done) {
+  if (!p->on)
+    return;
+  double now = cli_now();
+  if (now - p->last < 0.25)
+    return;
+  p->last = now;
+  progress_line(p, done, now);
+}
+
+void cli_progress_end(cli_progress *p, uint64_t done) {
+  if (!p->on)
+    return;
+  progress_line(p, done, cli_now());
+  fputc('\n', stderr);
+}

@@ -1,0 +1,228 @@
+/* data.c -- data files read in batches through gmle_reader, with their
+ * labels streamed alongside. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Default batch: at most 65536 rows and about 32 MiB of input values. */
+#define CLI_BATCH_BYTES ((size_t)32 << 20)
+#define CLI_BATCH_ROWS ((size_t)65536)
+
+static void open_fail(gmle_context *ctx, gmle_status s, const char *path) {
+  cli_fail(ctx, s, path, -1);
+}
+
+void cli_data_open(cli_data *d, gmle_context *ctx, const char *path,
+                   const char *labels_path, const char *label_column,
+                   size_t batch_rows, size_t extra_bytes_per_row) {
+  memset(d, 0, sizeof *d);
+  d->ctx = ctx;
+  d->path = path;
+  gmle_reader_options opt;
+  gmle_reader_options_init(&opt);
+  opt.label_column = label_column;
+  gmle_status s = gmle_reader_open(ctx, path, &opt, &d->x);
+  if (s != GMLE_OK)
+    open_fail(ctx, s, path);
+  if (label_column && strcmp(gmle_reader_format(d->x), "csv") != 0)
+    cli_die(CLI_EXIT_USAGE, path,
+            "--label-column needs a CSV file; this is a .%s file (use "
+            "--labels FILE)",
+            gmle_reader_format(d->x));
+  d->cols = gmle_reader_cols(d->x);
+  d->dtype = gmle_reader_dtype(d->x);
+  if (!gmle_reader_rows(d->x, &d->total))
+    d->total = 0;
+  if (d->cols == 0)
+    cli_die(CLI_EXIT_DATA, path, "no feature columns");
+  if (label_column) {
+    d->has_labels = 1;
+    d->label_path = path;
+  }
+  if (labels_path) {
+    gmle_reader_options lo;
+    gmle_reader_options_init(&lo);
+    lo.labels_only = 1;
+    s = gmle_reader_open(ctx, labels_path, &lo, &d->lab);
+    if (s != GMLE_OK)
+      open_fail(ctx, s, labels_path);
+    d->has_labels = 1;
+    d->label_path = labels_path;
+    uint64_t nl = 0;
+    if (d->total && gmle_reader_rows(d->lab, &nl) && nl != d->total)
+      cli_die(CLI_EXIT_DATA, labels_path, "%llu labels, but %s has %llu rows",
+              (unsigned long long)nl, path, (unsigned long long)d->total);
+  }
+  size_t isz = d->dtype == GMLE_F32 ? 4 : 8;
+  size_t per_row = d->cols * isz + extra_bytes_per_row;
+  if (d->cols > SIZE_MAX / isz - extra_bytes_per_row)
+    cli_die(CLI_EXIT_DATA, path, "rows are too wide (%zu columns)", d->cols);
+  size_t b = batch_rows;
+  if (!b) {
+    b = CLI_BATCH_BYTES / per_row;
+    if (b > CLI_BATCH_ROWS)
+      b = CLI_BATCH_ROWS;
+    if (b < 1)
+      b = 1;
+  }
+  if (b > SIZE_MAX / per_row)
+    cli_usage_error("--batch-rows %zu is too large", b);
+  d->batch = b;
+  d->buf = cli_xmalloc(b * d->cols * isz);
+  if (d->has_labels) {
+    d->labels = cli_xmalloc(b * sizeof *d->labels);
+    d->idx = cli_xmalloc(b * sizeof *d->idx);
+  }
+}
+
+/* Copies of label texts kept across reads (a labels file that returns a
+ * batch in more than one read: its texts are valid only until the next). */
+static char **kept;
+static size_t n_kept;
+
+static void free_kept(void) {
+  for (size_t i = 0; i < n_kept; i++)
+    free(kept[i]);
+  free(kept);
+  kept = NULL;
+  n_kept = 0;
+}
+
+/* Read exactly n labels from the labels file (fewer only at its end). */
+static size_t read_labels(cli_data *d, size_t n) {
+  size_t got = 0;
+  free_kept();
+  while (got < n) {
+    size_t k = 0;
+    if (got > 0) { /* keep what the next read would invalidate */
+      kept = cli_xrealloc(kept, got * sizeof *kept);
+      for (size_t i = n_kept; i < got; i++) {
+        kept[i] = cli_xstrdup(d->labels[i]);
+        d->labels[i] = kept[i];
+      }
+      n_kept = got;
+    }
+    gmle_status s =
+        gmle_reader_read(d->lab, NULL, n - got, &k, d->labels + got);
+    if (s != GMLE_OK)
+      cli_fail(d->ctx, s, d->label_path, -1);
+    if (k == 0)
+      break;
+    got += k;
+  }
+  return got;
+}
+
+size_t cli_data_next(cli_data *d) {
+  size_t n = 0;
+  d->row0 = d->rows_done;
+  gmle_status s =
+      gmle_reader_read(d->x, d->buf, d->batch, &n,
+                       d->lab ? NULL : (d->has_labels ? d->labels : NULL));
+  if (s != GMLE_OK)
+    cli_fail(d->ctx, s, d->path, -1);
+  if (d->lab) {
+    if (n > 0) {
+      /* Label texts are owned by the reader until its next read: read them
+       * all in one call when possible. */
+      size_t k = read_labels(d, n);
+      if (k < n)
+        cli_die(CLI_EXIT_DATA, d->label_path,
+                "%llu labels, but %s has more rows",
+                (unsigned long long)(d->rows_done + k), d->path);
+    } else {
+      const char *extra = NULL;
+      size_t k = 0;
+      s = gmle_reader_read(d->lab, NULL, 1, &k, &extra);
+      if (s != GMLE_OK)
+        cli_fail(d->ctx, s, d->label_path, -1);
+      if (k)
+        cli_die(CLI_EXIT_DATA, d->label_path,
+                "more labels than the %llu rows of %s",
+                (unsigned long long)d->rows_done, d->path);
+    }
+  }
+  d->rows_done += n;
+  return n;
+}
+
+void cli_data_rewind(cli_data *d) {
+  gmle_status s = gmle_reader_rewind(d->x);
+  if (s != GMLE_OK)
+    cli_fail(d->ctx, s, d->path, -1);
+  if (d->lab) {
+    s = gmle_reader_rewind(d->lab);
+    if (s != GMLE_OK)
+      cli_fail(d->ctx, s, d->label_path, -1);
+  }
+  d->rows_done = 0;
+  d->row0 = 0;
+}
+
+void cli_data_classes(cli_data *d, cli_classes *out) {
+  cli_label_set *set = cli_label_set_new();
+  cli_progress pr;
+  if (d->lab) {
+    /* Only the labels file is read. */
+    cli_progress_start(&pr, "finding classes", d->total);
+    uint64_t done = 0;
+    for (;;) {
+      size_t k = 0;
+      gmle_status s = gmle_reader_read(d->lab, NULL, d->batch, &k, d->labels);
+      if (s != GMLE_OK)
+        cli_fail(d->ctx, s, d->label_path, -1);
+      if (!k)
+        break;
+      for (size_t i = 0; i < k; i++)
+        cli_label_set_add(set, d->labels[i]);
+      done += k;
+      cli_progress_update(&pr, done);
+    }
+    cli_progress_end(&pr, done);
+    gmle_status s = gmle_reader_rewind(d->lab);
+    if (s != GMLE_OK)
+      cli_fail(d->ctx, s, d->label_path, -1);
+  } else {
+    cli_progress_start(&pr, "finding classes", d->total);
+    size_t k;
+    while ((k = cli_data_next(d)) > 0) {
+      for (size_t i = 0; i < k; i++)
+        cli_label_set_add(set, d->labels[i]);
+      cli_progress_update(&pr, d->rows_done);
+    }
+    cli_progress_end(&pr, d->rows_done);
+    cli_data_rewind(d);
+  }
+  cli_label_set_finish(set, out);
+}
+
+void cli_data_map(cli_data *d, const cli_classes *c, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    long k = cli_classes_find(c, d->labels[i]);
+    if (k < 0) {
+      /* Name a few classes to help. */
+      char list[256] = "";
+      size_t len = 0;
+      for (size_t j = 0; j < c->n && len < 200; j++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
+                                j ? ", " : "", c->names[j]);
+      if (len >= 200)
+        snprintf(list + 196, sizeof list - 196, ", ...");
+      cli_die(CLI_EXIT_DATA, d->label_path,
+              "row %llu: label '%s' is not one of the classes (%s)",
+              (unsigned long long)(d->row0 + i), d->labels[i], list);
+    }
+    d->idx[i] = (int32_t)k;
+  }
+}
+
+void cli_data_close(cli_data *d) {
+  gmle_reader_free(d->x);
+  gmle_reader_free(d->lab);
+  free(d->buf);
+  free(d->labels);
+  free(d->idx);
+  free_kept();
+  memset(d, 0, sizeof *d);
+}

@@ -1,0 +1,117 @@
+/* main.c -- the gmle command: dispatch, help, version. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char main_help[] =
+    "Usage: gmle COMMAND [ARGS] [OPTIONS]\n"
+    "\n"
+    "Fit Gaussian models by maximum likelihood over large feature matrices\n"
+    "(.npy or CSV, read in batches) and score data under them in bulk.\n"
+    "\n"
+    "Commands:\n"
+    "  fit DATA [--labels FILE] -o MODEL.npz   fit one Gaussian per class\n"
+    "  fit --stats STATS -o MODEL.npz          fit from saved statistics\n"
+    "  stats DATA [--labels FILE] -o STATS     statistics of one shard\n"
+    "  merge STATS STATS... -o STATS           combine shards exactly\n"
+    "  score MODEL DATA -o OUT.npy             log-likelihoods, "
+    "posteriors,...\n"
+    "  classify MODEL DATA [--truth FILE]      predictions, accuracy\n"
+    "  eval MODEL DATA [--labels FILE]         total/mean log-likelihood\n"
+    "  info MODEL [--json]                     describe a model\n"
+    "  devices                                 backends and devices\n"
+    "  demo [-o DIR]                           the built-in example\n"
+    "  help [COMMAND]                          this text, or a command's\n"
+    "\n"
+    "Run 'gmle COMMAND --help' for a command's options.\n"
+    "\n"
+    "Common options:\n"
+    "  --backend auto|cpu|opencl|cuda   where to compute (default auto:\n"
+    "                                   CUDA, then OpenCL, then the CPU)\n"
+    "  --device N                       device index of the backend\n"
+    "  --batch-rows N                   rows read and processed per batch\n"
+    "  --quiet, -q                      no progress, notes or warnings\n"
+    "  --help, -h                       help\n"
+    "  --version                        versions of gmle and the library\n"
+    "\n"
+    "Progress (rows, rows/s, time left) goes to stderr when it is a\n"
+    "terminal. Output files are written to a temporary file and renamed, so\n"
+    "a failed run leaves no output.\n"
+    "\n"
+    "Exit codes:\n"
+    "  0  success\n"
+    "  1  usage error (unknown option, missing argument, bad option value)\n"
+    "  2  bad data: non-finite values, wrong number of features, bad or\n"
+    "     missing labels, a class that cannot be fitted\n"
+    "  3  file error: missing, unreadable, malformed or corrupt file\n"
+    "  4  device or system error: no device, device fault, out of memory\n";
+
+static void print_version(void) {
+  printf("gmle %d.%d.%d (library %s; backends:", GMLE_VERSION_MAJOR,
+         GMLE_VERSION_MINOR, GMLE_VERSION_PATCH, gmle_version_string());
+  static const gmle_backend all[] = {GMLE_BACKEND_CPU, GMLE_BACKEND_OPENCL,
+                                     GMLE_BACKEND_CUDA};
+  for (size_t i = 0; i < 3; i++)
+    if (gmle_backend_compiled(all[i]))
+      printf(" %s", gmle_backend_name(all[i]));
+  printf(")\n");
+}
+
+typedef struct command {
+  const char *name;
+  int (*run)(int argc, char **argv);
+} command;
+
+static const command commands[] = {
+    {"fit", cmd_fit},     {"stats", cmd_stats},       {"merge", cmd_merge},
+    {"score", cmd_score}, {"classify", cmd_classify}, {"eval", cmd_eval},
+    {"info", cmd_info},   {"devices", cmd_devices},   {"demo", cmd_demo},
+};
+
+static const command *find_command(const char *name) {
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (strcmp(commands[i].name, name) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(main_help, stderr);
+    return CLI_EXIT_USAGE;
+  }
+  const char *a = argv[1];
+  if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    fputs(main_help, stdout);
+    return CLI_EXIT_OK;
+  }
+  if (strcmp(a, "--version") == 0 || strcmp(a, "version") == 0) {
+    print_version();
+    return CLI_EXIT_OK;
+  }
+  if (strcmp(a, "help") == 0) {
+    if (argc < 3) {
+      fputs(main_help, stdout);
+      return CLI_EXIT_OK;
+    }
+    const command *c = find_command(argv[2]);
+    if (!c) {
+      fprintf(stderr, "gmle help: unknown command '%s'\n", argv[2]);
+      return CLI_EXIT_USAGE;
+    }
+    cli_cmd = c->name;
+    char *hargv[] = {argv[2], (char *)"--help", NULL};
+    return c->run(2, hargv);
+  }
+  const command *c = find_command(a);
+  if (!c) {
+    fprintf(stderr,
+            "gmle: unknown command '%s'\nRun 'gmle help' for the "
+            "list of commands.\n",
+            a);
+    return CLI_EXIT_USAGE;
+  }
+  cli_cmd = c->name;
+  return c->run(argc - 1, argv + 1);
+}
