@@ -27,6 +27,8 @@ void tu_seed(tu_rng *r, uint64_t seed) {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     r->s[i] = z ^ (z >> 31);
   }
+  r->has_spare = 0;
+  r->spare = 0.0;
 }
 
 uint64_t tu_next(tu_rng *r) {
@@ -44,10 +46,18 @@ uint64_t tu_next(tu_rng *r) {
 double tu_uniform(tu_rng *r) { return (double)(tu_next(r) >> 11) * 0x1p-53; }
 
 double tu_normal(tu_rng *r) {
+  /* Box-Muller; the second value of each pair is kept for the next call */
+  if (r->has_spare) {
+    r->has_spare = 0;
+    return r->spare;
+  }
   double u1 = tu_uniform(r), u2 = tu_uniform(r);
   if (u1 < 1e-300)
     u1 = 1e-300;
-  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+  double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
+  r->spare = rad * sin(th);
+  r->has_spare = 1;
+  return rad * cos(th);
 }
 
 size_t tu_below(tu_rng *r, size_t n) {
@@ -316,6 +326,67 @@ void tu_gen_offset(tu_rng *r, size_t n, size_t d, double mean, double sd,
       tu_set(x, dtype, stride, i, j, mean + sd * tu_normal(r));
 }
 
+void tu_dataset_free(tu_dataset *ds) {
+  if (!ds)
+    return;
+  free(ds->x);
+  free(ds->labels);
+  free(ds->weights);
+  memset(ds, 0, sizeof *ds);
+}
+
+int tu_dataset_make(tu_dataset *ds, uint64_t seed, size_t n, size_t d,
+                    size_t c, gmle_dtype dtype, size_t stride, double offset,
+                    int weighted) {
+  memset(ds, 0, sizeof *ds);
+  tu_rng r;
+  tu_seed(&r, seed);
+  ds->n = n;
+  ds->d = d;
+  ds->c = c;
+  ds->stride = stride;
+  ds->dtype = dtype;
+  ds->x = tu_alloc_data(n, stride, dtype);
+  ds->labels = malloc((n ? n : 1) * sizeof *ds->labels);
+  double *means = malloc(c * d * sizeof *means);
+  double *covs = malloc(c * d * d * sizeof *covs);
+  if (weighted)
+    ds->weights = malloc((n ? n : 1) * sizeof *ds->weights);
+  if (!ds->x || !ds->labels || !means || !covs || (weighted && !ds->weights)) {
+    free(means);
+    free(covs);
+    tu_dataset_free(ds);
+    return -1;
+  }
+  for (size_t k = 0; k < c; k++) {
+    for (size_t j = 0; j < d; j++)
+      means[k * d + j] = offset + 3.0 * (double)k + 0.5 * tu_normal(&r);
+    tu_random_spd(&r, d, 0.25, 4.0, covs + k * d * d);
+  }
+  tu_labels_random(&r, n, c, ds->labels);
+  for (size_t i = 0; i < c && i < n; i++)
+    ds->labels[i] = (int32_t)i;
+  if (stride > d)
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = d; j < stride; j++)
+        tu_set(ds->x, dtype, stride, i, j, NAN);
+  int rc = tu_gen_gaussian(&r, n, d, c, means, covs, ds->labels, dtype,
+                           stride, ds->x);
+  if (weighted)
+    for (size_t i = 0; i < n; i++)
+      ds->weights[i] = 0.25 + 2.0 * tu_uniform(&r);
+  free(means);
+  free(covs);
+  if (rc != 0)
+    tu_dataset_free(ds);
+  return rc;
+}
+
+const void *tu_dataset_row(const tu_dataset *ds, size_t i) {
+  size_t isz = ds->dtype == GMLE_F32 ? sizeof(float) : sizeof(double);
+  return (const char *)ds->x + i * ds->stride * isz;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Reference                                                               */
 /* ---------------------------------------------------------------------- */
@@ -340,9 +411,7 @@ int tu_ref_compute(tu_ref *ref, const void *x, gmle_dtype dtype, size_t n,
   ref->rows = calloc(n_classes, sizeof *ref->rows);
   ref->mean = calloc(n_classes * d, sizeof *ref->mean);
   ref->cov = calloc(n_classes * d * d, sizeof *ref->cov);
-  long double *dev = malloc(d * sizeof *dev);
-  if (!ref->weight || !ref->rows || !ref->mean || !ref->cov || !dev) {
-    free(dev);
+  if (!ref->weight || !ref->rows || !ref->mean || !ref->cov) {
     tu_ref_free(ref);
     return -1;
   }
@@ -364,25 +433,62 @@ int tu_ref_compute(tu_ref *ref, const void *x, gmle_dtype dtype, size_t n,
     if (ref->weight[c] > 0.0L)
       for (size_t j = 0; j < d; j++)
         ref->mean[c * d + j] /= ref->weight[c];
-  /* pass 2: weighted centred cross products (lower triangle) */
-  for (size_t i = 0; i < n; i++) {
+  /* pass 2: weighted centred cross products (lower triangle). Deviations
+   * from the long double mean are O(spread) and are multiplied in double;
+   * blocks of at most 256 rows per class are summed in double and the
+   * block sums added in long double (relative error ~1e-15). */
+  double *blk = calloc(n_classes * d * d, sizeof *blk);
+  unsigned *cnt = calloc(n_classes, sizeof *cnt);
+  double *dv = malloc(d * sizeof *dv);
+  if (!blk || !cnt || !dv) {
+    free(blk);
+    free(cnt);
+    free(dv);
+    tu_ref_free(ref);
+    return -1;
+  }
+  for (size_t i = 0; i <= n; i++) {
+    if (i == n) { /* flush every class */
+      for (size_t c = 0; c < n_classes; c++) {
+        double *b = blk + c * d * d;
+        long double *s = ref->cov + c * d * d;
+        for (size_t j = 0; j < d; j++)
+          for (size_t k = 0; k <= j; k++) {
+            s[j * d + k] += b[j * d + k];
+            b[j * d + k] = 0.0;
+          }
+      }
+      break;
+    }
     size_t c = labels ? (size_t)labels[i] : 0;
     if (c >= n_classes)
       continue;
-    long double w = weights ? weights[i] : 1.0L;
-    if (w == 0.0L)
+    double w = weights ? weights[i] : 1.0;
+    if (w == 0.0)
       continue;
     const long double *m = ref->mean + c * d;
-    long double *s = ref->cov + c * d * d;
+    double *b = blk + c * d * d;
     for (size_t j = 0; j < d; j++)
-      dev[j] = (long double)tu_get(x, dtype, stride, i, j) - m[j];
+      dv[j] = (double)((long double)tu_get(x, dtype, stride, i, j) - m[j]);
     for (size_t j = 0; j < d; j++) {
-      long double wj = w * dev[j];
-      long double *sr = s + j * d;
+      double wj = w * dv[j];
+      double *br = b + j * d;
       for (size_t k = 0; k <= j; k++)
-        sr[k] += wj * dev[k];
+        br[k] += wj * dv[k];
+    }
+    if (++cnt[c] == 256) {
+      cnt[c] = 0;
+      long double *s = ref->cov + c * d * d;
+      for (size_t j = 0; j < d; j++)
+        for (size_t k = 0; k <= j; k++) {
+          s[j * d + k] += b[j * d + k];
+          b[j * d + k] = 0.0;
+        }
     }
   }
+  free(blk);
+  free(cnt);
+  free(dv);
   for (size_t c = 0; c < n_classes; c++) {
     long double *s = ref->cov + c * d * d;
     long double nc = ref->weight[c];
@@ -392,8 +498,12 @@ int tu_ref_compute(tu_ref *ref, const void *x, gmle_dtype dtype, size_t n,
         s[j * d + k] = s[k * d + j] = v;
       }
   }
-  free(dev);
   return 0;
+}
+
+int tu_ref_dataset(tu_ref *ref, const tu_dataset *ds) {
+  return tu_ref_compute(ref, ds->x, ds->dtype, ds->n, ds->stride, ds->d,
+                        ds->c, ds->labels, ds->weights);
 }
 
 void tu_ref_mean(const tu_ref *ref, size_t c, double *out) {
@@ -460,6 +570,16 @@ long double tu_max_total_variance(const void *x, gmle_dtype dtype, size_t n,
     if (ss / sw > best)
       best = ss / sw;
   }
+  return best;
+}
+
+long double tu_ref_max_class_variance(const tu_ref *ref) {
+  size_t d = ref->dim;
+  long double best = 0.0L;
+  for (size_t c = 0; c < ref->n_classes; c++)
+    for (size_t j = 0; j < d; j++)
+      if (ref->cov[c * d * d + j * d + j] > best)
+        best = ref->cov[c * d * d + j * d + j];
   return best;
 }
 

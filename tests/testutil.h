@@ -18,6 +18,8 @@
 
 typedef struct tu_rng {
   uint64_t s[4];
+  int has_spare; /* tu_normal's second Box-Muller value */
+  double spare;
 } tu_rng;
 
 void tu_seed(tu_rng *r, uint64_t seed);
@@ -77,6 +79,26 @@ int tu_gen_gaussian(tu_rng *r, size_t n, size_t d, size_t n_classes,
 void tu_gen_offset(tu_rng *r, size_t n, size_t d, double mean, double sd,
                    gmle_dtype dtype, size_t stride, void *x);
 
+/* A labelled (optionally weighted) data set of class-conditional Gaussians:
+ * class k has mean offset + 3k + N(0, 0.5^2) per feature and a random SPD
+ * covariance with eigenvalues in [0.25, 4]; every class has at least one
+ * row (rows 0..C-1 have labels 0..C-1); weights (if asked) are uniform in
+ * [0.25, 2.25). Padding columns (stride > d) hold NaN: never to be read. */
+typedef struct tu_dataset {
+  size_t n, d, c, stride;
+  gmle_dtype dtype;
+  void *x;
+  int32_t *labels;
+  double *weights; /* NULL: unweighted */
+} tu_dataset;
+
+int tu_dataset_make(tu_dataset *ds, uint64_t seed, size_t n, size_t d,
+                    size_t c, gmle_dtype dtype, size_t stride, double offset,
+                    int weighted);
+void tu_dataset_free(tu_dataset *ds);
+/* Pointer to row i of the data set. */
+const void *tu_dataset_row(const tu_dataset *ds, size_t i);
+
 /* ---------------------------------------------------------------------- */
 /* Two-pass long double reference                                          */
 /* ---------------------------------------------------------------------- */
@@ -97,17 +119,23 @@ int tu_ref_compute(tu_ref *ref, const void *x, gmle_dtype dtype, size_t n,
                    size_t stride, size_t d, size_t n_classes,
                    const int32_t *labels, const double *weights);
 void tu_ref_free(tu_ref *ref);
+/* tu_ref_compute over a whole tu_dataset. */
+int tu_ref_dataset(tu_ref *ref, const tu_dataset *ds);
 /* Class c's mean as double[D]. */
 void tu_ref_mean(const tu_ref *ref, size_t c, double *out);
 /* Class c's MLE covariance for a covariance type, as a full D x D matrix
  * (the layout of gmle_model_covariance): full Sigma_c; diag diag(Sigma_c);
  * spherical tr(Sigma_c)/D I; tied sum_k n_k Sigma_k / sum_k n_k. No floor. */
 void tu_ref_cov(const tu_ref *ref, gmle_cov_type cov, size_t c, double *out);
-/* Largest diagonal entry of the pooled (all rows, one class) covariance:
- * what the default rel_floor is relative to. Computed from the data. */
+/* Largest diagonal entry of the pooled (all rows, labels ignored)
+ * covariance, between-class spread included. Computed from the data. */
 long double tu_max_total_variance(const void *x, gmle_dtype dtype, size_t n,
                                   size_t stride, size_t d,
                                   const double *weights);
+
+/* Largest per-class feature variance, max_{c,j} Sigma_c[j][j] over the
+ * classes of ref: what the default rel_floor (1e-9) is relative to. */
+long double tu_ref_max_class_variance(const tu_ref *ref);
 
 /* ---------------------------------------------------------------------- */
 /* Densities                                                               */
@@ -159,6 +187,28 @@ int tu_tmpdir_remove(const char *dir);
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A context on GMLE_BACKEND_AUTO (ctest sets GMLE_BACKEND); NULL, with the
+ * reason printed, on failure. */
+static inline gmle_context *tu_context(void) {
+  gmle_context *ctx = NULL;
+  gmle_status s = gmle_context_create(GMLE_BACKEND_AUTO, -1, &ctx);
+  if (s != GMLE_OK) {
+    printf("  gmle_context_create: %s (%s)\n", gmle_status_name(s),
+           gmle_context_error(ctx));
+    gmle_context_free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+/* gmle_stats_add of rows [first, first + count) of ds. */
+static inline gmle_status tu_dataset_add(gmle_stats *st, const tu_dataset *ds,
+                                         size_t first, size_t count) {
+  return gmle_stats_add(st, tu_dataset_row(ds, first), ds->dtype, count,
+                        ds->stride, ds->labels + first,
+                        ds->weights ? ds->weights + first : NULL);
+}
 
 /* ---------------------------------------------------------------------- */
 /* Snapshots of library objects through the public API                     */
