@@ -1,7 +1,641 @@
-/* gram.c -- placeholder; replaced by the per-class Gram kernel. */
-#include "internal.h"
+/*
+ * gram.c -- the CPU backend's per-class shifted Gram kernel.
+ *
+ * For every row r of class c and weight w, with d = x_r - k_c in float64:
+ * weight[c] += w, rows[c] += 1, sum[c] += w d, gram[c] += w d d^T (lower
+ * triangle) or gram[c] += w d.^2 (DIAG).
+ *
+ * Work is split into jobs, one per planned thread, fixed by the input and
+ * the thread count alone, so results are bit-identical from run to run:
+ * - rows: each job takes a contiguous range of rows and every class; job 0
+ *   accumulates into `out`, the others into private partials that are added
+ *   into `out` afterwards in job order (classes no row reached are skipped);
+ * - output: when those partials would be too large (many classes, wide
+ *   rows), every job scans all rows but owns a contiguous range of the
+ *   (class, column panel) units, balanced by rows per class, and writes
+ *   straight into `out`; nothing is copied.
+ * Within a job, rows reach per-class tiles (shifted, converted to float64,
+ * packed into panels of 8 columns) in one of three ways:
+ * - one class: consecutive rows, the next tile prefetched while the kernels
+ *   run on this one;
+ * - few classes (their staging tiles fit in L2): rows are read in order and
+ *   packed straight into their class's staging tile, which goes through the
+ *   kernels when full;
+ * - many classes: per chunk of rows, a stable counting sort of row indices
+ *   by class, then each class's rows are gathered (prefetched ahead).
+ * The register-tiled kernels of gram_kern.h add each tile's lower-triangle
+ * blocks into the class's matrix, so time does not grow with the number of
+ * classes. Every element is summed in three levels (tile in registers, job,
+ * jobs), which keeps float64 round-off far below the accuracy contract
+ * whatever the number of rows; for float32 input, d and d_i*d_j are exact.
+ */
+#include "gram_kern.h"
+
+#include <omp.h>
+#include <string.h>
+
+#define DEFAULT_PRIVATE_BUDGET ((size_t)32 << 20)
+#define DEFAULT_MIN_WORK ((size_t)1 << 21)
+#define TILE_BYTES ((size_t)32 << 10)
+#define CHUNK_BYTES ((size_t)4 << 20)
+#define SMALL_CHUNK_BYTES ((size_t)384 << 10)
+#define STAGE_BYTES ((size_t)768 << 10)
+#define MAX_CHUNK_ROWS ((size_t)1 << 20)
+#define MIN_CHUNK_ROWS ((size_t)4096)
+
+static gmle__gram_tuning tuning;
+
+void gmle__gram_set_tuning(const gmle__gram_tuning *t) {
+  if (t)
+    tuning = *t;
+  else
+    memset(&tuning, 0, sizeof tuning);
+}
+
+static const gmle__gram_isa *pick_isa(void) {
+#ifdef GMLE__GRAM_X86
+  const int want = tuning.isa;
+  const int fma = __builtin_cpu_supports("fma");
+  const int avx2 = fma && __builtin_cpu_supports("avx2");
+  const int avx512 = fma && __builtin_cpu_supports("avx512f") &&
+                     __builtin_cpu_supports("avx512dq") &&
+                     __builtin_cpu_supports("avx512vl");
+  if ((want == 0 || want >= 3) && avx512)
+    return &gmle__gram_isa_avx512;
+  if ((want == 0 || want >= 2) && avx2)
+    return &gmle__gram_isa_avx2;
+#endif
+  return &gmle__gram_isa_generic;
+}
+
+const char *gmle__gram_isa_name(void) { return pick_isa()->name; }
+
+/* What every job shares. */
+typedef struct plan {
+  const gmle__batch *b;
+  const gmle__partial *out;
+  const gmle__gram_isa *isa;
+  size_t dim, n_classes, gram_len;
+  size_t np;      /* panels of 8 columns */
+  size_t nj;      /* column units per class: np (FULL) or 1 (DIAG) */
+  size_t dpad;    /* 8 * np */
+  size_t tile;    /* rows per tile */
+  size_t chunk;   /* rows per routing chunk */
+  size_t isz, stride_b, row_b; /* bytes: element, row stride, row */
+  int diag, routed;
+  int chunk_pf; /* routed: chunks small enough to prefetch the next one */
+} plan;
+
+typedef struct job {
+  size_t row_lo, row_hi; /* rows scanned */
+  size_t c_lo, c_hi;     /* classes [c_lo, c_hi) ... */
+  size_t ja_lo, jb_hi;   /* ... units from (c_lo, ja_lo) to (c_hi-1, jb_hi) */
+  /* destination */
+  double *weight, *sum, *gram;
+  uint64_t *rows;
+  unsigned char *touched; /* private partials only */
+  /* workspace */
+  uint32_t *idx, *pos;
+  double *bp, *vp, *st, *sq;
+  /* bucket routing (few classes): staging tiles, one per class */
+  int bucket;
+  double *sb, *sv, *bst, *bsq, *wsum; /* staging d, w*d; sums (of
+                                          squares, DIAG); weights */
+  uint32_t *cnt;
+  /* the current routing chunk */
+  size_t n_idx;        /* idx entries */
+  int near;            /* gathers prefetch a few rows ahead themselves */
+  gmle__gram_pf next;  /* the next chunk, spread over this one's tiles */
+} job;
+
+/* The 64-byte lines (rows packed densely) or the rows of input rows
+ * [r, r + n), from byte `off` of each row on. */
+static gmle__gram_pf span_of(const plan *p, size_t r, size_t n, size_t off) {
+  gmle__gram_pf f = {0};
+  if (n == 0)
+    return f;
+  f.p = (const char *)p->b->x + r * p->stride_b + off;
+  if (p->stride_b <= 2 * p->row_b + 64) {
+    f.count = ((n - 1) * p->stride_b + (p->row_b - off)) / 64 + 1;
+  } else {
+    f.stride = p->stride_b;
+    f.bytes = p->row_b - off;
+    f.count = n;
+  }
+  return f;
+}
+
+static void tile_into(const plan *p, job *jb, size_t c, size_t base,
+                      const uint32_t *idx, size_t m, size_t ahead,
+                      const gmle__gram_pf *far, size_t ja, size_t jhi) {
+  const gmle__batch *b = p->b;
+  const size_t dim = p->dim;
+  const int own = ja == 0; /* this job keeps the class's sums */
+  gmle__gram_src s = {.x = b->x,
+                      .dtype = b->dtype,
+                      .row_stride = b->row_stride,
+                      .dim = dim,
+                      .weights = b->weights,
+                      .shift = p->out->shift + c * dim,
+                      .base = base,
+                      .idx = idx,
+                      .ahead = ahead,
+                      .near = idx != NULL && jb->near,
+                      .far = *far};
+  double w;
+  if (p->diag) {
+    memset(jb->st, 0, p->dpad * sizeof(double));
+    memset(jb->sq, 0, p->dpad * sizeof(double));
+    w = p->isa->diag(&s, m, jb->st, jb->sq);
+    double *g = jb->gram + c * dim;
+    for (size_t j = 0; j < dim; j++)
+      g[j] += jb->sq[j];
+  } else {
+    const size_t ldp = p->tile * 8;
+    if (own)
+      memset(jb->st, 0, p->dpad * sizeof(double));
+    w = p->isa->pack(&s, m, ja, ldp, jb->bp, b->weights ? jb->vp : NULL,
+                     own ? jb->st : NULL);
+    p->isa->full(jb->bp, b->weights ? jb->vp : jb->bp, ldp, m, dim, ja, jhi,
+                 jb->gram + c * p->gram_len);
+  }
+  if (own) {
+    double *sum = jb->sum + c * dim;
+    for (size_t j = 0; j < dim; j++)
+      sum[j] += jb->st[j];
+    jb->weight[c] += w;
+    jb->rows[c] += m;
+  }
+  if (jb->touched)
+    jb->touched[c] = 1;
+}
+
+/* m rows of class c (input rows base + idx[k], or base + k) in tiles;
+ * `after` more idx entries of the chunk follow them. */
+static void class_rows(const plan *p, job *jb, size_t c, size_t base,
+                       const uint32_t *idx, size_t m, size_t after) {
+  const size_t ja = c == jb->c_lo ? jb->ja_lo : 0;
+  const size_t jhi = c + 1 == jb->c_hi ? jb->jb_hi : p->nj;
+  if (ja >= jhi)
+    return;
+  const size_t off = p->diag ? 0 : 8 * ja * p->isz;
+  for (size_t k = 0; k < m; k += p->tile) {
+    const size_t mt = m - k < p->tile ? m - k : p->tile;
+    gmle__gram_pf far = {0};
+    if (idx) {
+      /* this tile's share of the next chunk */
+      if (jb->next.p) {
+        const size_t pos = (size_t)(idx + k - jb->idx), n = jb->n_idx;
+        far = jb->next;
+        far.first = (size_t)((double)pos * (double)jb->next.count / (double)n);
+        far.count = (size_t)((double)(pos + mt) * (double)jb->next.count /
+                             (double)n) -
+                    far.first;
+      }
+      tile_into(p, jb, c, base, idx + k, mt, m - k - mt + after, &far, ja,
+                jhi);
+    } else {
+      /* the next tile */
+      const size_t left = m - k - mt;
+      far = span_of(p, base + k + mt, left < p->tile ? left : p->tile, off);
+      tile_into(p, jb, c, base + k, NULL, mt, 0, &far, ja, jhi);
+    }
+  }
+}
+
+/* Bucket routing: the staging tile of class c (relative to c_lo) into the
+ * job's destination. */
+static void bucket_flush(const plan *p, job *jb, size_t c) {
+  const size_t m = jb->cnt[c], cls = jb->c_lo + c, dim = p->dim;
+  const size_t ja = cls == jb->c_lo ? jb->ja_lo : 0;
+  const size_t jhi = cls + 1 == jb->c_hi ? jb->jb_hi : p->nj;
+  const size_t stage = p->np * p->tile * 8;
+  double *st = jb->bst + c * p->dpad;
+  if (m == 0)
+    return;
+  if (p->diag) {
+    double *sq = jb->bsq + c * p->dpad, *g = jb->gram + cls * dim;
+    for (size_t j = 0; j < dim; j++)
+      g[j] += sq[j];
+    memset(sq, 0, p->dpad * sizeof(double));
+  } else if (ja < jhi) {
+    double *sb = jb->sb + c * stage;
+    p->isa->full(sb, jb->sv ? jb->sv + c * stage : sb, p->tile * 8, m, dim,
+                 ja, jhi, jb->gram + cls * p->gram_len);
+  }
+  if (ja == 0) {
+    double *sum = jb->sum + cls * dim;
+    for (size_t j = 0; j < dim; j++)
+      sum[j] += st[j];
+    jb->weight[cls] += p->b->weights ? jb->wsum[c] : (double)m;
+    jb->rows[cls] += m;
+  }
+  if (jb->touched)
+    jb->touched[cls] = 1;
+  memset(st, 0, p->dpad * sizeof(double));
+  jb->wsum[c] = 0.0;
+  jb->cnt[c] = 0;
+}
+
+static void run_bucket(const plan *p, job *jb) {
+  const gmle__batch *b = p->b;
+  const size_t nc = jb->c_hi - jb->c_lo;
+  gmle__gram_bucket bk = {.x = b->x,
+                          .dtype = b->dtype,
+                          .row_stride = b->row_stride,
+                          .dim = p->dim,
+                          .weights = b->weights,
+                          .labels = b->labels,
+                          .shift = p->out->shift,
+                          .c_lo = jb->c_lo,
+                          .nc = nc,
+                          .sb = jb->sb,
+                          .sv = jb->sv,
+                          .stage = p->np * p->tile * 8,
+                          .ldp = p->tile * 8,
+                          .tile = p->tile,
+                          .dpad = p->dpad,
+                          .cnt = jb->cnt,
+                          .st = jb->bst,
+                          .sq = jb->bsq,
+                          .wsum = jb->wsum};
+  memset(jb->cnt, 0, nc * sizeof *jb->cnt);
+  memset(jb->bst, 0, nc * p->dpad * sizeof(double));
+  if (jb->bsq)
+    memset(jb->bsq, 0, nc * p->dpad * sizeof(double));
+  memset(jb->wsum, 0, nc * sizeof(double));
+  for (size_t r = jb->row_lo; r < jb->row_hi;) {
+    size_t full;
+    r = p->isa->scatter(&bk, r, jb->row_hi, &full);
+    if (full != SIZE_MAX)
+      bucket_flush(p, jb, full);
+  }
+  for (size_t c = 0; c < nc; c++)
+    bucket_flush(p, jb, c);
+}
+
+static void run_job(const plan *p, job *jb) {
+  if (jb->c_lo >= jb->c_hi || jb->row_lo >= jb->row_hi)
+    return;
+  if (jb->bucket) {
+    run_bucket(p, jb);
+    return;
+  }
+  if (!p->routed) {
+    if (jb->c_lo == 0)
+      class_rows(p, jb, 0, jb->row_lo, NULL, jb->row_hi - jb->row_lo, 0);
+    return;
+  }
+  const int32_t *labels = p->b->labels;
+  const size_t c_lo = jb->c_lo, nc = jb->c_hi - jb->c_lo;
+  uint32_t *pos = jb->pos;
+  for (size_t r0 = jb->row_lo; r0 < jb->row_hi; r0 += p->chunk) {
+    const size_t n = jb->row_hi - r0 < p->chunk ? jb->row_hi - r0 : p->chunk;
+    const int32_t *lab = labels + r0;
+    memset(pos, 0, nc * sizeof *pos);
+    for (size_t k = 0; k < n; k++) {
+      const size_t c = (size_t)(uint32_t)lab[k] - c_lo;
+      if (c < nc)
+        pos[c]++;
+    }
+    uint32_t acc = 0;
+    for (size_t c = 0; c < nc; c++) {
+      const uint32_t t = pos[c];
+      pos[c] = acc;
+      acc += t;
+    }
+    for (size_t k = 0; k < n; k++) {
+      const size_t c = (size_t)(uint32_t)lab[k] - c_lo;
+      if (c < nc)
+        jb->idx[pos[c]++] = (uint32_t)k;
+    }
+    /* Small chunks: the next one streams in while this one is done, and
+     * only the first is gathered straight from memory. Large chunks (many
+     * classes): every gather prefetches its own rows. */
+    jb->n_idx = acc;
+    jb->near = !p->chunk_pf || r0 == jb->row_lo;
+    memset(&jb->next, 0, sizeof jb->next);
+    if (p->chunk_pf && r0 + n < jb->row_hi) {
+      const size_t nn = jb->row_hi - (r0 + n);
+      jb->next = span_of(p, r0 + n, nn < p->chunk ? nn : p->chunk, 0);
+    }
+    uint32_t start = 0;
+    for (size_t c = 0; c < nc; c++) {
+      if (pos[c] > start)
+        class_rows(p, jb, c_lo + c, r0, jb->idx + start, pos[c] - start,
+                   acc - pos[c]);
+      start = pos[c];
+    }
+  }
+}
+
+/* The output partition: units (c, J) in order, job t taking those whose
+ * preceding cost lies in [t, t+1) * total / nt, costed by rows and by the
+ * rows of the triangle each column panel covers. */
+static void split_units(const plan *p, const uint64_t *cnt, size_t nt,
+                        job *jobs) {
+  const size_t C = p->n_classes, nj = p->nj;
+  double total = 0.0;
+  for (size_t c = 0; c < C; c++)
+    for (size_t J = 0; J < nj; J++)
+      total += (double)cnt[c] * (double)(p->diag ? 1 : p->dim - 8 * J + 4);
+  for (size_t t = 0; t < nt; t++)
+    jobs[t].c_lo = jobs[t].c_hi = 0;
+  double cum = 0.0;
+  for (size_t c = 0; c < C; c++) {
+    if (cnt[c] == 0)
+      continue;
+    for (size_t J = 0; J < nj; J++) {
+      size_t t = total > 0 ? (size_t)(cum / total * (double)nt) : 0;
+      if (t >= nt)
+        t = nt - 1;
+      job *jb = &jobs[t];
+      if (jb->c_hi == 0) { /* first unit of job t */
+        jb->c_lo = c;
+        jb->ja_lo = J;
+      }
+      jb->c_hi = c + 1;
+      jb->jb_hi = J + 1;
+      cum += (double)cnt[c] * (double)(p->diag ? 1 : p->dim - 8 * J + 4);
+    }
+  }
+}
+
+static void free_jobs(job *jobs, size_t nt) {
+  if (!jobs)
+    return;
+  for (size_t t = 0; t < nt; t++) {
+    job *jb = &jobs[t];
+    gmle__free(jb->idx);
+    gmle__free(jb->pos);
+    gmle__aligned_free(jb->bp);
+    gmle__aligned_free(jb->vp);
+    gmle__aligned_free(jb->st);
+    gmle__aligned_free(jb->sq);
+    gmle__aligned_free(jb->sb);
+    gmle__aligned_free(jb->sv);
+    gmle__aligned_free(jb->bst);
+    gmle__aligned_free(jb->bsq);
+    gmle__free(jb->wsum);
+    gmle__free(jb->cnt);
+    if (jb->touched) { /* a private partial */
+      gmle__free(jb->touched);
+      gmle__free(jb->weight);
+      gmle__free(jb->rows);
+      gmle__free(jb->sum);
+      gmle__free(jb->gram);
+    }
+  }
+  gmle__free(jobs);
+}
+
+static size_t clamp_size(size_t v, size_t lo, size_t hi) {
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* Add private partials 1..nt-1 into out, in job order, class by class. */
+static void reduce_private(const plan *p, job *jobs, size_t nt) {
+  const gmle__partial *out = p->out;
+  const size_t C = p->n_classes, dim = p->dim, gl = p->gram_len;
+  const int diag = p->diag;
+  long nc = (long)C;
+#pragma omp parallel for num_threads((int)nt) schedule(dynamic, 16)
+  for (long ci = 0; ci < nc; ci++) {
+    const size_t c = (size_t)ci;
+    for (size_t t = 1; t < nt; t++) {
+      const job *jb = &jobs[t];
+      if (!jb->touched[c])
+        continue;
+      out->weight[c] += jb->weight[c];
+      out->rows[c] += jb->rows[c];
+      for (size_t j = 0; j < dim; j++)
+        out->sum[c * dim + j] += jb->sum[c * dim + j];
+      double *g = out->gram + c * gl;
+      const double *h = jb->gram + c * gl;
+      if (diag) {
+        for (size_t j = 0; j < dim; j++)
+          g[j] += h[j];
+      } else {
+        for (size_t i = 0; i < dim; i++)
+          for (size_t j = 0; j <= i; j++)
+            g[i * dim + j] += h[i * dim + j];
+      }
+    }
+  }
+}
 
 gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
                                  gmle__partial *out) {
-  return gmle__error(ctx, GMLE_E_UNSUPPORTED, "not implemented");
+  if (!b || !out || b->dim != out->dim || out->dim == 0 ||
+      out->n_classes == 0)
+    return gmle__error(ctx, GMLE_E_INTERNAL,
+                       "gram: inconsistent batch and partial");
+  const size_t N = b->n_rows;
+  if (N == 0)
+    return GMLE_OK;
+
+  plan p;
+  memset(&p, 0, sizeof p);
+  p.b = b;
+  p.out = out;
+  p.isa = pick_isa();
+  p.dim = out->dim;
+  p.n_classes = out->n_classes;
+  p.gram_len = out->gram_len;
+  p.diag = out->mode == GMLE_STATS_DIAG;
+  p.np = (p.dim + 7) / 8;
+  p.nj = p.diag ? 1 : p.np;
+  p.dpad = 8 * p.np;
+  p.routed = b->labels != NULL && p.n_classes > 1;
+  const size_t C = p.n_classes, dim = p.dim;
+  const size_t isz = gmle__dtype_size(b->dtype);
+  const int weighted = b->weights != NULL;
+
+  /* Threads: enough work for each, and never more than asked for. */
+  size_t nt = ctx && ctx->n_threads > 1 ? (size_t)ctx->n_threads : 1;
+  const double work = /* multiply-adds, roughly */
+      (double)N * (p.diag ? (double)p.dpad
+                          : (double)(p.np * (p.np + 1) / 2 * 64 + p.dpad));
+  {
+    const double min_work =
+        (double)(tuning.min_work ? tuning.min_work : DEFAULT_MIN_WORK);
+    const double want = work / min_work;
+    if (want < (double)nt)
+      nt = want < 1.0 ? 1 : (size_t)want;
+  }
+
+  /* Tile rows: the packed tile in L1 where possible. */
+  if (tuning.tile_rows) {
+    p.tile = (tuning.tile_rows + 7) / 8 * 8;
+  } else if (p.diag) {
+    p.tile = 256;
+  } else {
+    const size_t per = p.np * 64 * (weighted ? 2 : 1);
+    p.tile = clamp_size(TILE_BYTES / per / 8 * 8, 64, 256);
+  }
+  p.isz = isz;
+  p.stride_b = b->row_stride * isz;
+  p.row_b = dim * isz;
+  /* Routing chunk: with few classes, small enough to sit in L2 beside the
+   * next one, which is prefetched while it is done; with many, a few MiB
+   * and enough rows per class, each gather prefetching its own rows. */
+  if (p.routed) {
+    const size_t small = clamp_size(SMALL_CHUNK_BYTES / p.stride_b, 256,
+                                    (size_t)1 << 16);
+    if (small >= 128 * C) {
+      p.chunk = small;
+      p.chunk_pf = 1;
+    } else {
+      size_t r = CHUNK_BYTES / p.stride_b;
+      if (C <= MAX_CHUNK_ROWS / 256 && r < 256 * C)
+        r = 256 * C;
+      p.chunk = clamp_size(r, MIN_CHUNK_ROWS, MAX_CHUNK_ROWS);
+    }
+    if (tuning.chunk_rows)
+      p.chunk = clamp_size(tuning.chunk_rows, 1, MAX_CHUNK_ROWS);
+  }
+
+  /* Row partition with private partials, or the output partition: the
+   * partials must fit the budget, and zeroing and adding them (for at most
+   * the classes a job can reach) must cost little next to the job. */
+  int by_rows = 1;
+  if (nt > 1) {
+    const size_t budget =
+        tuning.private_budget ? tuning.private_budget : DEFAULT_PRIVATE_BUDGET;
+    const double per_class = (double)(p.gram_len + dim + 2);
+    const double priv_bytes = (double)(nt - 1) * (double)C * per_class * 8.0;
+    const double reach = (double)(C < N / nt + 1 ? C : N / nt + 1);
+    by_rows = priv_bytes <= (double)budget &&
+              reach * per_class * 4.0 * 8.0 * (double)nt <= work;
+  }
+
+  job *jobs = gmle__calloc(nt, sizeof *jobs);
+  uint64_t *cnt = NULL;
+  if (!jobs)
+    goto oom;
+  if (by_rows) {
+    for (size_t t = 0; t < nt; t++) {
+      jobs[t].row_lo = N / nt * t + (N % nt) * t / nt;
+      jobs[t].row_hi = N / nt * (t + 1) + (N % nt) * (t + 1) / nt;
+      jobs[t].c_lo = 0;
+      jobs[t].c_hi = C;
+      jobs[t].ja_lo = 0;
+      jobs[t].jb_hi = p.nj;
+    }
+  } else {
+    cnt = gmle__calloc(C, sizeof *cnt);
+    if (!cnt)
+      goto oom;
+    if (p.routed)
+      for (size_t r = 0; r < N; r++)
+        cnt[(uint32_t)b->labels[r]]++;
+    else
+      cnt[0] = N;
+    split_units(&p, cnt, nt, jobs);
+    gmle__free(cnt);
+    cnt = NULL;
+    for (size_t t = 0; t < nt; t++) {
+      jobs[t].row_lo = 0;
+      jobs[t].row_hi = N;
+    }
+  }
+
+  /* Workspace and destinations; nothing is written to out before this
+   * has all succeeded. */
+  for (size_t t = 0; t < nt; t++) {
+    job *jb = &jobs[t];
+    if (jb->c_lo >= jb->c_hi)
+      continue;
+    const size_t nc = jb->c_hi - jb->c_lo;
+    /* bytes per class of bucket routing: staging tiles, or (DIAG) sums */
+    const size_t stage_bytes = p.diag ? 2 * p.dpad * sizeof(double)
+                                      : p.np * p.tile * 64 * (weighted ? 2 : 1);
+    jb->bucket = p.routed && !tuning.no_bucket &&
+                 nc * stage_bytes <= STAGE_BYTES;
+    if (jb->bucket) {
+      jb->bst = gmle__aligned_alloc(nc * p.dpad * sizeof(double));
+      jb->wsum = gmle__malloc(nc * sizeof(double));
+      jb->cnt = gmle__malloc(nc * sizeof(uint32_t));
+      if (!jb->bst || !jb->wsum || !jb->cnt)
+        goto oom;
+      if (p.diag) {
+        jb->bsq = gmle__aligned_alloc(nc * p.dpad * sizeof(double));
+        if (!jb->bsq)
+          goto oom;
+      } else {
+        jb->sb = gmle__aligned_alloc(nc * p.np * p.tile * 64);
+        if (!jb->sb)
+          goto oom;
+        if (weighted) {
+          jb->sv = gmle__aligned_alloc(nc * p.np * p.tile * 64);
+          if (!jb->sv)
+            goto oom;
+        }
+      }
+    } else if (p.routed) {
+      const size_t n = jb->row_hi - jb->row_lo;
+      jb->idx = gmle__malloc((n < p.chunk ? n : p.chunk) * sizeof *jb->idx);
+      jb->pos = gmle__malloc(nc * sizeof *jb->pos);
+      if (!jb->idx || !jb->pos)
+        goto oom;
+    }
+    if (!jb->bucket) {
+      jb->st = gmle__aligned_alloc(p.dpad * sizeof(double));
+      if (!jb->st)
+        goto oom;
+    }
+    if (p.diag && !jb->bucket) {
+      jb->sq = gmle__aligned_alloc(p.dpad * sizeof(double));
+      if (!jb->sq)
+        goto oom;
+    } else if (!p.diag && !jb->bucket) {
+      const size_t tb = p.np * p.tile * 8 * sizeof(double);
+      jb->bp = gmle__aligned_alloc(tb);
+      if (!jb->bp)
+        goto oom;
+      if (weighted) {
+        jb->vp = gmle__aligned_alloc(tb);
+        if (!jb->vp)
+          goto oom;
+      }
+    }
+    if (by_rows && t > 0) {
+      jb->touched = gmle__calloc(C, 1);
+      if (!jb->touched)
+        goto oom;
+      jb->weight = gmle__calloc(C, sizeof(double));
+      jb->rows = gmle__calloc(C, sizeof(uint64_t));
+      jb->sum = gmle__calloc(C * dim, sizeof(double));
+      jb->gram = gmle__calloc(C * p.gram_len, sizeof(double));
+      if (!jb->weight || !jb->rows || !jb->sum || !jb->gram)
+        goto oom;
+    } else {
+      jb->weight = out->weight;
+      jb->rows = out->rows;
+      jb->sum = out->sum;
+      jb->gram = out->gram;
+    }
+  }
+
+  if (nt == 1) {
+    run_job(&p, &jobs[0]);
+  } else {
+#pragma omp parallel num_threads((int)nt)
+    {
+      const size_t tid = (size_t)omp_get_thread_num();
+      const size_t nth = (size_t)omp_get_num_threads();
+      for (size_t t = tid; t < nt; t += nth)
+        run_job(&p, &jobs[t]);
+    }
+    if (by_rows)
+      reduce_private(&p, jobs, nt);
+  }
+  free_jobs(jobs, nt);
+  return GMLE_OK;
+
+oom:
+  gmle__free(cnt);
+  free_jobs(jobs, nt);
+  return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                     "gram: out of memory for %zu threads' workspace", nt);
 }

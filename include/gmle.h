@@ -185,6 +185,38 @@ GMLE_API gmle_status gmle_backend_parse(const char *name, gmle_backend *out);
 GMLE_API int gmle_backend_compiled(gmle_backend b);
 
 /* ------------------------------------------------------------------------ */
+/* Devices                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** What a backend reports about one of its devices (gmle_device_list). */
+typedef struct gmle_device_info {
+  gmle_backend backend;    /**< the backend the device belongs to */
+  int index;               /**< the `device` of gmle_context_create */
+  int is_default;          /**< 1: the device chosen for device = -1 */
+  int is_gpu;              /**< 1: a GPU */
+  int fp64;                /**< 1: float64 arithmetic on the device */
+  unsigned compute_units;  /**< compute units (cores or threads on a CPU) */
+  uint64_t global_mem;     /**< device memory in bytes, 0 if unknown */
+  char name[128];          /**< the device's name */
+  char platform[128];      /**< platform or driver ("" if not applicable) */
+} gmle_device_info;
+
+/** List the devices of backend b, or with GMLE_BACKEND_AUTO of every
+ *  compiled backend in AUTO's order (CUDA, OpenCL, CPU). Writes up to `cap`
+ *  entries to `out` (NULL allowed when cap is 0) and the number of devices
+ *  found to *n_found, which may exceed cap (call once with cap 0 to size
+ *  the array). Nothing is kept open. A backend without a usable device
+ *  lists none; why it has none (the native error, e.g. "opencl:
+ *  clGetPlatformIDs: CL_PLATFORM_NOT_FOUND_KHR (-1001) ...") is written,
+ *  one line per backend, to `why` (why_cap bytes, NUL-terminated; may be
+ *  NULL). Returns GMLE_E_NO_DEVICE when no device was found (an explicit
+ *  backend not compiled in included), GMLE_E_INVALID_ARG for a NULL
+ *  n_found or a NULL out with cap > 0, GMLE_E_OUT_OF_MEMORY. */
+GMLE_API gmle_status gmle_device_list(gmle_backend b, gmle_device_info *out,
+                                      size_t cap, size_t *n_found, char *why,
+                                      size_t why_cap);
+
+/* ------------------------------------------------------------------------ */
 /* Sufficient statistics                                                    */
 /* ------------------------------------------------------------------------ */
 

@@ -140,10 +140,11 @@ static gmle_status finish_full(const fit_ctx *f, size_t c, double *S,
   if (o->abs_floor > 0)
     for (size_t i = 0; i < D; i++)
       S[i * D + i] += o->abs_floor;
-  /* Eigenvalues for the diagnostics and the floors. */
+  /* Eigenvalues for the diagnostics and the floors; the eigenvectors only
+   * when a floor has to be applied (several times cheaper without). */
   double *V = f->work, *w = f->work + D * D;
   memcpy(V, S, D * D * sizeof(double));
-  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)D,
+  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)D,
                                    V, (lapack_int)D, w);
   if (info != 0 || !isfinite(w[0]) || !isfinite(w[D - 1]))
     return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
@@ -162,6 +163,13 @@ static gmle_status finish_full(const fit_ctx *f, size_t c, double *S,
     if (w[i] < lo)
       floored++;
   if (floored) {
+    memcpy(V, S, D * D * sizeof(double));
+    info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)D, V,
+                          (lapack_int)D, w);
+    if (info != 0)
+      return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
+                         "class %zu: eigen-decomposition failed (info %d)", c,
+                         (int)info);
     /* S = V max(w, lo) V^T */
     for (size_t i = 0; i < D; i++)
       for (size_t j = 0; j <= i; j++) {

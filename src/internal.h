@@ -79,6 +79,9 @@ struct gmle_context {
   const struct gmle__backend_ops *ops;
   void *bstate;              /* backend's own state */
   int n_threads;             /* host threads used by the CPU paths */
+  int auto_select;           /* 1 while AUTO tries backends: a device backend
+                                then declines host-CPU devices (PoCL), which
+                                the native CPU backend outruns */
   gmle_log_fn log_fn;
   void *log_user;
   char device_name[256];
@@ -205,6 +208,12 @@ typedef struct gmle__backend_ops {
                        const gmle__batch *b, gmle_output what,
                        gmle_dtype out_dtype, void *out);
   gmle_status (*synchronize)(gmle_context *ctx); /* optional */
+  /* optional: describe the backend's devices for gmle_device_list (out
+   * holds cap entries; *n_found may exceed cap). ctx is a scratch context
+   * that only carries the error message. NULL: the core opens device -1 and
+   * reports its device_name. */
+  gmle_status (*list_devices)(gmle_context *ctx, gmle_device_info *out,
+                              size_t cap, size_t *n_found);
 } gmle__backend_ops;
 
 /* registry.c */
@@ -212,6 +221,13 @@ const gmle__backend_ops *gmle__backend_lookup(gmle_backend b);
 
 /* host/cpu_backend.c */
 extern const gmle__backend_ops gmle__cpu_backend;
+#ifdef GMLE_HAVE_OPENCL
+/* opencl/cl_backend.c */
+extern const gmle__backend_ops gmle__opencl_backend;
+#endif
+/* cuda/loader.c (GMLE_ENABLE_CUDA builds only): forwards to the CUDA module
+ * libgmle_cuda.so, loaded with dlopen at context creation. */
+extern const gmle__backend_ops gmle__cuda_backend;
 
 /* host/gram.c: the per-class shifted Gram kernel (uses all threads). */
 gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,

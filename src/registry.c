@@ -7,6 +7,12 @@
 static const gmle__backend_ops *const backends[] = {
     /* AUTO order: CUDA, then OpenCL, then CPU. Device backends are added
      * here, one line each, as they land. */
+#ifdef GMLE_HAVE_CUDA
+    &gmle__cuda_backend,
+#endif
+#ifdef GMLE_HAVE_OPENCL
+    &gmle__opencl_backend,
+#endif
     &gmle__cpu_backend,
 };
 
@@ -92,7 +98,10 @@ gmle_status gmle_context_create(gmle_backend b, int device,
   /* AUTO: first that works, in registry order; one notice on fallback. */
   char why[GMLE__ERR_LEN] = "";
   for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
-    if (try_backend(ctx, backends[i], device) == GMLE_OK) {
+    ctx->auto_select = 1;
+    gmle_status s = try_backend(ctx, backends[i], device);
+    ctx->auto_select = 0;
+    if (s == GMLE_OK) {
       if (why[0])
         snprintf(ctx->notice, sizeof ctx->notice,
                  "falling back to the %s backend: %.400s", backends[i]->name,

@@ -251,33 +251,45 @@ int cmd_devices(int argc, char **argv) {
   char why[1024] = "";
   for (size_t i = 0; i < 3; i++) {
     gmle_backend b = order[i];
+    size_t l = strlen(why);
     printf("%s:\n", gmle_backend_name(b));
     if (!gmle_backend_compiled(b)) {
       printf("  not compiled into this build\n");
-      size_t l = strlen(why);
       snprintf(why + l, sizeof why - l, "%s%s is not compiled in",
                l ? "; " : "", gmle_backend_name(b));
       continue;
     }
-    /* The API has no device count: probe indices until one fails. */
-    for (int dev = 0; dev < 16; dev++) {
-      gmle_context *ctx = NULL;
-      gmle_status s = gmle_context_create(b, dev, &ctx);
-      if (s != GMLE_OK) {
-        if (dev == 0) {
-          const char *msg = ctx ? gmle_context_error(ctx) : "";
-          printf("  no usable device: %s\n",
-                 msg && msg[0] ? msg : gmle_status_string(s));
-          size_t l = strlen(why);
-          snprintf(why + l, sizeof why - l, "%s%s has no usable device",
-                   l ? "; " : "", gmle_backend_name(b));
-        }
-        gmle_context_free(ctx);
-        break;
-      }
-      printf("  device %d: %s\n", dev, gmle_context_device_name(ctx));
-      gmle_context_free(ctx);
+    gmle_device_info info[16];
+    size_t n = 0;
+    char reason[512] = "";
+    gmle_status ls = gmle_device_list(b, info, 16, &n, reason, sizeof reason);
+    size_t rl = strlen(reason);
+    while (rl && (reason[rl - 1] == '\n' || reason[rl - 1] == ' '))
+      reason[--rl] = '\0';
+    if (ls != GMLE_OK || n == 0) {
+      printf("  no usable device: %s\n",
+             reason[0] ? reason : gmle_status_string(ls));
+      snprintf(why + l, sizeof why - l, "%s%s has no usable device",
+               l ? "; " : "", gmle_backend_name(b));
+      continue;
     }
+    int any_accel = 0;
+    for (size_t k = 0; k < n && k < 16; k++) {
+      printf("  device %d: %s%s%s (%u compute units", info[k].index,
+             info[k].name, info[k].platform[0] ? " / " : "",
+             info[k].platform, info[k].compute_units);
+      if (info[k].global_mem)
+        printf(", %.1f GiB", (double)info[k].global_mem / 1073741824.0);
+      printf("%s%s)%s\n", info[k].fp64 ? ", fp64" : "",
+             info[k].is_gpu ? ", GPU" : "",
+             info[k].is_default ? "  [default]" : "");
+      any_accel |= info[k].is_gpu;
+    }
+    if (b == GMLE_BACKEND_OPENCL && !any_accel)
+      snprintf(why + l, sizeof why - l,
+               "%sopencl has only host-CPU devices, which auto leaves to the "
+               "faster native cpu backend",
+               l ? "; " : "");
   }
   gmle_context *ctx = NULL;
   gmle_status s = gmle_context_create(common.backend, common.device, &ctx);

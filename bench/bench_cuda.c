@@ -1,0 +1,474 @@
+/*
+ * bench_cuda.c -- gmle on an NVIDIA GPU against the machine's own limits
+ * (built only when GMLE_ENABLE_CUDA is on; needs a GPU to run).
+ *
+ * Limits measured in the same run:
+ *   - host-to-device bandwidth from pinned memory (and from pageable);
+ *   - device memory read bandwidth (cublasSasum over 1 GiB);
+ *   - float32 / float64 nominal peaks (SMs x lanes x 2 x clock) and the
+ *     cuBLAS SGEMM / DGEMM rate on 8192^3;
+ *   - cuBLAS SSYRK / DSYRK on the fit's shapes (N x D -> D x D).
+ * gmle:
+ *   - streamed fit from pinned host memory (gmle_stats_add, float32, full
+ *     covariance statistics) for D in {13, 40, 128, 512, 1024} and
+ *     C in {1, 1000}: rows/s, input GB/s and the fraction of pinned H2D;
+ *   - device-resident fit (gmle_cuda_stats_add_device), same shapes: rows/s
+ *     and the fraction of the device read bandwidth / DSYRK rate;
+ *   - full-covariance scoring (gmle_cuda_score_device, log-posteriors,
+ *     float32 out) in useful TFLOP/s (2 N C D^2) against SGEMM / DGEMM, and
+ *     the same from pinned host memory through gmle_score.
+ * Prints one summary table at the end.
+ *
+ * Usage: bench_cuda [--quick]   (--quick: smaller data, fewer repetitions)
+ * Exit status: 0, or 2 when there is no usable GPU or a call fails.
+ */
+#include <gmle.h>
+#include <gmle_cuda.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int quick;
+
+#define CK(call)                                                               \
+  do {                                                                         \
+    cudaError_t e_ = (call);                                                   \
+    if (e_ != cudaSuccess) {                                                   \
+      fprintf(stderr, "%s:%d: %s: %s (%d)\n", __FILE__, __LINE__, #call,       \
+              cudaGetErrorName(e_), (int)e_);                                  \
+      exit(2);                                                                 \
+    }                                                                          \
+  } while (0)
+#define CB(call)                                                               \
+  do {                                                                         \
+    cublasStatus_t e_ = (call);                                                \
+    if (e_ != CUBLAS_STATUS_SUCCESS) {                                         \
+      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,            \
+              cublasGetStatusName(e_));                                        \
+      exit(2);                                                                 \
+    }                                                                          \
+  } while (0)
+#define GK(ctx, call)                                                          \
+  do {                                                                         \
+    gmle_status s_ = (call);                                                   \
+    if (s_ != GMLE_OK) {                                                       \
+      fprintf(stderr, "%s:%d: %s: %s: %s\n", __FILE__, __LINE__, #call,        \
+              gmle_status_name(s_), gmle_context_error(ctx));                  \
+      exit(2);                                                                 \
+    }                                                                          \
+  } while (0)
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Summary table                                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct row {
+  char what[100];
+  double value;
+  char unit[16];
+  double ref;      /* a limit it is compared with (0: none) */
+  char ref_name[40];
+} row;
+
+static row rows[128];
+static int n_rows;
+
+static void record(const char *what, double value, const char *unit,
+                   double ref, const char *ref_name) {
+  if (n_rows >= (int)(sizeof rows / sizeof rows[0]))
+    return;
+  row *r = &rows[n_rows++];
+  snprintf(r->what, sizeof r->what, "%.99s", what);
+  r->value = value;
+  snprintf(r->unit, sizeof r->unit, "%s", unit);
+  r->ref = ref;
+  snprintf(r->ref_name, sizeof r->ref_name, "%s", ref_name ? ref_name : "");
+  printf("  %-56s %12.3f %-8s\n", what, value, unit);
+  fflush(stdout);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Data                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+static uint64_t rnd(void) {
+  uint64_t x = rng_state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  rng_state = x;
+  return x * 0x2545f4914f6cdd1dull;
+}
+/* Roughly normal (sum of 4 uniforms, centred and scaled). */
+static float rnorm(void) {
+  double s = 0;
+  for (int i = 0; i < 4; i++)
+    s += (double)(rnd() >> 11) * (1.0 / 9007199254740992.0);
+  return (float)((s - 2.0) * 1.7320508);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Limits                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct limits {
+  double h2d_pinned, h2d_pageable, dev_read; /* GB/s */
+  double f32_peak, f64_peak;                 /* nominal TFLOP/s */
+  double sgemm, dgemm;                       /* TFLOP/s */
+} limits;
+
+static double time_events(cudaEvent_t a, cudaEvent_t b) {
+  float ms = 0;
+  CK(cudaEventSynchronize(b));
+  CK(cudaEventElapsedTime(&ms, a, b));
+  return (double)ms * 1e-3;
+}
+
+static void measure_limits(cublasHandle_t h, limits *L) {
+  struct cudaDeviceProp p;
+  CK(cudaGetDeviceProperties(&p, 0));
+  int clock_khz = 0;
+  if (cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0) !=
+      cudaSuccess)
+    (void)cudaGetLastError();
+  /* FP32 / FP64 lanes per SM (non-tensor), by compute capability. */
+  int f32_lanes = 128, f64_lanes = 2;
+  if (p.major == 8 && p.minor == 0) {
+    f32_lanes = 64;
+    f64_lanes = 32;
+  } else if (p.major == 9) {
+    f64_lanes = 64;
+  } else if (p.major == 10 && p.minor == 0) {
+    f64_lanes = 64;
+  }
+  const double ghz = clock_khz * 1e-6;
+  L->f32_peak = p.multiProcessorCount * f32_lanes * 2.0 * ghz * 1e-3;
+  L->f64_peak = p.multiProcessorCount * f64_lanes * 2.0 * ghz * 1e-3;
+  printf("device: %s, compute capability %d.%d, %d SMs, %.2f GHz, %.1f GiB\n",
+         p.name, p.major, p.minor, p.multiProcessorCount, ghz,
+         (double)p.totalGlobalMem / (double)(1ull << 30));
+  record("nominal float32 peak (CUDA cores)", L->f32_peak, "TFLOP/s", 0, 0);
+  record("nominal float64 peak (CUDA cores)", L->f64_peak, "TFLOP/s", 0, 0);
+
+  const size_t bytes = (quick ? 256ull : 1024ull) << 20;
+  void *hp = NULL, *d = NULL;
+  void *hg = malloc(bytes);
+  CK(cudaHostAlloc(&hp, bytes, cudaHostAllocDefault));
+  CK(cudaMalloc(&d, bytes));
+  memset(hp, 1, bytes);
+  memset(hg, 1, bytes);
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  CK(cudaMemcpy(d, hp, bytes, cudaMemcpyHostToDevice));
+  double best = 1e30;
+  for (int r = 0; r < 5; r++) {
+    CK(cudaEventRecord(a, 0));
+    CK(cudaMemcpyAsync(d, hp, bytes, cudaMemcpyHostToDevice, 0));
+    CK(cudaEventRecord(b, 0));
+    const double t = time_events(a, b);
+    best = t < best ? t : best;
+  }
+  L->h2d_pinned = (double)bytes / best * 1e-9;
+  record("host-to-device, pinned", L->h2d_pinned, "GB/s", 0, 0);
+  best = 1e30;
+  for (int r = 0; r < 3; r++) {
+    const double t0 = now();
+    CK(cudaMemcpy(d, hg, bytes, cudaMemcpyHostToDevice));
+    const double t = now() - t0;
+    best = t < best ? t : best;
+  }
+  L->h2d_pageable = (double)bytes / best * 1e-9;
+  record("host-to-device, pageable", L->h2d_pageable, "GB/s", L->h2d_pinned,
+         "pinned H2D");
+  /* Device read bandwidth: Sasum reads every element once. */
+  const int n = (int)(bytes / sizeof(float));
+  float res = 0;
+  CB(cublasSasum(h, n, d, 1, &res));
+  best = 1e30;
+  for (int r = 0; r < 10; r++) {
+    CK(cudaEventRecord(a, 0));
+    CB(cublasSasum(h, n, d, 1, &res));
+    CK(cudaEventRecord(b, 0));
+    const double t = time_events(a, b);
+    best = t < best ? t : best;
+  }
+  L->dev_read = (double)bytes / best * 1e-9;
+  record("device memory read (cublasSasum)", L->dev_read, "GB/s", 0, 0);
+  CK(cudaFree(d));
+  CK(cudaFreeHost(hp));
+  free(hg);
+
+  /* GEMM rates. */
+  const int m = quick ? 4096 : 8192;
+  const size_t mm = (size_t)m * m;
+  void *A, *B, *C;
+  CK(cudaMalloc(&A, mm * 8));
+  CK(cudaMalloc(&B, mm * 8));
+  CK(cudaMalloc(&C, mm * 8));
+  CK(cudaMemset(A, 0, mm * 8));
+  CK(cudaMemset(B, 0, mm * 8));
+  const float f1 = 1, f0 = 0;
+  const double d1 = 1, d0 = 0;
+  for (int prec = 0; prec < 2; prec++) {
+    best = 1e30;
+    for (int r = 0; r < 4; r++) {
+      CK(cudaEventRecord(a, 0));
+      if (prec == 0)
+        CB(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, m, m, m, &f1, A, m, B, m,
+                       &f0, C, m));
+      else
+        CB(cublasDgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, m, m, m, &d1, A, m, B, m,
+                       &d0, C, m));
+      CK(cudaEventRecord(b, 0));
+      const double t = time_events(a, b);
+      best = r > 0 && t < best ? t : best; /* first is warm-up */
+    }
+    const double tf = 2.0 * m * (double)m * m / best * 1e-12;
+    if (prec == 0) {
+      L->sgemm = tf;
+      record("cuBLAS SGEMM 8192^3 (default math: no TF32)", tf, "TFLOP/s",
+             L->f32_peak, "f32 peak");
+    } else {
+      L->dgemm = tf;
+      record("cuBLAS DGEMM 8192^3", tf, "TFLOP/s", L->f64_peak, "f64 peak");
+    }
+  }
+  CK(cudaFree(A));
+  CK(cudaFree(B));
+  CK(cudaFree(C));
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+}
+
+/* cuBLAS SYRK on N x D (row-major) -> D x D, rows per second. */
+static double syrk_rate(cublasHandle_t h, size_t N, int D, int dbl) {
+  void *A, *C;
+  CK(cudaMalloc(&A, N * (size_t)D * (dbl ? 8 : 4)));
+  CK(cudaMalloc(&C, (size_t)D * D * (dbl ? 8 : 4)));
+  CK(cudaMemset(A, 0, N * (size_t)D * (dbl ? 8 : 4)));
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  const float f1 = 1, f0 = 0;
+  const double d1 = 1, d0 = 0;
+  double best = 1e30;
+  for (int r = 0; r < 4; r++) {
+    CK(cudaEventRecord(a, 0));
+    if (dbl)
+      CB(cublasDsyrk(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, D, (int)N, &d1, A,
+                     D, &d0, C, D));
+    else
+      CB(cublasSsyrk(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, D, (int)N, &f1, A,
+                     D, &f0, C, D));
+    CK(cudaEventRecord(b, 0));
+    const double t = time_events(a, b);
+    best = r > 0 && t < best ? t : best;
+  }
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  CK(cudaFree(A));
+  CK(cudaFree(C));
+  return (double)N / best;
+}
+
+/* ------------------------------------------------------------------------ */
+/* gmle                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static void bench_fit(gmle_context *ctx, cublasHandle_t h, const limits *L,
+                      size_t D, size_t C) {
+  const size_t target = (quick ? 256ull : 2048ull) << 20; /* input bytes */
+  size_t N = target / (D * 4);
+  if (N > ((size_t)1 << 26))
+    N = (size_t)1 << 26;
+  float *x = NULL;
+  int32_t *lab = NULL;
+  CK(cudaHostAlloc((void **)&x, N * D * 4, cudaHostAllocDefault));
+  CK(cudaHostAlloc((void **)&lab, N * 4, cudaHostAllocDefault));
+  for (size_t i = 0; i < N; i++) {
+    lab[i] = (int32_t)(rnd() % C);
+    for (size_t j = 0; j < D; j++)
+      x[i * D + j] = 1000.0f + (float)lab[i] + rnorm();
+  }
+  const size_t batch = (size_t)1 << 22; /* rows per gmle_stats_add */
+  char what[96];
+  /* Streamed from pinned host memory. */
+  double best = 1e30;
+  for (int r = 0; r < (quick ? 1 : 2); r++) {
+    gmle_stats *st = NULL;
+    GK(ctx, gmle_stats_create(ctx, D, C, &st));
+    const double t0 = now();
+    for (size_t r0 = 0; r0 < N; r0 += batch) {
+      const size_t k = N - r0 < batch ? N - r0 : batch;
+      GK(ctx, gmle_stats_add(st, x + r0 * D, GMLE_F32, k, D,
+                             C > 1 ? lab + r0 : NULL, NULL));
+    }
+    const double t = now() - t0;
+    best = t < best ? t : best;
+    gmle_stats_free(st);
+  }
+  const double gbs = (double)N * (D * 4 + (C > 1 ? 4 : 0)) / best * 1e-9;
+  snprintf(what, sizeof what, "fit streamed, pinned: D=%zu C=%zu (Mrows/s)",
+           D, C);
+  record(what, (double)N / best * 1e-6, "Mrows/s", 0, 0);
+  snprintf(what, sizeof what, "fit streamed, pinned: D=%zu C=%zu (input)", D,
+           C);
+  record(what, gbs, "GB/s", L->h2d_pinned, "pinned H2D");
+  /* Device-resident. */
+  void *dx = NULL, *dl = NULL;
+  CK(cudaMalloc(&dx, N * D * 4));
+  CK(cudaMalloc(&dl, N * 4));
+  CK(cudaMemcpy(dx, x, N * D * 4, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(dl, lab, N * 4, cudaMemcpyHostToDevice));
+  best = 1e30;
+  for (int r = 0; r < (quick ? 1 : 3); r++) {
+    gmle_stats *st = NULL;
+    GK(ctx, gmle_stats_create(ctx, D, C, &st));
+    const double t0 = now();
+    GK(ctx, gmle_cuda_stats_add_device(st, dx, GMLE_F32, N, D,
+                                       C > 1 ? dl : NULL, NULL));
+    const double t = now() - t0;
+    best = t < best ? t : best;
+    gmle_stats_free(st);
+  }
+  const double dsyrk = syrk_rate(h, N < ((size_t)1 << 22) ? N : (size_t)1 << 22,
+                                 (int)D, 1);
+  snprintf(what, sizeof what, "fit device-resident: D=%zu C=%zu", D, C);
+  record(what, (double)N / best * 1e-6, "Mrows/s", dsyrk * 1e-6,
+         "cuBLAS DSYRK");
+  snprintf(what, sizeof what, "fit device-resident: D=%zu C=%zu (input)", D,
+           C);
+  record(what, (double)N * (D * 4 + (C > 1 ? 4 : 0)) / best * 1e-9, "GB/s",
+         L->dev_read, "device read");
+  snprintf(what, sizeof what, "  cuBLAS SSYRK, same shape: D=%zu", D);
+  record(what,
+         syrk_rate(h, N < ((size_t)1 << 22) ? N : (size_t)1 << 22, (int)D, 0) *
+             1e-6,
+         "Mrows/s", 0, 0);
+  CK(cudaFree(dx));
+  CK(cudaFree(dl));
+  CK(cudaFreeHost(x));
+  CK(cudaFreeHost(lab));
+}
+
+static void bench_score(gmle_context *ctx, const limits *L, size_t D,
+                        size_t C) {
+  const size_t N = quick ? 65536 : 262144;
+  double *means = malloc(C * D * 8), *covs = calloc(C * D * D, 8);
+  for (size_t c = 0; c < C; c++)
+    for (size_t j = 0; j < D; j++) {
+      means[c * D + j] = (double)rnorm();
+      covs[c * D * D + j * D + j] = 0.5 + (double)(rnd() % 100) / 100.0;
+    }
+  gmle_model *m = NULL;
+  GK(ctx, gmle_model_create(ctx, D, C, GMLE_COV_FULL, means, covs, NULL, NULL,
+                            &m));
+  float *x = NULL;
+  CK(cudaHostAlloc((void **)&x, N * D * 4, cudaHostAllocDefault));
+  for (size_t i = 0; i < N * D; i++)
+    x[i] = rnorm();
+  float *out = NULL;
+  CK(cudaHostAlloc((void **)&out, N * C * 4, cudaHostAllocDefault));
+  void *dx = NULL, *dout = NULL;
+  CK(cudaMalloc(&dx, N * D * 4));
+  CK(cudaMalloc(&dout, N * C * 4));
+  CK(cudaMemcpy(dx, x, N * D * 4, cudaMemcpyHostToDevice));
+  const double flops = 2.0 * (double)N * (double)C * (double)D * (double)D;
+  char what[96];
+  double best = 1e30;
+  for (int r = 0; r < 3; r++) {
+    const double t0 = now();
+    GK(ctx, gmle_cuda_score_device(ctx, m, dx, GMLE_F32, N, D,
+                                   GMLE_OUT_LOGPOST, GMLE_F32, dout));
+    const double t = now() - t0;
+    best = r > 0 && t < best ? t : best;
+  }
+  snprintf(what, sizeof what, "score full, device-resident: D=%zu C=%zu", D,
+           C);
+  record(what, flops / best * 1e-12, "TFLOP/s", L->dgemm, "cuBLAS DGEMM");
+  snprintf(what, sizeof what, "  same, against SGEMM: D=%zu C=%zu", D, C);
+  record(what, flops / best * 1e-12, "TFLOP/s", L->sgemm, "cuBLAS SGEMM");
+  best = 1e30;
+  for (int r = 0; r < 2; r++) {
+    const double t0 = now();
+    GK(ctx, gmle_score(ctx, m, x, GMLE_F32, N, D, GMLE_OUT_LOGPOST, GMLE_F32,
+                       out));
+    const double t = now() - t0;
+    best = t < best ? t : best;
+  }
+  snprintf(what, sizeof what, "score full, pinned host: D=%zu C=%zu", D, C);
+  record(what, (double)N / best * 1e-6, "Mrows/s", 0, 0);
+  CK(cudaFree(dx));
+  CK(cudaFree(dout));
+  CK(cudaFreeHost(x));
+  CK(cudaFreeHost(out));
+  gmle_model_free(m);
+  free(means);
+  free(covs);
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--quick") == 0) {
+      quick = 1;
+    } else {
+      fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
+      return 2;
+    }
+  }
+  gmle_context *ctx = NULL;
+  if (gmle_context_create(GMLE_BACKEND_CUDA, 0, &ctx) != GMLE_OK) {
+    fprintf(stderr, "bench_cuda: no CUDA device: %s\n",
+            gmle_context_error(ctx));
+    gmle_context_free(ctx);
+    return 2;
+  }
+  printf("gmle %s on %s\n", gmle_version_string(),
+         gmle_context_device_name(ctx));
+  cublasHandle_t h;
+  CK(cudaSetDevice(0));
+  CB(cublasCreate(&h));
+  limits L;
+  memset(&L, 0, sizeof L);
+  printf("== limits\n");
+  measure_limits(h, &L);
+  printf("== fit\n");
+  static const size_t dims[] = {13, 40, 128, 512, 1024};
+  static const size_t classes[] = {1, 1000};
+  for (size_t a = 0; a < sizeof dims / sizeof dims[0]; a++)
+    for (size_t b = 0; b < 2; b++)
+      bench_fit(ctx, h, &L, dims[a], classes[b]);
+  printf("== score\n");
+  bench_score(ctx, &L, 40, 64);
+  bench_score(ctx, &L, 128, 64);
+  bench_score(ctx, &L, 40, 1000);
+  CB(cublasDestroy(h));
+  gmle_context_free(ctx);
+
+  printf("\n%-58s %12s %-8s %12s  %s\n", "summary", "value", "unit",
+         "limit", "fraction of limit");
+  for (int i = 0; i < n_rows; i++) {
+    const row *r = &rows[i];
+    if (r->ref > 0)
+      printf("%-58s %12.3f %-8s %12.3f  %5.1f%% of %s\n", r->what, r->value,
+             r->unit, r->ref, 100.0 * r->value / r->ref, r->ref_name);
+    else
+      printf("%-58s %12.3f %-8s\n", r->what, r->value, r->unit);
+  }
+  return 0;
+}

@@ -1,0 +1,183 @@
+/*
+ * cu_module.h -- internals of the CUDA module (libgmle_cuda.so): the
+ * per-context state, error mapping, fault injection and the device/pinned
+ * workspace. Host C11; the kernels are behind cu_kernels.h.
+ */
+#ifndef GMLE_CU_MODULE_H
+#define GMLE_CU_MODULE_H
+
+#include "cuda_abi.h"
+#include "cu_kernels.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+/* Staging slots of the host-to-device ring. */
+#define CU_NSLOT 3
+
+/* Device buffers, grown on demand and kept for the context's lifetime
+ * (released and re-made smaller after an out-of-memory). */
+enum cu_dev_buf {
+  DB_X0, /* slots: x, then labels, then weights */
+  DB_X1,
+  DB_X2,
+  DB_KEYS,    /* sorted keys */
+  DB_IDX,     /* routed order (sorted row indices) */
+  DB_IOTA,    /* 0..n-1 */
+  DB_SORT,    /* CUB scratch */
+  DB_BOUNDS,  /* start/end of every label value */
+  DB_META,    /* chunk table, groups, shift list */
+  DB_PART_M,  /* moment partials */
+  DB_PART_G,  /* Gram partials */
+  DB_ACC,     /* accumulators: weight, sum, gram */
+  DB_SHIFT,   /* shifts of the output slots */
+  DB_SCAN,    /* validation result, presence flags */
+  DB_SC_X,    /* scoring: rows */
+  DB_SC_XC,   /* scoring: centred rows */
+  DB_SC_J,    /* scoring: n x C log-likelihoods */
+  DB_SC_Z,    /* scoring: GEMM output */
+  DB_SC_OUT,  /* scoring: output */
+  DB_BLAS,    /* cuBLAS workspace */
+  DB_N
+};
+
+/* Pinned host buffers. */
+enum cu_host_buf {
+  HB_X0, /* staging slots */
+  HB_X1,
+  HB_X2,
+  HB_META, /* bounds in, chunk table out */
+  HB_SC_X, /* scoring staging */
+  HB_SC_OUT,
+  HB_N
+};
+
+typedef struct cu_buf {
+  void *p;
+  size_t bytes;
+} cu_buf;
+
+typedef struct cu_state {
+  gmle_context *ctx;
+  int device;
+  int sms;
+  int cc_major, cc_minor;
+  size_t total_mem;
+  int n_threads; /* host threads for staging copies */
+  cudaStream_t copy, compute;
+  cudaEvent_t copied[CU_NSLOT], consumed[CU_NSLOT], meta_ready, meta_used;
+  cublasHandle_t blas;
+  int lost;
+  char lost_msg[640];
+  /* fault injection */
+  gmle_cuda_fault fault;
+  long fault_at;
+  long calls, allocs; /* counted since the last arm */
+  cu_buf dev[DB_N];
+  cu_buf host[HB_N];
+} cu_state;
+
+/* The host services libgmle lent the module (cu_backend.c). */
+extern const gmle__cuda_host *gmle__cu_host;
+
+/* Record a message on ctx and return s. */
+gmle_status gmle__cu_error(const gmle_context *ctx, gmle_status s,
+                           const char *fmt, ...) GMLE__PRINTF(3, 4);
+void gmle__cu_log(const gmle_context *ctx, gmle_log_level lvl,
+                  const char *fmt, ...) GMLE__PRINTF(3, 4);
+
+/* Fault injection: the error to return instead of making the next counted
+ * call (cudaSuccess: make it). alloc: the call allocates memory. */
+cudaError_t gmle__cu_inject(cu_state *S, int alloc);
+/* Map a CUDA error of `what` to a status with a message naming the call,
+ * the error's name and number: cudaErrorMemoryAllocation ->
+ * GMLE_E_DEVICE_OOM (error cleared, free/total memory named); sticky
+ * errors -> GMLE_E_DEVICE_LOST (the context is marked lost); others ->
+ * GMLE_E_DEVICE (error cleared). */
+gmle_status gmle__cu_fail(cu_state *S, cudaError_t e, const char *what, ...)
+    GMLE__PRINTF(3, 4);
+gmle_status gmle__cu_blas_fail(cu_state *S, cublasStatus_t e,
+                               const char *what, ...) GMLE__PRINTF(3, 4);
+
+/* Start of every entry point: GMLE_E_DEVICE_LOST on a lost context, else
+ * make the context's device current. */
+gmle_status gmle__cu_enter(cu_state *S);
+
+/* A device (pinned host) buffer of at least `bytes`, grown as needed. */
+gmle_status gmle__cu_dev(cu_state *S, int id, size_t bytes, void **p);
+gmle_status gmle__cu_pinned(cu_state *S, int id, size_t bytes, void **p);
+/* Release every cached buffer (after an out-of-memory). */
+void gmle__cu_release_all(cu_state *S);
+/* Wait for both streams, ignoring errors (cleanup paths). */
+void gmle__cu_quiesce(cu_state *S);
+/* Free device memory, in bytes (0 if unknown). */
+size_t gmle__cu_free_mem(cu_state *S);
+
+/* Copy rows of a strided host matrix into a dense buffer (several threads
+ * for large copies). */
+void gmle__cu_pack_rows(cu_state *S, void *dst, const void *src, size_t n,
+                        size_t row_bytes, size_t src_stride_bytes);
+/* 1 when p is pinned (page-locked) host memory. */
+int gmle__cu_is_pinned(const void *p);
+/* 0 when p is device-accessible memory of device `dev`, else -1 with a
+ * description in buf. */
+int gmle__cu_check_device_ptr(const void *p, int dev, char *buf, size_t len);
+
+/* cu_stats.c */
+gmle_status gmle__cu_accumulate(gmle_context *ctx, const gmle__batch *b,
+                                gmle__partial *out);
+gmle_status gmle__cu_add_device(gmle_context *ctx,
+                                const gmle__cuda_dev_batch *b,
+                                gmle__cuda_dev_result *out);
+/* cu_score.c */
+gmle_status gmle__cu_prepare_model(gmle_context *ctx, gmle_model *m);
+void gmle__cu_free_model(gmle_context *ctx, gmle_model *m);
+gmle_status gmle__cu_score(gmle_context *ctx, const gmle_model *m,
+                           const gmle__batch *b, gmle_output what,
+                           gmle_dtype out_dtype, void *out);
+gmle_status gmle__cu_score_device(gmle_context *ctx, const gmle_model *m,
+                                  const void *d_x, gmle_dtype dtype,
+                                  size_t n_rows, size_t row_stride,
+                                  gmle_output what, gmle_dtype out_dtype,
+                                  void *d_out);
+
+/* Check a CUDA call (after fault injection); on failure set `st` and jump
+ * to `done`. The remaining arguments name the call (printf format). */
+#define CU_TRY(S, expr, ...)                                                   \
+  do {                                                                         \
+    cudaError_t cu_e_ = gmle__cu_inject((S), 0);                               \
+    if (cu_e_ == cudaSuccess)                                                  \
+      cu_e_ = (expr);                                                          \
+    if (cu_e_ != cudaSuccess) {                                                \
+      st = gmle__cu_fail((S), cu_e_, __VA_ARGS__);                             \
+      goto done;                                                               \
+    }                                                                          \
+  } while (0)
+
+#define CUBLAS_TRY(S, expr, ...)                                               \
+  do {                                                                         \
+    cudaError_t cu_i_ = gmle__cu_inject((S), 0);                               \
+    if (cu_i_ == cudaErrorInvalidValue) {                                      \
+      st = gmle__cu_blas_fail((S), CUBLAS_STATUS_EXECUTION_FAILED,             \
+                              __VA_ARGS__);                                    \
+      goto done;                                                               \
+    } else if (cu_i_ != cudaSuccess) {                                         \
+      st = gmle__cu_fail((S), cu_i_, __VA_ARGS__);                             \
+      goto done;                                                               \
+    }                                                                          \
+    cublasStatus_t cu_b_ = (expr);                                             \
+    if (cu_b_ != CUBLAS_STATUS_SUCCESS) {                                      \
+      st = gmle__cu_blas_fail((S), cu_b_, __VA_ARGS__);                        \
+      goto done;                                                               \
+    }                                                                          \
+  } while (0)
+
+/* A status from a helper: on failure jump to `done`. */
+#define CU_CHECK(expr)                                                         \
+  do {                                                                         \
+    st = (expr);                                                               \
+    if (st != GMLE_OK)                                                         \
+      goto done;                                                               \
+  } while (0)
+
+#endif /* GMLE_CU_MODULE_H */

@@ -1,0 +1,413 @@
+/* loader.c -- libgmle's side of the CUDA backend (compiled into libgmle when
+ * GMLE_ENABLE_CUDA is on). libgmle never links the CUDA runtime or cuBLAS:
+ * the backend lives in the module libgmle_cuda.so, loaded with dlopen when
+ * the first CUDA context is created, from
+ *   1. $GMLE_CUDA_MODULE when set (that file only), else
+ *   2. the directory libgmle itself was loaded from (dladdr), then
+ *   3. the dynamic linker's default search path.
+ * A missing module, or a missing libcudart/libcublas behind it, is
+ * GMLE_E_NO_DEVICE naming the dlopen error, so that AUTO falls back to the
+ * next backend and programs start on machines without NVIDIA software. The
+ * module's table is checked against this build (ABI number, version, struct
+ * sizes) before use. Once loaded, the module stays loaded.
+ *
+ * The backend table here forwards to the module's; include/gmle_cuda.h's
+ * functions are implemented here too (argument checks and the commit of
+ * device-computed statistics happen on the core's side). */
+#define _GNU_SOURCE /* dladdr */
+#include "cuda_abi.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+static const gmle__cuda_module *module;
+
+static gmle_status host_verror(const gmle_context *ctx, gmle_status s,
+                               const char *fmt, va_list ap) {
+  return gmle__verror(ctx, s, fmt, ap);
+}
+
+static void host_log(const gmle_context *ctx, gmle_log_level lvl,
+                     const char *msg) {
+  gmle__log(ctx, lvl, "%s", msg);
+}
+
+static const gmle__cuda_host host_services = {
+    .abi = GMLE__CUDA_ABI,
+    .gmle_version = GMLE_VERSION_NUMBER,
+    .layout = GMLE__CUDA_LAYOUT_INIT,
+    .verror = host_verror,
+    .log = host_log,
+};
+
+/* dlopen `path`; on failure append the dlerror text to why. */
+static void *try_open(const char *path, char *why, size_t len) {
+  void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    const char *e = dlerror();
+    size_t used = strlen(why);
+    snprintf(why + used, len - used, "%sdlopen(%s): %s", used ? "; " : "",
+             path, e ? e : "unknown error");
+  }
+  return h;
+}
+
+/* The module's table, loading it on first use; NULL with the reason in why. */
+static const gmle__cuda_module *load_module(char *why, size_t len) {
+  why[0] = '\0';
+  pthread_mutex_lock(&load_lock);
+  const gmle__cuda_module *m = module;
+  if (m) {
+    pthread_mutex_unlock(&load_lock);
+    return m;
+  }
+  void *h = NULL;
+  const char *env = getenv("GMLE_CUDA_MODULE");
+  if (env && *env) {
+    h = try_open(env, why, len);
+  } else {
+    Dl_info info;
+    memset(&info, 0, sizeof info);
+    if (dladdr((const void *)&gmle__cuda_backend, &info) && info.dli_fname) {
+      char path[PATH_MAX];
+      const char *slash = strrchr(info.dli_fname, '/');
+      const int dir = slash ? (int)(slash - info.dli_fname) : 0;
+      if (slash &&
+          snprintf(path, sizeof path, "%.*s/%s", dir, info.dli_fname,
+                   GMLE__CUDA_MODULE_FILE) < (int)sizeof path)
+        h = try_open(path, why, len);
+    }
+    if (!h)
+      h = try_open(GMLE__CUDA_MODULE_FILE, why, len);
+  }
+  if (h) {
+    void *sym = dlsym(h, GMLE__CUDA_ENTRY_NAME);
+    gmle__cuda_entry_fn entry = NULL;
+    if (sym)
+      memcpy(&entry, &sym, sizeof entry);
+    const gmle__cuda_module *cand = entry ? entry(&host_services) : NULL;
+    static const size_t layout[GMLE__CUDA_LAYOUT_N] = GMLE__CUDA_LAYOUT_INIT;
+    if (!cand) {
+      snprintf(why, len, "the CUDA module has no %s", GMLE__CUDA_ENTRY_NAME);
+    } else if (cand->abi != GMLE__CUDA_ABI ||
+               cand->gmle_version != GMLE_VERSION_NUMBER ||
+               memcmp(cand->layout, layout, sizeof layout) != 0 ||
+               !cand->ops || cand->ops->id != GMLE_BACKEND_CUDA) {
+      snprintf(why, len,
+               "the CUDA module was built for another gmle (module ABI %u, "
+               "version %u; this library ABI %u, version %u, or a different "
+               "struct layout); install the libgmle_cuda.so of this build",
+               cand->abi, cand->gmle_version, (unsigned)GMLE__CUDA_ABI,
+               (unsigned)GMLE_VERSION_NUMBER);
+    } else {
+      module = m = cand;
+    }
+    if (!m)
+      dlclose(h);
+  }
+  pthread_mutex_unlock(&load_lock);
+  return m;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The backend table: forwards to the module's                              */
+/* ------------------------------------------------------------------------ */
+
+static gmle_status px_init(gmle_context *ctx, int device, void **state) {
+  *state = NULL;
+  char why[1536];
+  const gmle__cuda_module *m = load_module(why, sizeof why);
+  if (!m)
+    return gmle__error(ctx, GMLE_E_NO_DEVICE,
+                       "CUDA: cannot load the CUDA backend: %s", why);
+  return m->ops->init(ctx, device, state);
+}
+
+static void px_shutdown(void *state) {
+  if (module && state)
+    module->ops->shutdown(state);
+}
+
+static gmle_status px_accumulate(gmle_context *ctx, const gmle__batch *b,
+                                 gmle__partial *out) {
+  return module->ops->accumulate(ctx, b, out);
+}
+
+static gmle_status px_prepare_model(gmle_context *ctx, gmle_model *m) {
+  return module->ops->prepare_model ? module->ops->prepare_model(ctx, m)
+                                    : GMLE_OK;
+}
+
+static void px_free_model(gmle_context *ctx, gmle_model *m) {
+  if (module && module->ops->free_model)
+    module->ops->free_model(ctx, m);
+}
+
+static gmle_status px_score(gmle_context *ctx, const gmle_model *m,
+                            const gmle__batch *b, gmle_output what,
+                            gmle_dtype out_dtype, void *out) {
+  return module->ops->score(ctx, m, b, what, out_dtype, out);
+}
+
+static gmle_status px_synchronize(gmle_context *ctx) {
+  return module->ops->synchronize ? module->ops->synchronize(ctx) : GMLE_OK;
+}
+
+static gmle_status px_list_devices(gmle_context *ctx, gmle_device_info *out,
+                                   size_t cap, size_t *n_found) {
+  *n_found = 0;
+  char why[1536];
+  const gmle__cuda_module *m = load_module(why, sizeof why);
+  if (!m)
+    return gmle__error(ctx, GMLE_E_NO_DEVICE,
+                       "CUDA: cannot load the CUDA backend: %s", why);
+  if (!m->ops->list_devices)
+    return gmle__error(ctx, GMLE_E_NO_DEVICE,
+                       "CUDA: the module cannot list devices");
+  return m->ops->list_devices(ctx, out, cap, n_found);
+}
+
+const gmle__backend_ops gmle__cuda_backend = {
+    .id = GMLE_BACKEND_CUDA,
+    .name = "cuda",
+    .init = px_init,
+    .shutdown = px_shutdown,
+    .accumulate = px_accumulate,
+    .prepare_model = px_prepare_model,
+    .free_model = px_free_model,
+    .score = px_score,
+    .synchronize = px_synchronize,
+    .list_devices = px_list_devices,
+};
+
+/* ------------------------------------------------------------------------ */
+/* include/gmle_cuda.h                                                      */
+/* ------------------------------------------------------------------------ */
+
+static int is_cuda(const gmle_context *ctx) {
+  return ctx && module && ctx->ops == &gmle__cuda_backend && ctx->bstate;
+}
+
+static int all_finite(const double *v, size_t n) {
+  double acc = 0;
+  for (size_t i = 0; i < n; i++)
+    acc += v[i] * 0.0;
+  return acc == 0.0;
+}
+
+/* The lower triangle (FULL) or the diagonal (DIAG) of a + b is finite. */
+static int lower_finite_sum(const double *a, const double *b, size_t d,
+                            gmle_stats_mode mode) {
+  double acc = 0;
+  if (mode == GMLE_STATS_DIAG) {
+    for (size_t i = 0; i < d; i++)
+      acc += (a[i] + b[i]) * 0.0;
+  } else {
+    for (size_t i = 0; i < d; i++)
+      for (size_t j = 0; j <= i; j++)
+        acc += (a[i * d + j] + b[i * d + j]) * 0.0;
+  }
+  return acc == 0.0;
+}
+
+static void add_lower(double *dst, const double *src, size_t d,
+                      gmle_stats_mode mode) {
+  if (mode == GMLE_STATS_DIAG) {
+    for (size_t i = 0; i < d; i++)
+      dst[i] += src[i];
+    return;
+  }
+  for (size_t i = 0; i < d; i++)
+    for (size_t j = 0; j <= i; j++)
+      dst[i * d + j] += src[i * d + j];
+}
+
+static void result_free(gmle__cuda_dev_result *r) {
+  free(r->class_of);
+  free(r->shift);
+  free(r->weight);
+  free(r->rows);
+  free(r->sum);
+  free(r->gram);
+}
+
+/* Commit a device batch's partial statistics into st, as src/stats.c does:
+ * every sum is checked finite first, then everything is added. */
+static gmle_status commit(gmle_stats *st, const gmle__cuda_dev_result *r,
+                          uint64_t batch) {
+  const size_t D = st->dim, G = st->gram_len;
+  for (size_t p = 0; p < r->n_present; p++) {
+    const size_t c = (size_t)r->class_of[p];
+    const double *ps = r->sum + p * D, *pg = r->gram + p * G;
+    int ok = isfinite(r->weight[p]) && all_finite(ps, D) &&
+             lower_finite_sum(pg, st->gram + c * G, D, st->mode) &&
+             isfinite(r->weight[p] + st->weight[c]);
+    for (size_t j = 0; ok && j < D; j++)
+      ok = isfinite(ps[j] + st->sum[c * D + j]);
+    if (!ok)
+      return gmle__error(st->ctx, GMLE_E_OVERFLOW,
+                         "batch %llu: class %zu: the sums of squares overflow "
+                         "float64 (values too large; rescale the data)",
+                         (unsigned long long)batch, c);
+  }
+  for (size_t p = 0; p < r->n_present; p++) {
+    const size_t c = (size_t)r->class_of[p];
+    if (!st->has_shift[c]) {
+      memcpy(st->shift + c * D, r->shift + p * D, D * sizeof(double));
+      st->has_shift[c] = 1;
+    }
+    st->weight[c] += r->weight[p];
+    st->rows[c] += r->rows[p];
+    for (size_t j = 0; j < D; j++)
+      st->sum[c * D + j] += r->sum[p * D + j];
+    add_lower(st->gram + c * G, r->gram + p * G, D, st->mode);
+  }
+  return GMLE_OK;
+}
+
+gmle_status gmle_cuda_stats_add_device(gmle_stats *st, const void *d_x,
+                                       gmle_dtype dtype, size_t n_rows,
+                                       size_t row_stride,
+                                       const int32_t *d_labels,
+                                       const double *d_weights) {
+  if (!st)
+    return GMLE_E_INVALID_ARG;
+  gmle_context *ctx = st->ctx;
+  gmle__clear_error(ctx);
+  GMLE_RETURN_IF(!is_cuda(ctx), ctx, GMLE_E_UNSUPPORTED,
+                 "cuda_stats_add_device: the statistics are on the %s "
+                 "backend; device data needs a CUDA context",
+                 gmle_backend_name(ctx->backend));
+  GMLE_RETURN_IF(dtype != GMLE_F32 && dtype != GMLE_F64, ctx,
+                 GMLE_E_INVALID_ARG, "cuda_stats_add_device: unknown dtype %d",
+                 (int)dtype);
+  if (n_rows == 0)
+    return GMLE_OK;
+  const size_t isz = gmle__dtype_size(dtype);
+  size_t bytes;
+  GMLE_RETURN_IF(gmle__mul3_size(n_rows, row_stride, isz, &bytes), ctx,
+                 GMLE_E_INVALID_ARG,
+                 "cuda_stats_add_device: N*D*%zu overflows size_t (N = %zu "
+                 "rows, row stride %zu)",
+                 isz, n_rows, row_stride);
+  GMLE_RETURN_IF(!d_x, ctx, GMLE_E_INVALID_ARG,
+                 "cuda_stats_add_device: x is NULL");
+  GMLE_RETURN_IF(row_stride < st->dim, ctx, GMLE_E_INVALID_ARG,
+                 "cuda_stats_add_device: row stride %zu is smaller than the "
+                 "%zu features",
+                 row_stride, st->dim);
+  GMLE_RETURN_IF(!d_labels && st->n_classes > 1, ctx, GMLE_E_INVALID_ARG,
+                 "cuda_stats_add_device: labels are required with %zu classes",
+                 st->n_classes);
+  const uint64_t batch = st->n_batches;
+  const gmle__cuda_dev_batch b = {.x = d_x,
+                                  .dtype = dtype,
+                                  .n_rows = n_rows,
+                                  .row_stride = row_stride,
+                                  .dim = st->dim,
+                                  .n_classes = st->n_classes,
+                                  .labels = d_labels,
+                                  .weights = d_weights,
+                                  .mode = st->mode,
+                                  .gram_len = st->gram_len,
+                                  .shift = st->shift,
+                                  .has_shift = st->has_shift,
+                                  .batch_index = batch};
+  gmle__cuda_dev_result r;
+  memset(&r, 0, sizeof r);
+  gmle_status s = module->add_device(ctx, &b, &r);
+  if (s == GMLE_OK)
+    s = commit(st, &r, batch);
+  result_free(&r);
+  if (s != GMLE_OK)
+    return s;
+  st->n_batches++;
+  if (dtype == GMLE_F32)
+    st->saw_f32 = 1;
+  return GMLE_OK;
+}
+
+gmle_status gmle_cuda_score_device(gmle_context *ctx, const gmle_model *m,
+                                   const void *d_x, gmle_dtype dtype,
+                                   size_t n_rows, size_t row_stride,
+                                   gmle_output what, gmle_dtype out_dtype,
+                                   void *d_out) {
+  if (!ctx)
+    return GMLE_E_INVALID_ARG;
+  gmle__clear_error(ctx);
+  GMLE_RETURN_IF(!is_cuda(ctx), ctx, GMLE_E_UNSUPPORTED,
+                 "cuda_score_device: the context is on the %s backend; "
+                 "device data needs a CUDA context",
+                 gmle_backend_name(ctx->backend));
+  GMLE_RETURN_IF(!m, ctx, GMLE_E_INVALID_ARG, "cuda_score_device: model is "
+                                              "NULL");
+  GMLE_RETURN_IF(m->ctx != ctx, ctx, GMLE_E_INVALID_ARG,
+                 "cuda_score_device: the model was made on another context");
+  GMLE_RETURN_IF(dtype != GMLE_F32 && dtype != GMLE_F64, ctx,
+                 GMLE_E_INVALID_ARG, "cuda_score_device: unknown dtype %d",
+                 (int)dtype);
+  GMLE_RETURN_IF(what != GMLE_OUT_LOGLIK && what != GMLE_OUT_JOINT &&
+                     what != GMLE_OUT_LOGPOST && what != GMLE_OUT_LABEL &&
+                     what != GMLE_OUT_DENSITY,
+                 ctx, GMLE_E_INVALID_ARG,
+                 "cuda_score_device: unknown output kind %d", (int)what);
+  GMLE_RETURN_IF(what != GMLE_OUT_LABEL && out_dtype != GMLE_F32 &&
+                     out_dtype != GMLE_F64,
+                 ctx, GMLE_E_INVALID_ARG,
+                 "cuda_score_device: out_dtype %d is neither GMLE_F32 nor "
+                 "GMLE_F64",
+                 (int)out_dtype);
+  GMLE_RETURN_IF(row_stride < m->dim, ctx, GMLE_E_INVALID_ARG,
+                 "cuda_score_device: row_stride %zu is smaller than the "
+                 "model's %zu features",
+                 row_stride, m->dim);
+  size_t bytes;
+  GMLE_RETURN_IF(gmle__mul3_size(n_rows, row_stride, gmle__dtype_size(dtype),
+                                 &bytes) ||
+                     gmle__mul3_size(n_rows, m->n_classes, 8, &bytes),
+                 ctx, GMLE_E_TOO_LARGE,
+                 "cuda_score_device: %zu rows overflow size_t", n_rows);
+  if (n_rows == 0)
+    return GMLE_OK;
+  GMLE_RETURN_IF(!d_x || !d_out, ctx, GMLE_E_INVALID_ARG,
+                 "cuda_score_device: %s is NULL", d_x ? "out" : "x");
+  return module->score_device(ctx, m, d_x, dtype, n_rows, row_stride, what,
+                              out_dtype, d_out);
+}
+
+gmle_status gmle_cuda_devices(gmle_cuda_device_info *out, size_t max,
+                              size_t *n_found, char *why, size_t why_len) {
+  char buf[1536];
+  if (n_found)
+    *n_found = 0;
+  const gmle__cuda_module *m = load_module(buf, sizeof buf);
+  if (!m) {
+    if (why && why_len)
+      snprintf(why, why_len, "cannot load the CUDA backend: %s", buf);
+    return GMLE_E_NO_DEVICE;
+  }
+  return m->devices(out, max, n_found, why, why_len);
+}
+
+int gmle_cuda_context_device(const gmle_context *ctx) {
+  return is_cuda(ctx) ? module->device_index(ctx) : -1;
+}
+
+gmle_status gmle_cuda_inject_fault(gmle_context *ctx, gmle_cuda_fault kind,
+                                   long k) {
+  if (!ctx)
+    return GMLE_E_INVALID_ARG;
+  gmle__clear_error(ctx);
+  GMLE_RETURN_IF(!is_cuda(ctx), ctx, GMLE_E_UNSUPPORTED,
+                 "cuda_inject_fault: the context is on the %s backend",
+                 gmle_backend_name(ctx->backend));
+  return module->inject_fault(ctx, kind, k);
+}
+
+long gmle_cuda_call_count(const gmle_context *ctx) {
+  return is_cuda(ctx) ? module->call_count(ctx) : -1;
+}

@@ -1,0 +1,988 @@
+/* test_cuda.c -- the CUDA backend.
+ *
+ * Everywhere (CI has no GPU): libgmle loads no CUDA library by itself; an
+ * explicit CUDA context without a usable GPU is GMLE_E_NO_DEVICE naming the
+ * CUDA error (cudaGetDeviceCount's cudaErrorInsufficientDriver (35) or
+ * cudaErrorNoDevice (100)), or the dlopen failure when the module is missing
+ * (run with GMLE_CUDA_MODULE pointing nowhere); AUTO falls back with one
+ * notice and fits like the two-pass reference; the CUDA entry points refuse
+ * other backends.
+ *
+ * With a GPU (cudaGetDeviceCount > 0): statistics and every scoring output
+ * compared with the CPU backend (statistics 1e-12, scores 1e-10 relative),
+ * bit-identical repeated runs, 1000 classes, device-resident input,
+ * validation of device data, fault-injection sweeps (statistics unchanged
+ * after a failed batch; out-of-memory split and retried; a lost context
+ * refuses every later call while a CPU continuation of its statistics gives
+ * the same model), and indices beyond 2^31 elements. */
+#define _GNU_SOURCE /* dl_iterate_phdr, dlopen */
+#include "check.h"
+#include "testutil.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef GMLE_TEST_CUDA
+#include "gmle_cuda.h"
+#endif
+
+#ifdef GMLE_TEST_CUDA
+static int have_gpu;       /* an explicit CUDA context opened */
+static gmle_context *cuda_context(void);
+static int module_missing; /* GMLE_CUDA_MODULE names a file that is absent */
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Everywhere                                                              */
+/* ---------------------------------------------------------------------- */
+
+static int find_cuda_lib(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  int *found = data;
+  if (info->dlpi_name && (strstr(info->dlpi_name, "libcudart") ||
+                          strstr(info->dlpi_name, "libcublas")))
+    *found = 1;
+  return 0;
+}
+
+/* Must run first: no CUDA context has been asked for yet. */
+TEST(libgmle_loads_no_cuda_library_by_itself) {
+  gmle_context *ctx = NULL;
+  CHECK_STATUS(gmle_context_create(GMLE_BACKEND_CPU, -1, &ctx), GMLE_OK);
+  gmle_context_free(ctx);
+  int found = 0;
+  dl_iterate_phdr(find_cuda_lib, &found);
+  CHECK_MSG(!found, "libcudart or libcublas is loaded before any CUDA "
+                    "context was created");
+}
+
+TEST(cuda_compiled_flag_matches_build) {
+#ifdef GMLE_TEST_CUDA
+  CHECK(gmle_backend_compiled(GMLE_BACKEND_CUDA) == 1);
+#else
+  CHECK(gmle_backend_compiled(GMLE_BACKEND_CUDA) == 0);
+#endif
+}
+
+#ifndef GMLE_TEST_CUDA
+TEST(explicit_cuda_without_cuda_build_is_no_device) {
+  gmle_context *ctx = NULL;
+  CHECK_STATUS(gmle_context_create(GMLE_BACKEND_CUDA, -1, &ctx),
+               GMLE_E_NO_DEVICE);
+  CHECK(ctx != NULL);
+  CHECK_ERROR_HAS(ctx, "not compiled");
+  gmle_context_free(ctx);
+}
+#endif
+
+#ifdef GMLE_TEST_CUDA
+
+/* Fit a labelled, weighted data set on ctx in uneven batches and compare
+ * the means and covariances with the long double two-pass reference. */
+static void check_fit_against_reference(gmle_context *ctx, gmle_dtype dt,
+                                        double tol) {
+  const size_t n = 3000, d = 6, c = 3;
+  tu_dataset ds;
+  if (tu_dataset_make(&ds, 17, n, d, c, dt, d + 2, 10.0, 1) != 0) {
+    CHECK(!"tu_dataset_make");
+    return;
+  }
+  gmle_stats *st = NULL;
+  CHECK_STATUS(gmle_stats_create(ctx, d, c, &st), GMLE_OK);
+  CHECK_STATUS(tu_dataset_add(st, &ds, 0, 1), GMLE_OK);
+  CHECK_STATUS(tu_dataset_add(st, &ds, 1, 1000), GMLE_OK);
+  CHECK_STATUS(tu_dataset_add(st, &ds, 1001, n - 1001), GMLE_OK);
+  tu_ref ref;
+  CHECK(tu_ref_dataset(&ref, &ds) == 0);
+  gmle_fit_options opt;
+  gmle_fit_options_init(&opt);
+  opt.rel_floor = 0;
+  gmle_model *m = NULL;
+  CHECK_STATUS(gmle_fit(st, &opt, &m), GMLE_OK);
+  double mean[6], rmean[6], cov[36], rcov[36];
+  for (size_t k = 0; m && k < c; k++) {
+    CHECK_STATUS(gmle_model_mean(m, k, mean), GMLE_OK);
+    tu_ref_mean(&ref, k, rmean);
+    CHECK(tu_max_rel_err(mean, rmean, NULL, d) <= tol);
+    CHECK_STATUS(gmle_model_covariance(m, k, cov), GMLE_OK);
+    tu_ref_cov(&ref, GMLE_COV_FULL, k, rcov);
+    CHECK(tu_rel_frobenius(cov, rcov, d * d) <= tol);
+  }
+  gmle_model_free(m);
+  gmle_stats_free(st);
+  tu_ref_free(&ref);
+  tu_dataset_free(&ds);
+}
+
+TEST(explicit_cuda_without_gpu_names_the_cuda_error) {
+  if (have_gpu || module_missing)
+    return;
+  gmle_context *ctx = NULL;
+  CHECK_STATUS(gmle_context_create(GMLE_BACKEND_CUDA, -1, &ctx),
+               GMLE_E_NO_DEVICE);
+  CHECK(ctx != NULL);
+  CHECK_ERROR_HAS(ctx, "cudaGetDeviceCount");
+  CHECK_ERROR_HAS(ctx, "cudaError");
+  const char *msg = gmle_context_error(ctx);
+  CHECK_MSG(strstr(msg, "cudaErrorInsufficientDriver, 35") ||
+                strstr(msg, "cudaErrorNoDevice, 100") ||
+                strstr(msg, "cudaError"),
+            "%s", msg);
+  gmle_context_free(ctx);
+  size_t n = 99;
+  char why[512] = "";
+  CHECK_STATUS(gmle_cuda_devices(NULL, 0, &n, why, sizeof why),
+               GMLE_E_NO_DEVICE);
+  CHECK(n == 0);
+  CHECK_MSG(strstr(why, "cudaError") != NULL, "%s", why);
+  /* The backend-neutral listing says the same. */
+  gmle_device_info info[2];
+  CHECK_STATUS(gmle_device_list(GMLE_BACKEND_CUDA, info, 2, &n, why,
+                                sizeof why),
+               GMLE_E_NO_DEVICE);
+  CHECK(n == 0);
+  CHECK_MSG(strstr(why, "cudaGetDeviceCount") != NULL, "%s", why);
+}
+
+TEST(gpu_devices_are_listed) {
+  if (!have_gpu)
+    return;
+  gmle_device_info info[16];
+  size_t n = 0;
+  char why[512];
+  CHECK_STATUS(gmle_device_list(GMLE_BACKEND_CUDA, info, 16, &n, why,
+                                sizeof why),
+               GMLE_OK);
+  CHECK(n >= 1);
+  for (size_t i = 0; i < n && i < 16; i++) {
+    CHECK(info[i].backend == GMLE_BACKEND_CUDA);
+    CHECK(info[i].is_gpu == 1 && info[i].fp64 == 1);
+    CHECK(info[i].global_mem > 0 && info[i].compute_units > 0);
+    CHECK(info[i].name[0] != '\0');
+  }
+  gmle_cuda_device_info cd[16];
+  size_t nc = 0;
+  CHECK_STATUS(gmle_cuda_devices(cd, 16, &nc, why, sizeof why), GMLE_OK);
+  CHECK(nc >= n);
+  CHECK(cd[0].cc_major >= 1 && cd[0].total_memory > 0);
+  gmle_context *ctx = cuda_context();
+  CHECK(ctx && gmle_cuda_context_device(ctx) == 0);
+  CHECK(ctx && strstr(gmle_context_device_name(ctx), "compute capability"));
+  gmle_context_free(ctx);
+}
+
+TEST(missing_module_is_no_device_naming_dlopen) {
+  if (!module_missing)
+    return;
+  gmle_context *ctx = NULL;
+  CHECK_STATUS(gmle_context_create(GMLE_BACKEND_CUDA, -1, &ctx),
+               GMLE_E_NO_DEVICE);
+  CHECK_ERROR_HAS(ctx, "dlopen");
+  CHECK_ERROR_HAS(ctx, getenv("GMLE_CUDA_MODULE"));
+  gmle_context_free(ctx);
+  char why[512] = "";
+  CHECK_STATUS(gmle_cuda_devices(NULL, 0, NULL, why, sizeof why),
+               GMLE_E_NO_DEVICE);
+  CHECK_MSG(strstr(why, "dlopen") != NULL, "%s", why);
+}
+
+TEST(auto_falls_back_with_one_notice_and_fits) {
+  if (have_gpu)
+    return;
+  gmle_context *ctx = NULL;
+  CHECK_STATUS(gmle_context_create(GMLE_BACKEND_AUTO, -1, &ctx), GMLE_OK);
+  if (!ctx)
+    return;
+  CHECK(gmle_context_backend(ctx) != GMLE_BACKEND_CUDA);
+  tu_log log;
+  tu_log_attach(ctx, &log);
+  CHECK(log.count == 1);
+  CHECK(tu_log_has(&log, "falling back"));
+  /* The notice names the last backend that failed: CUDA's error unless
+   * OpenCL was tried after it. */
+  if (!gmle_backend_compiled(GMLE_BACKEND_OPENCL))
+    CHECK_MSG(tu_log_has(&log, module_missing ? "dlopen" : "cudaError"),
+              "%s", log.text);
+  check_fit_against_reference(ctx, GMLE_F64, 1e-12);
+  check_fit_against_reference(ctx, GMLE_F32, 1e-9);
+  CHECK(log.count == 1); /* one notice, nothing more */
+  gmle_context_free(ctx);
+}
+
+TEST(cuda_entry_points_refuse_other_backends) {
+  gmle_context *ctx = NULL;
+  CHECK_STATUS(gmle_context_create(GMLE_BACKEND_CPU, -1, &ctx), GMLE_OK);
+  if (!ctx)
+    return;
+  gmle_stats *st = NULL;
+  CHECK_STATUS(gmle_stats_create(ctx, 2, 1, &st), GMLE_OK);
+  const double x[2] = {1, 2};
+  CHECK_STATUS(gmle_cuda_stats_add_device(st, x, GMLE_F64, 1, 2, NULL, NULL),
+               GMLE_E_UNSUPPORTED);
+  CHECK_ERROR_HAS(ctx, "CUDA context");
+  double out[1];
+  CHECK_STATUS(gmle_cuda_score_device(ctx, NULL, x, GMLE_F64, 1, 2,
+                                      GMLE_OUT_DENSITY, GMLE_F64, out),
+               GMLE_E_UNSUPPORTED);
+  CHECK_STATUS(gmle_cuda_inject_fault(ctx, GMLE_CUDA_FAULT_ERROR, 1),
+               GMLE_E_UNSUPPORTED);
+  CHECK(gmle_cuda_call_count(ctx) == -1);
+  CHECK(gmle_cuda_context_device(ctx) == -1);
+  CHECK(gmle_cuda_context_device(NULL) == -1);
+  gmle_stats_free(st);
+  gmle_context_free(ctx);
+}
+
+/* ---------------------------------------------------------------------- */
+/* With a GPU                                                              */
+/* ---------------------------------------------------------------------- */
+
+/* The CUDA runtime, reached through dlopen so that this suite builds and
+ * starts without it (GMLE_TEST_CUDART is its path). */
+typedef struct cuda_rt {
+  void *h;
+  int (*malloc_)(void **, size_t);
+  int (*free_)(void *);
+  int (*memcpy_)(void *, const void *, size_t, int);
+  int (*meminfo)(size_t *, size_t *);
+} cuda_rt;
+static cuda_rt rt;
+enum { H2D = 1, D2H = 2 };
+
+static int rt_load(void) {
+  if (rt.h)
+    return 0;
+  rt.h = dlopen(GMLE_TEST_CUDART, RTLD_NOW | RTLD_LOCAL);
+  if (!rt.h) {
+    printf("  dlopen(%s): %s\n", GMLE_TEST_CUDART, dlerror());
+    return -1;
+  }
+  void *p;
+  p = dlsym(rt.h, "cudaMalloc");
+  memcpy(&rt.malloc_, &p, sizeof p);
+  p = dlsym(rt.h, "cudaFree");
+  memcpy(&rt.free_, &p, sizeof p);
+  p = dlsym(rt.h, "cudaMemcpy");
+  memcpy(&rt.memcpy_, &p, sizeof p);
+  p = dlsym(rt.h, "cudaMemGetInfo");
+  memcpy(&rt.meminfo, &p, sizeof p);
+  return rt.malloc_ && rt.free_ && rt.memcpy_ && rt.meminfo ? 0 : -1;
+}
+
+/* A device copy of n bytes of host memory (NULL on failure). */
+static void *to_device(const void *host, size_t n) {
+  void *d = NULL;
+  if (rt.malloc_(&d, n ? n : 1) != 0)
+    return NULL;
+  if (n && rt.memcpy_(d, host, n, H2D) != 0) {
+    rt.free_(d);
+    return NULL;
+  }
+  return d;
+}
+
+static gmle_context *cuda_context(void) {
+  gmle_context *ctx = NULL;
+  if (gmle_context_create(GMLE_BACKEND_CUDA, -1, &ctx) != GMLE_OK) {
+    printf("  CUDA context: %s\n", gmle_context_error(ctx));
+    gmle_context_free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+static gmle_context *cpu_context(void) {
+  gmle_context *ctx = NULL;
+  if (gmle_context_create(GMLE_BACKEND_CPU, -1, &ctx) != GMLE_OK) {
+    gmle_context_free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+/* Largest scaled difference between the means and covariances two
+ * statistics objects imply (b the reference): means relative to |mean| +
+ * sd, covariances to sqrt(S_ii S_jj); rows must match exactly and weights
+ * to tol. Returns INFINITY when the structure differs. */
+static double stats_diff(const gmle_stats *a, const gmle_stats *b, double tol) {
+  const size_t D = b->dim, C = b->n_classes, G = b->gram_len;
+  const int diag = b->mode == GMLE_STATS_DIAG;
+  if (a->dim != D || a->n_classes != C || a->mode != b->mode)
+    return INFINITY;
+  double worst = 0;
+  for (size_t c = 0; c < C; c++) {
+    if (a->rows[c] != b->rows[c] || a->has_shift[c] != b->has_shift[c]) {
+      printf("  class %zu: rows %llu vs %llu\n", c,
+             (unsigned long long)a->rows[c], (unsigned long long)b->rows[c]);
+      return INFINITY;
+    }
+    const double na = a->weight[c], nb = b->weight[c];
+    if (fabs(na - nb) > tol * fabs(nb)) {
+      printf("  class %zu: weight %.17g vs %.17g\n", c, na, nb);
+      return INFINITY;
+    }
+    if (nb == 0)
+      continue;
+    for (size_t i = 0; i < D; i++) {
+      const double ma = a->shift[c * D + i] + a->sum[c * D + i] / na;
+      const double mb = b->shift[c * D + i] + b->sum[c * D + i] / nb;
+      const size_t ii = diag ? i : i * D + i;
+      const double vb = b->gram[c * G + ii] / nb -
+                        (b->sum[c * D + i] / nb) * (b->sum[c * D + i] / nb);
+      const double e = fabs(ma - mb) / (fabs(mb) + sqrt(fabs(vb)) + 1e-300);
+      worst = e > worst ? e : worst;
+      for (size_t j = 0; j <= (diag ? 0 : i); j++) {
+        const size_t jj = diag ? i : j;
+        const size_t ij = diag ? i : i * D + j;
+        const size_t kk = diag ? i : j * D + j;
+        const double ca = a->gram[c * G + ij] / na -
+                          (a->sum[c * D + i] / na) * (a->sum[c * D + jj] / na);
+        const double cb = b->gram[c * G + ij] / nb -
+                          (b->sum[c * D + i] / nb) * (b->sum[c * D + jj] / nb);
+        const double vj = b->gram[c * G + kk] / nb -
+                          (b->sum[c * D + jj] / nb) * (b->sum[c * D + jj] / nb);
+        const double s = sqrt(fabs(vb * vj)) + 1e-300;
+        const double ec = fabs(ca - cb) / s;
+        worst = ec > worst ? ec : worst;
+      }
+    }
+  }
+  return worst;
+}
+
+/* Rows [first, first+count) of ds into st, as the given batch sizes. */
+static gmle_status add_batches(gmle_stats *st, const tu_dataset *ds,
+                               const size_t *sizes, size_t n_sizes) {
+  size_t r = 0;
+  for (size_t i = 0; i < n_sizes && r < ds->n; i++) {
+    const size_t k = sizes[i] < ds->n - r ? sizes[i] : ds->n - r;
+    gmle_status s = tu_dataset_add(st, ds, r, k);
+    if (s != GMLE_OK)
+      return s;
+    r += k;
+  }
+  return r < ds->n ? tu_dataset_add(st, ds, r, ds->n - r) : GMLE_OK;
+}
+
+static void compare_accumulate(gmle_context *gpu, gmle_context *cpu, size_t n,
+                               size_t d, size_t c, gmle_dtype dt,
+                               gmle_stats_mode mode, int weighted,
+                               size_t stride, uint64_t seed) {
+  tu_dataset ds;
+  if (tu_dataset_make(&ds, seed, n, d, c, dt, stride, 100.0, weighted) != 0) {
+    CHECK(!"tu_dataset_make");
+    return;
+  }
+  const size_t sizes[] = {1, n / 3, 7, n / 2};
+  gmle_stats *sg = NULL, *sc = NULL, *sg2 = NULL;
+  CHECK_STATUS(gmle_stats_create_mode(gpu, d, c, mode, &sg), GMLE_OK);
+  CHECK_STATUS(gmle_stats_create_mode(cpu, d, c, mode, &sc), GMLE_OK);
+  CHECK_STATUS(gmle_stats_create_mode(gpu, d, c, mode, &sg2), GMLE_OK);
+  if (sg && sc && sg2) {
+    CHECK_STATUS(add_batches(sg, &ds, sizes, 4), GMLE_OK);
+    CHECK_STATUS(add_batches(sc, &ds, sizes, 4), GMLE_OK);
+    CHECK_STATUS(add_batches(sg2, &ds, sizes, 4), GMLE_OK);
+    const double e = stats_diff(sg, sc, 1e-12);
+    CHECK_MSG(e <= 1e-12,
+              "n %zu d %zu c %zu %s %s w%d stride %zu: error %.3g", n, d, c,
+              dt == GMLE_F32 ? "f32" : "f64",
+              mode == GMLE_STATS_DIAG ? "diag" : "full", weighted, stride, e);
+    CHECK_MSG(tu_stats_raw_equal(sg, sg2),
+              "repeated runs differ (n %zu d %zu c %zu)", n, d, c);
+  }
+  gmle_stats_free(sg);
+  gmle_stats_free(sc);
+  gmle_stats_free(sg2);
+  tu_dataset_free(&ds);
+}
+
+TEST(gpu_statistics_match_cpu_and_repeat_bitwise) {
+  if (!have_gpu)
+    return;
+  gmle_context *gpu = cuda_context(), *cpu = cpu_context();
+  if (!gpu || !cpu) {
+    CHECK(!"contexts");
+  } else {
+    static const size_t dims[] = {1, 13, 33, 70};
+    static const size_t classes[] = {1, 4};
+    uint64_t seed = 100;
+    for (size_t a = 0; a < 4; a++)
+      for (size_t b = 0; b < 2; b++)
+        for (int f = 0; f < 2; f++)
+          for (int md = 0; md < 2; md++)
+            for (int w = 0; w < 2; w++)
+              compare_accumulate(gpu, cpu, 5000, dims[a], classes[b],
+                                 f ? GMLE_F32 : GMLE_F64,
+                                 md ? GMLE_STATS_DIAG : GMLE_STATS_FULL, w,
+                                 dims[a] + (size_t)(w ? 3 : 0), seed++);
+    /* Several staging sub-batches, multi-chunk classes, partial tiles. */
+    compare_accumulate(gpu, cpu, 200000, 64, 3, GMLE_F64, GMLE_STATS_FULL, 1,
+                       64, 7);
+    compare_accumulate(gpu, cpu, 30000, 130, 2, GMLE_F32, GMLE_STATS_FULL, 0,
+                       131, 8);
+  }
+  gmle_context_free(gpu);
+  gmle_context_free(cpu);
+}
+
+TEST(gpu_thousand_classes_match_cpu) {
+  if (!have_gpu)
+    return;
+  gmle_context *gpu = cuda_context(), *cpu = cpu_context();
+  if (gpu && cpu) {
+    compare_accumulate(gpu, cpu, 60000, 16, 1000, GMLE_F32, GMLE_STATS_FULL, 1,
+                       16, 11);
+    compare_accumulate(gpu, cpu, 20000, 40, 1200, GMLE_F64, GMLE_STATS_DIAG, 0,
+                       40, 12);
+  } else {
+    CHECK(!"contexts");
+  }
+  gmle_context_free(gpu);
+  gmle_context_free(cpu);
+}
+
+/* ---- scoring ---- */
+
+static size_t out_per_row(gmle_output w, size_t C) {
+  return w == GMLE_OUT_LABEL || w == GMLE_OUT_DENSITY ? 1 : C;
+}
+
+/* The same model (parameters of a CPU fit, with an empty extra class) on
+ * both contexts. */
+static int twin_models(gmle_context *gpu, gmle_context *cpu,
+                       const tu_dataset *ds, gmle_cov_type cov,
+                       gmle_model **mg, gmle_model **mc) {
+  *mg = *mc = NULL;
+  const size_t D = ds->d, C = ds->c + 1;
+  gmle_stats *st = NULL;
+  if (gmle_stats_create(cpu, D, C, &st) != GMLE_OK)
+    return -1;
+  gmle_model *fit = NULL;
+  gmle_fit_options opt;
+  gmle_fit_options_init(&opt);
+  opt.cov = cov;
+  int rc = tu_dataset_add(st, ds, 0, ds->n) == GMLE_OK &&
+                   gmle_fit(st, &opt, &fit) == GMLE_OK
+               ? 0
+               : -1;
+  if (rc == 0)
+    rc = gmle_model_create(gpu, D, C, cov, fit->means, fit->covars,
+                           fit->priors, fit->counts, mg) == GMLE_OK &&
+                 gmle_model_create(cpu, D, C, cov, fit->means, fit->covars,
+                                   fit->priors, fit->counts,
+                                   mc) == GMLE_OK
+             ? 0
+             : -1;
+  gmle_model_free(fit);
+  gmle_stats_free(st);
+  return rc;
+}
+
+/* |a - b| <= tol max(1, |b|), -inf only where the reference is -inf. */
+static int close_vals(const void *a, const void *b, gmle_dtype t, size_t n,
+                      double tol, size_t *where) {
+  for (size_t i = 0; i < n; i++) {
+    const double x = t == GMLE_F32 ? (double)((const float *)a)[i]
+                                   : ((const double *)a)[i];
+    const double y = t == GMLE_F32 ? (double)((const float *)b)[i]
+                                   : ((const double *)b)[i];
+    if (isinf(y) || isinf(x)) {
+      if (x != y) {
+        *where = i;
+        return 0;
+      }
+      continue;
+    }
+    if (!(fabs(x - y) <= tol * (fabs(y) > 1 ? fabs(y) : 1))) {
+      *where = i;
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static void compare_scoring(gmle_context *gpu, gmle_context *cpu,
+                            gmle_cov_type cov, size_t D, size_t C, size_t n,
+                            uint64_t seed) {
+  tu_dataset ds;
+  if (tu_dataset_make(&ds, seed, n, D, C, GMLE_F64, D + 1, 50.0, 0) != 0) {
+    CHECK(!"tu_dataset_make");
+    return;
+  }
+  /* An outlier row: large quadratic forms, near-zero posteriors (not so
+   * far that cancellation in joint - logsumexp exceeds the tolerance). */
+  for (size_t j = 0; j < D; j++)
+    tu_set(ds.x, GMLE_F64, ds.stride, 5, j, 50.0 + 30.0);
+  gmle_model *mg = NULL, *mc = NULL;
+  if (twin_models(gpu, cpu, &ds, cov, &mg, &mc) != 0) {
+    CHECK_MSG(0, "twin models (cov %d): %s / %s", (int)cov,
+              gmle_context_error(gpu), gmle_context_error(cpu));
+    tu_dataset_free(&ds);
+    return;
+  }
+  const size_t Cm = C + 1;
+  float *x32 = malloc(n * D * sizeof(float));
+  void *og = malloc(n * Cm * sizeof(double)), *oc = malloc(n * Cm * 8),
+       *og2 = malloc(n * Cm * 8);
+  for (size_t i = 0; x32 && i < n; i++)
+    for (size_t j = 0; j < D; j++)
+      x32[i * D + j] = (float)tu_get(ds.x, GMLE_F64, ds.stride, i, j);
+  for (int w = 0; og && oc && og2 && x32 && w <= 4; w++) {
+    for (int in32 = 0; in32 < 2; in32++) {
+      for (int out32 = 0; out32 < 2; out32++) {
+        const gmle_output what = (gmle_output)w;
+        const gmle_dtype idt = in32 ? GMLE_F32 : GMLE_F64;
+        const gmle_dtype odt = out32 ? GMLE_F32 : GMLE_F64;
+        const void *x = in32 ? (const void *)x32 : ds.x;
+        const size_t stride = in32 ? D : ds.stride;
+        CHECK_STATUS(gmle_score(gpu, mg, x, idt, n, stride, what, odt, og),
+                     GMLE_OK);
+        CHECK_STATUS(gmle_score(gpu, mg, x, idt, n, stride, what, odt, og2),
+                     GMLE_OK);
+        CHECK_STATUS(gmle_score(cpu, mc, x, idt, n, stride, what, odt, oc),
+                     GMLE_OK);
+        const size_t len = n * out_per_row(what, Cm);
+        const size_t osz = what == GMLE_OUT_LABEL ? 4 : out32 ? 4 : 8;
+        CHECK_MSG(memcmp(og, og2, len * osz) == 0,
+                  "cov %d output %d: repeated scoring differs", (int)cov, w);
+        if (what == GMLE_OUT_LABEL) {
+          size_t diff = 0;
+          for (size_t i = 0; i < n; i++)
+            diff += ((int32_t *)og)[i] != ((int32_t *)oc)[i];
+          CHECK_MSG(diff == 0, "cov %d: %zu labels differ", (int)cov, diff);
+          continue;
+        }
+        size_t where = 0;
+        const double tol = out32 ? 3e-7 : 1e-10;
+        CHECK_MSG(close_vals(og, oc, odt, len, tol, &where),
+                  "cov %d output %d in %s out %s: element %zu: %.17g vs "
+                  "%.17g",
+                  (int)cov, w, in32 ? "f32" : "f64", out32 ? "f32" : "f64",
+                  where,
+                  out32 ? (double)((float *)og)[where]
+                        : ((double *)og)[where],
+                  out32 ? (double)((float *)oc)[where]
+                        : ((double *)oc)[where]);
+      }
+    }
+  }
+  /* The total log-likelihood goes through the same backend entry. */
+  double tg = 0, tc = 0;
+  CHECK_STATUS(gmle_total_loglik(gpu, mg, ds.x, GMLE_F64, n, ds.stride,
+                                 ds.labels, NULL, &tg),
+               GMLE_OK);
+  CHECK_STATUS(gmle_total_loglik(cpu, mc, ds.x, GMLE_F64, n, ds.stride,
+                                 ds.labels, NULL, &tc),
+               GMLE_OK);
+  CHECK_CLOSE(tg, tc, 1e-10);
+  free(x32);
+  free(og);
+  free(oc);
+  free(og2);
+  gmle_model_free(mg);
+  gmle_model_free(mc);
+  tu_dataset_free(&ds);
+}
+
+TEST(gpu_scoring_matches_cpu_for_every_output) {
+  if (!have_gpu)
+    return;
+  gmle_context *gpu = cuda_context(), *cpu = cpu_context();
+  if (gpu && cpu) {
+    static const gmle_cov_type covs[] = {GMLE_COV_FULL, GMLE_COV_DIAG,
+                                         GMLE_COV_SPHERICAL, GMLE_COV_TIED};
+    for (int k = 0; k < 4; k++) {
+      compare_scoring(gpu, cpu, covs[k], 5, 3, 3000, 30 + (uint64_t)k);
+      compare_scoring(gpu, cpu, covs[k], 40, 12, 9000, 40 + (uint64_t)k);
+    }
+    compare_scoring(gpu, cpu, GMLE_COV_FULL, 13, 300, 4000, 50);
+  } else {
+    CHECK(!"contexts");
+  }
+  gmle_context_free(gpu);
+  gmle_context_free(cpu);
+}
+
+/* ---- device-resident input ---- */
+
+TEST(gpu_device_input_matches_host_input_and_is_validated) {
+  if (!have_gpu)
+    return;
+  if (rt_load() != 0) {
+    CHECK(!"CUDA runtime for the test");
+    return;
+  }
+  gmle_context *gpu = cuda_context();
+  if (!gpu) {
+    CHECK(!"context");
+    return;
+  }
+  const size_t n = 20000, D = 24, C = 5, stride = 26;
+  tu_dataset ds;
+  CHECK(tu_dataset_make(&ds, 61, n, D, C, GMLE_F32, stride, 20.0, 1) == 0);
+  void *dx = to_device(ds.x, n * stride * sizeof(float));
+  int32_t *dl = to_device(ds.labels, n * sizeof(int32_t));
+  double *dw = to_device(ds.weights, n * sizeof(double));
+  CHECK(dx && dl && dw);
+  gmle_stats *sd = NULL, *sh = NULL, *before = NULL;
+  CHECK_STATUS(gmle_stats_create(gpu, D, C, &sd), GMLE_OK);
+  CHECK_STATUS(gmle_stats_create(gpu, D, C, &sh), GMLE_OK);
+  if (dx && dl && dw && sd && sh) {
+    CHECK_STATUS(gmle_cuda_stats_add_device(sd, dx, GMLE_F32, n, stride, dl,
+                                            dw),
+                 GMLE_OK);
+    CHECK_STATUS(tu_dataset_add(sh, &ds, 0, n), GMLE_OK);
+    CHECK(stats_diff(sd, sh, 1e-12) <= 1e-12);
+    /* Validation on the device: state unchanged, cell named. */
+    CHECK_STATUS(gmle_stats_clone(sd, &before), GMLE_OK);
+    float nan = NAN;
+    rt.memcpy_((char *)dx + (17 * stride + 3) * sizeof(float), &nan,
+               sizeof nan, H2D);
+    CHECK_STATUS(gmle_cuda_stats_add_device(sd, dx, GMLE_F32, n, stride, dl,
+                                            dw),
+                 GMLE_E_NONFINITE_INPUT);
+    CHECK_ERROR_HAS(gpu, "row 17 col 3: NaN");
+    CHECK(tu_stats_raw_equal(sd, before));
+    const int32_t bad = (int32_t)C;
+    rt.memcpy_(dl + 40, &bad, sizeof bad, H2D);
+    CHECK_STATUS(gmle_cuda_stats_add_device(sd, (char *)dx + 20 * stride * 4,
+                                            GMLE_F32, 100, stride, dl + 20,
+                                            NULL),
+                 GMLE_E_BAD_LABEL);
+    CHECK_ERROR_HAS(gpu, "row 20: label 5");
+    CHECK(tu_stats_raw_equal(sd, before));
+    const double neg = -1.0;
+    rt.memcpy_(dw + 30, &neg, sizeof neg, H2D);
+    CHECK_STATUS(gmle_cuda_stats_add_device(sd, (char *)dx + 20 * stride * 4,
+                                            GMLE_F32, 10, stride, dl + 20,
+                                            dw + 20),
+                 GMLE_E_INVALID_WEIGHTS);
+    CHECK_ERROR_HAS(gpu, "row 10");
+    CHECK(tu_stats_raw_equal(sd, before));
+    /* Host memory is not device memory. */
+    CHECK_STATUS(gmle_cuda_stats_add_device(sd, ds.x, GMLE_F32, 4, stride,
+                                            ds.labels, NULL),
+                 GMLE_E_INVALID_ARG);
+    CHECK(tu_stats_raw_equal(sd, before));
+  }
+  /* Device-resident scoring equals host scoring. */
+  gmle_model *m = NULL;
+  gmle_fit_options opt;
+  gmle_fit_options_init(&opt);
+  if (sh && gmle_fit(sh, &opt, &m) == GMLE_OK) {
+    double *hout = malloc(n * C * sizeof(double)), *dout_h =
+                                                       malloc(n * C * 8);
+    void *ddx = to_device(ds.x, n * stride * sizeof(float));
+    void *dout = NULL;
+    CHECK(rt.malloc_(&dout, n * C * 8) == 0);
+    for (int w = 0; hout && dout_h && ddx && dout && w <= 4; w++) {
+      const size_t len = n * out_per_row((gmle_output)w, C);
+      const size_t osz = w == GMLE_OUT_LABEL ? 4 : 8;
+      CHECK_STATUS(gmle_score(gpu, m, ds.x, GMLE_F32, n, stride,
+                              (gmle_output)w, GMLE_F64, hout),
+                   GMLE_OK);
+      CHECK_STATUS(gmle_cuda_score_device(gpu, m, ddx, GMLE_F32, n, stride,
+                                          (gmle_output)w, GMLE_F64, dout),
+                   GMLE_OK);
+      rt.memcpy_(dout_h, dout, len * osz, D2H);
+      size_t where = 0;
+      if (w == GMLE_OUT_LABEL)
+        CHECK(memcmp(hout, dout_h, len * 4) == 0);
+      else
+        CHECK_MSG(close_vals(dout_h, hout, GMLE_F64, len, 1e-12, &where),
+                  "output %d element %zu", w, where);
+    }
+    if (ddx) {
+      float inf = INFINITY;
+      rt.memcpy_((char *)ddx + (9 * stride + 2) * sizeof(float), &inf,
+                 sizeof inf, H2D);
+      CHECK_STATUS(gmle_cuda_score_device(gpu, m, ddx, GMLE_F32, n, stride,
+                                          GMLE_OUT_DENSITY, GMLE_F64, dout),
+                   GMLE_E_NONFINITE_INPUT);
+      CHECK_ERROR_HAS(gpu, "row 9 col 2: +Inf");
+    }
+    free(hout);
+    free(dout_h);
+    if (ddx)
+      rt.free_(ddx);
+    if (dout)
+      rt.free_(dout);
+  }
+  gmle_model_free(m);
+  gmle_stats_free(before);
+  gmle_stats_free(sd);
+  gmle_stats_free(sh);
+  if (dx)
+    rt.free_(dx);
+  if (dl)
+    rt.free_(dl);
+  if (dw)
+    rt.free_(dw);
+  tu_dataset_free(&ds);
+  gmle_context_free(gpu);
+}
+
+/* ---- faults ---- */
+
+/* For k = 1, 2, ...: on a fresh context, add a first batch, arm `kind` at
+ * the k-th counted call and add a larger second batch (so that buffers
+ * grow and allocations happen). Failures leave the statistics
+ * bit-identical; successes (an out-of-memory split and retried) equal the
+ * fault-free result. Stops once a run makes fewer than k counted calls. */
+static void fault_sweep(gmle_cuda_fault kind) {
+  tu_dataset ds;
+  if (tu_dataset_make(&ds, 71, 6000, 20, 4, GMLE_F64, 20, 5.0, 1) != 0) {
+    CHECK(!"tu_dataset_make");
+    return;
+  }
+  gmle_context *cpu = cpu_context();
+  gmle_stats *ref = NULL;
+  CHECK_STATUS(gmle_stats_create(cpu, 20, 4, &ref), GMLE_OK);
+  CHECK_STATUS(tu_dataset_add(ref, &ds, 0, 2000), GMLE_OK);
+  CHECK_STATUS(tu_dataset_add(ref, &ds, 2000, 4000), GMLE_OK);
+  long fired = 0, recovered = 0, k = 1;
+  for (; k < 2000; k++) {
+    gmle_context *gpu = cuda_context();
+    if (!gpu) {
+      CHECK(!"context");
+      break;
+    }
+    gmle_stats *st = NULL, *snap = NULL;
+    CHECK_STATUS(gmle_stats_create(gpu, 20, 4, &st), GMLE_OK);
+    CHECK_STATUS(tu_dataset_add(st, &ds, 0, 2000), GMLE_OK);
+    CHECK_STATUS(gmle_stats_clone(st, &snap), GMLE_OK);
+    CHECK_STATUS(gmle_cuda_inject_fault(gpu, kind, k), GMLE_OK);
+    const gmle_status s = tu_dataset_add(st, &ds, 2000, 4000);
+    const long calls = gmle_cuda_call_count(gpu);
+    if (s != GMLE_OK) {
+      fired++;
+      CHECK_MSG(s == (kind == GMLE_CUDA_FAULT_OOM ? GMLE_E_DEVICE_OOM
+                                                   : GMLE_E_DEVICE),
+                "k %ld: %s (%s)", k, gmle_status_name(s),
+                gmle_context_error(gpu));
+      CHECK_MSG(tu_stats_raw_equal(st, snap), "k %ld: statistics changed",
+                k);
+      CHECK_ERROR_HAS(gpu, kind == GMLE_CUDA_FAULT_OOM ? "bytes free"
+                                                       : "cudaError");
+      /* The context still works after a non-sticky fault. */
+      CHECK_STATUS(tu_dataset_add(st, &ds, 2000, 4000), GMLE_OK);
+    } else if (calls >= k) {
+      recovered++; /* out of memory: split and retried */
+    }
+    CHECK_MSG(stats_diff(st, ref, 1e-12) <= 1e-12, "k %ld: result differs",
+              k);
+    gmle_stats_free(st);
+    gmle_stats_free(snap);
+    gmle_context_free(gpu);
+    if (calls < k)
+      break; /* the fault never fired: every call has been tried */
+  }
+  printf("  %s: %ld calls, %ld failed cleanly, %ld recovered\n",
+         kind == GMLE_CUDA_FAULT_OOM ? "allocations" : "calls", k - 1, fired,
+         recovered);
+  CHECK(fired + recovered >= 3);
+  if (kind == GMLE_CUDA_FAULT_ERROR)
+    CHECK(recovered == 0);
+  gmle_stats_free(ref);
+  gmle_context_free(cpu);
+  tu_dataset_free(&ds);
+}
+
+TEST(gpu_fault_sweep_error_leaves_statistics_unchanged) {
+  if (have_gpu)
+    fault_sweep(GMLE_CUDA_FAULT_ERROR);
+}
+
+TEST(gpu_fault_sweep_oom_splits_or_fails_cleanly) {
+  if (have_gpu)
+    fault_sweep(GMLE_CUDA_FAULT_OOM);
+}
+
+TEST(gpu_scoring_fault_sweep_recovers) {
+  if (!have_gpu)
+    return;
+  gmle_context *gpu = cuda_context();
+  if (!gpu)
+    return;
+  tu_dataset ds;
+  CHECK(tu_dataset_make(&ds, 81, 3000, 10, 3, GMLE_F64, 10, 0.0, 0) == 0);
+  gmle_stats *st = NULL;
+  gmle_model *m = NULL;
+  CHECK_STATUS(gmle_stats_create(gpu, 10, 3, &st), GMLE_OK);
+  CHECK_STATUS(tu_dataset_add(st, &ds, 0, ds.n), GMLE_OK);
+  CHECK_STATUS(gmle_fit(st, NULL, &m), GMLE_OK);
+  double *ref = malloc(ds.n * 3 * 8), *out = malloc(ds.n * 3 * 8);
+  if (m && ref && out) {
+    CHECK_STATUS(gmle_score(gpu, m, ds.x, GMLE_F64, ds.n, 10,
+                            GMLE_OUT_LOGPOST, GMLE_F64, ref),
+                 GMLE_OK);
+    for (long k = 1; k < 500; k++) {
+      CHECK_STATUS(gmle_cuda_inject_fault(gpu, GMLE_CUDA_FAULT_ERROR, k),
+                   GMLE_OK);
+      const gmle_status s = gmle_score(gpu, m, ds.x, GMLE_F64, ds.n, 10,
+                                       GMLE_OUT_LOGPOST, GMLE_F64, out);
+      const long calls = gmle_cuda_call_count(gpu);
+      CHECK_STATUS(gmle_cuda_inject_fault(gpu, GMLE_CUDA_FAULT_NONE, 0),
+                   GMLE_OK);
+      CHECK(s == GMLE_OK || s == GMLE_E_DEVICE);
+      CHECK_STATUS(gmle_score(gpu, m, ds.x, GMLE_F64, ds.n, 10,
+                              GMLE_OUT_LOGPOST, GMLE_F64, out),
+                   GMLE_OK);
+      CHECK(memcmp(out, ref, ds.n * 3 * 8) == 0);
+      if (calls < k)
+        break;
+    }
+  }
+  free(ref);
+  free(out);
+  gmle_model_free(m);
+  gmle_stats_free(st);
+  tu_dataset_free(&ds);
+  gmle_context_free(gpu);
+}
+
+TEST(gpu_sticky_fault_loses_context_and_cpu_continues) {
+  if (!have_gpu)
+    return;
+  gmle_context *gpu = cuda_context(), *cpu = cpu_context();
+  if (!gpu || !cpu) {
+    CHECK(!"contexts");
+    gmle_context_free(gpu);
+    gmle_context_free(cpu);
+    return;
+  }
+  const size_t D = 12, C = 3;
+  tu_dataset ds;
+  CHECK(tu_dataset_make(&ds, 91, 9000, D, C, GMLE_F32, D, 30.0, 1) == 0);
+  gmle_stats *sg = NULL, *snap = NULL, *all_cpu = NULL, *cont = NULL;
+  CHECK_STATUS(gmle_stats_create(gpu, D, C, &sg), GMLE_OK);
+  CHECK_STATUS(tu_dataset_add(sg, &ds, 0, 3000), GMLE_OK);
+  CHECK_STATUS(gmle_stats_clone(sg, &snap), GMLE_OK);
+  CHECK_STATUS(gmle_cuda_inject_fault(gpu, GMLE_CUDA_FAULT_STICKY, 6),
+               GMLE_OK);
+  CHECK_STATUS(tu_dataset_add(sg, &ds, 3000, 3000), GMLE_E_DEVICE_LOST);
+  CHECK_ERROR_HAS(gpu, "cudaErrorIllegalAddress");
+  CHECK(tu_stats_raw_equal(sg, snap));
+  /* Every later call on the context. */
+  CHECK_STATUS(tu_dataset_add(sg, &ds, 3000, 10), GMLE_E_DEVICE_LOST);
+  CHECK_ERROR_HAS(gpu, "lost earlier");
+  gmle_model *m = NULL;
+  CHECK_STATUS(gmle_fit(sg, NULL, &m), GMLE_E_DEVICE_LOST);
+  gmle_model_free(m);
+  CHECK(tu_stats_raw_equal(sg, snap));
+  /* CPU continuation: the host statistics merge into a CPU accumulator. */
+  CHECK_STATUS(gmle_stats_create(cpu, D, C, &cont), GMLE_OK);
+  CHECK_STATUS(gmle_stats_merge(cont, sg), GMLE_OK);
+  CHECK_STATUS(tu_dataset_add(cont, &ds, 3000, 6000), GMLE_OK);
+  CHECK_STATUS(gmle_stats_create(cpu, D, C, &all_cpu), GMLE_OK);
+  CHECK_STATUS(tu_dataset_add(all_cpu, &ds, 0, 3000), GMLE_OK);
+  CHECK_STATUS(tu_dataset_add(all_cpu, &ds, 3000, 6000), GMLE_OK);
+  CHECK(stats_diff(cont, all_cpu, 1e-12) <= 1e-12);
+  gmle_model *mc = NULL, *ma = NULL;
+  CHECK_STATUS(gmle_fit(cont, NULL, &mc), GMLE_OK);
+  CHECK_STATUS(gmle_fit(all_cpu, NULL, &ma), GMLE_OK);
+  double a[144], b[144];
+  for (size_t c = 0; mc && ma && c < C; c++) {
+    CHECK_STATUS(gmle_model_covariance(mc, c, a), GMLE_OK);
+    CHECK_STATUS(gmle_model_covariance(ma, c, b), GMLE_OK);
+    CHECK(tu_rel_frobenius(a, b, D * D) <= 1e-12);
+  }
+  gmle_model_free(mc);
+  gmle_model_free(ma);
+  gmle_stats_free(sg);
+  gmle_stats_free(snap);
+  gmle_stats_free(cont);
+  gmle_stats_free(all_cpu);
+  tu_dataset_free(&ds);
+  gmle_context_free(gpu);
+  gmle_context_free(cpu);
+}
+
+/* More than 2^31 elements addressed: 64-bit indexing in every kernel. */
+TEST(gpu_batch_beyond_2_31_elements) {
+  if (!have_gpu || rt_load() != 0)
+    return;
+  size_t fr = 0, tot = 0;
+  const size_t n = 600000, D = 2, stride = 4096; /* 2.46e9 elements */
+  const size_t bytes = n * stride * sizeof(float);
+  if (rt.meminfo(&fr, &tot) != 0 || fr < bytes + ((size_t)2 << 30)) {
+    printf("  skipped: %zu bytes free\n", fr);
+    return;
+  }
+  gmle_context *gpu = cuda_context(), *cpu = cpu_context();
+  float *rows = malloc(n * D * sizeof(float));
+  void *dx = NULL;
+  if (gpu && cpu && rows && rt.malloc_(&dx, bytes) == 0) {
+    tu_rng r;
+    tu_seed(&r, 5);
+    for (size_t i = 0; i < n * D; i++)
+      rows[i] = (float)(3.0 + tu_normal(&r));
+    int ok = 1;
+    for (size_t i = 0; ok && i < n; i++)
+      ok = rt.memcpy_((float *)dx + i * stride, rows + i * D,
+                      D * sizeof(float), H2D) == 0;
+    CHECK(ok);
+    gmle_stats *sg = NULL, *sc = NULL;
+    CHECK_STATUS(gmle_stats_create(gpu, D, 1, &sg), GMLE_OK);
+    CHECK_STATUS(gmle_stats_create(cpu, D, 1, &sc), GMLE_OK);
+    CHECK_STATUS(gmle_cuda_stats_add_device(sg, dx, GMLE_F32, n, stride, NULL,
+                                            NULL),
+                 GMLE_OK);
+    CHECK_STATUS(gmle_stats_add(sc, rows, GMLE_F32, n, D, NULL, NULL),
+                 GMLE_OK);
+    if (sg && sc)
+      CHECK(stats_diff(sg, sc, 1e-12) <= 1e-12);
+    gmle_stats_free(sg);
+    gmle_stats_free(sc);
+  }
+  if (dx)
+    rt.free_(dx);
+  free(rows);
+  gmle_context_free(gpu);
+  gmle_context_free(cpu);
+}
+
+#endif /* GMLE_TEST_CUDA */
+
+int main(int argc, char **argv) {
+  CHECK_INIT(argc, argv);
+  /* This suite picks its backends itself. */
+  unsetenv("GMLE_BACKEND");
+  unsetenv("GMLE_DEVICE");
+  RUN(libgmle_loads_no_cuda_library_by_itself);
+  RUN(cuda_compiled_flag_matches_build);
+#ifdef GMLE_TEST_CUDA
+  const char *mp = getenv("GMLE_CUDA_MODULE");
+  module_missing = mp && *mp && access(mp, F_OK) != 0;
+  {
+    gmle_context *ctx = NULL;
+    have_gpu = gmle_context_create(GMLE_BACKEND_CUDA, -1, &ctx) == GMLE_OK;
+    printf("CUDA device: %s\n", have_gpu ? gmle_context_device_name(ctx)
+                                  : gmle_context_error(ctx));
+    gmle_context_free(ctx);
+  }
+  RUN(explicit_cuda_without_gpu_names_the_cuda_error);
+  RUN(gpu_devices_are_listed);
+  RUN(missing_module_is_no_device_naming_dlopen);
+  RUN(auto_falls_back_with_one_notice_and_fits);
+  RUN(cuda_entry_points_refuse_other_backends);
+  RUN(gpu_statistics_match_cpu_and_repeat_bitwise);
+  RUN(gpu_thousand_classes_match_cpu);
+  RUN(gpu_scoring_matches_cpu_for_every_output);
+  RUN(gpu_device_input_matches_host_input_and_is_validated);
+  RUN(gpu_fault_sweep_error_leaves_statistics_unchanged);
+  RUN(gpu_fault_sweep_oom_splits_or_fails_cleanly);
+  RUN(gpu_scoring_fault_sweep_recovers);
+  RUN(gpu_sticky_fault_loses_context_and_cpu_continues);
+  RUN(gpu_batch_beyond_2_31_elements);
+#else
+  RUN(explicit_cuda_without_cuda_build_is_no_device);
+#endif
+  return CHECK_DONE();
+}
