@@ -115,6 +115,7 @@ void gmle__score_cache_free(gmle__score_cache *sc) {
   gmle__free(sc->w);
   gmle__free(sc->b);
   gmle__free(sc->lconst);
+  gmle__aligned_free(sc->kp);
   gmle__free(sc);
 }
 
@@ -222,6 +223,11 @@ static gmle_status build_cache(gmle_model *m) {
                                                  : "class",
                          c, (int)info, remedy(m));
     }
+  }
+  gmle_status ps = gmle__cpu_score_pack(m, sc);
+  if (ps != GMLE_OK) {
+    gmle__score_cache_free(sc);
+    return ps;
   }
   gmle__score_cache_free(m->score_cache);
   m->score_cache = sc;

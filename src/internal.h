@@ -154,6 +154,9 @@ typedef struct gmle__score_cache {
   double *b;        /* full/tied: [n_active*D] L_c^-1 (mu_c - m);
                        diag/spherical: [n_active] sum (mu_c - m)^2 / var */
   double *lconst;   /* [n_active] -1/2 (D log 2pi + log|Sigma_c|) */
+  double *kp;       /* the CPU kernels' packed parameters (host/score_cpu.c,
+                       gmle__cpu_score_pack); 64-byte aligned */
+  size_t kp_len;    /* doubles in kp */
 } gmle__score_cache;
 void gmle__score_cache_free(gmle__score_cache *sc); /* host/prepare.c */
 /* src/score.c: free ctx->score_scratch (callers of ops->score other than
@@ -237,6 +240,10 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
 gmle_status gmle__cpu_score(gmle_context *ctx, const gmle_model *m,
                             const gmle__batch *b, gmle_output what,
                             gmle_dtype out_dtype, void *out);
+
+/* host/score_cpu.c: pack sc's parameters for the CPU kernels (sc->kp);
+ * called by host/prepare.c once w, b and lconst are set. */
+gmle_status gmle__cpu_score_pack(const gmle_model *m, gmle__score_cache *sc);
 
 /* host/prepare.c: Cholesky factors, log-determinants, log priors. */
 gmle_status gmle__model_prepare(gmle_model *m);
