@@ -39,7 +39,8 @@
 #define TILE_BYTES ((size_t)32 << 10)
 #define CHUNK_BYTES ((size_t)4 << 20)
 #define SMALL_CHUNK_BYTES ((size_t)384 << 10)
-#define STAGE_BYTES ((size_t)768 << 10)
+#define STAGE_BYTES ((size_t)2 << 20)
+#define MIN_STAGE_ROWS ((size_t)16)
 #define MAX_CHUNK_ROWS ((size_t)1 << 20)
 #define MIN_CHUNK_ROWS ((size_t)4096)
 
@@ -99,6 +100,7 @@ typedef struct job {
   double *bp, *vp, *st, *sq;
   /* bucket routing (few classes): staging tiles, one per class */
   int bucket;
+  size_t btile; /* rows per staging tile */
   double *sb, *sv, *bst, *bsq, *wsum; /* staging d, w*d; sums (of
                                           squares, DIAG); weights */
   uint32_t *cnt;
@@ -209,7 +211,7 @@ static void bucket_flush(const plan *p, job *jb, size_t c) {
   const size_t m = jb->cnt[c], cls = jb->c_lo + c, dim = p->dim;
   const size_t ja = cls == jb->c_lo ? jb->ja_lo : 0;
   const size_t jhi = cls + 1 == jb->c_hi ? jb->jb_hi : p->nj;
-  const size_t stage = p->np * p->tile * 8;
+  const size_t stage = p->np * jb->btile * 8;
   double *st = jb->bst + c * p->dpad;
   if (m == 0)
     return;
@@ -220,7 +222,7 @@ static void bucket_flush(const plan *p, job *jb, size_t c) {
     memset(sq, 0, p->dpad * sizeof(double));
   } else if (ja < jhi) {
     double *sb = jb->sb + c * stage;
-    p->isa->full(sb, jb->sv ? jb->sv + c * stage : sb, p->tile * 8, m, dim,
+    p->isa->full(sb, jb->sv ? jb->sv + c * stage : sb, jb->btile * 8, m, dim,
                  ja, jhi, jb->gram + cls * p->gram_len);
   }
   if (ja == 0) {
@@ -251,9 +253,9 @@ static void run_bucket(const plan *p, job *jb) {
                           .nc = nc,
                           .sb = jb->sb,
                           .sv = jb->sv,
-                          .stage = p->np * p->tile * 8,
-                          .ldp = p->tile * 8,
-                          .tile = p->tile,
+                          .stage = p->np * jb->btile * 8,
+                          .ldp = jb->btile * 8,
+                          .tile = jb->btile,
                           .dpad = p->dpad,
                           .cnt = jb->cnt,
                           .st = jb->bst,
@@ -487,8 +489,10 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
       p.chunk_pf = 1;
     } else {
       size_t r = CHUNK_BYTES / p.stride_b;
-      if (C <= MAX_CHUNK_ROWS / 256 && r < 256 * C)
-        r = 256 * C;
+      if (C <= MAX_CHUNK_ROWS / 1024 && r < 1024 * C)
+        r = 1024 * C;
+      else if (C > MAX_CHUNK_ROWS / 1024)
+        r = MAX_CHUNK_ROWS;
       p.chunk = clamp_size(r, MIN_CHUNK_ROWS, MAX_CHUNK_ROWS);
     }
     if (tuning.chunk_rows)
@@ -504,7 +508,8 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
         tuning.private_budget ? tuning.private_budget : DEFAULT_PRIVATE_BUDGET;
     const double per_class = (double)(p.gram_len + dim + 2);
     const double priv_bytes = (double)(nt - 1) * (double)C * per_class * 8.0;
-    const double reach = (double)(C < N / nt + 1 ? C : N / nt + 1);
+    const size_t cr = p.routed ? C : 1;
+    const double reach = (double)(cr < N / nt + 1 ? cr : N / nt + 1);
     by_rows = priv_bytes <= (double)budget &&
               reach * per_class * 4.0 * 8.0 * (double)nt <= work;
   }
@@ -547,11 +552,21 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
     if (jb->c_lo >= jb->c_hi)
       continue;
     const size_t nc = jb->c_hi - jb->c_lo;
-    /* bytes per class of bucket routing: staging tiles, or (DIAG) sums */
-    const size_t stage_bytes = p.diag ? 2 * p.dpad * sizeof(double)
-                                      : p.np * p.tile * 64 * (weighted ? 2 : 1);
-    jb->bucket = p.routed && !tuning.no_bucket &&
-                 nc * stage_bytes <= STAGE_BYTES;
+    /* Bucket routing while the classes' staging tiles (at least
+     * MIN_STAGE_ROWS rows; DIAG: only sums) and their matrices stay in
+     * cache; otherwise sorted gathers. */
+    if (p.routed && !tuning.no_bucket &&
+        (double)nc * (double)p.gram_len * 8.0 <= (double)STAGE_BYTES) {
+      if (p.diag) {
+        jb->btile = p.tile;
+        jb->bucket = nc * 2 * p.dpad * sizeof(double) <= STAGE_BYTES;
+      } else {
+        const size_t per_row = nc * p.np * 64 * (weighted ? 2 : 1);
+        const size_t rows = STAGE_BYTES / per_row / 8 * 8;
+        jb->btile = rows < p.tile ? rows : p.tile;
+        jb->bucket = jb->btile >= MIN_STAGE_ROWS;
+      }
+    }
     if (jb->bucket) {
       jb->bst = gmle__aligned_alloc(nc * p.dpad * sizeof(double));
       jb->wsum = gmle__malloc(nc * sizeof(double));
@@ -563,11 +578,11 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
         if (!jb->bsq)
           goto oom;
       } else {
-        jb->sb = gmle__aligned_alloc(nc * p.np * p.tile * 64);
+        jb->sb = gmle__aligned_alloc(nc * p.np * jb->btile * 64);
         if (!jb->sb)
           goto oom;
         if (weighted) {
-          jb->sv = gmle__aligned_alloc(nc * p.np * p.tile * 64);
+          jb->sv = gmle__aligned_alloc(nc * p.np * jb->btile * 64);
           if (!jb->sv)
             goto oom;
         }

@@ -453,6 +453,7 @@ TEST(gram_large_row_partition) {
   large(200, 1, GMLE_F64, W_NONE, 0, 2, 0);
   large(40, 1000, GMLE_F64, W_RANDOM, 1, 2, 0);
   large(40, 1000, GMLE_F32, W_RANDOM, 0, 1, 0);
+  large(13, 1000, GMLE_F64, W_RANDOM, 0, 2, 0); /* small staging tiles */
 }
 
 TEST(gram_large_output_partition) {
