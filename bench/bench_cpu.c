@@ -28,6 +28,7 @@
  *
  * Usage: bench_cpu [--quick] [--limits-only] [--min-time S] [--reps K]
  *                  [--batch ROWS] [--only D:C:cov[,D:C:cov...]] [--json PATH]
+ * Backend: the CPU, or the one GMLE_BACKEND names (cpu, opencl, cuda).
  *                  [--no-limits]   (skip the limit measurements: profiling)
  * Output: a table on stdout; with --json, one JSON object per line (a
  * "limits" record, then one "shape" record per shape). The exit status is 1
@@ -1032,7 +1033,17 @@ int main(int argc, char **argv) {
     f64 = measure_fma_peak(which, 1, cfg.quick ? 5 : 20);
   }
   gmle_context *ctx = NULL;
-  gmle_status s = gmle_context_create(GMLE_BACKEND_CPU, -1, &ctx);
+  /* The CPU backend unless GMLE_BACKEND names another (e.g. opencl, to
+   * measure OpenCL on PoCL beside the CPU backend on the same shapes). */
+  gmle_backend backend = GMLE_BACKEND_CPU;
+  const char *env_backend = getenv("GMLE_BACKEND");
+  if (env_backend && *env_backend &&
+      gmle_backend_parse(env_backend, &backend) != GMLE_OK) {
+    fprintf(stderr, "bench_cpu: GMLE_BACKEND=%s is not a backend\n",
+            env_backend);
+    return 2;
+  }
+  gmle_status s = gmle_context_create(backend, -1, &ctx);
   printf("gmle %s, backend: %s\n", gmle_version_string(),
          s == GMLE_OK ? gmle_context_device_name(ctx) : "(unavailable)");
   printf("machine limits (%d threads, %s): stream read %.1f GB/s over %zu "
