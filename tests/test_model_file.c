@@ -160,38 +160,6 @@ static int models_identical(const gmle_model *a, const gmle_model *b) {
   return train_identical(a, b) && reports_identical(a, b);
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc(len > 0 ? (size_t)len : 1);
-  if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  *n = (size_t)len;
-  return b;
-}
-
-static int spit(const char *path, const void *b, size_t n) {
-  FILE *f = fopen(path, "wb");
-  if (!f)
-    return -1;
-  size_t w = fwrite(b, 1, n, f);
-  return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
-/* Overwrite one byte of an open file and make it visible to readers. */
-static void poke(FILE *f, size_t off, unsigned char v) {
-  fseek(f, (long)off, SEEK_SET);
-  fputc(v, f);
-  fflush(f);
-}
-
 /* Number of entries in dir other than . and .. */
 static int dir_entries(const char *d) {
   DIR *dp = opendir(d);
@@ -314,9 +282,9 @@ TEST(model_file_round_trips_bit_exact_every_cov_type) {
       CHECK(back && back->reports[3].rows == m->rows[3]);
       /* Saving the loaded model gives the same bytes. */
       size_t n1 = 0, n2 = 0;
-      unsigned char *b1 = slurp(p, &n1);
+      unsigned char *b1 = tu_slurp(p, &n1);
       CHECK_STATUS(gmle_model_save(back, tmp("rt2.npz")), GMLE_OK);
-      unsigned char *b2 = slurp(tmp("rt2.npz"), &n2);
+      unsigned char *b2 = tu_slurp(tmp("rt2.npz"), &n2);
       CHECK(b1 && b2 && n1 == n2 && memcmp(b1, b2, n1) == 0);
       free(b1);
       free(b2);
@@ -465,7 +433,7 @@ TEST(model_file_keeps_training_loglik_and_reports_of_fits) {
       /* Saving the loaded model gives the same bytes. */
       size_t n1 = 0, n2 = 0;
       CHECK_STATUS(gmle_model_save(back, tmp("fit2.npz")), GMLE_OK);
-      unsigned char *b1 = slurp(p, &n1), *b2 = slurp(tmp("fit2.npz"), &n2);
+      unsigned char *b1 = tu_slurp(p, &n1), *b2 = tu_slurp(tmp("fit2.npz"), &n2);
       CHECK(b1 && b2 && n1 == n2 && memcmp(b1, b2, n1) == 0);
       free(b1);
       free(b2);
@@ -496,7 +464,7 @@ TEST(model_file_save_failure_leaves_nothing) {
   const char *p = tmp("keep.npz");
   CHECK_STATUS(gmle_model_save(m, p), GMLE_OK);
   size_t n0 = 0;
-  unsigned char *before = slurp(p, &n0);
+  unsigned char *before = tu_slurp(p, &n0);
   gmle_model *other = random_model(2, GMLE_COV_FULL, 3, 3, 1);
   for (long k = 1; k < 100; k++) {
     gmle__test_fail_alloc_after(k);
@@ -506,7 +474,7 @@ TEST(model_file_save_failure_leaves_nothing) {
       break;
     CHECK_STATUS(s, GMLE_E_OUT_OF_MEMORY);
     size_t n1 = 0;
-    unsigned char *now = slurp(p, &n1);
+    unsigned char *now = tu_slurp(p, &n1);
     CHECK(now && n1 == n0 && memcmp(now, before, n0) == 0);
     free(now);
     CHECK(dir_entries(dir) == 1);
@@ -557,10 +525,10 @@ TEST(model_file_rejects_truncation_at_every_offset) {
   const char *p = tmp("t.npz"), *q = tmp("t_cut.npz");
   CHECK_STATUS(gmle_model_save(m, p), GMLE_OK);
   size_t n = 0;
-  unsigned char *b = slurp(p, &n);
+  unsigned char *b = tu_slurp(p, &n);
   CHECK(b && n > 100);
   int bad = 0;
-  spit(q, b, n);
+  tu_spit(q, b, n);
   for (size_t len = n; b && len-- > 0;) {
     CHECK(truncate(q, (off_t)len) == 0); /* shorter and shorter */
     gmle_model *back = NULL;
@@ -574,7 +542,7 @@ TEST(model_file_rejects_truncation_at_every_offset) {
   }
   CHECK(bad == 0);
   /* The message names the file and an offset. */
-  spit(q, b, n - 1);
+  tu_spit(q, b, n - 1);
   gmle_model *back = NULL;
   CHECK_STATUS(gmle_model_load(ctx, q, &back), GMLE_E_CORRUPT);
   CHECK_ERROR_HAS(ctx, "byte ");
@@ -606,17 +574,17 @@ TEST(model_file_rejects_single_bit_flips) {
   const char *p = tmp("f.npz"), *q = tmp("f_flip.npz");
   CHECK_STATUS(gmle_model_save(m, p), GMLE_OK);
   size_t n = 0;
-  unsigned char *b = slurp(p, &n);
+  unsigned char *b = tu_slurp(p, &n);
   CHECK(b != NULL);
   int undetected = 0, harmless = 0, crc = 0;
-  spit(q, b, n);
+  tu_spit(q, b, n);
   FILE *f = fopen(q, "r+b"); /* flip bytes in place: fast on any disk */
   CHECK(f != NULL);
   if (!f)
     b = (free(b), NULL);
   for (size_t off = 0; b && off < n; off++) {
     for (int bit = 0; bit < 8; bit++) {
-      poke(f, off, (unsigned char)(b[off] ^ (1u << bit)));
+      tu_poke(f, off, (unsigned char)(b[off] ^ (1u << bit)));
       gmle_model *back = NULL;
       gmle_status s = gmle_model_load(ctx, q, &back);
       if (s == GMLE_OK) {
@@ -633,7 +601,7 @@ TEST(model_file_rejects_single_bit_flips) {
       }
       gmle_model_free(back);
     }
-    poke(f, off, b[off]);
+    tu_poke(f, off, b[off]);
   }
   if (f)
     fclose(f);
@@ -698,12 +666,12 @@ TEST(model_file_rejects_compressed_members) {
   const char *p = tmp("c.npz");
   CHECK_STATUS(gmle_model_save(m, p), GMLE_OK);
   size_t n = 0;
-  unsigned char *b = slurp(p, &n);
+  unsigned char *b = tu_slurp(p, &n);
   /* Mark the first member deflated in its local and central headers. */
   size_t cd = gmle__ld_le32(b + n - 22 + 16);
   gmle__st_le16(b + 8, 8);
   gmle__st_le16(b + cd + 10, 8);
-  spit(p, b, n);
+  tu_spit(p, b, n);
   gmle_model *back = NULL;
   CHECK_STATUS(gmle_model_load(ctx, p, &back), GMLE_E_UNSUPPORTED);
   CHECK_ERROR_HAS(ctx, "savez_compressed");
@@ -767,7 +735,7 @@ TEST(model_file_rejects_missing_members_and_bad_shapes) {
   gmle_model_free(m);
   m = NULL;
   /* Not a zip, not there. */
-  spit(tmp("s.npz"), "\x93NUMPY", 6);
+  tu_spit(tmp("s.npz"), "\x93NUMPY", 6);
   CHECK_STATUS(gmle_model_load(ctx, tmp("s.npz"), &m), GMLE_E_BAD_FORMAT);
   CHECK_STATUS(gmle_model_load(ctx, tmp("none.npz"), &m), GMLE_E_IO);
   CHECK_ERROR_HAS(ctx, "none.npz");
@@ -1003,7 +971,7 @@ static int have_numpy(void) {
 
 static int run_python(const char *code, const char *arg) {
   const char *py = tmp("t.py");
-  if (spit(py, code, strlen(code)) != 0)
+  if (tu_spit(py, code, strlen(code)) != 0)
     return -1;
   char cmd[4096];
   snprintf(cmd, sizeof cmd, "python3 '%s' '%s' '%s'", py, dir, arg);
@@ -1049,7 +1017,7 @@ static const char check_py[] =
     "sys.exit(0 if ok else 1)\n";
 
 static void dump(const char *name, const void *p, size_t n) {
-  spit(tmp(name), p, n);
+  tu_spit(tmp(name), p, n);
 }
 
 TEST(model_file_numpy_reads_saved_models_bit_exact) {

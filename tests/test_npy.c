@@ -532,23 +532,6 @@ static int have_numpy(void) {
   return system("python3 -c 'import numpy' >/dev/null 2>&1") == 0;
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc(len > 0 ? (size_t)len : 1);
-  if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  *n = (size_t)len;
-  return b;
-}
-
 TEST(npy_reads_what_numpy_writes) {
   if (!have_numpy()) {
     printf("  skipped: python3 with numpy not available\n");
@@ -602,7 +585,7 @@ TEST(npy_reads_what_numpy_writes) {
       snprintf(name, sizeof name, "%s%s.npy", cases[i][0], suffix[s]);
       CHECK(tu_path_join(path, sizeof path, dir, name) == 0);
       size_t n = 0;
-      unsigned char *b = slurp(path, &n);
+      unsigned char *b = tu_slurp(path, &n);
       CHECK_MSG(b != NULL, "%s", path);
       if (!b)
         continue;

@@ -25,37 +25,6 @@ static const char *tmp(const char *name) {
   return b;
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc(len > 0 ? (size_t)len : 1);
-  if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
-    free(b);
-    b = NULL;
-  }
-  fclose(f);
-  *n = (size_t)len;
-  return b;
-}
-
-static int spit(const char *path, const void *b, size_t n) {
-  FILE *f = fopen(path, "wb");
-  if (!f)
-    return -1;
-  size_t w = fwrite(b, 1, n, f);
-  return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
-static void poke(FILE *f, size_t off, unsigned char v) {
-  fseek(f, (long)off, SEEK_SET);
-  fputc(v, f);
-  fflush(f);
-}
-
 /* Statistics with awkward values in every field (negative zero,
  * subnormals, huge and tiny magnitudes; the last class empty), written
  * through the internals so that the file format is tested on its own. */
@@ -147,8 +116,8 @@ TEST(stats_file_round_trips_bit_exact) {
         if (back) {
           size_t n1 = 0, n2 = 0;
           CHECK_STATUS(gmle_stats_save(back, tmp("s2.gst")), GMLE_OK);
-          unsigned char *b1 = slurp(tmp("s.gst"), &n1);
-          unsigned char *b2 = slurp(tmp("s2.gst"), &n2);
+          unsigned char *b1 = tu_slurp(tmp("s.gst"), &n1);
+          unsigned char *b2 = tu_slurp(tmp("s2.gst"), &n2);
           CHECK(b1 && b2 && n1 == n2 && memcmp(b1, b2, n1) == 0);
           free(b1);
           free(b2);
@@ -181,7 +150,7 @@ TEST(stats_file_rejects_truncation_at_every_offset) {
   const char *p = tmp("t.gst");
   CHECK_STATUS(gmle_stats_save(st, p), GMLE_OK);
   size_t n = 0;
-  unsigned char *b = slurp(p, &n);
+  unsigned char *b = tu_slurp(p, &n);
   CHECK(b != NULL && n > 64);
   int bad = 0;
   for (size_t len = n; b && len-- > 0;) {
@@ -201,7 +170,7 @@ TEST(stats_file_rejects_truncation_at_every_offset) {
   unsigned char *longer = malloc(n + 1);
   memcpy(longer, b, n);
   longer[n] = 0;
-  spit(p, longer, n + 1);
+  tu_spit(p, longer, n + 1);
   gmle_stats *back = NULL;
   CHECK_STATUS(gmle_stats_load(ctx, p, &back), GMLE_E_CORRUPT);
   CHECK_ERROR_HAS(ctx, "trailing");
@@ -220,14 +189,14 @@ TEST(stats_file_rejects_every_single_bit_flip) {
   const char *p = tmp("f.gst");
   CHECK_STATUS(gmle_stats_save(st, p), GMLE_OK);
   size_t n = 0;
-  unsigned char *b = slurp(p, &n);
+  unsigned char *b = tu_slurp(p, &n);
   FILE *f = fopen(p, "r+b");
   CHECK(b && f);
   int undetected = 0;
   long allocs = 0;
   for (size_t off = 0; b && f && off < n; off++) {
     for (int bit = 0; bit < 8; bit++) {
-      poke(f, off, (unsigned char)(b[off] ^ (1u << bit)));
+      tu_poke(f, off, (unsigned char)(b[off] ^ (1u << bit)));
       gmle_stats *back = NULL;
       gmle__test_fail_alloc_after(0); /* resets the allocation count */
       gmle_status s = gmle_stats_load(ctx, p, &back);
@@ -240,7 +209,7 @@ TEST(stats_file_rejects_every_single_bit_flip) {
       }
       gmle_stats_free(back);
     }
-    poke(f, off, b[off]);
+    tu_poke(f, off, b[off]);
   }
   if (f)
     fclose(f);
@@ -259,13 +228,13 @@ TEST(stats_file_rejects_every_single_bit_flip) {
  * wrong. */
 static void patch(const char *path, size_t off, const void *v, size_t n) {
   size_t len = 0;
-  unsigned char *b = slurp(path, &len);
+  unsigned char *b = tu_slurp(path, &len);
   if (!b)
     return;
   memcpy(b + off, v, n);
   uint32_t crc = gmle__crc32(gmle__crc32(0, NULL, 0), b, len - 4);
   gmle__st_le32(b + len - 4, crc);
-  spit(path, b, len);
+  tu_spit(path, b, len);
   free(b);
 }
 
@@ -321,7 +290,7 @@ TEST(stats_file_rejects_future_version_and_bad_fields) {
   CHECK_ERROR_HAS(ctx, "byte 56");
 
   /* Not a statistics file; not there. */
-  spit(p, "GMLEMODL and more bytes", 23);
+  tu_spit(p, "GMLEMODL and more bytes", 23);
   CHECK_STATUS(gmle_stats_load(ctx, p, &back), GMLE_E_BAD_FORMAT);
   CHECK_STATUS(gmle_stats_load(ctx, tmp("none.gst"), &back), GMLE_E_IO);
   CHECK(back == NULL);
@@ -351,7 +320,7 @@ TEST(stats_file_reads_version_1) {
   gmle__st_le32(b + sizeof b - 4,
                 gmle__crc32(gmle__crc32(0, NULL, 0), b, sizeof b - 4));
   const char *p = tmp("v1.gst");
-  CHECK(spit(p, b, sizeof b) == 0);
+  CHECK(tu_spit(p, b, sizeof b) == 0);
   gmle_stats *st = NULL;
   CHECK_STATUS(gmle_stats_load(ctx, p, &st), GMLE_OK);
   if (st) {
@@ -366,7 +335,7 @@ TEST(stats_file_reads_version_1) {
     /* Saved again, it becomes version 2 with the same statistics. */
     CHECK_STATUS(gmle_stats_save(st, tmp("v2.gst")), GMLE_OK);
     size_t n = 0;
-    unsigned char *b2 = slurp(tmp("v2.gst"), &n);
+    unsigned char *b2 = tu_slurp(tmp("v2.gst"), &n);
     CHECK(b2 && n == sizeof b && gmle__ld_le32(b2 + 8) == 2 &&
           memcmp(b2 + 12, b + 12, n - 16) == 0);
     free(b2);
@@ -392,7 +361,7 @@ TEST(stats_file_rejects_bad_class_names) {
   gmle_stats *back = NULL;
   size_t n = 0;
   CHECK_STATUS(gmle_stats_save(st, p), GMLE_OK);
-  unsigned char *b = slurp(p, &n);
+  unsigned char *b = tu_slurp(p, &n);
   CHECK(b != NULL);
   if (!b) {
     gmle_stats_free(st);
@@ -412,32 +381,32 @@ TEST(stats_file_rejects_bad_class_names) {
   CHECK_ERROR_HAS(ctx, "NUL");
   CHECK_ERROR_HAS(ctx, "class 0");
   /* Lengths that do not add up to the section. */
-  spit(p, b, n);
+  tu_spit(p, b, n);
   gmle__st_le32(v, 12);
   patch(p, o + 4, v, 4);
   CHECK_STATUS(gmle_stats_load(ctx, p, &back), GMLE_E_BAD_FORMAT);
   CHECK_ERROR_HAS(ctx, "class-name section");
-  spit(p, b, n);
+  tu_spit(p, b, n);
   gmle__st_le32(v, 0xffffffffu);
   patch(p, o, v, 4);
   CHECK_STATUS(gmle_stats_load(ctx, p, &back), GMLE_E_BAD_FORMAT);
   CHECK_ERROR_HAS(ctx, "class 0");
   /* Non-zero padding. */
-  spit(p, b, n);
+  tu_spit(p, b, n);
   v[0] = 'x';
   patch(p, o + 13, v, 1);
   CHECK_STATUS(gmle_stats_load(ctx, p, &back), GMLE_E_BAD_FORMAT);
   CHECK_ERROR_HAS(ctx, "padding");
   /* A section size that is not a multiple of 8, or too small for the
    * lengths: refused before allocating. */
-  spit(p, b, n);
+  tu_spit(p, b, n);
   gmle__st_le64(v, 12);
   patch(p, 56, v, 8);
   gmle__test_fail_alloc_after(0);
   CHECK_STATUS(gmle_stats_load(ctx, p, &back), GMLE_E_BAD_FORMAT);
   CHECK(gmle__test_alloc_count() == 0);
   CHECK_ERROR_HAS(ctx, "byte 56");
-  spit(p, b, n);
+  tu_spit(p, b, n);
   gmle__st_le64(v, (uint64_t)1 << 40); /* huge: the file is too short */
   patch(p, 56, v, 8);
   gmle__test_fail_alloc_after(0);

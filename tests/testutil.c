@@ -716,3 +716,34 @@ int tu_tmpdir_remove(const char *dir) {
   closedir(dp);
   return rmdir(dir);
 }
+
+unsigned char *tu_slurp(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *b = malloc(len > 0 ? (size_t)len : 1);
+  if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
+    free(b);
+    b = NULL;
+  }
+  fclose(f);
+  *n = (size_t)len;
+  return b;
+}
+
+int tu_spit(const char *path, const void *b, size_t n) {
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    return -1;
+  size_t w = fwrite(b, 1, n, f);
+  return (fclose(f) == 0 && w == n) ? 0 : -1;
+}
+
+void tu_poke(FILE *f, size_t off, unsigned char v) {
+  fseek(f, (long)off, SEEK_SET);
+  fputc(v, f);
+  fflush(f);
+}

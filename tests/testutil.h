@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "gmle.h"
 
@@ -380,5 +381,12 @@ static inline int tu_log_has(const tu_log *log, const char *sub) {
   }
   return 0;
 }
+
+/* Whole-file helpers for the file-format suites. tu_slurp: the bytes of a
+ * file (malloc'd; *n its size), NULL if unreadable. tu_spit: write n bytes,
+ * 0 on success. tu_poke: overwrite one byte of an open file and flush. */
+unsigned char *tu_slurp(const char *path, size_t *n);
+int tu_spit(const char *path, const void *b, size_t n);
+void tu_poke(FILE *f, size_t off, unsigned char v);
 
 #endif
