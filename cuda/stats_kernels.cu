@@ -3,17 +3,19 @@
 // A batch on the device is routed by class with a stable radix sort of its
 // row indices by label (CUB), so every class is a contiguous run of the
 // routed order whatever the number of classes. The host cuts the runs into
-// chunks (cuda/cuda_stats.c); each thread block owns one (chunk, output
+// chunks (cuda/cu_plan.c: fixed segments and chunk boundaries, so that the
+// order does not depend on how a batch is split); each thread block owns one (chunk, output
 // tile) pair and reads the chunk's rows through the routed order:
 //   d = x - k_c in double, products and sums in double (FMA), never TF32.
 // Work is proportional to rows x tiles, never to rows x classes.
 //
 // Determinism: no floating-point atomics. Every sum has a fixed order: rows
-// of a chunk in routed order (split over a fixed number of row groups that
-// are combined in group order), then the chunks of a class in chunk order
-// (gmle__cu_reduce_*), then batches in call order. A class's only chunk
-// adds straight into the accumulators: exactly one block owns each
-// (class, tile) in a launch. The integer atomics of the validation scan
+// of a chunk by position relative to the chunk's start (split over a fixed
+// number of row groups that are combined in group order), then the chunks
+// of a class in a segment in chunk order (gmle__cu_reduce_*), then the
+// segments in row order (one launch each), then batches in call order. A
+// class's only chunk in a segment adds straight into the accumulators:
+// exactly one block owns each (class, tile) in a launch. The integer atomics of the validation scan
 // (atomicMin of positions, flags) give the same result in any order.
 #include "cu_kernels.h"
 
@@ -52,10 +54,15 @@ __device__ inline void tile_coords(int64_t tile, int64_t *ti, int64_t *tj) {
 
 // ---- routing ----------------------------------------------------------------
 
-__global__ void k_iota(uint32_t *v, int64_t n) {
+__global__ void k_route_keys(const int32_t *__restrict__ labels, int64_t n,
+                             int64_t seg, int64_t nseg,
+                             uint32_t *__restrict__ keys,
+                             uint32_t *__restrict__ rows) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
-    v[i] = (uint32_t)i;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    keys[i] = (uint32_t)((int64_t)labels[i] * nseg + i / seg);
+    rows[i] = (uint32_t)i;
+  }
 }
 
 __global__ void k_bounds(const uint32_t *__restrict__ keys, int64_t n,
@@ -358,9 +365,16 @@ extern "C" int64_t gmle__cu_gram_tiles(int64_t dim, int t) {
   return nt * (nt + 1) / 2;
 }
 
-extern "C" cudaError_t gmle__cu_iota(uint32_t *v, int64_t n,
-                                     cudaStream_t stream) {
-  k_iota<<<grid_for(n, kThreads, 65535), kThreads, 0, stream>>>(v, n);
+extern "C" cudaError_t gmle__cu_route_keys(const int32_t *labels, int64_t n,
+                                           int64_t seg, int64_t nseg,
+                                           uint32_t *keys, uint32_t *rows,
+                                           cudaStream_t stream) {
+  if (n <= 0)
+    return cudaSuccess;
+  if (n > INT32_MAX || seg <= 0 || nseg <= 0)
+    return cudaErrorInvalidValue;
+  k_route_keys<<<grid_for(n, kThreads, 65535), kThreads, 0, stream>>>(
+      labels, n, seg, nseg, keys, rows);
   return cudaGetLastError();
 }
 

@@ -1,14 +1,16 @@
-/* test_cuda_plan.c -- the chunk plan of the CUDA statistics kernels
- * (cuda/cu_plan.c, pure host C compiled into this suite), checked without
- * a GPU: its tables cover every row once and respect the kernels' rules,
- * and a host emulation of the device's reduction order (routing by a
- * stable sort, per-chunk float64 partials, direct adds and group sums in
- * the plan's order) gives bit-identical statistics for every sub-batch
- * size -- what an out-of-memory split and retry relies on -- and agrees
- * with a long double reference within the float64 contract. */
+/* test_cuda_plan.c -- the host logic of the CUDA module, pure host C
+ * compiled into this suite and checked without a GPU: the error and
+ * call-site classification (cuda/cu_classify.c), and the chunk plan of the
+ * statistics kernels (cuda/cu_plan.c): its tables cover every row once and
+ * respect the kernels' rules, and a host emulation of the device's reduction
+ * order (routing by a stable sort, per-chunk float64 partials, direct adds and
+ * group sums in the plan's order) gives bit-identical statistics for every
+ * sub-batch size -- what an out-of-memory split and retry relies on -- and
+ * agrees with a long double reference within the float64 contract. */
 #include "check.h"
 #include "testutil.h"
 
+#include "../cuda/cu_classify.h"
 #include "../cuda/cu_plan.h"
 
 #include <math.h>
@@ -528,6 +530,51 @@ out:
   free(p.segs);
 }
 
+/* Out of memory splits and retries; the sticky errors (kernel faults,
+ * launch timeout, ECC, ...) lose the context; the rest are transient. The
+ * numbers are the CUDA runtime's (cu_backend.c checks them against its
+ * enum at compile time). */
+TEST(cuda_errors_are_classified) {
+  CHECK(gmle__cu_error_kind(2) == GMLE__CU_OOM); /* MemoryAllocation */
+  const int sticky[] = {700, 702, 719, 214, 715, 716, 710, 999};
+  for (size_t i = 0; i < sizeof sticky / sizeof sticky[0]; i++)
+    CHECK_MSG(gmle__cu_error_kind(sticky[i]) == GMLE__CU_STICKY, "error %d",
+              sticky[i]);
+  /* InvalidValue, InvalidDevicePointer, NotReady, NoKernelImage,
+   * LaunchOutOfResources (a launch refused, nothing ran). */
+  const int transient[] = {1, 17, 600, 209, 701, 100, 35};
+  for (size_t i = 0; i < sizeof transient / sizeof transient[0]; i++)
+    CHECK_MSG(gmle__cu_error_kind(transient[i]) == GMLE__CU_TRANSIENT,
+              "error %d", transient[i]);
+}
+
+/* The call sites of the module's checked calls, as CU_TRY sees their
+ * source text (fault injection counts by site). */
+TEST(cuda_call_sites_are_classified) {
+  CHECK(gmle__cu_site_of("cudaMemcpyAsync(R->d_chunks, P->chunks, n, "
+                         "cudaMemcpyHostToDevice, S->compute)") ==
+        GMLE__CU_SITE_COPY);
+  CHECK(gmle__cu_site_of("cudaMemcpy(&v, cell, 8, cudaMemcpyDeviceToHost)") ==
+        GMLE__CU_SITE_COPY);
+  CHECK(gmle__cu_site_of("cudaMemsetAsync(R->acc_w, 0, n, S->compute)") ==
+        GMLE__CU_SITE_COPY);
+  CHECK(gmle__cu_site_of("cudaEventSynchronize(S->meta_used)") ==
+        GMLE__CU_SITE_SYNC);
+  CHECK(gmle__cu_site_of("cudaStreamWaitEvent(S->copy, S->consumed[s], 0)") ==
+        GMLE__CU_SITE_SYNC);
+  CHECK(gmle__cu_site_of("cudaEventRecord(S->meta_ready, S->compute)") ==
+        GMLE__CU_SITE_SYNC);
+  CHECK(gmle__cu_site_of("gmle__cu_gram(&in, ch, n, R->t, R->acc_g, "
+                         "R->part_g, S->compute)") == GMLE__CU_SITE_KERNEL);
+  CHECK(gmle__cu_site_of("gmle__cu_sort(R->sort_tmp, R->sort_bytes, ...)") ==
+        GMLE__CU_SITE_KERNEL);
+  CHECK(gmle__cu_site_of("cudaMalloc(&p, n)") == GMLE__CU_SITE_ALLOC);
+  CHECK(gmle__cu_site_of("cudaHostAlloc(&p, n, 0)") == GMLE__CU_SITE_ALLOC);
+  CHECK(gmle__cu_site_of("cublasDgemm(S->blas, ...)") == GMLE__CU_SITE_BLAS);
+  CHECK((GMLE__CU_SITE_ALLOC | GMLE__CU_SITE_COPY | GMLE__CU_SITE_KERNEL |
+         GMLE__CU_SITE_BLAS | GMLE__CU_SITE_SYNC) == GMLE__CU_SITE_ALL);
+}
+
 int main(int argc, char **argv) {
   CHECK_INIT(argc, argv);
   RUN(plan_geometry_depends_only_on_shape);
@@ -537,5 +584,7 @@ int main(int argc, char **argv) {
   RUN(plan_split_invariant_many_small_classes);
   RUN(plan_emulation_detects_split_dependent_cutting);
   RUN(plan_capacities_and_refusals);
+  RUN(cuda_errors_are_classified);
+  RUN(cuda_call_sites_are_classified);
   return CHECK_DONE();
 }
