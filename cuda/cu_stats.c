@@ -66,6 +66,17 @@ static size_t segs_per_sub(gmle__cu_geom g, size_t row_bytes, size_t bytes,
   return k < 1 ? 1 : k;
 }
 
+/* After an out-of-memory: halve the segments per sub-batch of a batch of n
+ * rows. 0 when they cannot shrink (the last retry is then at this size). */
+static int next_split(size_t *k, gmle__cu_geom g, size_t n) {
+  const size_t nseg = (n + (size_t)g.seg - 1) / (size_t)g.seg;
+  size_t kk = *k < nseg ? *k : nseg;
+  if (kk <= 1)
+    return 0;
+  *k = kk / 2;
+  return 1;
+}
+
 /* What one batch's run shares across its sub-batches. */
 typedef struct run {
   cu_state *S;
@@ -466,15 +477,16 @@ gmle_status gmle__cu_accumulate(gmle_context *ctx, const gmle__batch *b,
   const size_t row_bytes =
       b->dim * isz + (b->labels ? 4 : 0) + (b->weights ? 8 : 0);
   size_t k = segs_per_sub(R.g, row_bytes, SUB_BYTES, R.L);
-  for (;;) {
+  for (int last = 0;;) {
     st = accumulate_run(S, b, out, k);
-    if (st != GMLE_E_DEVICE_OOM || k <= 1 || (size_t)R.g.seg >= b->n_rows)
+    if (st != GMLE_E_DEVICE_OOM || last)
       break;
     /* Out of device memory: drop the cached buffers, halve the
      * sub-batches (whole segments: the same sums in the same order) and
-     * run the batch again from the start. */
+     * run the batch again from the start; at one segment, once more with
+     * the buffers released. */
     gmle__cu_release_all(S);
-    k /= 2;
+    last = !next_split(&k, R.g, b->n_rows);
   }
   return st;
 }
@@ -726,7 +738,7 @@ gmle_status gmle__cu_add_device(gmle_context *ctx,
   dev_run_init(&R, S, b);
   size_t k = segs_per_sub(R.g, 1, (size_t)MAX_SUB, R.L);
   int validated = 0;
-  for (;;) {
+  for (int last = 0;;) {
     if (!validated) {
       st = validate_device(S, b, present);
       validated = st == GMLE_OK;
@@ -736,12 +748,12 @@ gmle_status gmle__cu_add_device(gmle_context *ctx,
     if (st == GMLE_OK)
       break;
     dev_result_release(out);
-    if (st != GMLE_E_DEVICE_OOM || k <= 1 || (size_t)R.g.seg >= b->n_rows)
+    if (st != GMLE_E_DEVICE_OOM || last)
       break;
     /* Out of device memory: sub-batches of half as many segments (the
      * same sums in the same order), from the start. */
     gmle__cu_release_all(S);
-    k /= 2;
+    last = !next_split(&k, R.g, b->n_rows);
   }
   free(present);
   return st;
