@@ -60,10 +60,12 @@ typedef struct gmle__cu_geom {
   int64_t rmax; /* most rows per chunk (a power of two, <= seg) */
 } gmle__cu_geom;
 
-/* The geometry for rows of `dim` elements of `elem_bytes` bytes, where a
- * chunk occupies `blocks_per_chunk` thread blocks (Gram tiles, or column
- * tiles on the diagonal path). Depends on nothing else. */
-gmle__cu_geom gmle__cu_plan_geom(size_t dim, size_t elem_bytes,
+/* The geometry for rows of `dim` elements of `elem_bytes` bytes with
+ * n_labels labels, where a chunk occupies `blocks_per_chunk` thread blocks
+ * (Gram tiles, or column tiles on the diagonal path). Depends on nothing
+ * else. Segments hold about 16 MiB of rows, more (up to 256 MiB) when that
+ * is fewer than 64 rows per label. */
+gmle__cu_geom gmle__cu_plan_geom(size_t dim, size_t elem_bytes, size_t n_labels,
                                  int64_t blocks_per_chunk);
 
 /* Segments in a sub-batch of n_rows rows. */

@@ -106,8 +106,8 @@ static void run_geometry(run *R) {
   R->t = gmle__cu_gram_tile((int64_t)R->D);
   R->n_tiles = gmle__cu_gram_tiles((int64_t)R->D, R->t);
   R->n_ct = ((int64_t)R->D + 31) / 32;
-  R->g =
-      gmle__cu_plan_geom(R->D, R->f64 ? 8 : 4, R->diag ? R->n_ct : R->n_tiles);
+  R->g = gmle__cu_plan_geom(R->D, R->f64 ? 8 : 4, R->L,
+                            R->diag ? R->n_ct : R->n_tiles);
 }
 
 /* Sizes and device/pinned buffers of a run over sub-batches of n_sub rows

@@ -377,24 +377,39 @@ static void check_split_invariance(const data *d, gmle__cu_geom g) {
 
 TEST(plan_geometry_depends_only_on_shape) {
   const size_t dims[] = {1, 13, 40, 128, 512, 1024, 5000};
+  const size_t labels[] = {1, 4, 1000, 100000};
   for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
     for (size_t isz = 4; isz <= 8; isz += 4)
-      for (int64_t bpc = 1; bpc <= 4096; bpc *= 8) {
-        const gmle__cu_geom g = gmle__cu_plan_geom(dims[i], isz, bpc);
-        CHECK(g.seg >= 1024 && g.seg <= ((int64_t)1 << 20));
-        CHECK((g.seg & (g.seg - 1)) == 0 && (g.rmax & (g.rmax - 1)) == 0);
-        CHECK(g.rmax >= 1 && g.rmax <= g.seg);
-        /* A segment's rows stay within 16 MiB unless at the floor. */
-        CHECK(g.seg == 1024 ||
-              (size_t)g.seg * dims[i] * isz <= ((size_t)16 << 20));
-        /* Enough chunks for the target number of blocks, down to the
-         * floor of 256 rows. */
-        CHECK(g.rmax == 256 || g.rmax == g.seg ||
-              (g.seg / g.rmax) * bpc >= 1024 / 2);
-        const gmle__cu_geom h = gmle__cu_plan_geom(dims[i], isz, bpc);
-        CHECK(h.seg == g.seg && h.rmax == g.rmax);
-      }
-  CHECK(gmle__cu_plan_nseg(0, gmle__cu_plan_geom(13, 4, 1)) == 0);
+      for (size_t li = 0; li < sizeof labels / sizeof labels[0]; li++)
+        for (int64_t bpc = 1; bpc <= 4096; bpc *= 8) {
+          const size_t L = labels[li], row = dims[i] * isz;
+          const gmle__cu_geom g = gmle__cu_plan_geom(dims[i], isz, L, bpc);
+          CHECK(g.seg >= 1024 && g.seg <= ((int64_t)1 << 20));
+          CHECK((g.seg & (g.seg - 1)) == 0 && (g.rmax & (g.rmax - 1)) == 0);
+          CHECK(g.rmax >= 1 && g.rmax <= g.seg);
+          /* A segment's rows stay within 16 MiB, or 256 MiB with many
+           * labels, unless at the floor of 1024 rows. */
+          const size_t bytes = (size_t)g.seg * row;
+          CHECK(g.seg == 1024 || bytes <= ((size_t)16 << 20) ||
+                (bytes <= ((size_t)256 << 20) && (size_t)g.seg <= 128 * L));
+          /* Many labels: at least 32 rows per label, unless capped. */
+          CHECK((size_t)g.seg >= 32 * L || bytes * 2 > ((size_t)256 << 20) ||
+                g.seg == ((int64_t)1 << 20));
+          /* Enough chunks for the target number of blocks, down to the
+           * floor of 256 rows. */
+          CHECK(g.rmax == 256 || g.rmax == g.seg ||
+                (g.seg / g.rmax) * bpc >= 1024 / 2);
+          const gmle__cu_geom h = gmle__cu_plan_geom(dims[i], isz, L, bpc);
+          CHECK(h.seg == g.seg && h.rmax == g.rmax);
+        }
+  /* 13 float32 features: 16 MiB holds 2^18 rows, 262 per label of 1000,
+   * so the segment does not grow. 1024 features: 4096 rows, which grow to
+   * 2^15 (32 per label) for 1000 labels. */
+  CHECK(gmle__cu_plan_geom(13, 4, 1000, 1).seg == ((int64_t)1 << 18));
+  CHECK(gmle__cu_plan_geom(13, 4, 1, 1).seg == ((int64_t)1 << 18));
+  CHECK(gmle__cu_plan_geom(1024, 4, 1, 136).seg == 4096);
+  CHECK(gmle__cu_plan_geom(1024, 4, 1000, 136).seg == 32768);
+  CHECK(gmle__cu_plan_nseg(0, gmle__cu_plan_geom(13, 4, 1, 1)) == 0);
   const gmle__cu_geom g = {1024, 256};
   CHECK(gmle__cu_plan_nseg(1, g) == 1);
   CHECK(gmle__cu_plan_nseg(1024, g) == 1);
