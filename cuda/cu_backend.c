@@ -247,7 +247,7 @@ static void fault_init(cu_state *S) {
 /* Workspace                                                                */
 /* ------------------------------------------------------------------------ */
 
-static const char *const dev_buf_name[DB_N] = {"staging slot 0",
+static const char *const dev_buf_name[] = {"staging slot 0",
                                                "staging slot 1",
                                                "staging slot 2",
                                                "routing keys",
@@ -268,6 +268,9 @@ static const char *const dev_buf_name[DB_N] = {"staging slot 0",
                                                "scoring GEMM tile",
                                                "scoring output",
                                                "cuBLAS workspace"};
+
+_Static_assert(sizeof dev_buf_name / sizeof dev_buf_name[0] == DB_N,
+               "a name for every device buffer");
 
 gmle_status gmle__cu_dev(cu_state *S, int id, size_t bytes, void **p) {
   cu_buf *b = &S->dev[id];

@@ -12,6 +12,11 @@
 #define ROWS_PER_LABEL ((size_t)64)
 #define MIN_SEG ((int64_t)1024)
 #define MAX_SEG ((int64_t)1 << 20)
+/* The most rows per sub-batch (positions in the routed order are 32-bit;
+ * CUB's sort takes an int count), and the most (label, segment) routing
+ * keys. */
+#define MAX_SUB ((int64_t)1 << 24)
+#define MAX_KEYS ((size_t)1 << 24)
 /* Thread blocks one segment aims to give, and the fewest rows per chunk. */
 #define TARGET_BLOCKS ((int64_t)1024)
 #define MIN_RMAX ((int64_t)256)
@@ -129,4 +134,23 @@ int gmle__cu_plan_sub(gmle__cu_geom g, int64_t n_rows, size_t n_labels,
     sg->n_list = p->n_list - sg->list0;
   }
   return 0;
+}
+
+size_t gmle__cu_plan_segs_per_sub(gmle__cu_geom g, size_t row_bytes,
+                                  size_t bytes, size_t n_labels) {
+  size_t k = bytes / ((size_t)g.seg * (row_bytes ? row_bytes : 1));
+  if (k > (size_t)(MAX_SUB / g.seg))
+    k = (size_t)(MAX_SUB / g.seg);
+  if (n_labels > 1 && k > MAX_KEYS / n_labels)
+    k = MAX_KEYS / n_labels;
+  return k < 1 ? 1 : k;
+}
+
+int gmle__cu_plan_next_split(size_t *k, gmle__cu_geom g, size_t n_rows) {
+  const size_t nseg = gmle__cu_plan_nseg((int64_t)n_rows, g);
+  const size_t kk = *k < nseg ? *k : nseg;
+  if (kk <= 1)
+    return 0;
+  *k = kk / 2;
+  return 1;
 }

@@ -68,6 +68,16 @@ typedef struct gmle__cu_geom {
 gmle__cu_geom gmle__cu_plan_geom(size_t dim, size_t elem_bytes, size_t n_labels,
                                  int64_t blocks_per_chunk);
 
+/* Segments per sub-batch: about `bytes` of rows of row_bytes bytes, at
+ * most 2^24 rows and 2^24 (label, segment) routing keys, at least one. */
+size_t gmle__cu_plan_segs_per_sub(gmle__cu_geom g, size_t row_bytes,
+                                  size_t bytes, size_t n_labels);
+
+/* After an out-of-memory: halve *k, the segments per sub-batch of a batch
+ * of n_rows rows (as many as the batch has, at most). 0 when they cannot
+ * shrink (the caller then retries once more at this size, or gives up). */
+int gmle__cu_plan_next_split(size_t *k, gmle__cu_geom g, size_t n_rows);
+
 /* Segments in a sub-batch of n_rows rows. */
 size_t gmle__cu_plan_nseg(int64_t n_rows, gmle__cu_geom g);
 

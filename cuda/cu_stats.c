@@ -38,12 +38,8 @@
 #include <math.h>
 #include <string.h>
 
-/* Bytes of rows per staged sub-batch, and the most rows per sub-batch
- * (positions in the routed order are 32-bit; the CUB sort takes int). */
+/* Bytes of rows per staged sub-batch. */
 #define SUB_BYTES ((size_t)64 << 20)
-#define MAX_SUB ((int64_t)1 << 24)
-/* Most (label, segment) keys per sub-batch. */
-#define MAX_KEYS ((size_t)1 << 24)
 
 static size_t align_up(size_t v) { return (v + 255) / 256 * 256; }
 
@@ -52,29 +48,6 @@ static int bits_for(size_t max_key) {
   while (b < 32 && (max_key >> b) != 0)
     b++;
   return b < 1 ? 1 : b;
-}
-
-/* Segments per sub-batch: about `bytes` of rows, at most MAX_SUB rows and
- * MAX_KEYS routing keys, at least one. */
-static size_t segs_per_sub(gmle__cu_geom g, size_t row_bytes, size_t bytes,
-                           size_t n_labels) {
-  size_t k = bytes / ((size_t)g.seg * (row_bytes ? row_bytes : 1));
-  if (k > (size_t)(MAX_SUB / g.seg))
-    k = (size_t)(MAX_SUB / g.seg);
-  if (n_labels > 1 && k > MAX_KEYS / n_labels)
-    k = MAX_KEYS / n_labels;
-  return k < 1 ? 1 : k;
-}
-
-/* After an out-of-memory: halve the segments per sub-batch of a batch of n
- * rows. 0 when they cannot shrink (the last retry is then at this size). */
-static int next_split(size_t *k, gmle__cu_geom g, size_t n) {
-  const size_t nseg = (n + (size_t)g.seg - 1) / (size_t)g.seg;
-  size_t kk = *k < nseg ? *k : nseg;
-  if (kk <= 1)
-    return 0;
-  *k = kk / 2;
-  return 1;
 }
 
 /* What one batch's run shares across its sub-batches. */
@@ -476,7 +449,7 @@ gmle_status gmle__cu_accumulate(gmle_context *ctx, const gmle__batch *b,
   const size_t isz = R.f64 ? 8 : 4;
   const size_t row_bytes =
       b->dim * isz + (b->labels ? 4 : 0) + (b->weights ? 8 : 0);
-  size_t k = segs_per_sub(R.g, row_bytes, SUB_BYTES, R.L);
+  size_t k = gmle__cu_plan_segs_per_sub(R.g, row_bytes, SUB_BYTES, R.L);
   for (int last = 0;;) {
     st = accumulate_run(S, b, out, k);
     if (st != GMLE_E_DEVICE_OOM || last)
@@ -486,7 +459,7 @@ gmle_status gmle__cu_accumulate(gmle_context *ctx, const gmle__batch *b,
      * run the batch again from the start; at one segment, once more with
      * the buffers released. */
     gmle__cu_release_all(S);
-    last = !next_split(&k, R.g, b->n_rows);
+    last = !gmle__cu_plan_next_split(&k, R.g, b->n_rows);
   }
   return st;
 }
@@ -736,7 +709,7 @@ gmle_status gmle__cu_add_device(gmle_context *ctx,
   /* Nothing is staged: sub-batches as large as the routing allows. */
   run R;
   dev_run_init(&R, S, b);
-  size_t k = segs_per_sub(R.g, 1, (size_t)MAX_SUB, R.L);
+  size_t k = gmle__cu_plan_segs_per_sub(R.g, 1, (size_t)-1, R.L);
   int validated = 0;
   for (int last = 0;;) {
     if (!validated) {
@@ -753,7 +726,7 @@ gmle_status gmle__cu_add_device(gmle_context *ctx,
     /* Out of device memory: sub-batches of half as many segments (the
      * same sums in the same order), from the start. */
     gmle__cu_release_all(S);
-    last = !next_split(&k, R.g, b->n_rows);
+    last = !gmle__cu_plan_next_split(&k, R.g, b->n_rows);
   }
   free(present);
   return st;

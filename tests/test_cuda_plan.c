@@ -545,6 +545,29 @@ out:
   free(p.segs);
 }
 
+/* Sub-batches: whole segments, bounded rows and routing keys; after an
+ * out-of-memory they halve until one segment, then stop. */
+TEST(plan_sub_batches_and_oom_splits) {
+  const gmle__cu_geom g = gmle__cu_plan_geom(20, 8, 4, 1); /* 65536 rows */
+  CHECK(g.seg == 65536);
+  /* 64 MiB of rows of 20 float64, a label and a weight: 5 segments. */
+  CHECK(gmle__cu_plan_segs_per_sub(g, 172, (size_t)64 << 20, 4) == 5);
+  CHECK(gmle__cu_plan_segs_per_sub(g, 1, (size_t)-1, 1) == 256); /* 2^24 */
+  CHECK(gmle__cu_plan_segs_per_sub(g, 1, (size_t)-1, 100000) == 167);
+  CHECK(gmle__cu_plan_segs_per_sub(g, 1, (size_t)-1, (size_t)1 << 30) == 1);
+  CHECK(gmle__cu_plan_segs_per_sub(g, (size_t)1 << 30, 1, 1) == 1);
+  /* 470000 rows = 8 segments: 5 -> 2 -> 1, then no more. */
+  size_t k = 5;
+  CHECK(gmle__cu_plan_next_split(&k, g, 470000) == 1 && k == 2);
+  CHECK(gmle__cu_plan_next_split(&k, g, 470000) == 1 && k == 1);
+  CHECK(gmle__cu_plan_next_split(&k, g, 470000) == 0 && k == 1);
+  /* k larger than the batch: starts from the batch's segments. */
+  k = 256;
+  CHECK(gmle__cu_plan_next_split(&k, g, 470000) == 1 && k == 4);
+  k = 256;
+  CHECK(gmle__cu_plan_next_split(&k, g, 1000) == 0 && k == 256);
+}
+
 /* Out of memory splits and retries; the sticky errors (kernel faults,
  * launch timeout, ECC, ...) lose the context; the rest are transient. The
  * numbers are the CUDA runtime's (cu_backend.c checks them against its
@@ -599,6 +622,7 @@ int main(int argc, char **argv) {
   RUN(plan_split_invariant_many_small_classes);
   RUN(plan_emulation_detects_split_dependent_cutting);
   RUN(plan_capacities_and_refusals);
+  RUN(plan_sub_batches_and_oom_splits);
   RUN(cuda_errors_are_classified);
   RUN(cuda_call_sites_are_classified);
   return CHECK_DONE();
