@@ -265,64 +265,81 @@ static void measure_limits(cublasHandle_t h, limits *L) {
   CK(cudaEventDestroy(b));
 }
 
-/* cuBLAS SYRK on N x D (row-major) -> D x D, rows per second. */
-static double syrk_rate(cublasHandle_t h, size_t N, int D, int dbl) {
-  void *A, *C;
-  CK(cudaMalloc(&A, N * (size_t)D * (dbl ? 8 : 4)));
-  CK(cudaMalloc(&C, (size_t)D * D * (dbl ? 8 : 4)));
-  CK(cudaMemset(A, 0, N * (size_t)D * (dbl ? 8 : 4)));
+/* The best of 3 timed runs of a cuBLAS product, after a warm-up. */
+typedef struct product {
+  cublasHandle_t h;
+  int kind; /* 0: SSYRK, 1: DSYRK, 2: SGEMM (op(A) = A^T) */
+  int m, n, k;
+  void *A, *B, *C;
+} product;
+
+static void product_run(const product *p) {
+  const float f1 = 1, f0 = 0;
+  const double d1 = 1, d0 = 0;
+  switch (p->kind) {
+  case 0:
+    CB(cublasSsyrk(p->h, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, p->m, p->k, &f1,
+                   p->A, p->m, &f0, p->C, p->m));
+    break;
+  case 1:
+    CB(cublasDsyrk(p->h, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, p->m, p->k, &d1,
+                   p->A, p->m, &d0, p->C, p->m));
+    break;
+  default:
+    CB(cublasSgemm(p->h, CUBLAS_OP_T, CUBLAS_OP_N, p->m, p->n, p->k, &f1, p->A,
+                   p->k, p->B, p->k, &f0, p->C, p->m));
+  }
+}
+
+static double product_seconds(const product *p) {
   cudaEvent_t a, b;
   CK(cudaEventCreate(&a));
   CK(cudaEventCreate(&b));
-  const float f1 = 1, f0 = 0;
-  const double d1 = 1, d0 = 0;
   double best = 1e30;
   for (int r = 0; r < 4; r++) {
     CK(cudaEventRecord(a, 0));
-    if (dbl)
-      CB(cublasDsyrk(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, D, (int)N, &d1, A,
-                     D, &d0, C, D));
-    else
-      CB(cublasSsyrk(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, D, (int)N, &f1, A,
-                     D, &f0, C, D));
+    product_run(p);
     CK(cudaEventRecord(b, 0));
     const double t = time_events(a, b);
-    best = r > 0 && t < best ? t : best;
+    best = r > 0 && t < best ? t : best; /* the first is a warm-up */
   }
   CK(cudaEventDestroy(a));
   CK(cudaEventDestroy(b));
-  CK(cudaFree(A));
-  CK(cudaFree(C));
-  return (double)N / best;
+  return best;
+}
+
+/* Zeroed device memory for a product's operand. */
+static void *zeros(size_t bytes) {
+  void *p = NULL;
+  CK(cudaMalloc(&p, bytes ? bytes : 1));
+  CK(cudaMemset(p, 0, bytes ? bytes : 1));
+  return p;
+}
+
+/* cuBLAS SYRK on N x D (row-major) -> D x D, rows per second (default
+ * math: no TF32). */
+static double syrk_rate(cublasHandle_t h, size_t N, int D, int dbl) {
+  const size_t es = dbl ? 8 : 4;
+  product p = {h, dbl ? 1 : 0, D, 0, (int)N, NULL, NULL, NULL};
+  p.A = zeros(N * (size_t)D * es);
+  p.C = zeros((size_t)D * D * es);
+  const double t = product_seconds(&p);
+  CK(cudaFree(p.A));
+  CK(cudaFree(p.C));
+  return (double)N / t;
 }
 
 /* cuBLAS SGEMM (default math: no TF32) on an m x n x k product, TFLOP/s. */
 static double sgemm_rate(cublasHandle_t h, int m, int n, int k) {
-  void *A, *B, *C;
-  CK(cudaMalloc(&A, (size_t)m * k * 4));
-  CK(cudaMalloc(&B, (size_t)k * n * 4));
-  CK(cudaMalloc(&C, (size_t)m * n * 4));
-  CK(cudaMemset(A, 0, (size_t)m * k * 4));
-  CK(cudaMemset(B, 0, (size_t)k * n * 4));
-  cudaEvent_t a, b;
-  CK(cudaEventCreate(&a));
-  CK(cudaEventCreate(&b));
-  const float f1 = 1, f0 = 0;
-  double best = 1e30;
-  for (int r = 0; r < 4; r++) {
-    CK(cudaEventRecord(a, 0));
-    CB(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &f1, A, k, B, k, &f0,
-                   C, m));
-    CK(cudaEventRecord(b, 0));
-    const double t = time_events(a, b);
-    best = r > 0 && t < best ? t : best;
-  }
-  CK(cudaEventDestroy(a));
-  CK(cudaEventDestroy(b));
-  CK(cudaFree(A));
-  CK(cudaFree(B));
-  CK(cudaFree(C));
-  return 2.0 * m * (double)n * k / best * 1e-12;
+  product p = {h, 2, m, n, k, NULL, NULL, NULL};
+  p.A = zeros((size_t)m * k * 4);
+  p.B = zeros((size_t)k * n * 4);
+  p.C = zeros((size_t)m * n * 4);
+  const double t = product_seconds(&p);
+  CK(cudaFree(p.A));
+  CK(cudaFree(p.B));
+  CK(cudaFree(p.C));
+  return 2.0 * m * (double)n * k / t * 1e-12;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -940,53 +940,38 @@ static long stats_fault_sweep(fault_ref *f, gmle_cuda_fault kind, unsigned site,
   return fired + recovered;
 }
 
-TEST(gpu_fault_sweep_error_at_every_site) {
+/* The statistics sweeps of one fault kind at every site but cuBLAS (the
+ * statistics make no cuBLAS call: see the scoring sweeps); out-of-memory:
+ * at allocations, from host and from device memory. */
+static void stats_fault_sweeps(gmle_cuda_fault kind) {
   fault_ref f;
-  if (!have_gpu)
-    return;
   if (fault_ref_make(&f) != 0) {
     CHECK(!"fault_ref_make");
+  } else if (kind == GMLE_CUDA_FAULT_OOM) {
+    stats_fault_sweep(&f, kind, GMLE_CUDA_SITE_ALLOC, "allocations", 0);
+    stats_fault_sweep(&f, kind, GMLE_CUDA_SITE_ALLOC, "allocations", 1);
   } else {
-    for (size_t i = 0; i < sizeof fault_sites / sizeof fault_sites[0]; i++) {
-      if (fault_sites[i].site == GMLE_CUDA_SITE_BLAS)
-        continue; /* no cuBLAS in the statistics: see the scoring sweep */
-      CHECK(stats_fault_sweep(&f, GMLE_CUDA_FAULT_ERROR, fault_sites[i].site,
-                              fault_sites[i].name, 0) >= 1);
-    }
+    for (size_t i = 0; i < sizeof fault_sites / sizeof fault_sites[0]; i++)
+      if (fault_sites[i].site != GMLE_CUDA_SITE_BLAS)
+        CHECK(stats_fault_sweep(&f, kind, fault_sites[i].site,
+                                fault_sites[i].name, 0) >= 1);
   }
   fault_ref_free(&f);
+}
+
+TEST(gpu_fault_sweep_error_at_every_site) {
+  if (have_gpu)
+    stats_fault_sweeps(GMLE_CUDA_FAULT_ERROR);
 }
 
 TEST(gpu_fault_sweep_oom_retries_bit_identical) {
-  fault_ref f;
-  if (!have_gpu)
-    return;
-  if (fault_ref_make(&f) != 0) {
-    CHECK(!"fault_ref_make");
-  } else {
-    stats_fault_sweep(&f, GMLE_CUDA_FAULT_OOM, GMLE_CUDA_SITE_ALLOC,
-                      "allocations", 0);
-    stats_fault_sweep(&f, GMLE_CUDA_FAULT_OOM, GMLE_CUDA_SITE_ALLOC,
-                      "allocations", 1);
-  }
-  fault_ref_free(&f);
+  if (have_gpu)
+    stats_fault_sweeps(GMLE_CUDA_FAULT_OOM);
 }
 
 TEST(gpu_fault_sweep_sticky_loses_context_and_cpu_continues) {
-  fault_ref f;
-  if (!have_gpu)
-    return;
-  if (fault_ref_make(&f) != 0) {
-    CHECK(!"fault_ref_make");
-  } else {
-    for (size_t i = 0; i < sizeof fault_sites / sizeof fault_sites[0]; i++) {
-      if (fault_sites[i].site == GMLE_CUDA_SITE_BLAS)
-        continue;
-      CHECK(stats_fault_sweep(&f, GMLE_CUDA_FAULT_STICKY, fault_sites[i].site,
-                              fault_sites[i].name, 0) >= 1);
-    }
-  }
-  fault_ref_free(&f);
+  if (have_gpu)
+    stats_fault_sweeps(GMLE_CUDA_FAULT_STICKY);
 }
 
 /* Scoring (cuBLAS included): for k = 1, 2, ... at every site, on a fresh
