@@ -11,10 +11,15 @@
  * With a GPU (cudaGetDeviceCount > 0): statistics and every scoring output
  * compared with the CPU backend (statistics 1e-12, scores 1e-10 relative),
  * bit-identical repeated runs, 1000 classes, device-resident input,
- * validation of device data, fault-injection sweeps (statistics unchanged
- * after a failed batch; out-of-memory split and retried; a lost context
- * refuses every later call while a CPU continuation of its statistics gives
- * the same model), and indices beyond 2^31 elements. */
+ * validation of device data, fault-injection sweeps over k at every kind of
+ * call site (gmle_cuda_inject_fault_at: allocations, copies, kernel
+ * launches, stream/event calls, cuBLAS in scoring): statistics unchanged
+ * after a failed batch; an out-of-memory split and retried gives
+ * statistics bit-identical to an undisturbed run (host and device input);
+ * after a sticky fault the context refuses every later call, its
+ * statistics save and load, and a CPU continuation gives the same model;
+ * and indices beyond 2^31 elements. The chunk plan behind the bit-identical
+ * retries is checked without a GPU in test_cuda_plan.c. */
 #define _GNU_SOURCE /* dl_iterate_phdr, dlopen */
 #include "check.h"
 #include "testutil.h"
