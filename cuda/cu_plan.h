@@ -19,9 +19,10 @@
  *   row's position relative to the chunk's start.
  * - Each segment is one launch. A class with one chunk in the segment adds
  *   it straight into its accumulator (acc += P); a class with m > 1 chunks
- *   writes m partials, and the reduction kernel adds s = P_0 + ... + P_m-1
- *   (in chunk order) into the accumulator (acc += s). Segments are launched
- *   in order on one stream.
+ *   writes m partials, and the reduction kernel adds their sum s into the
+ *   accumulator (acc += s), s summed in an order fixed by m alone (lane l
+ *   of a warp adds P_l, P_l+32, ... in order, then a fixed butterfly over
+ *   the 32 lanes). Segments are launched in order on one stream.
  * So, for every class, acc = (((0 + s_seg0) + s_seg1) + ...) over the
  * segments holding it, in row order, with each s a fixed function of the
  * segment: the same floating-point operations for any split.
@@ -48,8 +49,8 @@ typedef struct gmle__cu_chunk {
 } gmle__cu_chunk;
 
 /* A class with several chunks in a segment: partials part_first ..
- * part_first+n_parts-1 are summed in that order, and the sum added into
- * slot's accumulators. */
+ * part_first+n_parts-1 are summed (in an order fixed by n_parts) and the
+ * sum added into slot's accumulators. */
 typedef struct gmle__cu_group {
   int32_t slot, part_first, n_parts, pad_;
 } gmle__cu_group;

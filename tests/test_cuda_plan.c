@@ -121,6 +121,22 @@ static void chunk_partial(const data *d, const uint32_t *idx, size_t r0,
   }
 }
 
+/* The sum of a group's partials (element e of 3) as the reduction kernels
+ * take it: lane l of a warp adds parts l, l + 32, ... in order, then a
+ * butterfly (s_l += s_(l xor off) for off = 16, 8, 4, 2, 1); lane 0's. */
+static double group_sum(const double *part, const gmle__cu_group *gr, int e) {
+  double lane[32] = {0}, next[32];
+  for (int l = 0; l < 32; l++)
+    for (int32_t k = l; k < gr->n_parts; k += 32)
+      lane[l] += part[3 * (size_t)(gr->part_first + k) + (size_t)e];
+  for (int off = 16; off > 0; off >>= 1) {
+    for (int l = 0; l < 32; l++)
+      next[l] = lane[l] + lane[l ^ off];
+    memcpy(lane, next, sizeof lane);
+  }
+  return lane[0];
+}
+
 /* Route the sub-batch [r0, r0+ni): a stable counting sort of its rows by
  * the key label * nseg + segment (the device's radix sort), and the
  * bounds of every key. */
@@ -279,11 +295,8 @@ static int emulate(const data *d, gmle__cu_geom g, size_t k, accs *a,
       for (size_t q = sg->group0; q < sg->group0 + sg->n_groups; q++) {
         const gmle__cu_group *gr = &p.groups[q];
         for (int e = 0; e < 3; e++) {
-          double t = 0.0;
-          for (int32_t j = 0; j < gr->n_parts; j++)
-            t += part[3 * (size_t)(gr->part_first + j) + (size_t)e];
           double *acc = e == 0 ? a->w : e == 1 ? a->s : a->q;
-          acc[gr->slot] += t;
+          acc[gr->slot] += group_sum(part, gr, e);
         }
       }
     }
