@@ -3,15 +3,15 @@
  * tests/test_cuda_plan.c. */
 #include "cu_plan.h"
 
-/* Bytes of rows per segment, and the segment bounds in rows. Segments
- * grow (up to MAX_SEG_BYTES) to hold ROWS_PER_LABEL rows per label, so
- * that with many classes a class's chunk in a segment is not a handful of
- * rows (per-chunk costs would then grow with the number of classes). */
-#define SEG_BYTES ((size_t)16 << 20)
+/* Segments hold seg_bytes of rows (gmle__cu_plan_geom), and grow (up to
+ * MAX_SEG_BYTES, or seg_bytes if larger) to hold ROWS_PER_LABEL rows per
+ * label, so that with many classes a class's chunk in a segment is not a
+ * handful of rows (per-chunk costs would then grow with the number of
+ * classes). Bounds in rows: */
 #define MAX_SEG_BYTES ((size_t)256 << 20)
 #define ROWS_PER_LABEL ((size_t)64)
 #define MIN_SEG ((int64_t)1024)
-#define MAX_SEG ((int64_t)1 << 20)
+#define MAX_SEG ((int64_t)1 << 22)
 /* The most rows per sub-batch (positions in the routed order are 32-bit;
  * CUB's sort takes an int count), and the most (label, segment) routing
  * keys. */
@@ -32,12 +32,14 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) {
   return v < lo ? lo : v > hi ? hi : v;
 }
 
-gmle__cu_geom gmle__cu_plan_geom(size_t dim, size_t elem_bytes, size_t n_labels,
+gmle__cu_geom gmle__cu_plan_geom(size_t dim, size_t elem_bytes,
+                                 size_t seg_bytes, size_t n_labels,
                                  int64_t blocks_per_chunk) {
   gmle__cu_geom g;
   const size_t row = (dim ? dim : 1) * (elem_bytes ? elem_bytes : 1);
-  size_t per = SEG_BYTES / row;
-  const size_t cap = MAX_SEG_BYTES / row;
+  size_t per = seg_bytes / row;
+  const size_t cap =
+      (seg_bytes > MAX_SEG_BYTES ? seg_bytes : MAX_SEG_BYTES) / row;
   if (n_labels > per / ROWS_PER_LABEL)
     per = n_labels > cap / ROWS_PER_LABEL ? cap : n_labels * ROWS_PER_LABEL;
   g.seg = pow2_floor(clamp64(per > (size_t)MAX_SEG ? MAX_SEG : (int64_t)per,

@@ -61,12 +61,21 @@ typedef struct gmle__cu_geom {
   int64_t rmax; /* most rows per chunk (a power of two, <= seg) */
 } gmle__cu_geom;
 
+/* Bytes of rows per segment: host batches (the staging granularity, and
+ * the smallest sub-batch an out-of-memory retry goes down to), and batches
+ * already in device memory (larger, so that the launches of a segment are
+ * few against its work). */
+#define GMLE__CU_SEG_BYTES_HOST ((size_t)16 << 20)
+#define GMLE__CU_SEG_BYTES_DEVICE ((size_t)256 << 20)
+
 /* The geometry for rows of `dim` elements of `elem_bytes` bytes with
  * n_labels labels, where a chunk occupies `blocks_per_chunk` thread blocks
  * (Gram tiles, or column tiles on the diagonal path). Depends on nothing
- * else. Segments hold about 16 MiB of rows, more (up to 256 MiB) when that
- * is fewer than 64 rows per label. */
-gmle__cu_geom gmle__cu_plan_geom(size_t dim, size_t elem_bytes, size_t n_labels,
+ * else. Segments hold about seg_bytes of rows (a power of two from 1024 to
+ * 2^22 rows), more (up to 256 MiB) when that is fewer than 64 rows per
+ * label. */
+gmle__cu_geom gmle__cu_plan_geom(size_t dim, size_t elem_bytes,
+                                 size_t seg_bytes, size_t n_labels,
                                  int64_t blocks_per_chunk);
 
 /* Segments per sub-batch: about `bytes` of rows of row_bytes bytes, at

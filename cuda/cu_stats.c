@@ -4,12 +4,13 @@
  * (gmle_cuda_stats_add_device).
  *
  * A batch is cut into sub-batches of whole segments (cu_plan.h: segments
- * and chunk boundaries are fixed by the number of features and the element
- * size, so that the order of every float64 sum is the same however the
- * batch is split). For each sub-batch, on the compute stream: routing keys
- * (label, segment), a stable radix sort of the row indices by them (the
- * routed order: each class's rows contiguous, in row order), and the bounds
- * of every (label, segment) run, copied back; the host plans the chunks
+ * and chunk boundaries are fixed by the number of features, the element
+ * size, the number of labels and whether the rows come from the host or
+ * from device memory, so that the order of every float64 sum is the same
+ * however the batch is split). For each sub-batch, on the compute stream:
+ * routing keys (label, segment), a stable radix sort of the row indices by them
+ * (the routed order: each class's rows contiguous, in row order), and the
+ * bounds of every (label, segment) run, copied back; the host plans the chunks
  * (gmle__cu_plan_sub: several per large class, one per small class, which
  * then adds straight into its accumulators) and launches the kernels one
  * segment at a time (cuda/stats_kernels.cu), which add every chunk's
@@ -54,6 +55,7 @@ static int bits_for(size_t max_key) {
 typedef struct run {
   cu_state *S;
   size_t D, G, np, L;
+  size_t seg_bytes; /* GMLE__CU_SEG_BYTES_HOST or _DEVICE */
   int diag, f64, t;
   int64_t n_tiles, n_ct;
   gmle__cu_geom g;
@@ -79,7 +81,7 @@ static void run_geometry(run *R) {
   R->t = gmle__cu_gram_tile((int64_t)R->D);
   R->n_tiles = gmle__cu_gram_tiles((int64_t)R->D, R->t);
   R->n_ct = ((int64_t)R->D + 31) / 32;
-  R->g = gmle__cu_plan_geom(R->D, R->f64 ? 8 : 4, R->L,
+  R->g = gmle__cu_plan_geom(R->D, R->f64 ? 8 : 4, R->seg_bytes, R->L,
                             R->diag ? R->n_ct : R->n_tiles);
 }
 
@@ -361,6 +363,7 @@ static void host_run_init(run *R, cu_state *S, const gmle__batch *b,
   R->L = b->labels != NULL && np > 1 ? np : 1;
   R->diag = out->mode == GMLE_STATS_DIAG;
   R->f64 = b->dtype == GMLE_F64;
+  R->seg_bytes = GMLE__CU_SEG_BYTES_HOST;
   run_geometry(R);
 }
 
@@ -591,6 +594,7 @@ static void dev_run_init(run *R, cu_state *S, const gmle__cuda_dev_batch *b) {
   R->L = b->labels != NULL && b->n_classes > 1 ? b->n_classes : 1;
   R->diag = b->mode == GMLE_STATS_DIAG;
   R->f64 = b->dtype == GMLE_F64;
+  R->seg_bytes = GMLE__CU_SEG_BYTES_DEVICE;
   run_geometry(R);
 }
 

@@ -731,9 +731,10 @@ TEST(gpu_device_input_matches_host_input_and_is_validated) {
 /* ---- faults ---- */
 
 /* The sweeps' data: D = 20 float64 rows, so that cuda/cu_plan.c cuts
- * segments of 65536 rows: the second batch has 7 full segments and a ragged
- * one (two sub-batches; an out-of-memory retry halves them), 4 classes,
- * weights. */
+ * host batches into segments of 65536 rows: the second batch has 7 full
+ * segments and a ragged one (two sub-batches; an out-of-memory retry halves
+ * them), 4 classes, weights. From device memory it is one segment (2^20
+ * rows): a retry there runs again at that size with the buffers released. */
 #define FS_D 20
 #define FS_C 4
 #define FS_N1 3000

@@ -391,38 +391,52 @@ static void check_split_invariance(const data *d, gmle__cu_geom g) {
 TEST(plan_geometry_depends_only_on_shape) {
   const size_t dims[] = {1, 13, 40, 128, 512, 1024, 5000};
   const size_t labels[] = {1, 4, 1000, 100000};
+  const size_t seg_bytes[] = {GMLE__CU_SEG_BYTES_HOST,
+                              GMLE__CU_SEG_BYTES_DEVICE};
+  const size_t mib = (size_t)1 << 20;
   for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
     for (size_t isz = 4; isz <= 8; isz += 4)
       for (size_t li = 0; li < sizeof labels / sizeof labels[0]; li++)
-        for (int64_t bpc = 1; bpc <= 4096; bpc *= 8) {
-          const size_t L = labels[li], row = dims[i] * isz;
-          const gmle__cu_geom g = gmle__cu_plan_geom(dims[i], isz, L, bpc);
-          CHECK(g.seg >= 1024 && g.seg <= ((int64_t)1 << 20));
-          CHECK((g.seg & (g.seg - 1)) == 0 && (g.rmax & (g.rmax - 1)) == 0);
-          CHECK(g.rmax >= 1 && g.rmax <= g.seg);
-          /* A segment's rows stay within 16 MiB, or 256 MiB with many
-           * labels, unless at the floor of 1024 rows. */
-          const size_t bytes = (size_t)g.seg * row;
-          CHECK(g.seg == 1024 || bytes <= ((size_t)16 << 20) ||
-                (bytes <= ((size_t)256 << 20) && (size_t)g.seg <= 128 * L));
-          /* Many labels: at least 32 rows per label, unless capped. */
-          CHECK((size_t)g.seg >= 32 * L || bytes * 2 > ((size_t)256 << 20) ||
-                g.seg == ((int64_t)1 << 20));
-          /* Enough chunks for the target number of blocks, down to the
-           * floor of 256 rows. */
-          CHECK(g.rmax == 256 || g.rmax == g.seg ||
-                (g.seg / g.rmax) * bpc >= 1024 / 2);
-          const gmle__cu_geom h = gmle__cu_plan_geom(dims[i], isz, L, bpc);
-          CHECK(h.seg == g.seg && h.rmax == g.rmax);
-        }
-  /* 13 float32 features: 16 MiB holds 2^18 rows, 262 per label of 1000,
-   * so the segment does not grow. 1024 features: 4096 rows, which grow to
-   * 2^15 (32 per label) for 1000 labels. */
-  CHECK(gmle__cu_plan_geom(13, 4, 1000, 1).seg == ((int64_t)1 << 18));
-  CHECK(gmle__cu_plan_geom(13, 4, 1, 1).seg == ((int64_t)1 << 18));
-  CHECK(gmle__cu_plan_geom(1024, 4, 1, 136).seg == 4096);
-  CHECK(gmle__cu_plan_geom(1024, 4, 1000, 136).seg == 32768);
-  CHECK(gmle__cu_plan_nseg(0, gmle__cu_plan_geom(13, 4, 1, 1)) == 0);
+        for (size_t si = 0; si < 2; si++)
+          for (int64_t bpc = 1; bpc <= 4096; bpc *= 8) {
+            const size_t L = labels[li], row = dims[i] * isz;
+            const size_t sb = seg_bytes[si];
+            const size_t big = sb > 256 * mib ? sb : 256 * mib;
+            const gmle__cu_geom g =
+                gmle__cu_plan_geom(dims[i], isz, sb, L, bpc);
+            CHECK(g.seg >= 1024 && g.seg <= ((int64_t)1 << 22));
+            CHECK((g.seg & (g.seg - 1)) == 0 && (g.rmax & (g.rmax - 1)) == 0);
+            CHECK(g.rmax >= 1 && g.rmax <= g.seg);
+            /* A segment's rows stay within seg_bytes, or 256 MiB with many
+             * labels, unless at the floor of 1024 rows. */
+            const size_t bytes = (size_t)g.seg * row;
+            CHECK(g.seg == 1024 || bytes <= sb ||
+                  (bytes <= big && (size_t)g.seg <= 128 * L));
+            /* At least half of seg_bytes, unless at a bound. */
+            CHECK(bytes * 2 > sb || g.seg == ((int64_t)1 << 22));
+            /* Many labels: at least 32 rows per label, unless capped. */
+            CHECK((size_t)g.seg >= 32 * L || bytes * 2 > big ||
+                  g.seg == ((int64_t)1 << 22));
+            /* Enough chunks for the target number of blocks, down to the
+             * floor of 256 rows. */
+            CHECK(g.rmax == 256 || g.rmax == g.seg ||
+                  (g.seg / g.rmax) * bpc >= 1024 / 2);
+            const gmle__cu_geom h =
+                gmle__cu_plan_geom(dims[i], isz, sb, L, bpc);
+            CHECK(h.seg == g.seg && h.rmax == g.rmax);
+          }
+  /* 13 float32 features: 16 MiB hold 2^18 rows, 262 per label of 1000,
+   * so the segment does not grow; 256 MiB (device input) hold 2^22. 1024
+   * features: 4096 rows, which grow to 2^15 (32 per label) for 1000
+   * labels. */
+  const size_t H = GMLE__CU_SEG_BYTES_HOST;
+  CHECK(gmle__cu_plan_geom(13, 4, H, 1000, 1).seg == ((int64_t)1 << 18));
+  CHECK(gmle__cu_plan_geom(13, 4, H, 1, 1).seg == ((int64_t)1 << 18));
+  CHECK(gmle__cu_plan_geom(13, 4, GMLE__CU_SEG_BYTES_DEVICE, 1, 1).seg ==
+        ((int64_t)1 << 22));
+  CHECK(gmle__cu_plan_geom(1024, 4, H, 1, 136).seg == 4096);
+  CHECK(gmle__cu_plan_geom(1024, 4, H, 1000, 136).seg == 32768);
+  CHECK(gmle__cu_plan_nseg(0, gmle__cu_plan_geom(13, 4, H, 1, 1)) == 0);
   const gmle__cu_geom g = {1024, 256};
   CHECK(gmle__cu_plan_nseg(1, g) == 1);
   CHECK(gmle__cu_plan_nseg(1024, g) == 1);
@@ -561,7 +575,8 @@ out:
 /* Sub-batches: whole segments, bounded rows and routing keys; after an
  * out-of-memory they halve until one segment, then stop. */
 TEST(plan_sub_batches_and_oom_splits) {
-  const gmle__cu_geom g = gmle__cu_plan_geom(20, 8, 4, 1); /* 65536 rows */
+  const gmle__cu_geom g =
+      gmle__cu_plan_geom(20, 8, GMLE__CU_SEG_BYTES_HOST, 4, 1); /* 65536 */
   CHECK(g.seg == 65536);
   /* 64 MiB of rows of 20 float64, a label and a weight: 5 segments. */
   CHECK(gmle__cu_plan_segs_per_sub(g, 172, (size_t)64 << 20, 4) == 5);
