@@ -31,8 +31,8 @@ gmle_status gmle__cu_error(const gmle_context *ctx, gmle_status s,
   return s;
 }
 
-void gmle__cu_log(const gmle_context *ctx, gmle_log_level lvl,
-                  const char *fmt, ...) {
+void gmle__cu_log(const gmle_context *ctx, gmle_log_level lvl, const char *fmt,
+                  ...) {
   if (!gmle__cu_host || !gmle__cu_host->log)
     return;
   char msg[1024];
@@ -43,28 +43,32 @@ void gmle__cu_log(const gmle_context *ctx, gmle_log_level lvl,
   gmle__cu_host->log(ctx, lvl, msg);
 }
 
+/* The classification (cu_classify.c) names the codes as integers: they
+ * must be the runtime's. */
+_Static_assert(
+    cudaErrorMemoryAllocation == 2 && cudaErrorDevicesUnavailable == 46 &&
+        cudaErrorECCUncorrectable == 214 &&
+        cudaErrorNvlinkUncorrectable == 220 && cudaErrorIllegalAddress == 700 &&
+        cudaErrorLaunchTimeout == 702 && cudaErrorContextIsDestroyed == 709 &&
+        cudaErrorAssert == 710 && cudaErrorHardwareStackError == 714 &&
+        cudaErrorIllegalInstruction == 715 &&
+        cudaErrorMisalignedAddress == 716 &&
+        cudaErrorInvalidAddressSpace == 717 && cudaErrorInvalidPc == 718 &&
+        cudaErrorLaunchFailure == 719 && cudaErrorExternalDevice == 911 &&
+        cudaErrorUnknown == 999,
+    "CUDA error codes differ from cu_classify.c");
+
+_Static_assert(GMLE_CUDA_SITE_ALLOC == GMLE__CU_SITE_ALLOC &&
+                   GMLE_CUDA_SITE_COPY == GMLE__CU_SITE_COPY &&
+                   GMLE_CUDA_SITE_KERNEL == GMLE__CU_SITE_KERNEL &&
+                   GMLE_CUDA_SITE_BLAS == GMLE__CU_SITE_BLAS &&
+                   GMLE_CUDA_SITE_SYNC == GMLE__CU_SITE_SYNC &&
+                   GMLE_CUDA_SITE_ALL == GMLE__CU_SITE_ALL,
+               "gmle_cuda_site differs from cu_classify.h");
+
 /* Errors after which the CUDA context cannot be used again. */
 static int is_sticky(cudaError_t e) {
-  switch ((int)e) {
-  case 46:  /* cudaErrorDevicesUnavailable */
-  case 214: /* cudaErrorECCUncorrectable */
-  case 220: /* cudaErrorNvlinkUncorrectable */
-  case 700: /* cudaErrorIllegalAddress */
-  case 702: /* cudaErrorLaunchTimeout */
-  case 709: /* cudaErrorContextIsDestroyed */
-  case 710: /* cudaErrorAssert */
-  case 714: /* cudaErrorHardwareStackError */
-  case 715: /* cudaErrorIllegalInstruction */
-  case 716: /* cudaErrorMisalignedAddress */
-  case 717: /* cudaErrorInvalidAddressSpace */
-  case 718: /* cudaErrorInvalidPc */
-  case 719: /* cudaErrorLaunchFailure */
-  case 911: /* cudaErrorExternalDevice */
-  case 999: /* cudaErrorUnknown */
-    return 1;
-  default:
-    return 0;
-  }
+  return gmle__cu_error_kind((int)e) == GMLE__CU_STICKY;
 }
 
 size_t gmle__cu_free_mem(cu_state *S) {
@@ -117,8 +121,8 @@ gmle_status gmle__cu_fail(cu_state *S, cudaError_t e, const char *what, ...) {
                         S->device, call, err);
 }
 
-gmle_status gmle__cu_blas_fail(cu_state *S, cublasStatus_t e,
-                               const char *what, ...) {
+gmle_status gmle__cu_blas_fail(cu_state *S, cublasStatus_t e, const char *what,
+                               ...) {
   char call[320], err[320];
   va_list ap;
   va_start(ap, what);
@@ -130,8 +134,12 @@ gmle_status gmle__cu_blas_fail(cu_state *S, cublasStatus_t e,
     return gmle__cu_error(S->ctx, GMLE_E_DEVICE_OOM,
                           "CUDA device %d: %s: %s; %zu bytes free", S->device,
                           call, err, gmle__cu_free_mem(S));
-  /* An execution failure may be a kernel fault underneath. */
-  const cudaError_t under = cudaPeekAtLastError();
+  /* An execution failure may be a kernel fault underneath: the last
+   * error, or what the stream reports once its work has finished. */
+  cudaError_t under = cudaPeekAtLastError();
+  if (under == cudaSuccess && (e == CUBLAS_STATUS_EXECUTION_FAILED ||
+                               e == CUBLAS_STATUS_INTERNAL_ERROR))
+    under = cudaStreamSynchronize(S->compute);
   if (under != cudaSuccess && is_sticky(under)) {
     char both[640];
     snprintf(both, sizeof both, "%s; underlying CUDA error %s (%d)", err,
@@ -160,14 +168,13 @@ gmle_status gmle__cu_enter(cu_state *S) {
 /* Fault injection                                                          */
 /* ------------------------------------------------------------------------ */
 
-cudaError_t gmle__cu_inject(cu_state *S, int alloc) {
-  S->calls++;
-  if (alloc)
-    S->allocs++;
-  if (S->fault == GMLE_CUDA_FAULT_NONE || S->fault_at <= 0)
+cudaError_t gmle__cu_inject(cu_state *S, unsigned site) {
+  const unsigned want =
+      S->fault == GMLE_CUDA_FAULT_OOM ? GMLE__CU_SITE_ALLOC : S->fault_sites;
+  if (!(site & want))
     return cudaSuccess;
-  const long n = S->fault == GMLE_CUDA_FAULT_OOM ? S->allocs : S->calls;
-  if ((S->fault == GMLE_CUDA_FAULT_OOM && !alloc) || n != S->fault_at)
+  const long n = ++S->calls;
+  if (S->fault == GMLE_CUDA_FAULT_NONE || S->fault_at <= 0 || n != S->fault_at)
     return cudaSuccess;
   const gmle_cuda_fault kind = S->fault;
   S->fault_at = 0; /* one shot */
@@ -182,22 +189,26 @@ cudaError_t gmle__cu_inject(cu_state *S, int alloc) {
 }
 
 static gmle_status cu_inject_fault(gmle_context *ctx, gmle_cuda_fault kind,
-                                   long k) {
+                                   unsigned sites, long k) {
   cu_state *S = ctx->bstate;
   if (kind != GMLE_CUDA_FAULT_NONE && kind != GMLE_CUDA_FAULT_ERROR &&
       kind != GMLE_CUDA_FAULT_OOM && kind != GMLE_CUDA_FAULT_STICKY)
     return gmle__cu_error(ctx, GMLE_E_INVALID_ARG,
                           "cuda_inject_fault: unknown fault kind %d",
                           (int)kind);
+  if (sites & ~GMLE__CU_SITE_ALL)
+    return gmle__cu_error(ctx, GMLE_E_INVALID_ARG,
+                          "cuda_inject_fault: unknown call sites 0x%x", sites);
   S->fault = k > 0 ? kind : GMLE_CUDA_FAULT_NONE;
   S->fault_at = k > 0 ? k : 0;
-  S->calls = S->allocs = 0;
+  S->fault_sites = sites ? sites : GMLE__CU_SITE_ALL;
+  S->calls = 0;
   return GMLE_OK;
 }
 
 static long cu_call_count(const gmle_context *ctx) {
   const cu_state *S = ctx->bstate;
-  return S->fault == GMLE_CUDA_FAULT_OOM ? S->allocs : S->calls;
+  return S->calls;
 }
 
 static int cu_device_index(const gmle_context *ctx) {
@@ -225,18 +236,41 @@ static void fault_from_env(cu_state *S) {
   }
 }
 
+/* Counting starts with every site selected (the environment variable and
+ * gmle_cuda_inject_fault without sites). */
+static void fault_init(cu_state *S) {
+  S->fault_sites = GMLE__CU_SITE_ALL;
+  fault_from_env(S);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Workspace                                                                */
 /* ------------------------------------------------------------------------ */
 
-static const char *const dev_buf_name[DB_N] = {
-    "staging slot 0",     "staging slot 1",   "staging slot 2",
-    "sorted labels",      "routed order",     "row indices",
-    "sort scratch",       "class bounds",     "chunk table",
-    "moment partials",    "Gram partials",    "statistics accumulators",
-    "shifts",             "validation flags", "scoring rows",
-    "scoring centred rows", "scoring log-likelihoods", "scoring GEMM tile",
-    "scoring output",     "cuBLAS workspace"};
+static const char *const dev_buf_name[] = {"staging slot 0",
+                                               "staging slot 1",
+                                               "staging slot 2",
+                                               "routing keys",
+                                               "sorted labels",
+                                               "routed order",
+                                               "row indices",
+                                               "sort scratch",
+                                               "class bounds",
+                                               "chunk table",
+                                               "moment partials",
+                                               "Gram partials",
+                                               "statistics accumulators",
+                                               "shifts",
+                                               "validation flags",
+                                               "scoring rows",
+                                               "scoring centred rows",
+                                               "scoring log-likelihoods",
+                                               "scoring GEMM tile",
+                                               "scoring output",
+                                               "cuBLAS workspace"};
+
+_Static_assert(sizeof dev_buf_name / sizeof dev_buf_name[0] == DB_N,
+               "a name for every device buffer");
 
 gmle_status gmle__cu_dev(cu_state *S, int id, size_t bytes, void **p) {
   cu_buf *b = &S->dev[id];
@@ -245,15 +279,20 @@ gmle_status gmle__cu_dev(cu_state *S, int id, size_t bytes, void **p) {
     return GMLE_OK;
   }
   if (b->p) {
-    (void)cudaFree(b->p); /* synchronises the device */
+    /* cudaFree synchronises the device: a fault of earlier work shows
+     * here. */
+    const cudaError_t fe = cudaFree(b->p);
     b->p = NULL;
     b->bytes = 0;
+    if (fe != cudaSuccess)
+      return gmle__cu_fail(S, fe, "cudaFree(the %s, to grow it)",
+                           dev_buf_name[id]);
   }
   /* Whole 2 MiB pages above 2 MiB, 256 bytes below (the allocator's own
    * granularity), so that near sizes reuse the buffer. */
   const size_t gran = bytes > ((size_t)2 << 20) ? (size_t)2 << 20 : 256;
   const size_t want = bytes == 0 ? gran : (bytes + gran - 1) / gran * gran;
-  cudaError_t e = gmle__cu_inject(S, 1);
+  cudaError_t e = gmle__cu_inject(S, GMLE__CU_SITE_ALLOC);
   if (e == cudaSuccess)
     e = cudaMalloc(&b->p, want);
   if (e != cudaSuccess) {
@@ -273,13 +312,15 @@ gmle_status gmle__cu_pinned(cu_state *S, int id, size_t bytes, void **p) {
     return GMLE_OK;
   }
   if (b->p) {
-    (void)cudaFreeHost(b->p);
+    const cudaError_t fe = cudaFreeHost(b->p);
     b->p = NULL;
     b->bytes = 0;
+    if (fe != cudaSuccess)
+      return gmle__cu_fail(S, fe, "cudaFreeHost(pinned staging, to grow it)");
   }
   const size_t gran = (size_t)64 << 10;
   const size_t want = bytes == 0 ? gran : (bytes + gran - 1) / gran * gran;
-  cudaError_t e = gmle__cu_inject(S, 1);
+  cudaError_t e = gmle__cu_inject(S, GMLE__CU_SITE_ALLOC);
   if (e == cudaSuccess)
     e = cudaHostAlloc(&b->p, want, cudaHostAllocDefault);
   if (e != cudaSuccess) {
@@ -297,6 +338,27 @@ void gmle__cu_quiesce(cu_state *S) {
     (void)cudaGetLastError();
   if (cudaStreamSynchronize(S->compute) != cudaSuccess)
     (void)cudaGetLastError();
+}
+
+gmle_status gmle__cu_settle(cu_state *S, gmle_status st) {
+  if (S->lost)
+    return st;
+  cudaError_t e = cudaStreamSynchronize(S->copy);
+  const char *what = "cudaStreamSynchronize(copy), after a failure";
+  if (e == cudaSuccess) {
+    e = cudaStreamSynchronize(S->compute);
+    what = "cudaStreamSynchronize(compute), after a failure";
+  }
+  if (e != cudaSuccess && is_sticky(e)) {
+    char err[320];
+    snprintf(err, sizeof err, "%s (%s, %d)", cudaGetErrorString(e),
+             cudaGetErrorName(e), (int)e);
+    return lose(S, what, err);
+  }
+  if (e != cudaSuccess)
+    (void)cudaGetLastError();
+  gmle__cu_quiesce(S);
+  return st;
 }
 
 void gmle__cu_release_all(cu_state *S) {
@@ -332,8 +394,7 @@ static void pack_range(const pack_job *j) {
     return;
   }
   for (size_t r = j->lo; r < j->hi; r++)
-    memcpy(j->dst + r * j->row_bytes, j->src + r * j->src_stride,
-           j->row_bytes);
+    memcpy(j->dst + r * j->row_bytes, j->src + r * j->src_stride, j->row_bytes);
 }
 
 static void *pack_thread(void *arg) {
@@ -355,10 +416,10 @@ void gmle__cu_pack_rows(cu_state *S, void *dst, const void *src, size_t n,
   pthread_t th[PACK_MAX_THREADS];
   int started[PACK_MAX_THREADS];
   for (size_t i = 0; i < k; i++) {
-    jobs[i] = (pack_job){dst, src, n * i / k, n * (i + 1) / k, row_bytes,
-                         src_stride_bytes};
-    started[i] = i > 0 && pthread_create(&th[i], NULL, pack_thread,
-                                         &jobs[i]) == 0;
+    jobs[i] = (pack_job){
+        dst, src, n * i / k, n * (i + 1) / k, row_bytes, src_stride_bytes};
+    started[i] =
+        i > 0 && pthread_create(&th[i], NULL, pack_thread, &jobs[i]) == 0;
   }
   pack_range(&jobs[0]);
   for (size_t i = 1; i < k; i++) {
@@ -393,8 +454,7 @@ int gmle__cu_check_device_ptr(const void *p, int dev, char *buf, size_t len) {
   case cudaMemoryTypeDevice:
     if (a.device == dev)
       return 0;
-    snprintf(buf, len, "it is memory of CUDA device %d, not %d", a.device,
-             dev);
+    snprintf(buf, len, "it is memory of CUDA device %d, not %d", a.device, dev);
     return -1;
   case cudaMemoryTypeHost:
     snprintf(buf, len, "it is pinned host memory (use gmle_stats_add)");
@@ -428,8 +488,8 @@ static void version_text(char *buf, size_t len) {
     (void)cudaGetLastError();
   if (cudaRuntimeGetVersion(&rt) != cudaSuccess)
     (void)cudaGetLastError();
-  snprintf(buf, len, "driver %d.%d, runtime %d.%d", drv / 1000,
-           drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+  snprintf(buf, len, "driver %d.%d, runtime %d.%d", drv / 1000, drv % 1000 / 10,
+           rt / 1000, rt % 1000 / 10);
 }
 
 static void cu_shutdown(void *state) {
@@ -554,12 +614,13 @@ static gmle_status cu_init(gmle_context *ctx, int device, void **state) {
     be = cublasSetPointerMode(S->blas, CUBLAS_POINTER_MODE_HOST);
   if (be != CUBLAS_STATUS_SUCCESS) {
     gmle_status st = gmle__cu_error(
-        ctx, GMLE_E_NO_DEVICE, "CUDA device %d: cuBLAS could not start: %s (%s, %d)",
-        dev, cublasGetStatusString(be), cublasGetStatusName(be), (int)be);
+        ctx, GMLE_E_NO_DEVICE,
+        "CUDA device %d: cuBLAS could not start: %s (%s, %d)", dev,
+        cublasGetStatusString(be), cublasGetStatusName(be), (int)be);
     cu_shutdown(S);
     return st;
   }
-  fault_from_env(S);
+  fault_init(S);
   char ver[96];
   version_text(ver, sizeof ver);
   snprintf(ctx->device_name, sizeof ctx->device_name,

@@ -10,6 +10,8 @@
 #ifndef GMLE_CU_KERNELS_H
 #define GMLE_CU_KERNELS_H
 
+#include "cu_plan.h"
+
 #include <cuda_runtime_api.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,35 +20,23 @@
 extern "C" {
 #endif
 
-/* Rows of a class used to choose its shift (as src/stats.c). */
+/* Rows of a class first seen in a device batch averaged for its shift:
+ * its first rows in its first segment (cu_plan.h). */
 #define GMLE__CU_SHIFT_ROWS 1024
 /* Threads per block of the statistics kernels. */
 #define GMLE__CU_THREADS 256
 
-/* A run of rows of one class: positions [begin, end) of the routed order
- * (the class-sorted row indices, or the rows themselves without labels),
- * accumulated into output slot `slot`: straight into the accumulators when
- * part < 0 (the class's only chunk in this launch), else into partial
- * buffer `part`, reduced afterwards in part order. */
-typedef struct gmle__cu_chunk {
-  int64_t begin, end;
-  int32_t slot, part;
-} gmle__cu_chunk;
-
-/* A class with several chunks: partials part_first .. part_first+n_parts-1
- * are added, in that order, into slot's accumulators. */
-typedef struct gmle__cu_group {
-  int32_t slot, part_first, n_parts, pad_;
-} gmle__cu_group;
+/* The chunk, group and geometry types are the plan's (cu_plan.h, pure
+ * host C). */
 
 /* The rows a statistics kernel reads. */
 typedef struct gmle__cu_input {
-  const void *x;        /* float or double, row r at x + r*stride */
-  int f64;              /* 1: double */
+  const void *x; /* float or double, row r at x + r*stride */
+  int f64;       /* 1: double */
   int64_t stride, dim;
-  const uint32_t *idx;  /* routed order -> row, or NULL (identity) */
-  const double *w;      /* weight of each row, or NULL (all 1) */
-  const double *shift;  /* [slots*dim] */
+  const uint32_t *idx; /* routed order -> row, or NULL (identity) */
+  const double *w;     /* weight of each row, or NULL (all 1) */
+  const double *shift; /* [slots*dim] */
 } gmle__cu_input;
 
 /* First offending positions of a scan (UINT64_MAX: none). */
@@ -64,7 +54,12 @@ int gmle__cu_gram_tile(int64_t dim);
 /* Lower-triangle tiles of a dim x dim Gram matrix with tile edge t. */
 int64_t gmle__cu_gram_tiles(int64_t dim, int t);
 
-cudaError_t gmle__cu_iota(uint32_t *v, int64_t n, cudaStream_t stream);
+/* Routing keys of n <= INT32_MAX labelled rows, whose sub-batch is cut into
+ * segments of seg rows (cu_plan.h): keys[i] = labels[i] * nseg + i / seg,
+ * and rows[i] = i. The caller keeps n_labels * nseg <= 2^32. */
+cudaError_t gmle__cu_route_keys(const int32_t *labels, int64_t n, int64_t seg,
+                                int64_t nseg, uint32_t *keys, uint32_t *rows,
+                                cudaStream_t stream);
 /* Scratch bytes of a stable radix sort of n (key, value) pairs. */
 cudaError_t gmle__cu_sort_bytes(int64_t n, size_t *bytes);
 /* Stable sort of n <= INT32_MAX uint32 keys with values by bits
@@ -74,7 +69,8 @@ cudaError_t gmle__cu_sort(void *scratch, size_t scratch_bytes,
                           const uint32_t *vals_in, uint32_t *vals_out,
                           int64_t n, int end_bit, cudaStream_t stream);
 /* start[k], end[k] of every key present in the sorted keys (the caller
- * zeroes both arrays first). */
+ * zeroes both arrays first): with the keys of gmle__cu_route_keys, the
+ * bounds of every (label, segment). */
 cudaError_t gmle__cu_bounds(const uint32_t *keys, int64_t n, uint32_t *start,
                             uint32_t *end, cudaStream_t stream);
 /* Weights, sums and (diag) sums of squares of every chunk. Partials hold
@@ -82,23 +78,20 @@ cudaError_t gmle__cu_bounds(const uint32_t *keys, int64_t n, uint32_t *start,
 cudaError_t gmle__cu_moments(const gmle__cu_input *in,
                              const gmle__cu_chunk *chunks, int64_t n_chunks,
                              int diag, double *acc_w, double *acc_sum,
-                             double *acc_sq, double *part,
-                             cudaStream_t stream);
+                             double *acc_sq, double *part, cudaStream_t stream);
 /* Lower-triangle Gram tiles of every chunk (tile edge t); partials hold
  * gmle__cu_gram_tiles(dim, t) * t * t doubles. acc_gram: [slots*dim*dim]. */
 cudaError_t gmle__cu_gram(const gmle__cu_input *in,
-                          const gmle__cu_chunk *chunks, int64_t n_chunks,
-                          int t, double *acc_gram, double *part,
-                          cudaStream_t stream);
+                          const gmle__cu_chunk *chunks, int64_t n_chunks, int t,
+                          double *acc_gram, double *part, cudaStream_t stream);
 cudaError_t gmle__cu_reduce_moments(const gmle__cu_group *groups,
                                     int64_t n_groups, int64_t dim, int diag,
                                     const double *part, double *acc_w,
                                     double *acc_sum, double *acc_sq,
                                     cudaStream_t stream);
-cudaError_t gmle__cu_reduce_gram(const gmle__cu_group *groups,
-                                 int64_t n_groups, int64_t dim, int t,
-                                 const double *part, double *acc_gram,
-                                 cudaStream_t stream);
+cudaError_t gmle__cu_reduce_gram(const gmle__cu_group *groups, int64_t n_groups,
+                                 int64_t dim, int t, const double *part,
+                                 double *acc_gram, cudaStream_t stream);
 /* For each entry: shift[slot] = mean of rows at routed positions
  * [begin, end), summed in order (rounded to float for float input). */
 cudaError_t gmle__cu_choose_shift(const gmle__cu_input *in,
@@ -149,9 +142,9 @@ cudaError_t gmle__cu_reduce_diag(const double *Q, int64_t Ca, const double *b,
  * classes are ignored and read as -inf). what: gmle_output; out_f64: 1 for
  * double output, 0 for float (LABEL writes int32). */
 cudaError_t gmle__cu_emit(const double *J, int64_t n, int64_t C,
-                          const unsigned char *empty,
-                          const double *log_priors, int what, int out_f64,
-                          void *out, cudaStream_t stream);
+                          const unsigned char *empty, const double *log_priors,
+                          int what, int out_f64, void *out,
+                          cudaStream_t stream);
 
 #ifdef __cplusplus
 }

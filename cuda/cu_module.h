@@ -6,8 +6,9 @@
 #ifndef GMLE_CU_MODULE_H
 #define GMLE_CU_MODULE_H
 
-#include "cuda_abi.h"
+#include "cu_classify.h"
 #include "cu_kernels.h"
+#include "cuda_abi.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -21,6 +22,7 @@ enum cu_dev_buf {
   DB_X0, /* slots: x, then labels, then weights */
   DB_X1,
   DB_X2,
+  DB_KEYS_IN, /* routing keys (label, segment) */
   DB_KEYS,    /* sorted keys */
   DB_IDX,     /* routed order (sorted row indices) */
   DB_IOTA,    /* 0..n-1 */
@@ -72,7 +74,8 @@ typedef struct cu_state {
   /* fault injection */
   gmle_cuda_fault fault;
   long fault_at;
-  long calls, allocs; /* counted since the last arm */
+  unsigned fault_sites; /* GMLE__CU_SITE_* counted (OOM: allocations) */
+  long calls;           /* counted since the last arm */
   cu_buf dev[DB_N];
   cu_buf host[HB_N];
 } cu_state;
@@ -83,12 +86,13 @@ extern const gmle__cuda_host *gmle__cu_host;
 /* Record a message on ctx and return s. */
 gmle_status gmle__cu_error(const gmle_context *ctx, gmle_status s,
                            const char *fmt, ...) GMLE__PRINTF(3, 4);
-void gmle__cu_log(const gmle_context *ctx, gmle_log_level lvl,
-                  const char *fmt, ...) GMLE__PRINTF(3, 4);
+void gmle__cu_log(const gmle_context *ctx, gmle_log_level lvl, const char *fmt,
+                  ...) GMLE__PRINTF(3, 4);
 
-/* Fault injection: the error to return instead of making the next counted
- * call (cudaSuccess: make it). alloc: the call allocates memory. */
-cudaError_t gmle__cu_inject(cu_state *S, int alloc);
+/* Fault injection: the error to return instead of making the next call, at
+ * call site `site` (GMLE__CU_SITE_*; cudaSuccess: make it). Counts the call
+ * when the armed fault selects its site. */
+cudaError_t gmle__cu_inject(cu_state *S, unsigned site);
 /* Map a CUDA error of `what` to a status with a message naming the call,
  * the error's name and number: cudaErrorMemoryAllocation ->
  * GMLE_E_DEVICE_OOM (error cleared, free/total memory named); sticky
@@ -96,8 +100,8 @@ cudaError_t gmle__cu_inject(cu_state *S, int alloc);
  * GMLE_E_DEVICE (error cleared). */
 gmle_status gmle__cu_fail(cu_state *S, cudaError_t e, const char *what, ...)
     GMLE__PRINTF(3, 4);
-gmle_status gmle__cu_blas_fail(cu_state *S, cublasStatus_t e,
-                               const char *what, ...) GMLE__PRINTF(3, 4);
+gmle_status gmle__cu_blas_fail(cu_state *S, cublasStatus_t e, const char *what,
+                               ...) GMLE__PRINTF(3, 4);
 
 /* Start of every entry point: GMLE_E_DEVICE_LOST on a lost context, else
  * make the context's device current. */
@@ -110,6 +114,10 @@ gmle_status gmle__cu_pinned(cu_state *S, int id, size_t bytes, void **p);
 void gmle__cu_release_all(cu_state *S);
 /* Wait for both streams, ignoring errors (cleanup paths). */
 void gmle__cu_quiesce(cu_state *S);
+/* After a failed call: wait for both streams; a sticky error found there
+ * (a fault of work already queued) marks the context lost and is returned
+ * as GMLE_E_DEVICE_LOST, else st. */
+gmle_status gmle__cu_settle(cu_state *S, gmle_status st);
 /* Free device memory, in bytes (0 if unknown). */
 size_t gmle__cu_free_mem(cu_state *S);
 
@@ -145,7 +153,7 @@ gmle_status gmle__cu_score_device(gmle_context *ctx, const gmle_model *m,
  * to `done`. The remaining arguments name the call (printf format). */
 #define CU_TRY(S, expr, ...)                                                   \
   do {                                                                         \
-    cudaError_t cu_e_ = gmle__cu_inject((S), 0);                               \
+    cudaError_t cu_e_ = gmle__cu_inject((S), gmle__cu_site_of(#expr));         \
     if (cu_e_ == cudaSuccess)                                                  \
       cu_e_ = (expr);                                                          \
     if (cu_e_ != cudaSuccess) {                                                \
@@ -156,7 +164,7 @@ gmle_status gmle__cu_score_device(gmle_context *ctx, const gmle_model *m,
 
 #define CUBLAS_TRY(S, expr, ...)                                               \
   do {                                                                         \
-    cudaError_t cu_i_ = gmle__cu_inject((S), 0);                               \
+    cudaError_t cu_i_ = gmle__cu_inject((S), GMLE__CU_SITE_BLAS);              \
     if (cu_i_ == cudaErrorInvalidValue) {                                      \
       st = gmle__cu_blas_fail((S), CUBLAS_STATUS_EXECUTION_FAILED,             \
                               __VA_ARGS__);                                    \

@@ -74,9 +74,9 @@ static gmle_status upload(cu_state *S, const gmle_model *m, cu_model **out) {
   }
   const size_t sd_len = m->cov == GMLE_COV_DIAG ? C * D : C;
   const size_t sz[9] = {
-      al(D * 8),         al(w_len * 8), al(b_len * 8), al(Ca * 8),
-      al(C * 8),         al(dg ? C * D * 8 : 0), al(dg ? sd_len * 8 : 0),
-      al(Ca * 4),        al(C)};
+      al(D * 8), al(w_len * 8),          al(b_len * 8),           al(Ca * 8),
+      al(C * 8), al(dg ? C * D * 8 : 0), al(dg ? sd_len * 8 : 0), al(Ca * 4),
+      al(C)};
   size_t total = 0;
   for (int i = 0; i < 9; i++)
     total += sz[i];
@@ -88,7 +88,7 @@ static gmle_status upload(cu_state *S, const gmle_model *m, cu_model **out) {
   cm->Ca = Ca;
   int32_t *act = NULL;
   {
-    cudaError_t e = gmle__cu_inject(S, 1);
+    cudaError_t e = gmle__cu_inject(S, GMLE__CU_SITE_ALLOC);
     if (e == cudaSuccess)
       e = cudaMalloc(&cm->block, total);
     if (e != cudaSuccess) {
@@ -149,7 +149,8 @@ static gmle_status upload(cu_state *S, const gmle_model *m, cu_model **out) {
   CU_TRY(S, cudaMemcpy(cm->empty, m->empty, C, cudaMemcpyHostToDevice),
          "cudaMemcpy(empty flags, host to device)");
   if (dg) {
-    CU_TRY(S, cudaMemcpy(cm->means, m->means, C * D * 8, cudaMemcpyHostToDevice),
+    CU_TRY(S,
+           cudaMemcpy(cm->means, m->means, C * D * 8, cudaMemcpyHostToDevice),
            "cudaMemcpy(means, host to device)");
     CU_TRY(S, cudaMemcpy(cm->sd, m->factor, sd_len * 8, cudaMemcpyHostToDevice),
            "cudaMemcpy(standard deviations, host to device)");
@@ -185,8 +186,7 @@ gmle_status gmle__cu_prepare_model(gmle_context *ctx, gmle_model *m) {
   /* Out of device memory or a transient fault: the fit stands; scoring
    * uploads the model again (and reports what goes wrong then). */
   gmle__cu_log(ctx, GMLE_LOG_WARNING,
-               "the model stays on the host until it is scored: %s",
-               ctx->err);
+               "the model stays on the host until it is scored: %s", ctx->err);
   ctx->err[0] = '\0';
   return GMLE_OK;
 }
@@ -258,9 +258,8 @@ static gmle_status score_rows(cu_state *S, const gmle_model *m,
     const char *xr = (const char *)x + r0 * stride * isz;
     if (Ca) {
       CU_TRY(S,
-             gmle__cu_centre(xr, f64, (int64_t)ni, (int64_t)D,
-                             (int64_t)stride, cm->center, (int64_t)P, mode, Xc,
-                             S->compute),
+             gmle__cu_centre(xr, f64, (int64_t)ni, (int64_t)D, (int64_t)stride,
+                             cm->center, (int64_t)P, mode, Xc, S->compute),
              "launching the centring kernel");
       if (full) {
         for (size_t a0 = 0; a0 < Ca; a0 += cb) {
@@ -283,8 +282,8 @@ static gmle_status score_rows(cu_state *S, const gmle_model *m,
       } else if (tied) {
         CUBLAS_TRY(S,
                    cublasDgemm(S->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)D,
-                               (int)ni, (int)D, &one, cm->w, (int)D, Xc,
-                               (int)D, &zero, Z, (int)D),
+                               (int)ni, (int)D, &one, cm->w, (int)D, Xc, (int)D,
+                               &zero, Z, (int)D),
                    "cublasDgemm(%zu x %zu x %zu, tied inverse factor)", D, ni,
                    D);
         CU_TRY(S,
@@ -373,7 +372,7 @@ static gmle_status score_host(cu_state *S, const gmle_model *m,
   }
 done:
   if (st != GMLE_OK)
-    gmle__cu_quiesce(S);
+    st = gmle__cu_settle(S, st);
   return st;
 }
 
@@ -438,7 +437,8 @@ gmle_status gmle__cu_score_device(gmle_context *ctx, const gmle_model *m,
     CU_TRY(S, cudaStreamSynchronize(S->compute),
            "cudaStreamSynchronize(validation)");
     if (res.bad_cell != ~0ull) {
-      const size_t r = (size_t)(res.bad_cell / D), j = (size_t)(res.bad_cell % D);
+      const size_t r = (size_t)(res.bad_cell / D),
+                   j = (size_t)(res.bad_cell % D);
       double v = 0;
       const char *cell =
           (const char *)d_x + (r * row_stride + j) * (f64 ? 8 : 4);
@@ -471,6 +471,6 @@ gmle_status gmle__cu_score_device(gmle_context *ctx, const gmle_model *m,
          "cudaStreamSynchronize(scoring)");
 done:
   if (st != GMLE_OK)
-    gmle__cu_quiesce(S);
+    st = gmle__cu_settle(S, st);
   return st;
 }

@@ -3,14 +3,22 @@
  * buffers, and batches already in device memory
  * (gmle_cuda_stats_add_device).
  *
- * A batch is cut into sub-batches. For each one, on the compute stream: a
- * stable radix sort of the row indices by label (the routed order), the
- * bounds of every label's run, copied back; the host cuts the runs into
- * chunks (several per large class, so that the GPU has enough blocks; one
- * per small class, which then adds straight into its accumulators), and the
- * kernels add every chunk's weights, sums and Gram tiles into float64
- * accumulators on the device (cuda/stats_kernels.cu). The accumulators are
- * copied back into the partial once, at the end.
+ * A batch is cut into sub-batches of whole segments (cu_plan.h: segments
+ * and chunk boundaries are fixed by the number of features, the element
+ * size, the number of labels and whether the rows come from the host or
+ * from device memory, so that the order of every float64 sum is the same
+ * however the batch is split). For each sub-batch, on the compute stream:
+ * routing keys (label, segment), a stable radix sort of the row indices by them
+ * (the routed order: each class's rows contiguous, in row order), and the
+ * bounds of every (label, segment) run, copied back; the host plans the chunks
+ * (gmle__cu_plan_sub: several per large class, one per small class, which
+ * then adds straight into its accumulators) and launches the kernels one
+ * segment at a time (cuda/stats_kernels.cu), which add every chunk's
+ * weights, sums and Gram tiles into float64 accumulators on the device. The
+ * accumulators are copied back into the partial once, at the end. Work is
+ * proportional to rows x tiles; per sub-batch the bounds are 2 x labels x
+ * segments integers, and per batch only the classes present (the core
+ * compacts the labels) are zeroed and copied back.
  *
  * Streaming (host batches): CU_NSLOT pinned slots and as many device slots.
  * While the GPU works on sub-batch i, the host packs sub-batch i+1 into
@@ -22,25 +30,19 @@
  * so the caller's buffers are free when the call returns.
  *
  * Out of device memory: the cached buffers are released and the batch is
- * run again with sub-batches half as large, down to MIN_SUB rows; then
- * GMLE_E_DEVICE_OOM. Nothing reaches the partial unless the whole batch
- * succeeded. */
+ * run again from the start with sub-batches of half as many segments, down
+ * to one segment; then GMLE_E_DEVICE_OOM. The statistics are bit-identical
+ * to an undisturbed run's. Nothing reaches the partial unless the whole
+ * batch succeeded. */
 #include "cu_module.h"
 
 #include <math.h>
 #include <string.h>
 
-/* Host bytes per pinned staging slot, and the sub-batch bounds. */
-#define SLOT_BYTES ((size_t)32 << 20)
-#define MAX_SUB ((size_t)1 << 24)
-#define MIN_SUB ((size_t)1024)
-/* Fewest rows per chunk of a class. */
-#define MIN_CHUNK ((int64_t)64)
-/* Blocks per SM that the chunking aims for. */
-#define BLOCKS_PER_SM 4
+/* Bytes of rows per staged sub-batch. */
+#define SUB_BYTES ((size_t)64 << 20)
 
 static size_t align_up(size_t v) { return (v + 255) / 256 * 256; }
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static int bits_for(size_t max_key) {
   int b = 0;
@@ -53,26 +55,35 @@ static int bits_for(size_t max_key) {
 typedef struct run {
   cu_state *S;
   size_t D, G, np, L;
+  size_t seg_bytes; /* GMLE__CU_SEG_BYTES_HOST or _DEVICE */
   int diag, f64, t;
-  int64_t n_tiles, n_ct, NC;
-  size_t max_chunks, max_groups, max_parts, max_list;
+  int64_t n_tiles, n_ct;
+  gmle__cu_geom g;
+  gmle__cu_plan p; /* tables in pinned memory (segs: host) */
   /* device */
   double *acc_w, *acc_sum, *acc_g, *shift;
-  uint32_t *keys, *idx, *iota, *bounds;
+  uint32_t *keys_in, *keys, *idx, *iota, *bounds;
   void *sort_tmp;
   size_t sort_bytes;
   gmle__cu_chunk *d_chunks, *d_list;
   gmle__cu_group *d_groups;
   double *part_m, *part_g;
-  /* pinned: bounds in, chunk table / groups / shift list out */
+  /* pinned: bounds in */
   uint32_t *h_bounds;
-  gmle__cu_chunk *h_chunks, *h_list;
-  gmle__cu_group *h_groups;
   /* host */
-  uint64_t *rows;         /* [np] */
-  const int32_t *slot_of; /* [L] label -> slot (-1: absent), or NULL */
+  uint64_t *rows;            /* [np] */
+  const int32_t *slot_of;    /* [L] label -> slot (-1: absent), or NULL */
   unsigned char *need_shift; /* [np], device batches only */
 } run;
+
+/* The tiling and the fixed geometry of a batch. */
+static void run_geometry(run *R) {
+  R->t = gmle__cu_gram_tile((int64_t)R->D);
+  R->n_tiles = gmle__cu_gram_tiles((int64_t)R->D, R->t);
+  R->n_ct = ((int64_t)R->D + 31) / 32;
+  R->g = gmle__cu_plan_geom(R->D, R->f64 ? 8 : 4, R->seg_bytes, R->L,
+                            R->diag ? R->n_ct : R->n_tiles);
+}
 
 /* Sizes and device/pinned buffers of a run over sub-batches of n_sub rows
  * (everything but the staging slots). */
@@ -80,16 +91,9 @@ static gmle_status run_alloc(run *R, size_t n_sub, int labelled) {
   cu_state *S = R->S;
   gmle_status st = GMLE_OK;
   const size_t D = R->D, np = R->np;
-  R->t = gmle__cu_gram_tile((int64_t)D);
-  R->n_tiles = gmle__cu_gram_tiles((int64_t)D, R->t);
-  R->n_ct = ceil_div((int64_t)D, 32);
-  const int64_t TB = (int64_t)BLOCKS_PER_SM * S->sms;
-  const int64_t per_chunk = R->diag ? R->n_ct : R->n_tiles;
-  R->NC = per_chunk >= TB ? 1 : ceil_div(TB, per_chunk);
-  R->max_parts = (size_t)(2 * R->NC + 2);
-  R->max_groups = (size_t)(R->NC + 1);
-  R->max_chunks = (R->L < n_sub ? R->L : n_sub) + R->max_parts;
-  R->max_list = R->need_shift ? np : 0;
+  const size_t nseg = gmle__cu_plan_nseg((int64_t)n_sub, R->g);
+  gmle__cu_plan_caps(R->g, (int64_t)n_sub, R->L, np, R->need_shift != NULL,
+                     &R->p);
   void *p;
   /* accumulators: weight [np], sum [np*D], gram [np*G] */
   const size_t acc_n = np * (1 + D + R->G);
@@ -99,45 +103,53 @@ static gmle_status run_alloc(run *R, size_t n_sub, int labelled) {
   R->acc_g = R->acc_sum + np * D;
   CU_CHECK(gmle__cu_dev(S, DB_SHIFT, np * D * sizeof(double), &p));
   R->shift = p;
-  const size_t pm = R->max_parts * (1 + 2 * D) * sizeof(double);
-  CU_CHECK(gmle__cu_dev(S, DB_PART_M, pm, &p));
+  const size_t parts = (size_t)R->p.cap_parts;
+  CU_CHECK(
+      gmle__cu_dev(S, DB_PART_M, parts * (1 + 2 * D) * sizeof(double), &p));
   R->part_m = p;
   R->part_g = NULL;
   if (!R->diag) {
-    const size_t pg = R->max_parts * (size_t)R->n_tiles * (size_t)R->t *
-                      (size_t)R->t * sizeof(double);
+    const size_t pg = parts * (size_t)R->n_tiles * (size_t)R->t * (size_t)R->t *
+                      sizeof(double);
     CU_CHECK(gmle__cu_dev(S, DB_PART_G, pg, &p));
     R->part_g = p;
   }
-  const size_t m_chunks = align_up(R->max_chunks * sizeof(gmle__cu_chunk));
-  const size_t m_groups = align_up(R->max_groups * sizeof(gmle__cu_group));
-  const size_t m_list = align_up(R->max_list * sizeof(gmle__cu_chunk) + 1);
+  const size_t m_chunks = align_up(R->p.cap_chunks * sizeof(gmle__cu_chunk));
+  const size_t m_groups =
+      align_up(R->p.cap_groups * sizeof(gmle__cu_group) + 1);
+  const size_t m_list = align_up(R->p.cap_list * sizeof(gmle__cu_chunk) + 1);
   CU_CHECK(gmle__cu_dev(S, DB_META, m_chunks + m_groups + m_list, &p));
   R->d_chunks = p;
   R->d_groups = (gmle__cu_group *)((char *)p + m_chunks);
   R->d_list = (gmle__cu_chunk *)((char *)p + m_chunks + m_groups);
-  const size_t m_bounds = labelled ? align_up(2 * R->L * sizeof(uint32_t)) : 0;
-  CU_CHECK(gmle__cu_pinned(S, HB_META, m_bounds + m_chunks + m_groups + m_list,
-                           &p));
+  const size_t n_keys = R->L * nseg;
+  const size_t m_bounds =
+      labelled ? align_up(2 * n_keys * sizeof(uint32_t)) : 0;
+  CU_CHECK(
+      gmle__cu_pinned(S, HB_META, m_bounds + m_chunks + m_groups + m_list, &p));
   R->h_bounds = p;
-  R->h_chunks = (gmle__cu_chunk *)((char *)p + m_bounds);
-  R->h_groups = (gmle__cu_group *)((char *)p + m_bounds + m_chunks);
-  R->h_list = (gmle__cu_chunk *)((char *)p + m_bounds + m_chunks + m_groups);
+  R->p.chunks = (gmle__cu_chunk *)((char *)p + m_bounds);
+  R->p.groups = (gmle__cu_group *)((char *)p + m_bounds + m_chunks);
+  R->p.list = (gmle__cu_chunk *)((char *)p + m_bounds + m_chunks + m_groups);
+  R->p.segs = calloc(nseg ? nseg : 1, sizeof(gmle__cu_seg));
+  if (!R->p.segs)
+    return gmle__cu_error(S->ctx, GMLE_E_OUT_OF_MEMORY,
+                          "CUDA: out of host memory (%zu segments)", nseg);
   if (labelled) {
     const size_t ib = align_up(n_sub * sizeof(uint32_t));
+    CU_CHECK(gmle__cu_dev(S, DB_KEYS_IN, ib, &p));
+    R->keys_in = p;
     CU_CHECK(gmle__cu_dev(S, DB_KEYS, ib, &p));
     R->keys = p;
     CU_CHECK(gmle__cu_dev(S, DB_IDX, ib, &p));
     R->idx = p;
     CU_CHECK(gmle__cu_dev(S, DB_IOTA, ib, &p));
     R->iota = p;
-    CU_CHECK(gmle__cu_dev(S, DB_BOUNDS, 2 * R->L * sizeof(uint32_t), &p));
+    CU_CHECK(gmle__cu_dev(S, DB_BOUNDS, 2 * n_keys * sizeof(uint32_t), &p));
     R->bounds = p;
     CU_TRY(S, gmle__cu_sort_bytes((int64_t)n_sub, &R->sort_bytes),
            "sizing the radix sort of %zu labels", n_sub);
     CU_CHECK(gmle__cu_dev(S, DB_SORT, R->sort_bytes, &R->sort_tmp));
-    CU_TRY(S, gmle__cu_iota(R->iota, (int64_t)n_sub, S->compute),
-           "launching the row-index kernel");
   }
   CU_TRY(S, cudaMemsetAsync(R->acc_w, 0, acc_n * sizeof(double), S->compute),
          "cudaMemsetAsync(accumulators)");
@@ -145,26 +157,31 @@ done:
   return st;
 }
 
-/* Phase 1 of a sub-batch: route its ni rows by label on the compute stream
- * and start copying the bounds back (event meta_ready). */
+/* Phase 1 of a sub-batch: route its ni rows by (label, segment) on the
+ * compute stream and start copying the bounds back (event meta_ready). */
 static gmle_status route(run *R, const int32_t *d_labels, size_t ni) {
   cu_state *S = R->S;
   gmle_status st = GMLE_OK;
+  const size_t nseg = gmle__cu_plan_nseg((int64_t)ni, R->g);
+  const size_t n_keys = R->L * nseg;
   CU_TRY(S,
-         gmle__cu_sort(R->sort_tmp, R->sort_bytes, (const uint32_t *)d_labels,
-                       R->keys, R->iota, R->idx, (int64_t)ni,
-                       bits_for(R->L - 1), S->compute),
+         gmle__cu_route_keys(d_labels, (int64_t)ni, R->g.seg, (int64_t)nseg,
+                             R->keys_in, R->iota, S->compute),
+         "launching the routing-key kernel (%zu rows)", ni);
+  CU_TRY(S,
+         gmle__cu_sort(R->sort_tmp, R->sort_bytes, R->keys_in, R->keys, R->iota,
+                       R->idx, (int64_t)ni, bits_for(n_keys - 1), S->compute),
          "radix sort of %zu labels (CUB)", ni);
+  CU_TRY(
+      S,
+      cudaMemsetAsync(R->bounds, 0, 2 * n_keys * sizeof(uint32_t), S->compute),
+      "cudaMemsetAsync(class bounds)");
   CU_TRY(S,
-         cudaMemsetAsync(R->bounds, 0, 2 * R->L * sizeof(uint32_t),
-                         S->compute),
-         "cudaMemsetAsync(class bounds)");
-  CU_TRY(S,
-         gmle__cu_bounds(R->keys, (int64_t)ni, R->bounds, R->bounds + R->L,
+         gmle__cu_bounds(R->keys, (int64_t)ni, R->bounds, R->bounds + n_keys,
                          S->compute),
          "launching the class-bounds kernel");
   CU_TRY(S,
-         cudaMemcpyAsync(R->h_bounds, R->bounds, 2 * R->L * sizeof(uint32_t),
+         cudaMemcpyAsync(R->h_bounds, R->bounds, 2 * n_keys * sizeof(uint32_t),
                          cudaMemcpyDeviceToHost, S->compute),
          "cudaMemcpyAsync(class bounds, device to host)");
   CU_TRY(S, cudaEventRecord(S->meta_ready, S->compute),
@@ -173,122 +190,94 @@ done:
   return st;
 }
 
-/* Phase 2: wait for the bounds, cut the chunks, and launch the kernels on
- * the sub-batch's rows `in` (ni rows). */
+/* Phase 2: wait for the bounds, plan the chunks, and launch the kernels on
+ * the sub-batch's rows `in` (ni rows), one segment at a time. */
 static gmle_status compute(run *R, const gmle__cu_input *in_rows, size_t ni,
                            int labelled) {
   cu_state *S = R->S;
   gmle_status st = GMLE_OK;
-  const size_t L = R->L;
-  /* The chunk table of the previous sub-batch has been copied? */
+  gmle__cu_plan *P = &R->p;
+  /* The tables of the previous sub-batch have been copied? */
   CU_TRY(S, cudaEventSynchronize(S->meta_used), "cudaEventSynchronize(meta)");
   if (labelled)
     CU_TRY(S, cudaEventSynchronize(S->meta_ready),
            "cudaEventSynchronize(bounds)");
-  const int64_t Rc =
-      ceil_div((int64_t)ni, R->NC) > MIN_CHUNK ? ceil_div((int64_t)ni, R->NC)
-                                               : MIN_CHUNK;
-  size_t nch = 0, ngr = 0, nlist = 0;
-  int32_t nparts = 0;
-  for (size_t c = 0; c < L; c++) {
-    int64_t start = 0, k = (int64_t)ni;
-    if (labelled) {
-      start = R->h_bounds[c];
-      k = (int64_t)R->h_bounds[L + c] - start;
-    }
-    if (k <= 0)
-      continue;
-    const int32_t slot = R->slot_of ? R->slot_of[c] : (int32_t)c;
-    if (slot < 0 || (size_t)slot >= R->np)
-      return gmle__cu_error(S->ctx, GMLE_E_INTERNAL,
-                            "CUDA: label %zu of a sub-batch has no output "
-                            "slot",
-                            c);
-    const int64_t m = ceil_div(k, Rc);
-    if (nch + (size_t)m > R->max_chunks ||
-        (m > 1 && (ngr + 1 > R->max_groups ||
-                   (size_t)nparts + (size_t)m > R->max_parts)) ||
-        (R->need_shift && R->need_shift[slot] && nlist + 1 > R->max_list))
-      return gmle__cu_error(S->ctx, GMLE_E_INTERNAL,
-                            "CUDA: chunk plan overflow (%zu chunks, %zu "
-                            "groups, %d partials)",
-                            nch, ngr, (int)nparts);
-    R->rows[slot] += (uint64_t)k;
-    if (R->need_shift && R->need_shift[slot]) {
-      R->h_list[nlist++] = (gmle__cu_chunk){
-          start, start + (k < GMLE__CU_SHIFT_ROWS ? k : GMLE__CU_SHIFT_ROWS),
-          slot, -1};
-      R->need_shift[slot] = 0;
-    }
-    if (m == 1) {
-      R->h_chunks[nch++] = (gmle__cu_chunk){start, start + k, slot, -1};
-      continue;
-    }
-    R->h_groups[ngr++] =
-        (gmle__cu_group){slot, nparts, (int32_t)m, 0};
-    for (int64_t q = 0; q < m; q++) {
-      const int64_t b0 = start + q * Rc;
-      const int64_t b1 = b0 + Rc < start + k ? b0 + Rc : start + k;
-      R->h_chunks[nch++] = (gmle__cu_chunk){b0, b1, slot, nparts++};
-    }
-  }
+  const size_t n_keys = R->L * gmle__cu_plan_nseg((int64_t)ni, R->g);
+  const int rc =
+      gmle__cu_plan_sub(R->g, (int64_t)ni, R->L, labelled ? R->h_bounds : NULL,
+                        labelled ? R->h_bounds + n_keys : NULL, R->slot_of,
+                        R->np, GMLE__CU_SHIFT_ROWS, R->rows, R->need_shift, P);
+  if (rc != 0)
+    return gmle__cu_error(S->ctx, GMLE_E_INTERNAL,
+                          rc == -1 ? "CUDA: a label of a sub-batch has no "
+                                     "output slot"
+                                   : "CUDA: chunk plan overflow (%zu chunks, "
+                                     "%zu groups)",
+                          P->n_chunks, P->n_groups);
   CU_TRY(S,
-         cudaMemcpyAsync(R->d_chunks, R->h_chunks,
-                         nch * sizeof(gmle__cu_chunk), cudaMemcpyHostToDevice,
-                         S->compute),
+         cudaMemcpyAsync(R->d_chunks, P->chunks,
+                         P->n_chunks * sizeof(gmle__cu_chunk),
+                         cudaMemcpyHostToDevice, S->compute),
          "cudaMemcpyAsync(chunk table)");
-  if (ngr)
+  if (P->n_groups)
     CU_TRY(S,
-           cudaMemcpyAsync(R->d_groups, R->h_groups,
-                           ngr * sizeof(gmle__cu_group),
+           cudaMemcpyAsync(R->d_groups, P->groups,
+                           P->n_groups * sizeof(gmle__cu_group),
                            cudaMemcpyHostToDevice, S->compute),
            "cudaMemcpyAsync(chunk groups)");
-  if (nlist)
+  if (P->n_list)
     CU_TRY(S,
-           cudaMemcpyAsync(R->d_list, R->h_list,
-                           nlist * sizeof(gmle__cu_chunk),
+           cudaMemcpyAsync(R->d_list, P->list,
+                           P->n_list * sizeof(gmle__cu_chunk),
                            cudaMemcpyHostToDevice, S->compute),
            "cudaMemcpyAsync(shift list)");
-  CU_TRY(S, cudaEventRecord(S->meta_used, S->compute),
-         "cudaEventRecord(meta)");
+  CU_TRY(S, cudaEventRecord(S->meta_used, S->compute), "cudaEventRecord(meta)");
   gmle__cu_input in = *in_rows;
   in.idx = labelled ? R->idx : NULL;
   in.shift = R->shift;
-  if (nlist)
+  for (size_t s = 0; s < P->n_segs; s++) {
+    const gmle__cu_seg *sg = &P->segs[s];
+    if (sg->n_list)
+      CU_TRY(S,
+             gmle__cu_choose_shift(&in, R->d_list + sg->list0,
+                                   (int64_t)sg->n_list, R->shift, S->compute),
+             "launching the shift kernel (%zu classes)", sg->n_list);
+    if (sg->n_chunks == 0)
+      continue;
+    const gmle__cu_chunk *ch = R->d_chunks + sg->chunk0;
     CU_TRY(S,
-           gmle__cu_choose_shift(&in, R->d_list, (int64_t)nlist, R->shift,
-                                 S->compute),
-           "launching the shift kernel (%zu classes)", nlist);
-  CU_TRY(S,
-         gmle__cu_moments(&in, R->d_chunks, (int64_t)nch, R->diag, R->acc_w,
-                          R->acc_sum, R->diag ? R->acc_g : NULL, R->part_m,
-                          S->compute),
-         "launching the moments kernel (%zu chunks)", nch);
-  if (!R->diag)
-    CU_TRY(S,
-           gmle__cu_gram(&in, R->d_chunks, (int64_t)nch, R->t, R->acc_g,
-                         R->part_g, S->compute),
-           "launching the Gram kernel (%zu chunks x %lld tiles of %d)", nch,
-           (long long)R->n_tiles, R->t);
-  if (ngr) {
-    CU_TRY(S,
-           gmle__cu_reduce_moments(R->d_groups, (int64_t)ngr, (int64_t)R->D,
-                                   R->diag, R->part_m, R->acc_w, R->acc_sum,
-                                   R->diag ? R->acc_g : NULL, S->compute),
-           "launching the moments reduction");
+           gmle__cu_moments(&in, ch, (int64_t)sg->n_chunks, R->diag, R->acc_w,
+                            R->acc_sum, R->diag ? R->acc_g : NULL, R->part_m,
+                            S->compute),
+           "launching the moments kernel (segment %zu: %zu chunks)", s,
+           sg->n_chunks);
     if (!R->diag)
       CU_TRY(S,
-             gmle__cu_reduce_gram(R->d_groups, (int64_t)ngr, (int64_t)R->D,
+             gmle__cu_gram(&in, ch, (int64_t)sg->n_chunks, R->t, R->acc_g,
+                           R->part_g, S->compute),
+             "launching the Gram kernel (segment %zu: %zu chunks x %lld "
+             "tiles of %d)",
+             s, sg->n_chunks, (long long)R->n_tiles, R->t);
+    if (sg->n_groups == 0)
+      continue;
+    const gmle__cu_group *gr = R->d_groups + sg->group0;
+    CU_TRY(S,
+           gmle__cu_reduce_moments(gr, (int64_t)sg->n_groups, (int64_t)R->D,
+                                   R->diag, R->part_m, R->acc_w, R->acc_sum,
+                                   R->diag ? R->acc_g : NULL, S->compute),
+           "launching the moments reduction (segment %zu)", s);
+    if (!R->diag)
+      CU_TRY(S,
+             gmle__cu_reduce_gram(gr, (int64_t)sg->n_groups, (int64_t)R->D,
                                   R->t, R->part_g, R->acc_g, S->compute),
-             "launching the Gram reduction");
+             "launching the Gram reduction (segment %zu)", s);
   }
 done:
   return st;
 }
 
 /* Copy the accumulators back. */
-static gmle_status download(run *R, double *weight, double *sum,
-                            double *gram) {
+static gmle_status download(run *R, double *weight, double *sum, double *gram) {
   cu_state *S = R->S;
   gmle_status st = GMLE_OK;
   const size_t np = R->np;
@@ -316,8 +305,8 @@ done:
 /* ------------------------------------------------------------------------ */
 
 typedef struct host_slots {
-  char *h[CU_NSLOT]; /* pinned: x (unless direct), labels, weights */
-  char *d[CU_NSLOT]; /* device: x, labels, weights */
+  char *h[CU_NSLOT];     /* pinned: x (unless direct), labels, weights */
+  char *d[CU_NSLOT];     /* device: x, labels, weights */
   size_t hx, hl, dx, dl; /* offsets of labels / weights in h and d */
   int direct;            /* x is copied straight from the caller */
 } host_slots;
@@ -342,8 +331,8 @@ static gmle_status stage(run *R, const gmle__batch *b, host_slots *hs,
   CU_TRY(S, cudaStreamWaitEvent(S->copy, S->consumed[s], 0),
          "cudaStreamWaitEvent(copy after compute)");
   CU_TRY(S,
-         cudaMemcpyAsync(hs->d[s], hs->direct ? xsrc : hs->h[s],
-                         ni * D * isz, cudaMemcpyHostToDevice, S->copy),
+         cudaMemcpyAsync(hs->d[s], hs->direct ? xsrc : hs->h[s], ni * D * isz,
+                         cudaMemcpyHostToDevice, S->copy),
          "cudaMemcpyAsync(%zu rows, host to device)", ni);
   if (labelled)
     CU_TRY(S,
@@ -357,31 +346,41 @@ static gmle_status stage(run *R, const gmle__batch *b, host_slots *hs,
                            ni * sizeof(double), cudaMemcpyHostToDevice,
                            S->copy),
            "cudaMemcpyAsync(weights, host to device)");
-  CU_TRY(S, cudaEventRecord(S->copied[s], S->copy),
-         "cudaEventRecord(copied)");
+  CU_TRY(S, cudaEventRecord(S->copied[s], S->copy), "cudaEventRecord(copied)");
 done:
   return st;
 }
 
+/* The run of a host batch, before any allocation. */
+static void host_run_init(run *R, cu_state *S, const gmle__batch *b,
+                          const gmle__partial *out) {
+  memset(R, 0, sizeof *R);
+  const size_t np = out->n_classes;
+  R->S = S;
+  R->D = b->dim;
+  R->G = out->gram_len;
+  R->np = np;
+  R->L = b->labels != NULL && np > 1 ? np : 1;
+  R->diag = out->mode == GMLE_STATS_DIAG;
+  R->f64 = b->dtype == GMLE_F64;
+  R->seg_bytes = GMLE__CU_SEG_BYTES_HOST;
+  run_geometry(R);
+}
+
+/* The batch in sub-batches of k segments. */
 static gmle_status accumulate_run(cu_state *S, const gmle__batch *b,
-                                  gmle__partial *out, size_t n_sub) {
+                                  gmle__partial *out, size_t k) {
   gmle_status st = GMLE_OK;
   const size_t n = b->n_rows, D = b->dim, np = out->n_classes;
   const int labelled = b->labels != NULL && np > 1;
   run R;
-  memset(&R, 0, sizeof R);
-  R.S = S;
-  R.D = D;
-  R.G = out->gram_len;
-  R.np = np;
-  R.L = labelled ? np : 1;
-  R.diag = out->mode == GMLE_STATS_DIAG;
-  R.f64 = b->dtype == GMLE_F64;
+  host_run_init(&R, S, b, out);
   R.rows = calloc(np, sizeof(uint64_t));
   if (!R.rows)
     return gmle__cu_error(S->ctx, GMLE_E_OUT_OF_MEMORY,
                           "CUDA: out of host memory (%zu classes)", np);
   const size_t isz = R.f64 ? 8 : 4;
+  size_t n_sub = k * (size_t)R.g.seg;
   if (n_sub > n)
     n_sub = n;
   const size_t nsb = (n + n_sub - 1) / n_sub;
@@ -436,8 +435,9 @@ static gmle_status accumulate_run(cu_state *S, const gmle__batch *b,
   memcpy(out->rows, R.rows, np * sizeof(uint64_t));
 done:
   if (st != GMLE_OK)
-    gmle__cu_quiesce(S);
+    st = gmle__cu_settle(S, st);
   free(R.rows);
+  free(R.p.segs);
   return st;
 }
 
@@ -447,24 +447,22 @@ gmle_status gmle__cu_accumulate(gmle_context *ctx, const gmle__batch *b,
   gmle_status st = gmle__cu_enter(S);
   if (st != GMLE_OK || b->n_rows == 0)
     return st;
-  const size_t isz = b->dtype == GMLE_F64 ? 8 : 4;
-  const size_t row_bytes = b->dim * isz + (b->labels ? 4 : 0) +
-                           (b->weights ? 8 : 0);
-  size_t n_sub = SLOT_BYTES / (row_bytes ? row_bytes : 1);
-  if (n_sub < MIN_SUB)
-    n_sub = MIN_SUB;
-  if (n_sub > MAX_SUB)
-    n_sub = MAX_SUB;
-  if (n_sub > b->n_rows)
-    n_sub = b->n_rows;
-  for (;;) {
-    st = accumulate_run(S, b, out, n_sub);
-    if (st != GMLE_E_DEVICE_OOM || n_sub <= MIN_SUB)
+  run R;
+  host_run_init(&R, S, b, out);
+  const size_t isz = R.f64 ? 8 : 4;
+  const size_t row_bytes =
+      b->dim * isz + (b->labels ? 4 : 0) + (b->weights ? 8 : 0);
+  size_t k = gmle__cu_plan_segs_per_sub(R.g, row_bytes, SUB_BYTES, R.L);
+  for (int last = 0;;) {
+    st = accumulate_run(S, b, out, k);
+    if (st != GMLE_E_DEVICE_OOM || last)
       break;
     /* Out of device memory: drop the cached buffers, halve the
-     * sub-batches and run the batch again from the start. */
+     * sub-batches (whole segments: the same sums in the same order) and
+     * run the batch again from the start; at one segment, once more with
+     * the buffers released. */
     gmle__cu_release_all(S);
-    n_sub = n_sub / 2 < MIN_SUB ? MIN_SUB : n_sub / 2;
+    last = !gmle__cu_plan_next_split(&k, R.g, b->n_rows);
   }
   return st;
 }
@@ -491,8 +489,8 @@ static gmle_status validate_device(cu_state *S, const gmle__cuda_dev_batch *b,
   const size_t flag_n = b->labels ? C : 0;
   CU_CHECK(gmle__cu_dev(S, DB_SCAN, res_b + flag_n * 8, &p));
   gmle__cu_scan_result *dres = p;
-  unsigned long long *dflags = b->labels ? (unsigned long long *)((char *)p + res_b)
-                                         : NULL;
+  unsigned long long *dflags =
+      b->labels ? (unsigned long long *)((char *)p + res_b) : NULL;
   CU_TRY(S, gmle__cu_scan_init(dres, S->compute),
          "launching the validation setup kernel");
   if (dflags)
@@ -547,8 +545,7 @@ static gmle_status validate_device(cu_state *S, const gmle__cuda_dev_batch *b,
   if (res.bad_label_row != ~0ull) {
     const size_t r = (size_t)res.bad_label_row;
     int32_t l = 0;
-    CU_TRY(S,
-           cudaMemcpy(&l, b->labels + r, sizeof l, cudaMemcpyDeviceToHost),
+    CU_TRY(S, cudaMemcpy(&l, b->labels + r, sizeof l, cudaMemcpyDeviceToHost),
            "cudaMemcpy(one label, device to host)");
     st = gmle__cu_error(S->ctx, GMLE_E_BAD_LABEL,
                         "batch %llu row %zu: label %ld is outside the %zu "
@@ -559,8 +556,7 @@ static gmle_status validate_device(cu_state *S, const gmle__cuda_dev_batch *b,
   if (b->weights && res.bad_weight_row != ~0ull) {
     const size_t r = (size_t)res.bad_weight_row;
     double w = 0;
-    CU_TRY(S,
-           cudaMemcpy(&w, b->weights + r, sizeof w, cudaMemcpyDeviceToHost),
+    CU_TRY(S, cudaMemcpy(&w, b->weights + r, sizeof w, cudaMemcpyDeviceToHost),
            "cudaMemcpy(one weight, device to host)");
     st = gmle__cu_error(S->ctx, GMLE_E_INVALID_WEIGHTS,
                         "batch %llu row %zu: weight %g is %s", batch, r, w,
@@ -589,22 +585,30 @@ static void dev_result_release(gmle__cuda_dev_result *r) {
   memset(r, 0, sizeof *r);
 }
 
+/* The run of a device batch, before any allocation. */
+static void dev_run_init(run *R, cu_state *S, const gmle__cuda_dev_batch *b) {
+  memset(R, 0, sizeof *R);
+  R->S = S;
+  R->D = b->dim;
+  R->G = b->gram_len;
+  R->L = b->labels != NULL && b->n_classes > 1 ? b->n_classes : 1;
+  R->diag = b->mode == GMLE_STATS_DIAG;
+  R->f64 = b->dtype == GMLE_F64;
+  R->seg_bytes = GMLE__CU_SEG_BYTES_DEVICE;
+  run_geometry(R);
+}
+
+/* The device batch in sub-batches of k segments. */
 static gmle_status add_device_run(cu_state *S, const gmle__cuda_dev_batch *b,
                                   const unsigned char *present,
-                                  gmle__cuda_dev_result *out, size_t n_sub) {
+                                  gmle__cuda_dev_result *out, size_t k) {
   gmle_status st = GMLE_OK;
   const size_t n = b->n_rows, D = b->dim, C = b->n_classes;
   const int labelled = b->labels != NULL && C > 1;
   const size_t isz = b->dtype == GMLE_F64 ? 8 : 4;
   run R;
-  memset(&R, 0, sizeof R);
+  dev_run_init(&R, S, b);
   int32_t *slot_of = NULL;
-  R.S = S;
-  R.D = D;
-  R.G = b->gram_len;
-  R.L = labelled ? C : 1;
-  R.diag = b->mode == GMLE_STATS_DIAG;
-  R.f64 = b->dtype == GMLE_F64;
   slot_of = malloc(C * sizeof(int32_t));
   if (!slot_of)
     goto oom;
@@ -635,6 +639,7 @@ static gmle_status add_device_run(cu_state *S, const gmle__cuda_dev_batch *b,
     else
       R.need_shift[s] = 1;
   }
+  size_t n_sub = k * (size_t)R.g.seg;
   if (n_sub > n)
     n_sub = n;
   CU_CHECK(run_alloc(&R, n_sub, labelled));
@@ -646,14 +651,14 @@ static gmle_status add_device_run(cu_state *S, const gmle__cuda_dev_batch *b,
     const size_t ni = n - r0 < n_sub ? n - r0 : n_sub;
     if (labelled)
       CU_CHECK(route(&R, b->labels + r0, ni));
-    const gmle__cu_input in = {
-        .x = (const char *)b->x + r0 * b->row_stride * isz,
-        .f64 = R.f64,
-        .stride = (int64_t)b->row_stride,
-        .dim = (int64_t)D,
-        .idx = NULL,
-        .w = b->weights ? b->weights + r0 : NULL,
-        .shift = NULL};
+    const gmle__cu_input in = {.x = (const char *)b->x +
+                                    r0 * b->row_stride * isz,
+                               .f64 = R.f64,
+                               .stride = (int64_t)b->row_stride,
+                               .dim = (int64_t)D,
+                               .idx = NULL,
+                               .w = b->weights ? b->weights + r0 : NULL,
+                               .shift = NULL};
     CU_CHECK(compute(&R, &in, ni, labelled));
   }
   CU_TRY(S,
@@ -669,9 +674,10 @@ oom:
                       C, D);
 done:
   if (st != GMLE_OK)
-    gmle__cu_quiesce(S);
+    st = gmle__cu_settle(S, st);
   free(slot_of);
   free(R.need_shift);
+  free(R.p.segs);
   return st;
 }
 
@@ -704,23 +710,27 @@ gmle_status gmle__cu_add_device(gmle_context *ctx,
     return gmle__cu_error(ctx, GMLE_E_OUT_OF_MEMORY,
                           "CUDA: out of host memory (%zu classes)",
                           b->n_classes);
-  size_t n_sub = b->n_rows < MAX_SUB ? b->n_rows : MAX_SUB;
+  /* Nothing is staged: sub-batches as large as the routing allows. */
+  run R;
+  dev_run_init(&R, S, b);
+  size_t k = gmle__cu_plan_segs_per_sub(R.g, 1, (size_t)-1, R.L);
   int validated = 0;
-  for (;;) {
+  for (int last = 0;;) {
     if (!validated) {
       st = validate_device(S, b, present);
       validated = st == GMLE_OK;
     }
     if (st == GMLE_OK)
-      st = add_device_run(S, b, present, out, n_sub);
+      st = add_device_run(S, b, present, out, k);
     if (st == GMLE_OK)
       break;
     dev_result_release(out);
-    if (st != GMLE_E_DEVICE_OOM || n_sub <= MIN_SUB)
+    if (st != GMLE_E_DEVICE_OOM || last)
       break;
-    /* Out of device memory: smaller slices, from the start. */
+    /* Out of device memory: sub-batches of half as many segments (the
+     * same sums in the same order), from the start. */
     gmle__cu_release_all(S);
-    n_sub = n_sub / 2 < MIN_SUB ? MIN_SUB : n_sub / 2;
+    last = !gmle__cu_plan_next_split(&k, R.g, b->n_rows);
   }
   free(present);
   return st;

@@ -23,16 +23,18 @@
 
 /* Bump on any change to the structs below or to how the module reads the
  * core's structs. */
-#define GMLE__CUDA_ABI 1
+#define GMLE__CUDA_ABI 2
 #define GMLE__CUDA_ENTRY_NAME "gmle__cuda_module_entry_v1"
 #define GMLE__CUDA_MODULE_FILE "libgmle_cuda.so"
 
 /* Struct sizes both sides must agree on (a cheap layout check). */
 #define GMLE__CUDA_LAYOUT_INIT                                                 \
-  {sizeof(struct gmle_context), sizeof(struct gmle_model),                     \
-   sizeof(struct gmle_stats),   sizeof(gmle__backend_ops),                     \
-   sizeof(gmle__batch),         sizeof(gmle__partial),                         \
-   sizeof(gmle__score_cache),   sizeof(gmle_cuda_device_info)}
+  {                                                                            \
+    sizeof(struct gmle_context), sizeof(struct gmle_model),                    \
+        sizeof(struct gmle_stats), sizeof(gmle__backend_ops),                  \
+        sizeof(gmle__batch), sizeof(gmle__partial), sizeof(gmle__score_cache), \
+        sizeof(gmle_cuda_device_info)                                          \
+  }
 #define GMLE__CUDA_LAYOUT_N 8
 
 /* What libgmle lends the module. */
@@ -41,8 +43,8 @@ typedef struct gmle__cuda_host {
   unsigned gmle_version; /* GMLE_VERSION_NUMBER */
   size_t layout[GMLE__CUDA_LAYOUT_N];
   /* gmle__verror: record a message on ctx and return s. */
-  gmle_status (*verror)(const gmle_context *ctx, gmle_status s,
-                        const char *fmt, va_list ap);
+  gmle_status (*verror)(const gmle_context *ctx, gmle_status s, const char *fmt,
+                        va_list ap);
   /* gmle__log with a preformatted message. */
   void (*log)(const gmle_context *ctx, gmle_log_level lvl, const char *msg);
 } gmle__cuda_host;
@@ -54,13 +56,13 @@ typedef struct gmle__cuda_dev_batch {
   const void *x;
   gmle_dtype dtype;
   size_t n_rows, row_stride, dim, n_classes;
-  const int32_t *labels;  /* NULL: all class 0 (n_classes == 1) */
-  const double *weights;  /* NULL: all 1 */
+  const int32_t *labels; /* NULL: all class 0 (n_classes == 1) */
+  const double *weights; /* NULL: all 1 */
   gmle_stats_mode mode;
   size_t gram_len;
-  const double *shift;          /* [C*D] */
+  const double *shift;            /* [C*D] */
   const unsigned char *has_shift; /* [C] */
-  uint64_t batch_index;         /* for messages */
+  uint64_t batch_index;           /* for messages */
 } gmle__cuda_dev_batch;
 
 /* The partial statistics of a device batch over the classes present, in
@@ -95,8 +97,9 @@ typedef struct gmle__cuda_module {
   /* gmle_cuda_devices (no context: the message goes to why). */
   gmle_status (*devices)(gmle_cuda_device_info *out, size_t max,
                          size_t *n_found, char *why, size_t why_len);
-  /* gmle_cuda_inject_fault / gmle_cuda_call_count. */
-  gmle_status (*inject_fault)(gmle_context *ctx, gmle_cuda_fault kind, long k);
+  /* gmle_cuda_inject_fault_at / gmle_cuda_call_count. */
+  gmle_status (*inject_fault)(gmle_context *ctx, gmle_cuda_fault kind,
+                              unsigned sites, long k);
   long (*call_count)(const gmle_context *ctx);
   int (*device_index)(const gmle_context *ctx);
 } gmle__cuda_module;
@@ -106,6 +109,7 @@ typedef const gmle__cuda_module *(*gmle__cuda_entry_fn)(
 
 /* The module's one exported function (named GMLE__CUDA_ENTRY_NAME). It
  * keeps `host` only when host->abi matches its own. */
-const gmle__cuda_module *gmle__cuda_module_entry_v1(const gmle__cuda_host *host);
+const gmle__cuda_module *
+gmle__cuda_module_entry_v1(const gmle__cuda_host *host);
 
 #endif /* GMLE_CUDA_ABI_H */

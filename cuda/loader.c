@@ -50,8 +50,8 @@ static void *try_open(const char *path, char *why, size_t len) {
   if (!h) {
     const char *e = dlerror();
     size_t used = strlen(why);
-    snprintf(why + used, len - used, "%sdlopen(%s): %s", used ? "; " : "",
-             path, e ? e : "unknown error");
+    snprintf(why + used, len - used, "%sdlopen(%s): %s", used ? "; " : "", path,
+             e ? e : "unknown error");
   }
   return h;
 }
@@ -76,9 +76,8 @@ static const gmle__cuda_module *load_module(char *why, size_t len) {
       char path[PATH_MAX];
       const char *slash = strrchr(info.dli_fname, '/');
       const int dir = slash ? (int)(slash - info.dli_fname) : 0;
-      if (slash &&
-          snprintf(path, sizeof path, "%.*s/%s", dir, info.dli_fname,
-                   GMLE__CUDA_MODULE_FILE) < (int)sizeof path)
+      if (slash && snprintf(path, sizeof path, "%.*s/%s", dir, info.dli_fname,
+                            GMLE__CUDA_MODULE_FILE) < (int)sizeof path)
         h = try_open(path, why, len);
     }
     if (!h)
@@ -95,8 +94,8 @@ static const gmle__cuda_module *load_module(char *why, size_t len) {
       snprintf(why, len, "the CUDA module has no %s", GMLE__CUDA_ENTRY_NAME);
     } else if (cand->abi != GMLE__CUDA_ABI ||
                cand->gmle_version != GMLE_VERSION_NUMBER ||
-               memcmp(cand->layout, layout, sizeof layout) != 0 ||
-               !cand->ops || cand->ops->id != GMLE_BACKEND_CUDA) {
+               memcmp(cand->layout, layout, sizeof layout) != 0 || !cand->ops ||
+               cand->ops->id != GMLE_BACKEND_CUDA) {
       snprintf(why, len,
                "the CUDA module was built for another gmle (module ABI %u, "
                "version %u; this library ABI %u, version %u, or a different "
@@ -343,8 +342,9 @@ gmle_status gmle_cuda_score_device(gmle_context *ctx, const gmle_model *m,
                  "cuda_score_device: the context is on the %s backend; "
                  "device data needs a CUDA context",
                  gmle_backend_name(ctx->backend));
-  GMLE_RETURN_IF(!m, ctx, GMLE_E_INVALID_ARG, "cuda_score_device: model is "
-                                              "NULL");
+  GMLE_RETURN_IF(!m, ctx, GMLE_E_INVALID_ARG,
+                 "cuda_score_device: model is "
+                 "NULL");
   GMLE_RETURN_IF(m->ctx != ctx, ctx, GMLE_E_INVALID_ARG,
                  "cuda_score_device: the model was made on another context");
   GMLE_RETURN_IF(dtype != GMLE_F32 && dtype != GMLE_F64, ctx,
@@ -366,11 +366,11 @@ gmle_status gmle_cuda_score_device(gmle_context *ctx, const gmle_model *m,
                  "model's %zu features",
                  row_stride, m->dim);
   size_t bytes;
-  GMLE_RETURN_IF(gmle__mul3_size(n_rows, row_stride, gmle__dtype_size(dtype),
-                                 &bytes) ||
-                     gmle__mul3_size(n_rows, m->n_classes, 8, &bytes),
-                 ctx, GMLE_E_TOO_LARGE,
-                 "cuda_score_device: %zu rows overflow size_t", n_rows);
+  GMLE_RETURN_IF(
+      gmle__mul3_size(n_rows, row_stride, gmle__dtype_size(dtype), &bytes) ||
+          gmle__mul3_size(n_rows, m->n_classes, 8, &bytes),
+      ctx, GMLE_E_TOO_LARGE, "cuda_score_device: %zu rows overflow size_t",
+      n_rows);
   if (n_rows == 0)
     return GMLE_OK;
   GMLE_RETURN_IF(!d_x || !d_out, ctx, GMLE_E_INVALID_ARG,
@@ -397,15 +397,20 @@ int gmle_cuda_context_device(const gmle_context *ctx) {
   return is_cuda(ctx) ? module->device_index(ctx) : -1;
 }
 
-gmle_status gmle_cuda_inject_fault(gmle_context *ctx, gmle_cuda_fault kind,
-                                   long k) {
+gmle_status gmle_cuda_inject_fault_at(gmle_context *ctx, gmle_cuda_fault kind,
+                                      unsigned sites, long k) {
   if (!ctx)
     return GMLE_E_INVALID_ARG;
   gmle__clear_error(ctx);
   GMLE_RETURN_IF(!is_cuda(ctx), ctx, GMLE_E_UNSUPPORTED,
                  "cuda_inject_fault: the context is on the %s backend",
                  gmle_backend_name(ctx->backend));
-  return module->inject_fault(ctx, kind, k);
+  return module->inject_fault(ctx, kind, sites, k);
+}
+
+gmle_status gmle_cuda_inject_fault(gmle_context *ctx, gmle_cuda_fault kind,
+                                   long k) {
+  return gmle_cuda_inject_fault_at(ctx, kind, GMLE_CUDA_SITE_ALL, k);
 }
 
 long gmle_cuda_call_count(const gmle_context *ctx) {

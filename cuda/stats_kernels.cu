@@ -3,18 +3,22 @@
 // A batch on the device is routed by class with a stable radix sort of its
 // row indices by label (CUB), so every class is a contiguous run of the
 // routed order whatever the number of classes. The host cuts the runs into
-// chunks (cuda/cuda_stats.c); each thread block owns one (chunk, output
-// tile) pair and reads the chunk's rows through the routed order:
+// chunks (cuda/cu_plan.c: fixed segments and chunk boundaries, so that the
+// order does not depend on how a batch is split); each thread block owns one
+// (chunk, output tile) pair and reads the chunk's rows through the routed
+// order:
 //   d = x - k_c in double, products and sums in double (FMA), never TF32.
 // Work is proportional to rows x tiles, never to rows x classes.
 //
 // Determinism: no floating-point atomics. Every sum has a fixed order: rows
-// of a chunk in routed order (split over a fixed number of row groups that
-// are combined in group order), then the chunks of a class in chunk order
-// (gmle__cu_reduce_*), then batches in call order. A class's only chunk
-// adds straight into the accumulators: exactly one block owns each
-// (class, tile) in a launch. The integer atomics of the validation scan
-// (atomicMin of positions, flags) give the same result in any order.
+// of a chunk by position relative to the chunk's start (split over a fixed
+// number of row groups that are combined in group order), then the chunks
+// of a class in a segment in a fixed order (gmle__cu_reduce_*), then the
+// segments in row order (one launch each), then batches in call order. A
+// class's only chunk in a segment adds straight into the accumulators:
+// exactly one block owns each (class, tile) in a launch. The integer atomics of
+// the validation scan (atomicMin of positions, flags) give the same result in
+// any order.
 #include "cu_kernels.h"
 
 #include <cub/device/device_radix_sort.cuh>
@@ -52,10 +56,15 @@ __device__ inline void tile_coords(int64_t tile, int64_t *ti, int64_t *tj) {
 
 // ---- routing ----------------------------------------------------------------
 
-__global__ void k_iota(uint32_t *v, int64_t n) {
+__global__ void k_route_keys(const int32_t *__restrict__ labels, int64_t n,
+                             int64_t seg, int64_t nseg,
+                             uint32_t *__restrict__ keys,
+                             uint32_t *__restrict__ rows) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
-    v[i] = (uint32_t)i;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    keys[i] = (uint32_t)((int64_t)labels[i] * nseg + i / seg);
+    rows[i] = (uint32_t)i;
+  }
 }
 
 __global__ void k_bounds(const uint32_t *__restrict__ keys, int64_t n,
@@ -71,7 +80,8 @@ __global__ void k_bounds(const uint32_t *__restrict__ keys, int64_t n,
   }
 }
 
-// ---- moments: weights, sums, sums of squares ---------------------------------
+// ---- moments: weights, sums, sums of squares
+// ---------------------------------
 
 // Block: 8 row groups x 32 columns (column tile ct of the chunk).
 template <typename T>
@@ -131,7 +141,8 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// ---- Gram tiles ---------------------------------------------------------------
+// ---- Gram tiles
+// ---------------------------------------------------------------
 
 // One block computes the T x T tile (ti, tj) of sum w d d^T over a chunk:
 // slabs of kSlab rows are centred into shared memory (A: columns of ti,
@@ -240,21 +251,38 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// ---- reductions of multi-chunk classes ----------------------------------------
+// ---- reductions of multi-chunk classes
+// ----------------------------------------
+
+// One warp per (group, element), so that a class with many chunks is summed
+// by many threads: lane l adds the group's partials l, l + 32, ... in
+// order, a fixed butterfly combines the 32 lane sums, and lane 0 adds the
+// result into the accumulator. The order depends only on the group (one
+// class in one segment), never on the sub-batch. Loops are warp-uniform.
+
+__device__ inline double warp_sum(double s) {
+  for (int off = 16; off > 0; off >>= 1)
+    s += __shfl_xor_sync(0xffffffffu, s, off);
+  return s;
+}
 
 __global__ void k_reduce_moments(const gmle__cu_group *__restrict__ groups,
                                  int64_t n_groups, int64_t D, int diag,
-                                 const double *__restrict__ part,
-                                 double *acc_w, double *acc_sum,
-                                 double *acc_sq) {
+                                 const double *__restrict__ part, double *acc_w,
+                                 double *acc_sum, double *acc_sq) {
+  const int lane = threadIdx.x & 31;
   const int64_t per = 1 + 2 * D, en = diag ? 1 + 2 * D : 1 + D;
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-       t < n_groups * en; t += (int64_t)gridDim.x * blockDim.x) {
-    const gmle__cu_group gr = groups[t / en];
-    const int64_t e = t % en;
+  const int64_t warps = (int64_t)gridDim.x * (blockDim.x >> 5);
+  for (int64_t w = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) >> 5;
+       w < n_groups * en; w += warps) {
+    const gmle__cu_group gr = groups[w / en];
+    const int64_t e = w % en;
     double s = 0.0;
-    for (int k = 0; k < gr.n_parts; k++)
+    for (int k = lane; k < gr.n_parts; k += 32)
       s += part[(int64_t)(gr.part_first + k) * per + e];
+    s = warp_sum(s);
+    if (lane != 0)
+      continue;
     if (e == 0)
       acc_w[gr.slot] += s;
     else if (e <= D)
@@ -268,24 +296,29 @@ __global__ void k_reduce_gram(const gmle__cu_group *__restrict__ groups,
                               int64_t n_groups, int64_t D, int ts,
                               int64_t n_tiles, const double *__restrict__ part,
                               double *acc) {
+  const int lane = threadIdx.x & 31;
   const int64_t tt = (int64_t)ts * ts, per_group = n_tiles * tt;
-  for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-       t < n_groups * per_group; t += (int64_t)gridDim.x * blockDim.x) {
-    const gmle__cu_group gr = groups[t / per_group];
-    const int64_t rem = t % per_group, tile = rem / tt, e = rem % tt;
+  const int64_t warps = (int64_t)gridDim.x * (blockDim.x >> 5);
+  for (int64_t w = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) >> 5;
+       w < n_groups * per_group; w += warps) {
+    const gmle__cu_group gr = groups[w / per_group];
+    const int64_t rem = w % per_group, tile = rem / tt, e = rem % tt;
     int64_t ti, tj;
     tile_coords(tile, &ti, &tj);
     const int64_t i = ti * ts + e / ts, j = tj * ts + e % ts;
     if (i >= D || j > i)
-      continue;
+      continue; // the same (i, j) for the whole warp
     double s = 0.0;
-    for (int k = 0; k < gr.n_parts; k++)
+    for (int k = lane; k < gr.n_parts; k += 32)
       s += part[((int64_t)(gr.part_first + k) * n_tiles + tile) * tt + e];
-    acc[(int64_t)gr.slot * D * D + i * D + j] += s;
+    s = warp_sum(s);
+    if (lane == 0)
+      acc[(int64_t)gr.slot * D * D + i * D + j] += s;
   }
 }
 
-// ---- shifts of classes first seen in a device batch ----------------------------
+// ---- shifts of classes first seen in a device batch
+// ----------------------------
 
 template <typename T>
 __global__ void k_shift(gmle__cu_input in, const gmle__cu_chunk *list,
@@ -306,7 +339,8 @@ __global__ void k_shift(gmle__cu_input in, const gmle__cu_chunk *list,
   }
 }
 
-// ---- validation scan -------------------------------------------------------------
+// ---- validation scan
+// -------------------------------------------------------------
 
 __global__ void k_scan_init(gmle__cu_scan_result *res) {
   res->bad_cell = ~0ull;
@@ -347,7 +381,8 @@ __global__ void k_scan(const T *__restrict__ x, int64_t n, int64_t D,
 
 } // namespace
 
-// ---- launchers ------------------------------------------------------------------
+// ---- launchers
+// ------------------------------------------------------------------
 
 extern "C" int gmle__cu_gram_tile(int64_t dim) {
   return dim <= 16 ? 16 : dim <= 32 ? 32 : 64;
@@ -358,9 +393,16 @@ extern "C" int64_t gmle__cu_gram_tiles(int64_t dim, int t) {
   return nt * (nt + 1) / 2;
 }
 
-extern "C" cudaError_t gmle__cu_iota(uint32_t *v, int64_t n,
-                                     cudaStream_t stream) {
-  k_iota<<<grid_for(n, kThreads, 65535), kThreads, 0, stream>>>(v, n);
+extern "C" cudaError_t gmle__cu_route_keys(const int32_t *labels, int64_t n,
+                                           int64_t seg, int64_t nseg,
+                                           uint32_t *keys, uint32_t *rows,
+                                           cudaStream_t stream) {
+  if (n <= 0)
+    return cudaSuccess;
+  if (n > INT32_MAX || seg <= 0 || nseg <= 0)
+    return cudaErrorInvalidValue;
+  k_route_keys<<<grid_for(n, kThreads, 65535), kThreads, 0, stream>>>(
+      labels, n, seg, nseg, keys, rows);
   return cudaGetLastError();
 }
 
@@ -374,18 +416,16 @@ extern "C" cudaError_t gmle__cu_sort_bytes(int64_t n, size_t *bytes) {
       static_cast<uint32_t *>(nullptr), (int)n, 0, 32);
 }
 
-extern "C" cudaError_t gmle__cu_sort(void *scratch, size_t scratch_bytes,
-                                     const uint32_t *keys_in,
-                                     uint32_t *keys_out,
-                                     const uint32_t *vals_in,
-                                     uint32_t *vals_out, int64_t n,
-                                     int end_bit, cudaStream_t stream) {
+extern "C" cudaError_t
+gmle__cu_sort(void *scratch, size_t scratch_bytes, const uint32_t *keys_in,
+              uint32_t *keys_out, const uint32_t *vals_in, uint32_t *vals_out,
+              int64_t n, int end_bit, cudaStream_t stream) {
   if (n < 0 || n > INT32_MAX || end_bit < 1 || end_bit > 32)
     return cudaErrorInvalidValue;
   size_t bytes = scratch_bytes;
-  cudaError_t e = cub::DeviceRadixSort::SortPairs(
-      scratch, bytes, keys_in, keys_out, vals_in, vals_out, (int)n, 0, end_bit,
-      stream);
+  cudaError_t e = cub::DeviceRadixSort::SortPairs(scratch, bytes, keys_in,
+                                                  keys_out, vals_in, vals_out,
+                                                  (int)n, 0, end_bit, stream);
   if (e != cudaSuccess)
     return e;
   return cudaGetLastError();
@@ -401,12 +441,10 @@ extern "C" cudaError_t gmle__cu_bounds(const uint32_t *keys, int64_t n,
   return cudaGetLastError();
 }
 
-extern "C" cudaError_t gmle__cu_moments(const gmle__cu_input *in,
-                                        const gmle__cu_chunk *chunks,
-                                        int64_t n_chunks, int diag,
-                                        double *acc_w, double *acc_sum,
-                                        double *acc_sq, double *part,
-                                        cudaStream_t stream) {
+extern "C" cudaError_t
+gmle__cu_moments(const gmle__cu_input *in, const gmle__cu_chunk *chunks,
+                 int64_t n_chunks, int diag, double *acc_w, double *acc_sum,
+                 double *acc_sq, double *part, cudaStream_t stream) {
   const int64_t n_ct = ceil_div(in->dim, 32);
   const int64_t total = n_chunks * n_ct;
   for (int64_t b0 = 0; b0 < total; b0 += kMaxBlocks) {
@@ -432,16 +470,16 @@ static cudaError_t launch_gram(const gmle__cu_input *in,
                                double *part, cudaStream_t stream) {
   switch (t) {
   case 16:
-    k_gram<T, 16><<<g, kThreads, 0, stream>>>(*in, chunks, n_tiles, b0, acc,
-                                               part);
+    k_gram<T, 16>
+        <<<g, kThreads, 0, stream>>>(*in, chunks, n_tiles, b0, acc, part);
     break;
   case 32:
-    k_gram<T, 32><<<g, kThreads, 0, stream>>>(*in, chunks, n_tiles, b0, acc,
-                                               part);
+    k_gram<T, 32>
+        <<<g, kThreads, 0, stream>>>(*in, chunks, n_tiles, b0, acc, part);
     break;
   case 64:
-    k_gram<T, 64><<<g, kThreads, 0, stream>>>(*in, chunks, n_tiles, b0, acc,
-                                               part);
+    k_gram<T, 64>
+        <<<g, kThreads, 0, stream>>>(*in, chunks, n_tiles, b0, acc, part);
     break;
   default:
     return cudaErrorInvalidValue;
@@ -458,11 +496,10 @@ extern "C" cudaError_t gmle__cu_gram(const gmle__cu_input *in,
   for (int64_t b0 = 0; b0 < total; b0 += kMaxBlocks) {
     const unsigned g =
         (unsigned)(total - b0 < kMaxBlocks ? total - b0 : kMaxBlocks);
-    cudaError_t e =
-        in->f64 ? launch_gram<double>(in, chunks, n_tiles, b0, g, t, acc_gram,
-                                      part, stream)
-                : launch_gram<float>(in, chunks, n_tiles, b0, g, t, acc_gram,
-                                     part, stream);
+    cudaError_t e = in->f64 ? launch_gram<double>(in, chunks, n_tiles, b0, g, t,
+                                                  acc_gram, part, stream)
+                            : launch_gram<float>(in, chunks, n_tiles, b0, g, t,
+                                                 acc_gram, part, stream);
     if (e != cudaSuccess)
       return e;
   }
@@ -477,9 +514,10 @@ extern "C" cudaError_t gmle__cu_reduce_moments(const gmle__cu_group *groups,
                                                cudaStream_t stream) {
   if (n_groups <= 0)
     return cudaSuccess;
-  const int64_t work = n_groups * (1 + 2 * dim);
-  k_reduce_moments<<<grid_for(work, kThreads, 65535), kThreads, 0, stream>>>(
-      groups, n_groups, dim, diag, part, acc_w, acc_sum, acc_sq);
+  const int64_t work = n_groups * (1 + 2 * dim); // warps
+  k_reduce_moments<<<grid_for(work, kThreads / 32, 65535), kThreads, 0,
+                     stream>>>(groups, n_groups, dim, diag, part, acc_w,
+                               acc_sum, acc_sq);
   return cudaGetLastError();
 }
 
@@ -491,8 +529,8 @@ extern "C" cudaError_t gmle__cu_reduce_gram(const gmle__cu_group *groups,
   if (n_groups <= 0)
     return cudaSuccess;
   const int64_t n_tiles = gmle__cu_gram_tiles(dim, t);
-  const int64_t work = n_groups * n_tiles * t * t;
-  k_reduce_gram<<<grid_for(work, kThreads, 65535), kThreads, 0, stream>>>(
+  const int64_t work = n_groups * n_tiles * t * t; // warps
+  k_reduce_gram<<<grid_for(work, kThreads / 32, 65535), kThreads, 0, stream>>>(
       groups, n_groups, dim, t, n_tiles, part, acc_gram);
   return cudaGetLastError();
 }
@@ -524,20 +562,18 @@ extern "C" cudaError_t gmle__cu_scan_init(gmle__cu_scan_result *res,
   return cudaGetLastError();
 }
 
-extern "C" cudaError_t gmle__cu_scan(const void *x, int f64, int64_t n,
-                                     int64_t dim, int64_t stride,
-                                     const int32_t *labels, int64_t n_classes,
-                                     const double *weights,
-                                     unsigned long long *counts,
-                                     gmle__cu_scan_result *res,
-                                     cudaStream_t stream) {
+extern "C" cudaError_t
+gmle__cu_scan(const void *x, int f64, int64_t n, int64_t dim, int64_t stride,
+              const int32_t *labels, int64_t n_classes, const double *weights,
+              unsigned long long *counts, gmle__cu_scan_result *res,
+              cudaStream_t stream) {
   if (n <= 0)
     return cudaSuccess;
   const unsigned g = grid_for(n * dim, kThreads, 8192);
   if (f64)
-    k_scan<double><<<g, kThreads, 0, stream>>>(
-        static_cast<const double *>(x), n, dim, stride, labels, n_classes,
-        weights, counts, res);
+    k_scan<double><<<g, kThreads, 0, stream>>>(static_cast<const double *>(x),
+                                               n, dim, stride, labels,
+                                               n_classes, weights, counts, res);
   else
     k_scan<float><<<g, kThreads, 0, stream>>>(static_cast<const float *>(x), n,
                                               dim, stride, labels, n_classes,

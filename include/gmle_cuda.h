@@ -35,10 +35,8 @@ extern "C" {
  *  error the statistics are bit-identical to before. GMLE_E_UNSUPPORTED when
  *  the statistics are not on a CUDA context, GMLE_E_INVALID_ARG when a
  *  pointer is not device memory of the context's device. */
-GMLE_API gmle_status gmle_cuda_stats_add_device(gmle_stats *st,
-                                                const void *d_x,
-                                                gmle_dtype dtype,
-                                                size_t n_rows,
+GMLE_API gmle_status gmle_cuda_stats_add_device(gmle_stats *st, const void *d_x,
+                                                gmle_dtype dtype, size_t n_rows,
                                                 size_t row_stride,
                                                 const int32_t *d_labels,
                                                 const double *d_weights);
@@ -63,7 +61,7 @@ typedef struct gmle_cuda_device_info {
   int cc_major, cc_minor; /**< compute capability */
   int multiprocessors;
   int pci_domain, pci_bus, pci_device;
-  int usable;             /**< 1 when this build of gmle runs on it */
+  int usable; /**< 1 when this build of gmle runs on it */
 } gmle_cuda_device_info;
 
 /** List up to `max` CUDA devices into out (may be NULL with max 0);
@@ -81,10 +79,12 @@ GMLE_API int gmle_cuda_context_device(const gmle_context *ctx);
 /** Fault injection, for tests: after this call the k-th CUDA or cuBLAS call
  *  made for ctx (k >= 1) fails instead of running. GMLE_CUDA_FAULT_ERROR
  *  fails it with a non-sticky error (cudaErrorInvalidValue, or
- *  CUBLAS_STATUS_EXECUTION_FAILED for a cuBLAS call); GMLE_CUDA_FAULT_OOM
- *  counts only device and pinned allocations and fails the k-th with
- *  cudaErrorMemoryAllocation; GMLE_CUDA_FAULT_STICKY fails it with
- *  cudaErrorIllegalAddress, which marks the context lost. k = 0 or
+ *  CUBLAS_STATUS_EXECUTION_FAILED for a cuBLAS call): GMLE_E_DEVICE, the
+ *  context goes on. GMLE_CUDA_FAULT_OOM counts only device and pinned
+ *  allocations and fails the k-th with cudaErrorMemoryAllocation:
+ *  GMLE_E_DEVICE_OOM unless a split batch fits. GMLE_CUDA_FAULT_STICKY fails
+ *  it with cudaErrorIllegalAddress, which marks the context lost
+ *  (GMLE_E_DEVICE_LOST on that call and every later one). k = 0 or
  *  GMLE_CUDA_FAULT_NONE disarms. The environment variable
  *  GMLE_CUDA_FAIL_AT=k[:error|oom|sticky] arms the same at context
  *  creation. GMLE_E_UNSUPPORTED for contexts that are not CUDA. */
@@ -96,9 +96,28 @@ typedef enum gmle_cuda_fault {
 } gmle_cuda_fault;
 GMLE_API gmle_status gmle_cuda_inject_fault(gmle_context *ctx,
                                             gmle_cuda_fault kind, long k);
-/** The calls counted (as for the fault kind armed) since the last
- *  gmle_cuda_inject_fault on ctx; -1 for contexts that are not CUDA. A
- *  sweep over k stops once k exceeds the count of a fault-free run. */
+
+/** Kinds of call sites, for gmle_cuda_inject_fault_at (a bit mask). */
+typedef enum gmle_cuda_site {
+  GMLE_CUDA_SITE_ALLOC = 1,  /**< cudaMalloc, cudaHostAlloc */
+  GMLE_CUDA_SITE_COPY = 2,   /**< cudaMemcpy*, cudaMemset* */
+  GMLE_CUDA_SITE_KERNEL = 4, /**< kernel launches (CUB's sort included) */
+  GMLE_CUDA_SITE_BLAS = 8,   /**< cuBLAS calls */
+  GMLE_CUDA_SITE_SYNC = 16,  /**< stream and event waits, records, syncs */
+  GMLE_CUDA_SITE_ALL = 31
+} gmle_cuda_site;
+
+/** gmle_cuda_inject_fault counting only the calls at `sites` (a mask of
+ *  gmle_cuda_site; 0 means all): the k-th such call fails with `kind`.
+ *  GMLE_CUDA_FAULT_OOM always counts allocations only. GMLE_E_INVALID_ARG
+ *  for an unknown kind or site bit. */
+GMLE_API gmle_status gmle_cuda_inject_fault_at(gmle_context *ctx,
+                                               gmle_cuda_fault kind,
+                                               unsigned sites, long k);
+
+/** The calls counted (as for the fault armed) since the last
+ *  gmle_cuda_inject_fault(_at) on ctx; -1 for contexts that are not CUDA.
+ *  A sweep over k stops once k exceeds the count of a fault-free run. */
 GMLE_API long gmle_cuda_call_count(const gmle_context *ctx);
 
 #ifdef __cplusplus

@@ -18,8 +18,11 @@
 #    with a CPU continuation, and more than 2^31 elements;
 # 4. runs bench/bench_cuda (pinned H2D and device read bandwidth, f32/f64
 #    peaks, SGEMM/DGEMM, SSYRK/DSYRK, streamed and device-resident fits for
-#    D in {13,40,128,512,1024} x C in {1,1000}, full-covariance scoring);
-# 5. prints one summary table. Logs are kept in DIR/gpu-check/.
+#    D in {13,40,128,512,1024} x C in {1,1000}, the C=1000 / C=1 time
+#    ratios, full-covariance scoring against SGEMM on the same product);
+# 5. prints one summary table: test counts, then every measurement against
+#    its limit with PASS / FAIL for the acceptance criteria of issue #5.
+#    Logs are kept in DIR/gpu-check/.
 # Exit status: 0 when every test passed, 1 when some failed, 2 on setup
 # errors (no GPU, no toolkit, build failure).
 set -uo pipefail
@@ -133,6 +136,8 @@ count() { grep -Eo "[0-9]+ tests failed out of [0-9]+" "$1" | head -1; }
 printf '%-34s %s\n' "GPU" "$(sed -n 1p "$logs/gpus.txt")"
 printf '%-34s %s\n' "ctest CPU/OpenCL" "$(count "$logs/ctest-host.txt") (rc $host_rc)"
 printf '%-34s %s\n' "ctest CUDA" "$(count "$logs/ctest-cuda.txt") (rc $cuda_rc)"
+printf '%-34s %s\n' "test_cuda (GPU checks)" \
+  "$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logs/test_cuda.txt" | tail -1)"
 failed=$(grep -E "^\s+[0-9]+ - " "$logs/ctest-host.txt" "$logs/ctest-cuda.txt" |
   sed 's/^.*- //' | tr '\n' ' ')
 [ -n "$failed" ] && printf '%-34s %s\n' "failed" "$failed"
