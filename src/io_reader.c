@@ -119,6 +119,7 @@ void gmle_reader_options_init(gmle_reader_options *opt) {
   opt->delimiter = 0;
   opt->header = -1;
   opt->label_column = NULL;
+  opt->ark_dtype = 0;
   opt->labels_only = 0;
 }
 
@@ -153,6 +154,9 @@ gmle_status gmle_reader_open(gmle_context *ctx, const char *path,
     return gmle__error(ctx, GMLE_E_INVALID_ARG,
                        "gmle_reader_open: a delimiter cannot be a quote or "
                        "a line break");
+
+  if (gmle__ark_is_rspecifier(path))
+    return gmle__ark_reader_open(ctx, path, opt, out);
 
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -313,6 +317,8 @@ const char *gmle_reader_format(const gmle_reader *r) {
     return "csv";
   case GMLE__RD_TEXT:
     return "text";
+  case GMLE__RD_ARK:
+    return "ark";
   }
   return NULL;
 }

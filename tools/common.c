@@ -33,6 +33,7 @@ int cli_exit_code(gmle_status s) {
     return CLI_EXIT_DATA;
   case GMLE_E_IO:
   case GMLE_E_BAD_FORMAT:
+  case GMLE_E_BAD_ARK:
   case GMLE_E_CORRUPT:
   case GMLE_E_UNSUPPORTED_VERSION:
   case GMLE_E_INVALID_MODEL:
