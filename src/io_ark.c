@@ -17,10 +17,10 @@ typedef enum ark_src { SRC_FILE, SRC_STDIN, SRC_MEM, SRC_SCP } ark_src;
 
 typedef struct ark_state {
   ark_src src;
-  char *file;      /* ark: the archive's path; scp: the script's path */
-  gmle__kd_in in;  /* the archive, or the data file of the current entry */
+  char *file;     /* ark: the archive's path; scp: the script's path */
+  gmle__kd_in in; /* the archive, or the data file of the current entry */
   int in_open;
-  char *cur_path;  /* scp: the path of the file open in `in` */
+  char *cur_path; /* scp: the path of the file open in `in` */
   size_t cur_cap;
   gmle__kd_in scp; /* scp: the script file */
   uint64_t scp_line;
@@ -52,8 +52,8 @@ typedef struct ark_state {
  * Returns 0 when s is not a specifier (no "ark"/"scp" before a colon), 1
  * when it is, -1 (message on ctx) for an unknown option. */
 static int parse_spec(const gmle_context *ctx, const char *s,
-                      const char *const *allowed, char *kind,
-                      const char **path, int *text) {
+                      const char *const *allowed, char *kind, const char **path,
+                      int *text) {
   const char *colon = strchr(s, ':');
   if (!colon)
     return 0;
@@ -78,8 +78,8 @@ static int parse_spec(const gmle_context *ctx, const char *s,
         k++;
       if (!allowed[k]) {
         gmle__error(ctx, GMLE_E_INVALID_ARG,
-                    "%s: unknown option '%.*s' in a Kaldi specifier", s,
-                    (int)n, p);
+                    "%s: unknown option '%.*s' in a Kaldi specifier", s, (int)n,
+                    p);
         return -1;
       }
       if (n == 1 && (*p == 't' || *p == 'b'))
@@ -130,10 +130,9 @@ static gmle_status scp_open_data(gmle_reader *r, ark_state *st,
   memcpy(st->cur_path, path, n + 1);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return gmle__error(r->ctx, GMLE_E_IO,
-                       "%s: cannot open: %s (named by %s line %llu)", path,
-                       strerror(errno), st->file,
-                       (unsigned long long)st->scp_line);
+    return gmle__error(
+        r->ctx, GMLE_E_IO, "%s: cannot open: %s (named by %s line %llu)", path,
+        strerror(errno), st->file, (unsigned long long)st->scp_line);
   struct stat sb;
   if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
     close(fd);
@@ -157,8 +156,8 @@ static gmle_status scp_next(gmle_reader *r, ark_state *st) {
   int at_end;
   char *ln;
   do {
-    GMLE_TRY(gmle__kd_read_line(&st->scp, &st->line, &st->line_cap, &len,
-                                &at_end));
+    GMLE_TRY(
+        gmle__kd_read_line(&st->scp, &st->line, &st->line_cap, &len, &at_end));
     if (at_end) {
       st->ended = 1;
       return GMLE_OK;
@@ -176,8 +175,8 @@ static gmle_status scp_next(gmle_reader *r, ark_state *st) {
     sp++;
   if (!*sp)
     return gmle__error(r->ctx, GMLE_E_BAD_ARK,
-                       "%s: line %llu: '%.200s' has a key but no file", st->file,
-                       (unsigned long long)st->scp_line, ln);
+                       "%s: line %llu: '%.200s' has a key but no file",
+                       st->file, (unsigned long long)st->scp_line, ln);
   size_t klen = (size_t)(sp - ln);
   void *p = st->key;
   GMLE_TRY(gmle__io_grow(r->ctx, &p, &st->key_cap, klen + 1, 0, 1));
@@ -191,13 +190,13 @@ static gmle_status scp_next(gmle_reader *r, ark_state *st) {
   if (rx[rlen - 1] == '|' || strcmp(rx, "-") == 0)
     return gmle__error(r->ctx, GMLE_E_UNSUPPORTED,
                        "%s: line %llu: '%.200s': pipes and standard input "
-                       "are not supported in script files", st->file,
-                       (unsigned long long)st->scp_line, rx);
+                       "are not supported in script files",
+                       st->file, (unsigned long long)st->scp_line, rx);
   if (rx[rlen - 1] == ']')
     return gmle__error(r->ctx, GMLE_E_UNSUPPORTED,
                        "%s: line %llu: '%.200s': row/column ranges are not "
-                       "supported", st->file, (unsigned long long)st->scp_line,
-                       rx);
+                       "supported",
+                       st->file, (unsigned long long)st->scp_line, rx);
   uint64_t off = 0;
   char *colon = strrchr(rx, ':');
   if (colon && colon[1]) {
@@ -219,8 +218,8 @@ static gmle_status scp_next(gmle_reader *r, ark_state *st) {
   if (off > st->in.size)
     return gmle__error(r->ctx, GMLE_E_BAD_ARK,
                        "%s: line %llu: key '%.200s': offset %llu is beyond the "
-                       "end of %s (%llu bytes)", st->file,
-                       (unsigned long long)st->scp_line, st->key,
+                       "end of %s (%llu bytes)",
+                       st->file, (unsigned long long)st->scp_line, st->key,
                        (unsigned long long)off, st->cur_path,
                        (unsigned long long)st->in.size);
   return gmle__kd_in_seek(&st->in, off);
@@ -363,7 +362,8 @@ static gmle_status ark_rewind(gmle_reader *r) {
   if (st->src == SRC_STDIN)
     return gmle__error(r->ctx, GMLE_E_UNSUPPORTED,
                        "%s: an archive on standard input can be read only "
-                       "once", r->path);
+                       "once",
+                       r->path);
   return ark_start(r, st);
 }
 
@@ -419,7 +419,8 @@ static gmle_status open_fd(gmle_reader *r, ark_state *st, gmle__kd_in *in,
     close(fd);
     return gmle__error(r->ctx, GMLE_E_UNSUPPORTED,
                        "%s: not a regular file (for standard input say "
-                       "ark:-)", path);
+                       "ark:-)",
+                       path);
   }
   gmle_status s =
       gmle__kd_in_fd(in, r->ctx, st->file, fd, 0, (uint64_t)sb.st_size);
@@ -434,7 +435,8 @@ static gmle_status ark_setup(gmle_reader *r, ark_state *st,
       opt->ark_dtype != GMLE_F64)
     return gmle__error(r->ctx, GMLE_E_INVALID_ARG,
                        "gmle_reader_open: ark_dtype must be 0, GMLE_F32 or "
-                       "GMLE_F64, not %d", opt->ark_dtype);
+                       "GMLE_F64, not %d",
+                       opt->ark_dtype);
   if (opt->label_column)
     return gmle__error(r->ctx, GMLE_E_INVALID_ARG,
                        "%s: a Kaldi table has no label column", r->path);
@@ -480,8 +482,8 @@ static gmle_status new_reader(gmle_context *ctx, const char *name,
 }
 
 static gmle_status finish_open(gmle_reader *r, ark_state *st,
-                               const gmle_reader_options *opt,
-                               gmle_status s, gmle_reader **out) {
+                               const gmle_reader_options *opt, gmle_status s,
+                               gmle_reader **out) {
   if (s == GMLE_OK)
     s = ark_setup(r, st, opt);
   if (s != GMLE_OK) {
@@ -508,12 +510,14 @@ gmle_status gmle__ark_reader_open(gmle_context *ctx, const char *spec,
   if (k == 0 || !path[0])
     return gmle__error(ctx, GMLE_E_INVALID_ARG,
                        "'%s' is not a Kaldi rspecifier (ark:FILE, scp:FILE "
-                       "or ark:-)", spec);
+                       "or ark:-)",
+                       spec);
   size_t pl = strlen(path);
   if (path[pl - 1] == '|' || (kind == 's' && strcmp(path, "-") == 0))
     return gmle__error(ctx, GMLE_E_UNSUPPORTED,
                        "%s: pipes (and scp:-) are not supported; run the "
-                       "command first, or pipe an archive to ark:-", spec);
+                       "command first, or pipe an archive to ark:-",
+                       spec);
   gmle_reader *r;
   ark_state *st;
   GMLE_TRY(new_reader(ctx, spec, &r, &st));

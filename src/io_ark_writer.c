@@ -73,7 +73,8 @@ gmle_status gmle_ark_writer_open(gmle_context *ctx, const char *wspecifier,
     else if (n == 3 && memcmp(p, "scp", 3) == 0)
       return gmle__error(ctx, GMLE_E_UNSUPPORTED,
                          "%s: writing script files is not supported; write "
-                         "ark:FILE", wspecifier);
+                         "ark:FILE",
+                         wspecifier);
     else if (n == 1 && (*p == 't' || *p == 'b'))
       text = *p == 't';
     else if (!((n == 1 && (*p == 'f' || *p == 'p')) ||
@@ -86,14 +87,16 @@ gmle_status gmle_ark_writer_open(gmle_context *ctx, const char *wspecifier,
   if (!colon || !is_ark || !colon[1])
     return gmle__error(ctx, GMLE_E_INVALID_ARG,
                        "'%s' is not a Kaldi wspecifier (ark:FILE or "
-                       "ark,t:FILE)", wspecifier);
+                       "ark,t:FILE)",
+                       wspecifier);
   const char *path = colon + 1;
   size_t pl = strlen(path);
   if (strcmp(path, "-") == 0 || path[pl - 1] == '|' || path[0] == '|')
     return gmle__error(ctx, GMLE_E_UNSUPPORTED,
                        "%s: writing to standard output or a pipe is not "
                        "supported (outputs are written to a temporary file "
-                       "and renamed)", wspecifier);
+                       "and renamed)",
+                       wspecifier);
   gmle_ark_writer *w = gmle__calloc(1, sizeof *w);
   if (!w)
     return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
@@ -130,7 +133,8 @@ gmle_status gmle_ark_writer_begin(gmle_ark_writer *w, const char *key) {
   if (w->open_obj)
     return gmle__error(w->ctx, GMLE_E_INVALID_ARG,
                        "%s: key '%.200s': the object of key '%.200s' is not "
-                       "ended", w->af.path, key ? key : "", w->key);
+                       "ended",
+                       w->af.path, key ? key : "", w->key);
   size_t n = key ? strlen(key) : 0;
   if (n == 0 || n >= GMLE__KD_MAX_KEY)
     return gmle__error(w->ctx, GMLE_E_INVALID_ARG,
@@ -141,7 +145,8 @@ gmle_status gmle_ark_writer_begin(gmle_ark_writer *w, const char *key) {
     if (c <= 0x20 || c == 0x7f)
       return gmle__error(w->ctx, GMLE_E_INVALID_ARG,
                          "%s: key '%.200s': byte %zu is a space or a control "
-                         "character", w->af.path, key, i);
+                         "character",
+                         w->af.path, key, i);
   }
   char *k = gmle__malloc(n + 1);
   if (!k)
@@ -221,7 +226,8 @@ gmle_status gmle_ark_writer_rows(gmle_ark_writer *w, const void *rows,
   if (n_rows > (uint64_t)INT32_MAX - w->rows)
     return wfail(w, gmle__error(w->ctx, GMLE_E_TOO_LARGE,
                                 "%s: key '%.200s': more than %d rows in one "
-                                "object", w->af.path, w->key, INT32_MAX));
+                                "object",
+                                w->af.path, w->key, INT32_MAX));
   const size_t esz = w->elem == GMLE_ELEM_F64 ? 8 : 4;
   const size_t per = w->cols ? w->cols : 1;
   size_t bytes;
@@ -267,8 +273,9 @@ gmle_status gmle_ark_writer_end(gmle_ark_writer *w) {
       fseeko(f, (off_t)w->af.offset, SEEK_SET) != 0)
     return wfail(w, gmle__error(w->ctx, GMLE_E_IO,
                                 "%s: byte %llu: cannot write the row count of "
-                                "key '%.200s'", w->af.path,
-                                (unsigned long long)w->count_off, w->key));
+                                "key '%.200s'",
+                                w->af.path, (unsigned long long)w->count_off,
+                                w->key));
   return GMLE_OK;
 }
 

@@ -25,17 +25,17 @@ typedef enum gmle__rd_format {
 
 struct gmle_reader {
   gmle_context *ctx;
-  char *path;           /* copy, for messages */
+  char *path; /* copy, for messages */
   int fd;
   uint64_t file_size;
   gmle__rd_format format;
   int labels_only;
-  int has_labels;       /* read() can fill `labels` */
+  int has_labels; /* read() can fill `labels` */
   size_t cols;
   gmle_dtype dtype;
   int rows_known;
   uint64_t n_rows;
-  uint64_t offset;      /* rows returned since open / rewind */
+  uint64_t offset; /* rows returned since open / rewind */
   /* Label texts of the last read(): NUL-terminated strings in `lab`, the
    * start of each at lab_off[i]. */
   char *lab;

@@ -37,8 +37,8 @@ gmle_status gmle__kd_in_fd(gmle__kd_in *in, const gmle_context *ctx,
   return GMLE_OK;
 }
 
-void gmle__kd_in_mem(gmle__kd_in *in, const gmle_context *ctx,
-                     const char *name, const void *data, size_t size) {
+void gmle__kd_in_mem(gmle__kd_in *in, const gmle_context *ctx, const char *name,
+                     const void *data, size_t size) {
   memset(in, 0, sizeof *in);
   in->ctx = ctx;
   in->name = name;
@@ -167,16 +167,16 @@ gmle_status gmle__kd_read_line(gmle__kd_in *in, char **buf, size_t *cap,
 
 /* GMLE_E_BAD_ARK (or s) "NAME: byte OFF: key 'KEY': MSG". */
 static gmle_status GMLE__PRINTF(5, 6)
-    kd_fail(const gmle__kd_in *in, gmle_status s, const char *key,
-            uint64_t off, const char *fmt, ...) {
+    kd_fail(const gmle__kd_in *in, gmle_status s, const char *key, uint64_t off,
+            const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   if (key)
-    return gmle__error(in->ctx, s, "%s: byte %llu: key '%.200s': %s",
-                       in->name, (unsigned long long)off, key, msg);
+    return gmle__error(in->ctx, s, "%s: byte %llu: key '%.200s': %s", in->name,
+                       (unsigned long long)off, key, msg);
   return gmle__error(in->ctx, s, "%s: byte %llu: %s", in->name,
                      (unsigned long long)off, msg);
 }
@@ -294,8 +294,10 @@ static gmle_status read_i32(gmle__kd_in *in, const gmle__kd_obj *o,
     return BAD(in, o, off, "truncated before %s", what);
   unsigned char sz = in->buf[in->pos];
   if (sz != 4)
-    return BAD(in, o, off, "size byte %u before %s (expected 4: a 32-bit "
-               "integer)", sz, what);
+    return BAD(in, o, off,
+               "size byte %u before %s (expected 4: a 32-bit "
+               "integer)",
+               sz, what);
   if (avail(in) < 5)
     return BAD(in, o, off, "truncated in %s", what);
   *v = (int32_t)le32(in->buf + in->pos + 1);
@@ -312,7 +314,8 @@ static gmle_status check_room(gmle__kd_in *in, const gmle__kd_obj *o,
   if (n > UINT64_MAX / size || n * size > rem)
     return BAD(in, o, gmle__kd_in_off(in),
                "%s: %llu x %llu bytes, but only %llu bytes remain in the "
-               "file", what, (unsigned long long)n, (unsigned long long)size,
+               "file",
+               what, (unsigned long long)n, (unsigned long long)size,
                (unsigned long long)rem);
   return GMLE_OK;
 }
@@ -345,13 +348,13 @@ static gmle_status read_grow(gmle__kd_in *in, const gmle__kd_obj *o,
   return GMLE_OK;
 }
 
-static gmle_status begin_binary(gmle__kd_in *in, gmle__kd_obj *o,
-                                int int_vec) {
+static gmle_status begin_binary(gmle__kd_in *in, gmle__kd_obj *o, int int_vec) {
   const uint64_t off = o->off; /* the object's "\0B" */
   GMLE_TRY(fill(in, 8));
   if (avail(in) && in->buf[in->pos] == 4) { /* an integer vector */
     if (!int_vec)
-      return BAD(in, o, off, "an integer vector (alignment) where a matrix "
+      return BAD(in, o, off,
+                 "an integer vector (alignment) where a matrix "
                  "is expected");
     int32_t n;
     GMLE_TRY(read_i32(in, o, "the vector's length", &n));
@@ -373,15 +376,19 @@ static gmle_status begin_binary(gmle__kd_in *in, gmle__kd_obj *o,
   if (t == 4 || t == 0) {
     char found[48];
     show_bytes(in, found, sizeof found);
-    return BAD(in, o, off, "unknown binary object (found %s; expected FM, "
-               "DM, CM, CM2 or CM3)", found);
+    return BAD(in, o, off,
+               "unknown binary object (found %s; expected FM, "
+               "DM, CM, CM2 or CM3)",
+               found);
   }
   in->pos += t + 1;
   static const struct {
     const char *tok;
     gmle__kd_kind kind;
-  } mats[] = {{"FM", GMLE__KD_FM},   {"DM", GMLE__KD_DM},
-              {"CM", GMLE__KD_CM1},  {"CM2", GMLE__KD_CM2},
+  } mats[] = {{"FM", GMLE__KD_FM},
+              {"DM", GMLE__KD_DM},
+              {"CM", GMLE__KD_CM1},
+              {"CM2", GMLE__KD_CM2},
               {"CM3", GMLE__KD_CM3}};
   size_t k = 0;
   while (k < 5 && strcmp(tok, mats[k].tok) != 0)
@@ -391,12 +398,16 @@ static gmle_status begin_binary(gmle__kd_in *in, gmle__kd_obj *o,
       return BAD(in, o, off, "a %s vector (%s) where %s is expected",
                  tok[0] == 'F' ? "float" : "double", tok,
                  int_vec ? "an integer vector (alignment)" : "a matrix");
-    return BAD(in, o, off, "unknown binary object '%s' (expected FM, DM, "
-               "CM, CM2 or CM3)", tok);
+    return BAD(in, o, off,
+               "unknown binary object '%s' (expected FM, DM, "
+               "CM, CM2 or CM3)",
+               tok);
   }
   if (int_vec)
-    return BAD(in, o, off, "a matrix (%s) where an integer vector "
-               "(alignment) is expected", tok);
+    return BAD(in, o, off,
+               "a matrix (%s) where an integer vector "
+               "(alignment) is expected",
+               tok);
   o->kind = mats[k].kind;
   int32_t rows, cols;
   if (o->kind == GMLE__KD_FM || o->kind == GMLE__KD_DM) {
@@ -415,8 +426,10 @@ static gmle_status begin_binary(gmle__kd_in *in, gmle__kd_obj *o,
     in->pos += 16;
   }
   if (rows <= 0 || cols <= 0)
-    return BAD(in, o, off, "%s matrix of %d rows and %d columns (both must "
-               "be >= 1)", tok, (int)rows, (int)cols);
+    return BAD(in, o, off,
+               "%s matrix of %d rows and %d columns (both must "
+               "be >= 1)",
+               tok, (int)rows, (int)cols);
   o->rows = (uint64_t)rows;
   o->cols = (size_t)cols;
   const uint64_t nel = (uint64_t)rows * (uint64_t)cols;
@@ -434,11 +447,11 @@ static gmle_status begin_binary(gmle__kd_in *in, gmle__kd_obj *o,
   }
   /* CM: per-column percentiles, then the bytes column by column. */
   uint64_t rem;
-  if (remaining(in, &rem) &&
-      (nel + 8 * (uint64_t)cols > rem))
+  if (remaining(in, &rem) && (nel + 8 * (uint64_t)cols > rem))
     return BAD(in, o, gmle__kd_in_off(in),
                "CM: %d columns x (8 + %d) bytes, but only %llu bytes remain "
-               "in the file", (int)cols, (int)rows, (unsigned long long)rem);
+               "in the file",
+               (int)cols, (int)rows, (unsigned long long)rem);
   unsigned char *raw = NULL;
   size_t raw_cap = 0;
   gmle_status s =
@@ -571,9 +584,8 @@ static gmle_status text_line(gmle__kd_in *in, gmle__kd_obj *o, int matrix,
 /* Parse the numbers of o->line[0..len) into o->trow; *n receives the
  * count. f32: parse as float (strtof), so that a float printed with %.9g
  * reads back exactly. */
-static gmle_status parse_numbers(gmle__kd_in *in, gmle__kd_obj *o,
-                                 uint64_t off, size_t len, int f32, int ints,
-                                 size_t *n) {
+static gmle_status parse_numbers(gmle__kd_in *in, gmle__kd_obj *o, uint64_t off,
+                                 size_t len, int f32, int ints, size_t *n) {
   size_t k = 0;
   char *p = o->line, *end = o->line + len;
   locale_t old = uselocale(o->cloc);
@@ -600,8 +612,8 @@ static gmle_status parse_numbers(gmle__kd_in *in, gmle__kd_obj *o,
     } else {
       v = f32 ? (double)strtof(p, &stop) : strtod(p, &stop);
       if (stop != e || stop == p)
-        s = BAD(in, o, off + (uint64_t)(p - o->line),
-                "'%.40s' is not a number", p);
+        s = BAD(in, o, off + (uint64_t)(p - o->line), "'%.40s' is not a number",
+                p);
       else if (errno == ERANGE && isinf(v))
         s = BAD(in, o, off + (uint64_t)(p - o->line),
                 "'%.40s' is beyond the range of %s", p,
@@ -629,14 +641,18 @@ static gmle_status text_row(gmle__kd_in *in, gmle__kd_obj *o) {
   int term = 0;
   GMLE_TRY(text_line(in, o, 1, &len, &term));
   if (term < 0)
-    return BAD(in, o, off, "truncated: text row %llu is not ended (no line "
-               "break or ']')", (unsigned long long)o->row);
+    return BAD(in, o, off,
+               "truncated: text row %llu is not ended (no line "
+               "break or ']')",
+               (unsigned long long)o->row);
   GMLE_TRY(parse_numbers(in, o, off, len, o->text_f32, 0, &n));
   if (o->row == 0 && o->cols == 0) {
     o->cols = n;
   } else if (n != o->cols) {
-    return BAD(in, o, off, "text row %llu has %zu values, but row 0 has %zu "
-               "(ragged rows)", (unsigned long long)o->row, n, o->cols);
+    return BAD(in, o, off,
+               "text row %llu has %zu values, but row 0 has %zu "
+               "(ragged rows)",
+               (unsigned long long)o->row, n, o->cols);
   }
   if (term == ']') { /* the rest of the line */
     in->pos--;       /* let the lookahead see the ']' */
@@ -677,7 +693,8 @@ gmle_status gmle__kd_begin(gmle__kd_in *in, gmle__kd_obj *o, const char *key,
     return BAD(in, o, o->off, "truncated: the key has no object");
   if (in->buf[in->pos] == '\0') {
     if (avail(in) < 2 || in->buf[in->pos + 1] != 'B')
-      return BAD(in, o, o->off, "a NUL byte not followed by 'B' (a broken "
+      return BAD(in, o, o->off,
+                 "a NUL byte not followed by 'B' (a broken "
                  "binary header)");
     in->pos += 2;
     return begin_binary(in, o, int_vec);
@@ -706,14 +723,16 @@ gmle_status gmle__kd_begin(gmle__kd_in *in, gmle__kd_obj *o, const char *key,
     show_bytes(in, found, sizeof found);
     return BAD(in, o, gmle__kd_in_off(in),
                "expected a binary object (\\0B) or a text matrix ('['), "
-               "found %s", found);
+               "found %s",
+               found);
   }
   in->pos++;
   o->kind = GMLE__KD_TEXT;
   /* Read the first row now, so that the column count is known. */
   GMLE_TRY(text_lookahead(in, o));
   if (o->done)
-    return BAD(in, o, o->off, "an empty text matrix (0 rows; at least one "
+    return BAD(in, o, o->off,
+               "an empty text matrix (0 rows; at least one "
                "is needed)");
   GMLE_TRY(text_row(in, o));
   if (o->cols == 0)
@@ -732,8 +751,8 @@ static void put_value(gmle_dtype dtype, void *out, size_t i, double v) {
 /* Rows of a binary FM/DM/CM2/CM3 matrix (row-major element streams). */
 static gmle_status rows_binary(gmle__kd_in *in, gmle__kd_obj *o,
                                gmle_dtype dtype, void *out, size_t k) {
-  size_t esz = o->kind == GMLE__KD_DM   ? 8
-               : o->kind == GMLE__KD_FM ? 4
+  size_t esz = o->kind == GMLE__KD_DM    ? 8
+               : o->kind == GMLE__KD_FM  ? 4
                : o->kind == GMLE__KD_CM2 ? 2
                                          : 1;
   const size_t n = k * o->cols;
@@ -746,8 +765,7 @@ static gmle_status rows_binary(gmle__kd_in *in, gmle__kd_obj *o,
     GMLE_TRY(fill(in, esz));
     size_t m = avail(in) / esz;
     if (m == 0)
-      return BAD(in, o, gmle__kd_in_off(in),
-                 "truncated in row %llu (of %llu)",
+      return BAD(in, o, gmle__kd_in_off(in), "truncated in row %llu (of %llu)",
                  (unsigned long long)(o->row + done / o->cols),
                  (unsigned long long)o->rows);
     if (m > n - done)
@@ -767,8 +785,8 @@ static gmle_status rows_binary(gmle__kd_in *in, gmle__kd_obj *o,
         } else if (o->kind == GMLE__KD_DM) {
           v = lef64(p);
         } else {
-          unsigned q = o->kind == GMLE__KD_CM2 ? (unsigned)(p[0] | p[1] << 8)
-                                               : p[0];
+          unsigned q =
+              o->kind == GMLE__KD_CM2 ? (unsigned)(p[0] | p[1] << 8) : p[0];
           float t = (float)q * incr;
           v = o->cm_min + t;
         }

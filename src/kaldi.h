@@ -46,8 +46,8 @@ typedef struct gmle__kd_in {
 gmle_status gmle__kd_in_fd(gmle__kd_in *in, const gmle_context *ctx,
                            const char *name, int fd, uint64_t base,
                            uint64_t size);
-void gmle__kd_in_mem(gmle__kd_in *in, const gmle_context *ctx,
-                     const char *name, const void *data, size_t size);
+void gmle__kd_in_mem(gmle__kd_in *in, const gmle_context *ctx, const char *name,
+                     const void *data, size_t size);
 /* Go to byte off (files: lseek; memory). */
 gmle_status gmle__kd_in_seek(gmle__kd_in *in, uint64_t off);
 void gmle__kd_in_free(gmle__kd_in *in);

@@ -113,8 +113,8 @@ typedef struct seen {
   size_t n;
 } seen;
 
-static size_t read_all_r(gmle_reader *r, void *x, size_t cap_rows,
-                         size_t batch, seen *sn) {
+static size_t read_all_r(gmle_reader *r, void *x, size_t cap_rows, size_t batch,
+                         seen *sn) {
   size_t esz = gmle_reader_dtype(r) == GMLE_F32 ? 4 : 8;
   size_t cols = gmle_reader_cols(r), total = 0;
   if (sn)
@@ -123,8 +123,8 @@ static size_t read_all_r(gmle_reader *r, void *x, size_t cap_rows,
     size_t n = 0;
     if (total + batch > cap_rows)
       return (size_t)-1;
-    gmle_status s = gmle_reader_read(
-        r, (unsigned char *)x + total * cols * esz, batch, &n, NULL);
+    gmle_status s = gmle_reader_read(r, (unsigned char *)x + total * cols * esz,
+                                     batch, &n, NULL);
     if (s != GMLE_OK) {
       printf("  read: %s\n", gmle_context_error(ctx));
       return (size_t)-1;
@@ -159,9 +159,9 @@ static size_t read_all_r(gmle_reader *r, void *x, size_t cap_rows,
   return total;
 }
 
-static size_t read_all(const char *spec, const gmle_reader_options *o,
-                       void *x, size_t cap_rows, size_t batch, seen *sn,
-                       size_t *cols, gmle_dtype *dt) {
+static size_t read_all(const char *spec, const gmle_reader_options *o, void *x,
+                       size_t cap_rows, size_t batch, seen *sn, size_t *cols,
+                       gmle_dtype *dt) {
   gmle_reader *r = NULL;
   if (gmle_reader_open(ctx, spec, o, &r) != GMLE_OK) {
     printf("  open %s: %s\n", spec, gmle_context_error(ctx));
@@ -190,8 +190,7 @@ static void fill_f32(float *x, size_t n, uint64_t seed) {
 /* Expected status and message fragments of a failing open or read of
  * data[0..n) (through the memory reader and a file). */
 static void expect_bad(const void *data, size_t n, gmle_status want,
-                       const char *frag1, const char *frag2,
-                       int labels_only) {
+                       const char *frag1, const char *frag2, int labels_only) {
   gmle_reader_options o;
   gmle_reader_options_init(&o);
   o.labels_only = labels_only;
@@ -238,8 +237,8 @@ TEST(ark_binary_float_matrices_read_bit_exact_with_utterances) {
   seen sn;
   for (size_t batch = 1; batch <= 30; batch += 6) {
     memset(y, 0, sizeof y);
-    size_t n = read_all(spec("ark", "fm.ark"), NULL, y, 64, batch, &sn, &cols,
-                        &dt);
+    size_t n =
+        read_all(spec("ark", "fm.ark"), NULL, y, 64, batch, &sn, &cols, &dt);
     CHECK(n == 23);
     CHECK(cols == 4 && dt == GMLE_F32);
     CHECK(memcmp(x, y, sizeof x) == 0);
@@ -302,8 +301,7 @@ TEST(ark_double_matrices_read_as_float64_or_converted) {
   double y[32 * 3];
   size_t cols;
   gmle_dtype dt;
-  CHECK(read_all(spec("ark", "dm.ark"), NULL, y, 32, 5, NULL, &cols, &dt) ==
-        9);
+  CHECK(read_all(spec("ark", "dm.ark"), NULL, y, 32, 5, NULL, &cols, &dt) == 9);
   CHECK(dt == GMLE_F64 && cols == 3);
   CHECK(tu_bits_equal(x, y, 27));
   /* Forced to float32: each value rounded once, as Kaldi reads a DM into a
@@ -345,8 +343,8 @@ TEST(ark_text_matrices_read_exactly_at_printed_precision) {
   size_t cols;
   gmle_dtype dt;
   seen sn;
-  CHECK(read_all(spec("ark,t", "text.ark"), NULL, y, 32, 4, &sn, &cols,
-                 &dt) == 6);
+  CHECK(read_all(spec("ark,t", "text.ark"), NULL, y, 32, 4, &sn, &cols, &dt) ==
+        6);
   CHECK(cols == 3 && dt == GMLE_F32);
   CHECK(memcmp(x, y, sizeof x) == 0);
   CHECK(sn.n == 2 && strcmp(sn.keys[1], "t2") == 0 && sn.rows[1] == 3);
@@ -369,7 +367,8 @@ TEST(ark_text_matrices_read_exactly_at_printed_precision) {
   free(t.p);
 }
 
-/* ---- scp and stdin --------------------------------------------------------- */
+/* ---- scp and stdin ---------------------------------------------------------
+ */
 
 TEST(scp_offsets_read_the_named_objects_in_script_order) {
   float x[12 * 2];
@@ -390,8 +389,7 @@ TEST(scp_offsets_read_the_named_objects_in_script_order) {
   bb_f32(&one, -2.25f);
   bb_save(&one, "one.mat");
   char scp[2048];
-  snprintf(scp, sizeof scp,
-           "u2 %s:%zu\n\nu0 %s:%zu\r\n  one %s\nu1 %s:%zu\n",
+  snprintf(scp, sizeof scp, "u2 %s:%zu\n\nu0 %s:%zu\r\n  one %s\nu1 %s:%zu\n",
            tpath("scp_data.ark"), off[2], tpath("scp_data.ark"), off[0],
            tpath("one.mat"), tpath("scp_data.ark"), off[1]);
   if (tu_spit(tpath("feats.scp"), scp, strlen(scp)) != 0)
@@ -405,8 +403,8 @@ TEST(scp_offsets_read_the_named_objects_in_script_order) {
   size_t cols;
   gmle_dtype dt;
   seen sn;
-  CHECK(read_all(spec("scp", "feats.scp"), NULL, y, 32, 4, &sn, &cols,
-                 &dt) == 13);
+  CHECK(read_all(spec("scp", "feats.scp"), NULL, y, 32, 4, &sn, &cols, &dt) ==
+        13);
   CHECK(memcmp(y, want, sizeof want) == 0);
   CHECK(sn.n == 4 && strcmp(sn.keys[0], "u2") == 0 &&
         strcmp(sn.keys[2], "one") == 0 && sn.rows[2] == 1 &&
@@ -428,8 +426,7 @@ TEST(scp_offsets_read_the_named_objects_in_script_order) {
             gmle_context_error(ctx));
   CHECK(strstr(gmle_context_error(ctx), "bad.scp line 1") != NULL);
   /* Ranges and pipes are refused clearly. */
-  snprintf(scp, sizeof scp, "u0 %s:%zu[0:1]\n", tpath("scp_data.ark"),
-           off[0]);
+  snprintf(scp, sizeof scp, "u0 %s:%zu[0:1]\n", tpath("scp_data.ark"), off[0]);
   tu_spit(tpath("bad.scp"), scp, strlen(scp));
   CHECK_STATUS(gmle_reader_open(ctx, spec("scp", "bad.scp"), NULL, &r),
                GMLE_E_UNSUPPORTED);
@@ -501,7 +498,8 @@ TEST(rspecifier_errors_are_clear) {
   gmle_reader_free(r);
 }
 
-/* ---- compressed matrices ------------------------------------------------------ */
+/* ---- compressed matrices
+ * ------------------------------------------------------ */
 
 /* "KEY \0BCMx " + global header (min, range, rows, cols). */
 static void bb_cm_head(bb *b, const char *key, const char *tok, float min,
@@ -530,10 +528,12 @@ TEST(cm2_and_cm3_decode_to_hand_computed_values) {
   bb_cm_head(&b, "c3", "CM3", 10.0f, 255.0f / 16.0f, 2, 3);
   bb_put(&b, q3, 6);
   bb_save(&b, "cm23.ark");
-  const float want[12] = {-1.0f,     -1.0f + 1.0f / 1024, 0.0f,
-                          62.9990234375f, 31.0f,          -1.0f + 3.0f / 1024,
-                          10.0f,     25.9375f,            11.0f,
-                          18.0f,     10.0625f,            22.5f};
+  const float want[12] = {-1.0f,    -1.0f + 1.0f / 1024,
+                          0.0f,     62.9990234375f,
+                          31.0f,    -1.0f + 3.0f / 1024,
+                          10.0f,    25.9375f,
+                          11.0f,    18.0f,
+                          10.0625f, 22.5f};
   float y[16 * 3];
   size_t cols;
   gmle_dtype dt;
@@ -567,8 +567,7 @@ TEST(cm1_decodes_percentile_columns_to_hand_computed_values) {
   o.ark_dtype = GMLE_F64; /* decoded in float, then widened exactly */
   size_t cols;
   gmle_dtype dt;
-  CHECK(read_all(spec("ark", "cm1.ark"), &o, y, 16, 2, NULL, &cols, &dt) ==
-        5);
+  CHECK(read_all(spec("ark", "cm1.ark"), &o, y, 16, 2, NULL, &cols, &dt) == 5);
   CHECK(cols == 2 && dt == GMLE_F64);
   for (int i = 0; i < 10; i++)
     CHECK_MSG(y[i] == (double)want[i], "element %d: %.9g, want %.9g", i, y[i],
@@ -606,8 +605,7 @@ TEST(compressed_matrices_agree_with_kaldiio) {
     float y[64 * 5], z[64 * 5];
     size_t cols, c2;
     gmle_dtype dt, d2;
-    CHECK(read_all(spec("ark", name), NULL, y, 64, 10, NULL, &cols, &dt) ==
-          37);
+    CHECK(read_all(spec("ark", name), NULL, y, 64, 10, NULL, &cols, &dt) == 37);
     CHECK(read_all(ref, NULL, z, 64, 10, NULL, &c2, &d2) == 37);
     CHECK(cols == 5 && c2 == 5 && dt == GMLE_F32 && d2 == GMLE_F32);
     /* kaldiio's float32 operations differ from Kaldi's in order (it
@@ -619,12 +617,12 @@ TEST(compressed_matrices_agree_with_kaldiio) {
       scale = fmax(scale, fabs((double)z[i]));
     for (int i = 0; i < 37 * 5; i++)
       worst = fmax(worst, fabs((double)y[i] - z[i]) / scale);
-    CHECK_MSG(worst <= 8 * 6e-8, "method %d: relative difference %g", m,
-              worst);
+    CHECK_MSG(worst <= 8 * 6e-8, "method %d: relative difference %g", m, worst);
   }
 }
 
-/* ---- alignments ------------------------------------------------------------- */
+/* ---- alignments -------------------------------------------------------------
+ */
 
 TEST(alignment_archives_give_one_label_per_frame) {
   bb b = {0};
@@ -674,7 +672,8 @@ TEST(alignment_archives_give_one_label_per_frame) {
   free(d.p);
 }
 
-/* ---- the writer --------------------------------------------------------------- */
+/* ---- the writer
+ * --------------------------------------------------------------- */
 
 TEST(ark_writer_binary_round_trip_is_bit_exact_and_kaldi_layout) {
   float x[9 * 3];
@@ -683,9 +682,9 @@ TEST(ark_writer_binary_round_trip_is_bit_exact_and_kaldi_layout) {
   x[1] = INFINITY;
   x[2] = 1e-45f;
   gmle_ark_writer *w = NULL;
-  CHECK_STATUS(gmle_ark_writer_open(ctx, spec("ark", "w32.ark"),
-                                    GMLE_ELEM_F32, 3, &w),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_ark_writer_open(ctx, spec("ark", "w32.ark"), GMLE_ELEM_F32, 3, &w),
+      GMLE_OK);
   /* "u1" in pieces of 1 and 3 rows (the row count is patched at end). */
   CHECK_STATUS(gmle_ark_writer_begin(w, "u1"), GMLE_OK);
   CHECK_STATUS(gmle_ark_writer_rows(w, x, 1), GMLE_OK);
@@ -705,23 +704,22 @@ TEST(ark_writer_binary_round_trip_is_bit_exact_and_kaldi_layout) {
   size_t cols;
   gmle_dtype dt;
   seen sn;
-  CHECK(read_all(spec("ark", "w32.ark"), NULL, y, 32, 4, &sn, &cols, &dt) ==
-        9);
+  CHECK(read_all(spec("ark", "w32.ark"), NULL, y, 32, 4, &sn, &cols, &dt) == 9);
   CHECK(memcmp(x, y, sizeof x) == 0 && sn.n == 2);
   /* float64 matrices and vectors. */
   double d[5] = {0.1, -1e-310, 1e308, -0.0, 1.0 / 3.0};
-  CHECK_STATUS(gmle_ark_writer_open(ctx, spec("ark,b", "w64.ark"),
-                                    GMLE_ELEM_F64, 1, &w),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_ark_writer_open(ctx, spec("ark,b", "w64.ark"), GMLE_ELEM_F64, 1, &w),
+      GMLE_OK);
   CHECK_STATUS(gmle_ark_writer_put(w, "d", d, 5), GMLE_OK);
   CHECK_STATUS(gmle_ark_writer_commit(w), GMLE_OK);
   double z[16];
   CHECK(read_all(spec("ark", "w64.ark"), NULL, z, 16, 2, NULL, &cols, &dt) ==
         5);
   CHECK(dt == GMLE_F64 && cols == 1 && tu_bits_equal(d, z, 5));
-  CHECK_STATUS(gmle_ark_writer_open(ctx, spec("ark", "v.ark"), GMLE_ELEM_F32,
-                                    0, &w),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_ark_writer_open(ctx, spec("ark", "v.ark"), GMLE_ELEM_F32, 0, &w),
+      GMLE_OK);
   CHECK_STATUS(gmle_ark_writer_put(w, "v", x, 4), GMLE_OK);
   CHECK_STATUS(gmle_ark_writer_commit(w), GMLE_OK);
   bb v = {0};
@@ -754,9 +752,9 @@ TEST(ark_writer_text_round_trip_is_exact_at_printed_precision) {
   x[3] = 3.4028235e38f;
   x[4] = -1e-45f;
   gmle_ark_writer *w = NULL;
-  CHECK_STATUS(gmle_ark_writer_open(ctx, spec("ark,t", "t32.ark"),
-                                    GMLE_ELEM_F32, 2, &w),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_ark_writer_open(ctx, spec("ark,t", "t32.ark"), GMLE_ELEM_F32, 2, &w),
+      GMLE_OK);
   CHECK_STATUS(gmle_ark_writer_put(w, "a", x, 3), GMLE_OK);
   CHECK_STATUS(gmle_ark_writer_put(w, "b", x + 6, 4), GMLE_OK);
   CHECK_STATUS(gmle_ark_writer_commit(w), GMLE_OK);
@@ -772,9 +770,9 @@ TEST(ark_writer_text_round_trip_is_exact_at_printed_precision) {
         7);
   CHECK(cols == 2 && dt == GMLE_F32 && memcmp(x, y, sizeof x) == 0);
   double d[6] = {0.1, 2.0 / 3.0, -1e-300, 1.7976931348623157e308, 5e-324, 0};
-  CHECK_STATUS(gmle_ark_writer_open(ctx, spec("ark,t", "t64.ark"),
-                                    GMLE_ELEM_F64, 3, &w),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_ark_writer_open(ctx, spec("ark,t", "t64.ark"), GMLE_ELEM_F64, 3, &w),
+      GMLE_OK);
   CHECK_STATUS(gmle_ark_writer_put(w, "d", d, 2), GMLE_OK);
   CHECK_STATUS(gmle_ark_writer_commit(w), GMLE_OK);
   gmle_reader_options o;
@@ -800,12 +798,12 @@ TEST(ark_writer_refuses_bad_keys_and_specifiers_and_leaves_no_file) {
                GMLE_E_UNSUPPORTED);
   CHECK_STATUS(gmle_ark_writer_open(ctx, tpath("x.ark"), GMLE_ELEM_F32, 2, &w),
                GMLE_E_INVALID_ARG);
-  CHECK_STATUS(gmle_ark_writer_open(ctx, spec("ark", "x.ark"), GMLE_ELEM_I32,
-                                    2, &w),
-               GMLE_E_INVALID_ARG);
-  CHECK_STATUS(gmle_ark_writer_open(ctx, spec("ark", "x.ark"), GMLE_ELEM_F32,
-                                    2, &w),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_ark_writer_open(ctx, spec("ark", "x.ark"), GMLE_ELEM_I32, 2, &w),
+      GMLE_E_INVALID_ARG);
+  CHECK_STATUS(
+      gmle_ark_writer_open(ctx, spec("ark", "x.ark"), GMLE_ELEM_F32, 2, &w),
+      GMLE_OK);
   float x[2] = {1, 2};
   CHECK_STATUS(gmle_ark_writer_begin(w, "two words"), GMLE_E_INVALID_ARG);
   CHECK_STATUS(gmle_ark_writer_begin(w, ""), GMLE_E_INVALID_ARG);
@@ -814,15 +812,16 @@ TEST(ark_writer_refuses_bad_keys_and_specifiers_and_leaves_no_file) {
   CHECK_STATUS(gmle_ark_writer_rows(w, x, 1), GMLE_OK);
   gmle_ark_writer_abort(w);
   CHECK(access(tpath("x.ark"), F_OK) != 0);
-  CHECK_STATUS(gmle_ark_writer_open(ctx, spec("ark", "x.ark"), GMLE_ELEM_F32,
-                                    2, &w),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_ark_writer_open(ctx, spec("ark", "x.ark"), GMLE_ELEM_F32, 2, &w),
+      GMLE_OK);
   CHECK_STATUS(gmle_ark_writer_begin(w, "k"), GMLE_OK);
   CHECK_STATUS(gmle_ark_writer_commit(w), GMLE_E_INVALID_ARG); /* open obj */
   CHECK(access(tpath("x.ark"), F_OK) != 0);
 }
 
-/* ---- fitting ------------------------------------------------------------------ */
+/* ---- fitting
+ * ------------------------------------------------------------------ */
 
 /* Accumulate a reader in batches of `batch` rows, labels from the
  * utterance index mod C. */
@@ -889,8 +888,7 @@ TEST(fit_from_ark_and_scp_equals_fit_from_the_same_frames_in_npy) {
   bb_save(&b, "fit.ark");
   tu_spit(tpath("fit.scp"), scp, strlen(scp));
   gmle_writer *w = NULL;
-  CHECK_STATUS(gmle_writer_open(ctx, tpath("fit.npy"), GMLE_ELEM_F32, D, 0,
-                                &w),
+  CHECK_STATUS(gmle_writer_open(ctx, tpath("fit.npy"), GMLE_ELEM_F32, D, 0, &w),
                GMLE_OK);
   CHECK_STATUS(gmle_writer_write(w, x, N), GMLE_OK);
   CHECK_STATUS(gmle_writer_commit(w), GMLE_OK);
@@ -933,7 +931,8 @@ TEST(fit_from_ark_and_scp_equals_fit_from_the_same_frames_in_npy) {
   free(b.p);
 }
 
-/* ---- BAD_INPUTS.md 26 ------------------------------------------------------- */
+/* ---- BAD_INPUTS.md 26 -------------------------------------------------------
+ */
 
 /* A valid two-utterance archive whose second object is replaced by `obj`. */
 static bb with_second(const void *obj, size_t n) {
@@ -960,8 +959,7 @@ TEST(badinput_26_missing_binary_header_is_read_as_text_and_refused) {
   bb_f32(&o, 2);
   bb b = with_second(o.p, o.n);
   size_t obj = b.n - o.n;
-  expect_bad(b.p, b.n, GMLE_E_BAD_ARK, at(obj), "expected a binary object",
-             0);
+  expect_bad(b.p, b.n, GMLE_E_BAD_ARK, at(obj), "expected a binary object", 0);
   free(o.p);
   free(b.p);
 }
@@ -995,8 +993,8 @@ TEST(badinput_26_dm_is_converted_and_cm_kinds_are_decoded) {
   size_t n = 0;
   CHECK_STATUS(gmle_reader_read(r, y, 8, &n, NULL), GMLE_OK);
   CHECK(n == 4 && gmle_reader_dtype(r) == GMLE_F32);
-  const float want[8] = {1.5f,        -2.5f, (float)0.1, (float)(1.0 / 3.0),
-                         -7.0f,       1e10f, 3.0f,       250.0f};
+  const float want[8] = {1.5f,  -2.5f, (float)0.1, (float)(1.0 / 3.0),
+                         -7.0f, 1e10f, 3.0f,       250.0f};
   CHECK(memcmp(y, want, sizeof want) == 0);
   gmle_reader_free(r);
   free(b.p);
@@ -1156,8 +1154,7 @@ TEST(badinput_26_ragged_text_rows) {
   expect_bad(u, strlen(u), GMLE_E_BAD_ARK, "key 'utt7'", "'x3' is not a number",
              0);
   const char *v = "utt7  [\n  1 2 1e999 ]\n";
-  expect_bad(v, strlen(v), GMLE_E_BAD_ARK, "key 'utt7'", "beyond the range",
-             0);
+  expect_bad(v, strlen(v), GMLE_E_BAD_ARK, "key 'utt7'", "beyond the range", 0);
   /* A different column count in a later utterance: a dimension mismatch. */
   const char *w = "good  [ 1 2 3 ]\nutt7  [ 1 2 ]\n";
   expect_bad(w, strlen(w), GMLE_E_DIM_MISMATCH, "key 'utt7'",
@@ -1202,8 +1199,7 @@ TEST(badinput_26_other_malformed_objects) {
   bb p = {0};
   bb_put(&p, "\0C", 2);
   bb c = with_second(p.p, p.n);
-  expect_bad(c.p, c.n, GMLE_E_BAD_ARK, at(c.n - p.n), "not followed by 'B'",
-             0);
+  expect_bad(c.p, c.n, GMLE_E_BAD_ARK, at(c.n - p.n), "not followed by 'B'", 0);
   const char *nul = "utt7  [\n  1 \0 2 ]\n";
   expect_bad(nul, 18, GMLE_E_BAD_ARK, "key 'utt7'", "NUL byte", 0);
   const char *unclosed = "utt7  [\n  1 2 \n";

@@ -94,7 +94,7 @@ static gmle_stats *accumulate(gmle_context *ctx, cli_data *d,
     s = gmle_stats_add_checked(st, d->buf, d->dtype, n, d->cols, d->cols,
                                d->has_labels ? d->idx : NULL, NULL);
     if (s != GMLE_OK)
-      cli_fail(ctx, s, d->path, (long long)d->row0);
+      cli_data_fail(d, s);
     cli_progress_update(&pr, d->rows_done);
   }
   cli_progress_end(&pr, d->rows_done);
