@@ -80,7 +80,7 @@ GMLE_API const char *gmle_version_string(void);
   X(GMLE_E_DEVICE_OOM, 20, "device out of memory")                             \
   X(GMLE_E_DEVICE_LOST, 21, "device lost; the context can no longer be used")  \
   X(GMLE_E_TOO_LARGE, 22, "problem too large")                                 \
-  X(GMLE_E_INTERNAL, 23, "internal error")                                    \
+  X(GMLE_E_INTERNAL, 23, "internal error")                                     \
   X(GMLE_E_BAD_ARK, 24, "malformed Kaldi archive or script file")
 
 typedef enum gmle_status {

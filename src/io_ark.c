@@ -422,8 +422,9 @@ static gmle_status open_fd(gmle_reader *r, ark_state *st, gmle__kd_in *in,
                        "ark:-)",
                        path);
   }
-  gmle_status s =
-      gmle__kd_in_fd(in, r->ctx, st->file, fd, 0, (uint64_t)sb.st_size);
+  /* Messages name the archive as it was given ("ark:feats.ark"). */
+  gmle_status s = gmle__kd_in_fd(in, r->ctx, in == &st->scp ? st->file : r->path,
+                                 fd, 0, (uint64_t)sb.st_size);
   if (s != GMLE_OK)
     close(fd);
   return s;
