@@ -423,8 +423,9 @@ static gmle_status open_fd(gmle_reader *r, ark_state *st, gmle__kd_in *in,
                        path);
   }
   /* Messages name the archive as it was given ("ark:feats.ark"). */
-  gmle_status s = gmle__kd_in_fd(in, r->ctx, in == &st->scp ? st->file : r->path,
-                                 fd, 0, (uint64_t)sb.st_size);
+  gmle_status s =
+      gmle__kd_in_fd(in, r->ctx, in == &st->scp ? st->file : r->path, fd, 0,
+                     (uint64_t)sb.st_size);
   if (s != GMLE_OK)
     close(fd);
   return s;
@@ -456,6 +457,7 @@ static gmle_status ark_setup(gmle_reader *r, ark_state *st,
     if (!opt->ark_dtype)
       r->dtype = st->obj.kind == GMLE__KD_DM ? GMLE_F64 : GMLE_F32;
   }
+  st->text_dtype = r->dtype; /* later text matrices: in the reader's type */
   return GMLE_OK;
 }
 

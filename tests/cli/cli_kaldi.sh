@@ -249,6 +249,11 @@ expect 1 "--what label into an archive (usage)" score m_ark.npz ark:test.ark --w
 grep -q "integers" err.txt && [ ! -e out.ark ] && ok "says why: $(head -1 err.txt)" || bad "--what label: $(cat err.txt)"
 expect_fail 3 "a pipe rspecifier" "pipes" m_pipe.npz fit "ark:cat train.ark |" -o m_pipe.npz
 
+expect 0 "score --help" score --help
+grep -q -- "--per-utt" out.txt && grep -q "ark:OUT.ark" out.txt && ok "score --help documents --per-utt and ark outputs" || bad "score --help lacks the Kaldi options"
+expect 0 "classify --help" classify --help
+grep -q "utt2label" out.txt && ok "classify --help documents utt2label truth" || bad "classify --help lacks utt2label"
+
 # ---- the README's audio example, run as written -----------------------------
 README="$HERE/../../README.md"
 # Each "$ gmle ..." command of the block, then the lines the README shows
