@@ -611,8 +611,9 @@ GMLE_API const char *gmle_reader_format(const gmle_reader *r);
  * byte other than 4, rows or columns <= 0, rows*cols*size beyond the bytes
  * that remain, truncated data, a key not followed by a space, ragged or
  * malformed text rows, an unknown object type; a matrix whose column
- * count differs from the first one's is GMLE_E_DIM_MISMATCH. Keys are
- * limited to 65536 bytes, and text rows to GMLE__CSV_MAX_LINE bytes. */
+ * count differs from the first one's is GMLE_E_DIM_MISMATCH. Empty
+ * matrices (which Kaldi writes as 0 x 0) are refused like any matrix with
+ * no rows. Keys are limited to 65536 bytes and text rows to 1 GiB. */
 
 /** One utterance's part of the rows of the last gmle_reader_read. */
 typedef struct gmle_utterance {

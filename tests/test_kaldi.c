@@ -931,6 +931,83 @@ TEST(fit_from_ark_and_scp_equals_fit_from_the_same_frames_in_npy) {
   free(b.p);
 }
 
+TEST(fit_from_compressed_archives_equals_fit_from_their_exact_values) {
+  /* CM2 and CM3 with increments 2^-10 and 2^-4, and CM with a percentile
+   * header whose segments are exact (see the decoding tests above): every
+   * decoded value is known exactly here, min + q * increment, so fitting
+   * the archive must give the model of those values in .npy, bit for bit. */
+  enum { U = 6, R = 50, D = 3 };
+  tu_rng rng;
+  tu_seed(&rng, 12);
+  float *want = malloc((size_t)U * R * D * sizeof *want);
+  int32_t lab[U * R];
+  bb b = {0};
+  char key[16];
+  for (int u = 0; u < U; u++) {
+    float *w = want + (size_t)u * R * D;
+    snprintf(key, sizeof key, "c%d", u);
+    int kind = u % 3;
+    if (kind == 0) { /* CM2: -1 + q/1024 */
+      bb_cm_head(&b, key, "CM2", -1.0f, 65535.0f / 1024.0f, R, D);
+      for (int i = 0; i < R * D; i++) {
+        uint16_t q = (uint16_t)tu_below(&rng, 65536);
+        bb_le(&b, q, 2);
+        w[i] = -1.0f + (float)q / 1024.0f;
+      }
+    } else if (kind == 1) { /* CM3: 10 + q/16 */
+      bb_cm_head(&b, key, "CM3", 10.0f, 255.0f / 16.0f, R, D);
+      for (int i = 0; i < R * D; i++) {
+        uint8_t q = (uint8_t)tu_below(&rng, 256);
+        bb_u8(&b, q);
+        w[i] = 10.0f + (float)q / 16.0f;
+      }
+    } else { /* CM: 1000 + q for q <= 192, 1192 above; column-major */
+      bb_cm_head(&b, key, "CM", 0.0f, 65535.0f, R, D);
+      for (int j = 0; j < D; j++) {
+        const uint16_t pct[4] = {1000, 1064, 1192, 1192};
+        for (int k = 0; k < 4; k++)
+          bb_le(&b, pct[k], 2);
+      }
+      for (int j = 0; j < D; j++)
+        for (int i = 0; i < R; i++) {
+          uint8_t q = (uint8_t)tu_below(&rng, 256);
+          bb_u8(&b, q);
+          w[i * D + j] = q <= 192 ? 1000.0f + q : 1192.0f;
+        }
+    }
+    for (int i = 0; i < R; i++)
+      lab[u * R + i] = u % 2;
+  }
+  bb_save(&b, "cmfit.ark");
+  gmle_writer *wr = NULL;
+  CHECK_STATUS(
+      gmle_writer_open(ctx, tpath("cmfit.npy"), GMLE_ELEM_F32, D, 0, &wr),
+      GMLE_OK);
+  CHECK_STATUS(gmle_writer_write(wr, want, (size_t)U * R), GMLE_OK);
+  CHECK_STATUS(gmle_writer_commit(wr), GMLE_OK);
+  float got[(U * R + 20) * D];
+  size_t cols;
+  gmle_dtype dt;
+  CHECK(read_all(spec("ark", "cmfit.ark"), NULL, got, U * R + 20, 20, NULL,
+                 &cols, &dt) == U * R);
+  CHECK(memcmp(got, want, (size_t)U * R * D * sizeof *got) == 0);
+  gmle_model *m[2] = {NULL, NULL};
+  const char *srcs[2] = {tpath("cmfit.npy"), spec("ark", "cmfit.ark")};
+  for (int k = 0; k < 2; k++) {
+    gmle_reader *r = NULL;
+    CHECK_STATUS(gmle_reader_open(ctx, srcs[k], NULL, &r), GMLE_OK);
+    gmle_stats *st = r ? stats_of(r, 2, 64, lab) : NULL;
+    CHECK(st && gmle_fit(st, NULL, &m[k]) == GMLE_OK);
+    gmle_stats_free(st);
+    gmle_reader_free(r);
+  }
+  CHECK(m[0] && m[1] && tu_models_bit_equal(m[0], m[1]));
+  gmle_model_free(m[0]);
+  gmle_model_free(m[1]);
+  free(want);
+  free(b.p);
+}
+
 /* ---- BAD_INPUTS.md 26 -------------------------------------------------------
  */
 
@@ -1255,6 +1332,7 @@ int main(int argc, char **argv) {
   RUN(ark_writer_text_round_trip_is_exact_at_printed_precision);
   RUN(ark_writer_refuses_bad_keys_and_specifiers_and_leaves_no_file);
   RUN(fit_from_ark_and_scp_equals_fit_from_the_same_frames_in_npy);
+  RUN(fit_from_compressed_archives_equals_fit_from_their_exact_values);
   RUN(badinput_26_missing_binary_header_is_read_as_text_and_refused);
   RUN(badinput_26_vector_where_a_matrix_is_expected);
   RUN(badinput_26_dm_is_converted_and_cm_kinds_are_decoded);
