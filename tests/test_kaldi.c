@@ -220,6 +220,30 @@ static void expect_bad(const void *data, size_t n, gmle_status want,
   }
 }
 
+/* Put bytes on standard input through a pipe (small: they fit in the pipe
+ * buffer); returns the saved stdin for pipe_restore, -1 on failure. */
+static int pipe_stdin(const void *data, size_t n) {
+  int saved = dup(0), p[2];
+  if (saved < 0 || pipe(p) != 0)
+    return -1;
+  if (write(p[1], data, n) != (ssize_t)n || dup2(p[0], 0) != 0) {
+    close(p[0]);
+    close(p[1]);
+    close(saved);
+    return -1;
+  }
+  close(p[0]);
+  close(p[1]);
+  return saved;
+}
+
+static void pipe_restore(int saved) {
+  if (saved >= 0) {
+    dup2(saved, 0);
+    close(saved);
+  }
+}
+
 /* ---- binary and text matrices -------------------------------------------- */
 
 TEST(ark_binary_float_matrices_read_bit_exact_with_utterances) {
@@ -455,20 +479,16 @@ TEST(ark_dash_reads_standard_input_once) {
   CHECK_STATUS(gmle_reader_rewind(r), GMLE_E_UNSUPPORTED);
   CHECK(strstr(gmle_context_error(ctx), "only once") != NULL);
   gmle_reader_free(r);
+  pipe_restore(saved);
   /* A pipe (not a file) on stdin works the same. */
-  int p[2];
-  CHECK(pipe(p) == 0);
-  CHECK(write(p[1], b.p, b.n) == (ssize_t)b.n);
-  close(p[1]);
-  CHECK(dup2(p[0], 0) == 0);
-  close(p[0]);
+  saved = pipe_stdin(b.p, b.n);
+  CHECK(saved >= 0);
   CHECK_STATUS(gmle_reader_open(ctx, "ark:-", NULL, &r), GMLE_OK);
   memset(y, 0, sizeof y);
   CHECK(r && read_all_r(r, y, 16, 5, NULL) == 8);
   CHECK(memcmp(x, y, sizeof x) == 0);
   gmle_reader_free(r);
-  dup2(saved, 0);
-  close(saved);
+  pipe_restore(saved);
   free(b.p);
 }
 
@@ -1134,18 +1154,13 @@ TEST(badinput_26_sizes_beyond_the_remaining_bytes_fail_before_allocating) {
   /* On a pipe the size is unknown: the 2^31 x 2^31 claim must end in
    * "truncated" (buffers grown only as bytes arrive), not in an attempt to
    * allocate it (GMLE_E_OUT_OF_MEMORY). */
-  int saved = dup(0), p[2];
-  CHECK(saved >= 0 && pipe(p) == 0);
-  CHECK(write(p[1], c.p, c.n) == (ssize_t)c.n);
-  close(p[1]);
-  CHECK(dup2(p[0], 0) == 0);
-  close(p[0]);
+  int saved = pipe_stdin(c.p, c.n);
+  CHECK(saved >= 0);
   gmle_reader *r = NULL;
   CHECK_STATUS(gmle_reader_open(ctx, "ark:-", NULL, &r), GMLE_E_BAD_ARK);
   CHECK_MSG(strstr(gmle_context_error(ctx), "truncated: CM column headers"),
             "%s", gmle_context_error(ctx));
-  dup2(saved, 0);
-  close(saved);
+  pipe_restore(saved);
   bb d = {0};
   bb_cm_head(&d, "utt7", "CM2", 0, 1, 70000, 70000);
   expect_bad(d.p, d.n, GMLE_E_BAD_ARK, "key 'utt7'", "remain", 0);
@@ -1197,12 +1212,8 @@ TEST(badinput_26_truncated_data_at_every_byte) {
   expect_bad(b.p, end1 - 5, GMLE_E_BAD_ARK, "key 'u1'", "only 19 bytes remain",
              0);
   /* ... and on a pipe, where they are not, when the data run out. */
-  int saved = dup(0), p[2];
-  CHECK(saved >= 0 && pipe(p) == 0);
-  CHECK(write(p[1], b.p, end1 - 5) == (ssize_t)(end1 - 5));
-  close(p[1]);
-  CHECK(dup2(p[0], 0) == 0);
-  close(p[0]);
+  int saved = pipe_stdin(b.p, end1 - 5);
+  CHECK(saved >= 0);
   gmle_reader *r = NULL;
   CHECK_STATUS(gmle_reader_open(ctx, "ark:-", NULL, &r), GMLE_OK);
   float y[8];
@@ -1212,8 +1223,7 @@ TEST(badinput_26_truncated_data_at_every_byte) {
                                             "truncated in row 2 (of 3)"),
             "%s", gmle_context_error(ctx));
   gmle_reader_free(r);
-  dup2(saved, 0);
-  close(saved);
+  pipe_restore(saved);
   free(b.p);
 }
 
