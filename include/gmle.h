@@ -533,8 +533,10 @@ typedef struct gmle_reader_options {
  *  label_column NULL, ark_dtype 0, labels_only 0. */
 GMLE_API void gmle_reader_options_init(gmle_reader_options *opt);
 
-/** Open `path` for reading (opt NULL: defaults). The format comes from the
- *  content (.npy magic, else CSV/text); "-" (stdin) is not supported.
+/** Open `path` for reading (opt NULL: defaults). A Kaldi rspecifier
+ *  ("ark:FILE", "scp:FILE", "ark:-" for stdin; see "Kaldi tables" below)
+ *  opens a Kaldi table; otherwise the format comes from the content (.npy
+ *  magic, else CSV/text) and "-" (stdin) is not supported.
  *  .npy: versions 1.0, 2.0, 3.0; dtypes float32, float64, float16 (read as
  *  float64), either byte order, C or Fortran order, shapes (N,), (N, D) and
  *  () (one value); integer dtypes only with labels_only. A file shorter than
@@ -550,11 +552,11 @@ GMLE_API void gmle_reader_free(gmle_reader *r);
  *  A 1-D .npy (N,) has one column. */
 GMLE_API size_t gmle_reader_cols(const gmle_reader *r);
 /** 1 and *n = the row count when it is known up front (.npy), 0 when not
- *  (CSV/text: count by reading to the end). */
+ *  (CSV/text and Kaldi tables: count by reading to the end). */
 GMLE_API int gmle_reader_rows(const gmle_reader *r, uint64_t *n);
 /** The element type read() produces: GMLE_F32 for float32 .npy, GMLE_F64
  *  for float64 and float16 .npy and for CSV (and for labels_only readers,
- *  which produce no values). */
+ *  which produce no values); for Kaldi tables see ark_dtype. */
 GMLE_API gmle_dtype gmle_reader_dtype(const gmle_reader *r);
 /** Read up to max_rows rows into buf: row-major, row stride = cols(), in
  *  the reader's dtype, native byte order, C order (Fortran-order files are
