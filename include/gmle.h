@@ -80,7 +80,8 @@ GMLE_API const char *gmle_version_string(void);
   X(GMLE_E_DEVICE_OOM, 20, "device out of memory")                             \
   X(GMLE_E_DEVICE_LOST, 21, "device lost; the context can no longer be used")  \
   X(GMLE_E_TOO_LARGE, 22, "problem too large")                                 \
-  X(GMLE_E_INTERNAL, 23, "internal error")
+  X(GMLE_E_INTERNAL, 23, "internal error")                                     \
+  X(GMLE_E_BAD_ARK, 24, "malformed Kaldi archive or script file")
 
 typedef enum gmle_status {
 #define GMLE__STATUS_ENUM(name, value, text) name = value,
@@ -460,7 +461,9 @@ GMLE_API const char *gmle_model_class_name(const gmle_model *m, size_t c);
 /* ------------------------------------------------------------------------ */
 /* BEGIN DATA-FILES SECTION (owned by src/io_*.c) */
 /* Readers stream a data file in batches of rows with bounded memory; the
- * whole file is never loaded. The format is chosen from the content: a file
+ * whole file is never loaded. Paths written as Kaldi rspecifiers ("ark:",
+ * "scp:", see the Kaldi part below) are Kaldi tables; for other paths
+ * the format is chosen from the content: a file
  * starting with the .npy magic "\x93NUMPY" is read as .npy, anything else as
  * delimited text (CSV). Errors name the file and the byte offset (.npy) or
  * line:column (CSV, both 1-based) and come back as GMLE_E_BAD_FORMAT
@@ -514,6 +517,9 @@ typedef struct gmle_reader_options {
   const char *label_column; /**< CSV: the column holding the labels, as a
                         header name or a 0-based index written as text
                         ("0", "4"); NULL: no label column */
+  int ark_dtype;   /**< Kaldi archives: the element type read() produces:
+                        0 = from the first matrix (float64 for a "DM"
+                        matrix, else float32), or GMLE_F32 / GMLE_F64 */
   int labels_only; /**< 1: the file is a labels file: a .npy of shape (N,)
                         or (N, 1) holding integers of any width (also bool,
                         floats with whole values, and '<U'/'|S' strings),
@@ -524,11 +530,13 @@ typedef struct gmle_reader_options {
 } gmle_reader_options;
 
 /** Fill opt with the defaults: delimiter 0 (detect), header -1 (detect),
- *  label_column NULL, labels_only 0. */
+ *  label_column NULL, ark_dtype 0, labels_only 0. */
 GMLE_API void gmle_reader_options_init(gmle_reader_options *opt);
 
-/** Open `path` for reading (opt NULL: defaults). The format comes from the
- *  content (.npy magic, else CSV/text); "-" (stdin) is not supported.
+/** Open `path` for reading (opt NULL: defaults). A Kaldi rspecifier
+ *  ("ark:FILE", "scp:FILE", "ark:-" for stdin; see "Kaldi tables" below)
+ *  opens a Kaldi table; otherwise the format comes from the content (.npy
+ *  magic, else CSV/text) and "-" (stdin) is not supported.
  *  .npy: versions 1.0, 2.0, 3.0; dtypes float32, float64, float16 (read as
  *  float64), either byte order, C or Fortran order, shapes (N,), (N, D) and
  *  () (one value); integer dtypes only with labels_only. A file shorter than
@@ -544,11 +552,11 @@ GMLE_API void gmle_reader_free(gmle_reader *r);
  *  A 1-D .npy (N,) has one column. */
 GMLE_API size_t gmle_reader_cols(const gmle_reader *r);
 /** 1 and *n = the row count when it is known up front (.npy), 0 when not
- *  (CSV/text: count by reading to the end). */
+ *  (CSV/text and Kaldi tables: count by reading to the end). */
 GMLE_API int gmle_reader_rows(const gmle_reader *r, uint64_t *n);
 /** The element type read() produces: GMLE_F32 for float32 .npy, GMLE_F64
  *  for float64 and float16 .npy and for CSV (and for labels_only readers,
- *  which produce no values). */
+ *  which produce no values); for Kaldi tables see ark_dtype. */
 GMLE_API gmle_dtype gmle_reader_dtype(const gmle_reader *r);
 /** Read up to max_rows rows into buf: row-major, row stride = cols(), in
  *  the reader's dtype, native byte order, C order (Fortran-order files are
@@ -569,9 +577,75 @@ GMLE_API uint64_t gmle_reader_offset(const gmle_reader *r);
 /** The header name of feature column j (label column excluded) for CSV
  *  files with a header; NULL otherwise or when j >= cols(). */
 GMLE_API const char *gmle_reader_column_name(const gmle_reader *r, size_t j);
-/** The detected format: "npy", "csv", or "text" (a labels_only file with
- *  one label per line). */
+/** The detected format: "npy", "csv", "text" (a labels_only file with
+ *  one label per line), or "ark" (a Kaldi table: "ark:", "scp:", memory). */
 GMLE_API const char *gmle_reader_format(const gmle_reader *r);
+
+/* Kaldi tables. gmle_reader_open also takes the rspecifiers of Kaldi:
+ * "ark:FILE" (an archive: "KEY " then one object, repeated), "scp:FILE" (a
+ * script file: lines "KEY FILE" or "KEY FILE:OFFSET", the object at that
+ * byte offset of FILE, which has no key before it), and "ark:-" (an
+ * archive on standard input, read once: rewind is GMLE_E_UNSUPPORTED).
+ * Options before the colon ("ark,t:", "ark,s,cs:", "scp,p:") are accepted
+ * and ignored: binary or text is detected per object. Pipes ("cmd |") and
+ * ranges ("FILE:OFFSET[0:9]") are GMLE_E_UNSUPPORTED.
+ *
+ * Objects: binary ("\0B" then the object) float and double matrices
+ * ("FM ", "DM ": the size byte 4 and an int32 before rows and before
+ * columns, then the values row by row, little endian), compressed matrices
+ * ("CM ", "CM2 ", "CM3 ") decoded to float exactly as Kaldi's
+ * CompressedMatrix::CopyToMat does, and text matrices ("[", rows ended by
+ * a line break, "]"); with labels_only, integer vectors as Kaldi writes
+ * alignments (binary: size byte 4 + int32 count, then size byte 4 + int32
+ * per element; text: the integers up to the end of the line), one label
+ * per element. Every matrix is one utterance: its rows are frames, read
+ * row by row into the batches of gmle_reader_read (which fills whole
+ * batches across utterances); nothing is allocated from a size in the
+ * file before that size is checked against the bytes that remain
+ * (files), and data are streamed, never held whole (a CM matrix, whose
+ * bytes are stored column by column, is buffered compressed, growing as
+ * its bytes arrive). Text "nan"/"inf" values are read as NaN/Inf and left
+ * to the non-finite checks of gmle_stats_add/gmle_score (which name batch,
+ * row and column).
+ *
+ * Malformed input is GMLE_E_BAD_ARK with a message naming the file, the
+ * byte offset and the key: a vector where a matrix is expected, a size
+ * byte other than 4, rows or columns <= 0, rows*cols*size beyond the bytes
+ * that remain, truncated data, a key not followed by a space, ragged or
+ * malformed text rows, an unknown object type; a matrix whose column
+ * count differs from the first one's is GMLE_E_DIM_MISMATCH. Empty
+ * matrices (which Kaldi writes as 0 x 0) are refused like any matrix with
+ * no rows. Keys are limited to 65536 bytes and text rows to 1 GiB. */
+
+/** One utterance's part of the rows of the last gmle_reader_read. */
+typedef struct gmle_utterance {
+  const char *key; /**< the utterance's key; owned by the reader, valid
+                        until its next read, rewind or free */
+  uint64_t index;  /**< 0-based position of the utterance in the table */
+  uint64_t frame0; /**< frame (row of the matrix) of its first row here */
+  size_t row0;     /**< its first row in the buffer of that read */
+  size_t n_rows;   /**< its rows in that read */
+  int last;        /**< 1: the utterance ends in that read (its last frame
+                        is frame0 + n_rows - 1) */
+} gmle_utterance;
+
+/** The utterances of the rows returned by the last gmle_reader_read of a
+ *  Kaldi reader, in order: *out receives an array (owned by the reader,
+ *  valid until its next read, rewind or free) whose row0/n_rows cover
+ *  the rows read, and the count is returned. 0 (and *out NULL) for other
+ *  readers and after a read of 0 rows. An utterance longer than a batch
+ *  comes in several reads with the same index. */
+GMLE_API size_t gmle_reader_utterances(const gmle_reader *r,
+                                       const gmle_utterance **out);
+
+/** Open a Kaldi archive held in memory (data[0..size), not copied: it
+ *  must outlive the reader): the same parser as "ark:" files, for tools
+ *  and fuzzing. Rewind works. Errors as for gmle_reader_open, with the
+ *  name "<memory>". */
+GMLE_API gmle_status gmle_reader_open_ark_memory(gmle_context *ctx,
+                                                 const void *data, size_t size,
+                                                 const gmle_reader_options *opt,
+                                                 gmle_reader **out);
 
 /** Element types a writer stores. */
 typedef enum gmle_elem {
@@ -609,6 +683,44 @@ GMLE_API gmle_status gmle_writer_write(gmle_writer *w, const void *rows,
 GMLE_API gmle_status gmle_writer_commit(gmle_writer *w);
 /** Remove the temporary file and free the writer. NULL is a no-op. */
 GMLE_API void gmle_writer_abort(gmle_writer *w);
+/** A Kaldi archive being written. */
+typedef struct gmle_ark_writer gmle_ark_writer;
+
+/** Start writing a Kaldi archive. wspecifier: "ark:FILE" (binary, what
+ *  Kaldi writes by default) or "ark,t:FILE" (text); the options b, t, f,
+ *  nf, p are accepted (b/t choose the mode), "ark:-", "scp" and pipes are
+ *  GMLE_E_UNSUPPORTED. elem: GMLE_ELEM_F32 ("FM" matrices, "FV" vectors)
+ *  or GMLE_ELEM_F64 ("DM", "DV"). cols >= 1: every object is a matrix of
+ *  that many columns; cols 0: every object is a vector. Text numbers are
+ *  written with %.9g (float) or %.17g (double) in the C locale, so they
+ *  read back exactly; binary values are written bit for bit. The file is
+ *  written to a temporary file and renamed by gmle_ark_writer_commit. */
+GMLE_API gmle_status gmle_ark_writer_open(gmle_context *ctx,
+                                          const char *wspecifier,
+                                          gmle_elem elem, size_t cols,
+                                          gmle_ark_writer **out);
+/** Start the object of `key` (non-empty, no whitespace, < 65536 bytes;
+ *  GMLE_E_INVALID_ARG otherwise). The previous object must be ended. */
+GMLE_API gmle_status gmle_ark_writer_begin(gmle_ark_writer *w,
+                                           const char *key);
+/** Append n_rows rows (n_rows * max(cols, 1) elements, row-major; for
+ *  vectors, n_rows elements) to the current object. At most INT32_MAX rows
+ *  per object (GMLE_E_TOO_LARGE). */
+GMLE_API gmle_status gmle_ark_writer_rows(gmle_ark_writer *w,
+                                          const void *rows, size_t n_rows);
+/** End the current object (its row count is written into its header). An
+ *  object with no rows is GMLE_E_INVALID_ARG (gmle reads none back). */
+GMLE_API gmle_status gmle_ark_writer_end(gmle_ark_writer *w);
+/** begin + rows + end: one whole object. */
+GMLE_API gmle_status gmle_ark_writer_put(gmle_ark_writer *w, const char *key,
+                                         const void *rows, size_t n_rows);
+/** Finish: flush, fsync, rename into place, free the writer (also on
+ *  error, removing the temporary file). An object still open is an
+ *  error. */
+GMLE_API gmle_status gmle_ark_writer_commit(gmle_ark_writer *w);
+/** Remove the temporary file and free the writer. NULL is a no-op. */
+GMLE_API void gmle_ark_writer_abort(gmle_ark_writer *w);
+
 /* END DATA-FILES SECTION */
 
 #ifdef __cplusplus

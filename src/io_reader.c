@@ -49,8 +49,8 @@ gmle_status gmle__io_grow(const gmle_context *ctx, void **p, size_t *cap,
                        ncap, elem);
   void *q = gmle__malloc(bytes);
   if (!q)
-    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
-                       "cannot allocate %zu bytes", bytes);
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "cannot allocate %zu bytes",
+                       bytes);
   if (keep && *p)
     memcpy(q, *p, keep * elem);
   gmle__free(*p);
@@ -71,9 +71,8 @@ gmle_status gmle__io_pread_full(const gmle_context *ctx, const char *path,
     if (got < 0) {
       if (errno == EINTR)
         continue;
-      return gmle__error(ctx, GMLE_E_IO, "%s: byte %llu: read failed: %s",
-                         path, (unsigned long long)(off + done),
-                         strerror(errno));
+      return gmle__error(ctx, GMLE_E_IO, "%s: byte %llu: read failed: %s", path,
+                         (unsigned long long)(off + done), strerror(errno));
     }
     if (got == 0)
       return gmle__error(ctx, GMLE_E_CORRUPT,
@@ -98,8 +97,8 @@ gmle_status gmle__rd_label_push(gmle_reader *r, const char *s, size_t n) {
   GMLE_TRY(gmle__io_grow(r->ctx, &lab, &r->lab_cap, r->lab_len + n + 1,
                          r->lab_len, 1));
   r->lab = lab;
-  GMLE_TRY(gmle__io_grow(r->ctx, &off, &r->lab_off_cap, r->lab_n + 1,
-                         r->lab_n, sizeof(size_t)));
+  GMLE_TRY(gmle__io_grow(r->ctx, &off, &r->lab_off_cap, r->lab_n + 1, r->lab_n,
+                         sizeof(size_t)));
   r->lab_off = off;
   if (n)
     memcpy(r->lab + r->lab_len, s, n);
@@ -119,6 +118,7 @@ void gmle_reader_options_init(gmle_reader_options *opt) {
   opt->delimiter = 0;
   opt->header = -1;
   opt->label_column = NULL;
+  opt->ark_dtype = 0;
   opt->labels_only = 0;
 }
 
@@ -148,11 +148,13 @@ gmle_status gmle_reader_open(gmle_context *ctx, const char *path,
     return gmle__error(ctx, GMLE_E_INVALID_ARG,
                        "gmle_reader_open: header must be -1, 0 or 1, not %d",
                        opt->header);
-  if (opt->delimiter == '"' || opt->delimiter == '\n' ||
-      opt->delimiter == '\r')
+  if (opt->delimiter == '"' || opt->delimiter == '\n' || opt->delimiter == '\r')
     return gmle__error(ctx, GMLE_E_INVALID_ARG,
                        "gmle_reader_open: a delimiter cannot be a quote or "
                        "a line break");
+
+  if (gmle__ark_is_rspecifier(path))
+    return gmle__ark_reader_open(ctx, path, opt, out);
 
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -201,7 +203,8 @@ gmle_status gmle_reader_open(gmle_context *ctx, const char *path,
     } else if (nh >= 4 && memcmp(head, "PK\x03\x04", 4) == 0) {
       s = gmle__error(ctx, GMLE_E_UNSUPPORTED,
                       "%s: this is a zip archive (.npz?); give one .npy "
-                      "array or a CSV file", path);
+                      "array or a CSV file",
+                      path);
     } else {
       r->format = GMLE__RD_CSV;
       s = gmle__csv_reader_open(r, opt);
@@ -258,8 +261,8 @@ gmle_status gmle_reader_read(gmle_reader *r, void *buf, size_t max_rows,
   if (gmle__mul3_size(max_rows, r->cols, gmle__dtype_size(r->dtype), &bytes))
     return gmle__error(r->ctx, GMLE_E_TOO_LARGE,
                        "gmle_reader_read: %zu rows x %zu columns x %zu bytes "
-                       "overflows size_t", max_rows, r->cols,
-                       gmle__dtype_size(r->dtype));
+                       "overflows size_t",
+                       max_rows, r->cols, gmle__dtype_size(r->dtype));
   if (bytes && !buf)
     return gmle__error(r->ctx, GMLE_E_INVALID_ARG,
                        "gmle_reader_read: buf is NULL");
@@ -272,8 +275,8 @@ gmle_status gmle_reader_read(gmle_reader *r, void *buf, size_t max_rows,
   }
   if (labels && r->has_labels) {
     if (r->lab_n != n)
-      return gmle__error(r->ctx, GMLE_E_INTERNAL,
-                         "%s: %zu labels for %zu rows", r->path, r->lab_n, n);
+      return gmle__error(r->ctx, GMLE_E_INTERNAL, "%s: %zu labels for %zu rows",
+                         r->path, r->lab_n, n);
     for (size_t i = 0; i < n; i++)
       labels[i] = r->lab + r->lab_off[i];
   } else if (labels) {
@@ -313,6 +316,8 @@ const char *gmle_reader_format(const gmle_reader *r) {
     return "csv";
   case GMLE__RD_TEXT:
     return "text";
+  case GMLE__RD_ARK:
+    return "ark";
   }
   return NULL;
 }

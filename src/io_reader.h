@@ -19,22 +19,23 @@
 typedef enum gmle__rd_format {
   GMLE__RD_NPY = 1,
   GMLE__RD_CSV = 2,
-  GMLE__RD_TEXT = 3 /* labels file, one label per line */
+  GMLE__RD_TEXT = 3, /* labels file, one label per line */
+  GMLE__RD_ARK = 4   /* Kaldi table (io_ark.c) */
 } gmle__rd_format;
 
 struct gmle_reader {
   gmle_context *ctx;
-  char *path;           /* copy, for messages */
+  char *path; /* copy, for messages */
   int fd;
   uint64_t file_size;
   gmle__rd_format format;
   int labels_only;
-  int has_labels;       /* read() can fill `labels` */
+  int has_labels; /* read() can fill `labels` */
   size_t cols;
   gmle_dtype dtype;
   int rows_known;
   uint64_t n_rows;
-  uint64_t offset;      /* rows returned since open / rewind */
+  uint64_t offset; /* rows returned since open / rewind */
   /* Label texts of the last read(): NUL-terminated strings in `lab`, the
    * start of each at lab_off[i]. */
   char *lab;
@@ -56,6 +57,13 @@ gmle_status gmle__npy_reader_open(gmle_reader *r,
                                   const gmle_reader_options *opt);
 gmle_status gmle__csv_reader_open(gmle_reader *r,
                                   const gmle_reader_options *opt);
+
+/* io_ark.c: whether a path is a Kaldi rspecifier ("ark:", "ark,t:",
+ * "scp:"), and opening one (allocates and fills *out). */
+int gmle__ark_is_rspecifier(const char *s);
+gmle_status gmle__ark_reader_open(gmle_context *ctx, const char *spec,
+                                  const gmle_reader_options *opt,
+                                  gmle_reader **out);
 
 /* io_reader.c: label texts of the current read. */
 void gmle__rd_labels_reset(gmle_reader *r);

@@ -78,6 +78,13 @@ CLI_NORETURN void cli_fail(gmle_context *ctx, gmle_status s, const char *what,
  * command aborts it, so that no partial output is left. */
 void cli_track_writer(gmle_writer *w);
 
+/* Run fn(obj) if the command fails (cli_die/cli_fail), to remove a partial
+ * output; cancel once the output is complete. At most 8 at a time. */
+void cli_on_fail(void (*fn)(void *), void *obj);
+void cli_on_fail_cancel(void *obj);
+/* "row N" (a word) in a library message: N, or -1. */
+long long cli_find_row(const char *msg);
+
 /* Create the context of the common options and install the log callback. */
 gmle_context *cli_context(const cli_common *common);
 
@@ -156,6 +163,11 @@ typedef struct cli_data {
   int32_t *idx;        /* batch class indices */
   uint64_t row0;       /* first row of the current batch (0-based) */
   uint64_t rows_done;  /* rows returned so far */
+  /* Kaldi tables ("ark:", "scp:"): */
+  int ark;                    /* DATA is a Kaldi table */
+  struct cli_uttmap *utt2;    /* labels per utterance (utt2label), or NULL */
+  const gmle_utterance *utts; /* the utterances of the current batch */
+  size_t n_utts;
 } cli_data;
 
 /* Open DATA (and LABELS, or a CSV label column). batch_rows 0: automatic
@@ -174,6 +186,48 @@ void cli_data_classes(cli_data *d, cli_classes *out);
  * the set exits 2 naming the file and row. */
 void cli_data_map(cli_data *d, const cli_classes *c, size_t n);
 void cli_data_close(cli_data *d);
+/* cli_fail for an error in the current batch: names the absolute row and,
+ * for Kaldi tables, the utterance and frame. */
+CLI_NORETURN void cli_data_fail(cli_data *d, gmle_status s);
+
+/* ---- Kaldi tables (kaldi.c) -----------------------------------------------
+ */
+
+/* Whether a path is a Kaldi rspecifier/wspecifier ("ark:", "ark,t:",
+ * "scp:"). */
+int cli_is_kaldi(const char *path);
+
+/* utt2label files: "UTT LABEL" a line (Kaldi's utt2spk/utt2lang). */
+typedef struct cli_uttmap cli_uttmap;
+cli_uttmap *cli_uttmap_load(const char *path); /* exits 3 on errors */
+/* The label of an utterance, or NULL. */
+const char *cli_uttmap_get(const cli_uttmap *m, const char *utt);
+/* Every label of the file into a class set. */
+void cli_uttmap_classes(const cli_uttmap *m, cli_classes *out);
+void cli_uttmap_free(cli_uttmap *m);
+
+/* A text output written to a temporary file and renamed by commit (removed
+ * if the command fails). */
+typedef struct cli_textout {
+  FILE *f;
+  char *path, *tmp;
+} cli_textout;
+void cli_textout_open(cli_textout *t, const char *path);
+void cli_textout_commit(cli_textout *t);
+
+/* Per-utterance results: sums of the per-frame class log-likelihoods, the
+ * utterance's class (argmax_c log pi_c + sum_t log N(x_t; c)); written as a
+ * text table or .npy (--per-utt), or as "UTT CLASS" lines. */
+typedef struct cli_uttacc cli_uttacc;
+cli_uttacc *cli_uttacc_new(const gmle_model *m, const cli_classes *cls);
+/* Add the batch's per-frame log-likelihoods (n x C float64, rows of the
+ * batch); calls done(user, key, frames, sums, predicted) at each
+ * utterance's end. */
+void cli_uttacc_add(cli_uttacc *a, const cli_data *d, const double *loglik,
+                    void (*done)(void *user, const char *key, uint64_t frames,
+                                 const double *sums, long pred),
+                    void *user);
+void cli_uttacc_free(cli_uttacc *a);
 
 /* ---- commands ----------------------------------------------------------- */
 

@@ -17,8 +17,16 @@ static const char fit_help[] =
     "labels (numerically when every label is an integer); without labels one\n"
     "Gaussian is fitted to all rows.\n"
     "\n"
+    "DATA may be a Kaldi table: ark:FILE (binary or text archive of float,\n"
+    "double or compressed matrices), scp:FILE (script with byte offsets) or\n"
+    "ark:- (an archive on standard input). Its frames are the rows; labels\n"
+    "come per utterance (--labels utt2label: 'UTTERANCE LABEL' lines, as\n"
+    "Kaldi's utt2spk/utt2lang; the classes are that file's labels) or per\n"
+    "frame (--labels ark:ali.ark: integer vectors, as alignments).\n"
+    "\n"
     "  --labels FILE        labels, one per data row: an integer .npy or a\n"
-    "                       text file with one label (name) a line\n"
+    "                       text file with one label (name) a line; for a\n"
+    "                       Kaldi table, utt2label or ark:ali.ark\n"
     "  --label-column C     the CSV column holding the labels (header name\n"
     "                       or 0-based index)\n"
     "  --classes LIST       fix the class set (comma-separated); a label not\n"
@@ -48,6 +56,9 @@ static const char stats_help[] =
     "The class set is the labels found in DATA, or --classes LIST: give the\n"
     "same --classes to every shard so that they agree. The class names are\n"
     "saved in the statistics file.\n"
+    "\n"
+    "DATA may be a Kaldi table (ark:FILE, scp:FILE, ark:-) with --labels\n"
+    "utt2label or ark:ali.ark, as for 'gmle fit'.\n"
     "\n"
     "  --labels FILE      labels file (integer .npy or text, one a line)\n"
     "  --label-column C   the CSV column holding the labels\n"
@@ -94,7 +105,7 @@ static gmle_stats *accumulate(gmle_context *ctx, cli_data *d,
     s = gmle_stats_add_checked(st, d->buf, d->dtype, n, d->cols, d->cols,
                                d->has_labels ? d->idx : NULL, NULL);
     if (s != GMLE_OK)
-      cli_fail(ctx, s, d->path, (long long)d->row0);
+      cli_data_fail(d, s);
     cli_progress_update(&pr, d->rows_done);
   }
   cli_progress_end(&pr, d->rows_done);

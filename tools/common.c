@@ -33,6 +33,7 @@ int cli_exit_code(gmle_status s) {
     return CLI_EXIT_DATA;
   case GMLE_E_IO:
   case GMLE_E_BAD_FORMAT:
+  case GMLE_E_BAD_ARK:
   case GMLE_E_CORRUPT:
   case GMLE_E_UNSUPPORTED_VERSION:
   case GMLE_E_INVALID_MODEL:
@@ -86,11 +87,38 @@ static gmle_writer *open_writer;
 
 void cli_track_writer(gmle_writer *w) { open_writer = w; }
 
+/* Other outputs, undone by their own function when the command fails. */
+static struct {
+  void (*fn)(void *);
+  void *obj;
+} on_fail[8];
+
+void cli_on_fail(void (*fn)(void *), void *obj) {
+  for (size_t i = 0; i < 8; i++)
+    if (!on_fail[i].fn) {
+      on_fail[i].fn = fn;
+      on_fail[i].obj = obj;
+      return;
+    }
+}
+
+void cli_on_fail_cancel(void *obj) {
+  for (size_t i = 0; i < 8; i++)
+    if (on_fail[i].obj == obj)
+      on_fail[i].fn = NULL, on_fail[i].obj = NULL;
+}
+
 static void cleanup(void) {
   if (open_writer) {
     gmle_writer_abort(open_writer);
     open_writer = NULL;
   }
+  for (size_t i = 0; i < 8; i++)
+    if (on_fail[i].fn) {
+      void (*fn)(void *) = on_fail[i].fn;
+      on_fail[i].fn = NULL;
+      fn(on_fail[i].obj);
+    }
 }
 
 void cli_die(int code, const char *what, const char *fmt, ...) {
@@ -102,8 +130,8 @@ void cli_die(int code, const char *what, const char *fmt, ...) {
   exit(code);
 }
 
-/* Find "row N" (a word) in msg; return N and the position, or -1. */
-static long long find_row(const char *msg) {
+/* Find "row N" (a word) in msg; return N, or -1. */
+long long cli_find_row(const char *msg) {
   for (const char *p = strstr(msg, "row "); p; p = strstr(p + 1, "row ")) {
     if (p != msg && (p[-1] != ' ' && p[-1] != '('))
       continue;
@@ -129,7 +157,7 @@ void cli_fail(gmle_context *ctx, gmle_status s, const char *what,
   if (wl)
     fprintf(stderr, "%s: ", what);
   fputs(msg, stderr);
-  long long r = row0 > 0 ? find_row(msg) : -1;
+  long long r = row0 > 0 ? cli_find_row(msg) : -1;
   if (r >= 0)
     fprintf(stderr, " (row %lld of the file)", row0 + r);
   fputc('\n', stderr);

@@ -40,7 +40,17 @@ void cli_data_open(cli_data *d, gmle_context *ctx, const char *path,
     d->has_labels = 1;
     d->label_path = path;
   }
-  if (labels_path) {
+  d->ark = strcmp(gmle_reader_format(d->x), "ark") == 0;
+  if (labels_path && d->ark && !cli_is_kaldi(labels_path)) {
+    /* Labels per utterance: an utt2label file. */
+    d->utt2 = cli_uttmap_load(labels_path);
+    d->has_labels = 1;
+    d->label_path = labels_path;
+  } else if (labels_path) {
+    if (cli_is_kaldi(labels_path) && !d->ark)
+      cli_die(CLI_EXIT_USAGE, labels_path,
+              "labels from a Kaldi archive need DATA in a Kaldi archive "
+              "(ark:FILE or scp:FILE)");
     gmle_reader_options lo;
     gmle_reader_options_init(&lo);
     lo.labels_only = 1;
@@ -114,15 +124,76 @@ static size_t read_labels(cli_data *d, size_t n) {
   return got;
 }
 
+/* Labels of the batch from the utt2label map. */
+static void utt_labels(cli_data *d) {
+  for (size_t u = 0; u < d->n_utts; u++) {
+    const gmle_utterance *g = &d->utts[u];
+    const char *l = cli_uttmap_get(d->utt2, g->key);
+    if (!l)
+      cli_die(CLI_EXIT_DATA, d->label_path, "no label for utterance '%s' of %s",
+              g->key, d->path);
+    for (size_t i = g->row0; i < g->row0 + g->n_rows; i++)
+      d->labels[i] = l;
+  }
+}
+
+/* Frame labels from an alignment archive: one read of n labels, whose
+ * utterances must be the data's, frame for frame. */
+static void ali_labels(cli_data *d, size_t n) {
+  size_t k = 0;
+  gmle_status s = gmle_reader_read(d->lab, NULL, n, &k, d->labels);
+  if (s != GMLE_OK)
+    cli_fail(d->ctx, s, d->label_path, -1);
+  const gmle_utterance *a;
+  size_t na = gmle_reader_utterances(d->lab, &a), j = 0, used = 0;
+  for (size_t u = 0; u < d->n_utts; u++) {
+    const gmle_utterance *g = &d->utts[u];
+    for (size_t i = 0; i < g->n_rows;) {
+      if (j >= na)
+        cli_die(CLI_EXIT_DATA, d->label_path,
+                "the alignments end before frame %llu of utterance '%s' of "
+                "%s",
+                (unsigned long long)(g->frame0 + i), g->key, d->path);
+      if (strcmp(a[j].key, g->key) != 0 || a[j].frame0 + used != g->frame0 + i)
+        cli_die(CLI_EXIT_DATA, d->label_path,
+                "frame %llu of utterance '%s' of %s has the alignment of "
+                "'%s' frame %llu (the utterances or their frame counts "
+                "differ)",
+                (unsigned long long)(g->frame0 + i), g->key, d->path, a[j].key,
+                (unsigned long long)(a[j].frame0 + used));
+      size_t m = g->n_rows - i < a[j].n_rows - used ? g->n_rows - i
+                                                    : a[j].n_rows - used;
+      i += m;
+      used += m;
+      if (used == a[j].n_rows) {
+        j++;
+        used = 0;
+      }
+    }
+    if (g->last && (used != 0 || j == 0 || !a[j - 1].last))
+      cli_die(CLI_EXIT_DATA, d->label_path,
+              "the alignment of '%s' is longer than its %llu frames in %s",
+              g->key, (unsigned long long)(g->frame0 + g->n_rows), d->path);
+  }
+  if (k < n)
+    cli_die(CLI_EXIT_DATA, d->label_path, "%llu labels, but %s has more rows",
+            (unsigned long long)(d->rows_done + k), d->path);
+}
+
 size_t cli_data_next(cli_data *d) {
   size_t n = 0;
   d->row0 = d->rows_done;
-  gmle_status s =
-      gmle_reader_read(d->x, d->buf, d->batch, &n,
-                       d->lab ? NULL : (d->has_labels ? d->labels : NULL));
+  gmle_status s = gmle_reader_read(
+      d->x, d->buf, d->batch, &n,
+      d->lab || d->utt2 ? NULL : (d->has_labels ? d->labels : NULL));
   if (s != GMLE_OK)
     cli_fail(d->ctx, s, d->path, -1);
-  if (d->lab) {
+  d->n_utts = gmle_reader_utterances(d->x, &d->utts);
+  if (d->utt2)
+    utt_labels(d);
+  if (d->lab && d->ark && n > 0) {
+    ali_labels(d, n);
+  } else if (d->lab) {
     if (n > 0) {
       /* Label texts are owned by the reader until its next read: read them
        * all in one call when possible. */
@@ -161,6 +232,10 @@ void cli_data_rewind(cli_data *d) {
 }
 
 void cli_data_classes(cli_data *d, cli_classes *out) {
+  if (d->utt2) { /* the labels of the utt2label file */
+    cli_uttmap_classes(d->utt2, out);
+    return;
+  }
   cli_label_set *set = cli_label_set_new();
   cli_progress pr;
   if (d->lab) {
@@ -217,7 +292,20 @@ void cli_data_map(cli_data *d, const cli_classes *c, size_t n) {
   }
 }
 
+void cli_data_fail(cli_data *d, gmle_status s) {
+  long long r = d->ark ? cli_find_row(gmle_context_error(d->ctx)) : -1;
+  for (size_t u = 0; r >= 0 && u < d->n_utts; u++) {
+    const gmle_utterance *g = &d->utts[u];
+    if ((size_t)r >= g->row0 && (size_t)r < g->row0 + g->n_rows)
+      cli_die(cli_exit_code(s), d->path, "utterance '%s' frame %llu: %s",
+              g->key, (unsigned long long)(g->frame0 + (size_t)r - g->row0),
+              gmle_context_error(d->ctx));
+  }
+  cli_fail(d->ctx, s, d->path, (long long)d->row0);
+}
+
 void cli_data_close(cli_data *d) {
+  cli_uttmap_free(d->utt2);
   gmle_reader_free(d->x);
   gmle_reader_free(d->lab);
   free(d->buf);
