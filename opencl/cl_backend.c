@@ -503,8 +503,13 @@ static gmle_status enumerate(gmle_context *ctx, dev_ref **out, size_t *n) {
       cap = ncap;
     }
     cl_device_id *ids = gmle__malloc(nd * sizeof *ids);
-    if (!ids || clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, nd, ids, NULL) !=
-                    CL_SUCCESS) {
+    if (!ids) {
+      gmle__free(devs);
+      gmle__free(plats);
+      return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "OpenCL: out of memory");
+    }
+    if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, nd, ids, NULL) !=
+        CL_SUCCESS) {
       gmle__free(ids);
       continue;
     }
@@ -526,6 +531,7 @@ static gmle_status enumerate(gmle_context *ctx, dev_ref **out, size_t *n) {
   return GMLE_OK;
 }
 
+/* 1 if device d has extension ext, 0 if not, -1 when out of memory. */
 static int has_extension(cl_device_id d, const char *ext) {
   size_t len = 0;
   if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &len) != CL_SUCCESS ||
@@ -533,7 +539,7 @@ static int has_extension(cl_device_id d, const char *ext) {
     return 0;
   char *buf = gmle__malloc(len + 1);
   if (!buf)
-    return 0;
+    return -1;
   int found = 0;
   if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, len, buf, NULL) == CL_SUCCESS) {
     buf[len] = '\0';
@@ -556,7 +562,10 @@ static void info_string(cl_device_id d, cl_device_info what, char *buf,
   buf[cap - 1] = '\0';
 }
 
-static void describe(const dev_ref *r, int index, gmle_device_info *out) {
+/* Fill out for device r; GMLE_E_OUT_OF_MEMORY (recorded on ctx) when the
+ * extension list cannot be read for want of memory. */
+static gmle_status describe(const gmle_context *ctx, const dev_ref *r,
+                            int index, gmle_device_info *out) {
   memset(out, 0, sizeof *out);
   out->backend = GMLE_BACKEND_OPENCL;
   out->index = index;
@@ -574,7 +583,14 @@ static void describe(const dev_ref *r, int index, gmle_device_info *out) {
   cl_ulong mem = 0;
   clGetDeviceInfo(r->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
   out->global_mem = mem;
-  out->fp64 = has_extension(r->device, "cl_khr_fp64");
+  const int fp64 = has_extension(r->device, "cl_khr_fp64");
+  if (fp64 < 0)
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                       "OpenCL: out of memory reading the extensions of "
+                       "device %d",
+                       index);
+  out->fp64 = fp64;
+  return GMLE_OK;
 }
 
 /* The default device: the first GPU, else the first device. */
@@ -597,13 +613,15 @@ static gmle_status cl_list_devices(gmle_context *ctx, gmle_device_info *out,
   GMLE_TRY(gmle__cl_load(ctx));
   GMLE_TRY(enumerate(ctx, &devs, &n));
   size_t def = default_device(devs, n);
-  for (size_t i = 0; i < n && i < cap; i++) {
-    describe(&devs[i], (int)i, &out[i]);
+  gmle_status st = GMLE_OK;
+  for (size_t i = 0; st == GMLE_OK && i < n && i < cap; i++) {
+    st = describe(ctx, &devs[i], (int)i, &out[i]);
     out[i].is_default = i == def;
   }
-  *n_found = n;
   gmle__free(devs);
-  return GMLE_OK;
+  if (st == GMLE_OK)
+    *n_found = n;
+  return st;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -639,8 +657,7 @@ static gmle_status cl_init(gmle_context *ctx, int device, void **state) {
   size_t idx = device < 0 ? default_device(devs, n) : (size_t)device;
   if (ctx->auto_select && device < 0 && idx < n) {
     cl_device_type type = 0;
-    clGetDeviceInfo(devs[idx].device, CL_DEVICE_TYPE, sizeof type, &type,
-                    NULL);
+    clGetDeviceInfo(devs[idx].device, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     if (type & CL_DEVICE_TYPE_CPU) {
       gmle__free(devs);
       return gmle__error(ctx, GMLE_E_NO_DEVICE,
@@ -659,7 +676,7 @@ static gmle_status cl_init(gmle_context *ctx, int device, void **state) {
   dev_ref r = devs[idx];
   gmle__free(devs);
   gmle_device_info info;
-  describe(&r, (int)idx, &info);
+  GMLE_TRY(describe(ctx, &r, (int)idx, &info));
   cl_bool avail = CL_FALSE, compiler = CL_FALSE;
   clGetDeviceInfo(r.device, CL_DEVICE_AVAILABLE, sizeof avail, &avail, NULL);
   clGetDeviceInfo(r.device, CL_DEVICE_COMPILER_AVAILABLE, sizeof compiler,
