@@ -116,6 +116,30 @@ gmle_status gmle__cl_fail(const gmle_context *ctx, cl_int err, const char *call,
                      detail);
 }
 
+gmle_status gmle__cl_enter(gmle_context *ctx) {
+  const gmle__cl_state *s = gmle__cl_state_of(ctx);
+  if (!s->lost)
+    return GMLE_OK;
+  return gmle__error(ctx, GMLE_E_DEVICE_LOST,
+                     "OpenCL device was lost earlier (%s); create a new "
+                     "context (statistics accumulated so far are intact on "
+                     "the host)",
+                     s->lost_msg);
+}
+
+gmle_status gmle__cl_lose(gmle_context *ctx, gmle_status st) {
+  if (st == GMLE_OK || st == GMLE_E_DEVICE_OOM || st == GMLE_E_OUT_OF_MEMORY)
+    return st;
+  gmle__cl_state *s = gmle__cl_state_of(ctx);
+  s->lost = 1;
+  snprintf(s->lost_msg, sizeof s->lost_msg, "%.500s", gmle_context_error(ctx));
+  return gmle__error(ctx, GMLE_E_DEVICE_LOST,
+                     "OpenCL device lost: %s; this context can no longer be "
+                     "used (statistics accumulated so far are intact on the "
+                     "host: save, merge or continue them on a new context)",
+                     s->lost_msg);
+}
+
 gmle_status gmle__cl_arg(gmle_context *ctx, cl_kernel k, cl_uint i, size_t size,
                          const void *value) {
   cl_int e = clSetKernelArg(k, i, size, value);
@@ -740,8 +764,12 @@ static gmle_status cl_init(gmle_context *ctx, int device, void **state) {
 
 static gmle_status cl_synchronize(gmle_context *ctx) {
   gmle__cl_state *s = gmle__cl_state_of(ctx);
-  GMLE_CL_TRY(ctx, clFinish, (s->q_copy));
-  GMLE_CL_TRY(ctx, clFinish, (s->q_run));
+  GMLE_TRY(gmle__cl_enter(ctx));
+  cl_int e = clFinish(s->q_copy);
+  if (e == CL_SUCCESS)
+    e = clFinish(s->q_run);
+  if (e != CL_SUCCESS)
+    return gmle__cl_lose(ctx, gmle__cl_fail(ctx, e, "clFinish", NULL));
   return GMLE_OK;
 }
 
