@@ -402,8 +402,10 @@ static gmle_status run_super(gmle_context *ctx, const plan *p,
     /* A failure: drain, and on out-of-memory retry the unmerged chunks in
      * smaller sub-batches. */
     jobs_abandon(s, jobs);
-    if (!gmle__cl_is_oom(err) || tried <= 1)
+    if (!gmle__cl_is_oom(err) || tried <= 1) {
+      gmle__cl_release_slots(s); /* nothing half-done survives the call */
       return st;
+    }
     *max_chunks = tried / 2;
     gmle__cl_release_slots(s);
     next = merged;

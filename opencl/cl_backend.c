@@ -302,7 +302,10 @@ gmle_status gmle__cl_stage_end(gmle_context *ctx, int sl, size_t bytes,
   if (s->unified) {
     e = clEnqueueUnmapMemObject(s->q_copy, s->dev_in[sl].buf, s->in_map[sl], 0,
                                 NULL, ev);
-    s->in_map[sl] = NULL;
+    /* Still mapped after a failure: gmle__cl_release_slots unmaps it (a
+     * mapped buffer is never freed). */
+    if (e == CL_SUCCESS)
+      s->in_map[sl] = NULL;
   } else {
     e = clEnqueueWriteBuffer(s->q_copy, s->dev_in[sl].buf, CL_FALSE, 0, bytes,
                              s->up[sl].ptr, 0, NULL, ev);

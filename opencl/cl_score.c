@@ -358,8 +358,8 @@ static gmle_status score_run(gmle_context *ctx, const splan *p) {
                     "OpenCL score: out of device memory even for %zu rows x "
                     "%zu classes after splitting the batch (%s)",
                     S, p->C, why);
-        gmle__cl_release_slots(s);
       }
+      gmle__cl_release_slots(s); /* nothing half-done survives the call */
       return st;
     }
     /* Out of device memory: retry the unfinished rows in halves. */
