@@ -617,6 +617,21 @@ static void score_undo(void *e) {
   }
 }
 
+/* Bytes gmle_score writes (what 5: gmle_total_loglik's one double). */
+static size_t out_size(int what, gmle_dtype odt, size_t n) {
+  const size_t osz = odt == GMLE_F64 ? 8 : 4;
+  switch (what) {
+  case GMLE_OUT_LABEL:
+    return n * sizeof(int32_t);
+  case GMLE_OUT_DENSITY:
+    return n * osz;
+  case 5:
+    return sizeof(double);
+  default:
+    return n * C * osz;
+  }
+}
+
 TEST(alloc_sweep_score_every_output_dtype_and_covariance) {
   static const char *const cov_name[4] = {"full", "diag", "spherical", "tied"};
   static const char *const what_name[5] = {"loglik", "joint", "logpost",
@@ -634,7 +649,7 @@ TEST(alloc_sweep_score_every_output_dtype_and_covariance) {
   if (st)
     CHECK_STATUS(tu_dataset_add(st, &ds, 0, ds.n), GMLE_OK);
   const size_t bytes = nq * C * sizeof(double);
-  void *out = malloc(bytes), *ref = malloc(bytes);
+  void *out = calloc(1, bytes), *ref = calloc(1, bytes);
   for (int cov = 0; st && out && ref && cov < 4; cov++) {
     gmle_fit_options opt;
     gmle_fit_options_init(&opt);
@@ -660,7 +675,7 @@ TEST(alloc_sweep_score_every_output_dtype_and_covariance) {
                          q->labels,
                          out,
                          ref,
-                         what == 5 ? sizeof(double) : bytes,
+                         out_size(what, odt ? GMLE_F64 : GMLE_F32, nq),
                          0};
           char name[96];
           snprintf(name, sizeof name, "%s %s in %s%s%s",
