@@ -14,8 +14,8 @@
 #            --errors-for-leak-kinds=definite,indirect,possible
 #            --suppressions=scripts/valgrind.supp
 # so that any invalid access, use of uninitialised memory or leak (possible
-# leaks included) fails it. The only suppressions are the OpenMP and
-# OpenBLAS thread pools' TLS blocks (scripts/valgrind.supp says why).
+# leaks included) fails it. The only suppression is the OpenMP runtime's
+# thread pool TLS blocks (scripts/valgrind.supp says why).
 # GMLE_TEST_SMALL=1 is set: the few suites that fit millions of rows to
 # check the accuracy contract use fewer rows (the code paths are the same;
 # the full sizes run in the plain and sanitizer builds). cli_bounded_memory

@@ -838,8 +838,7 @@ TEST(badinput_14_offset_mean_1e4_sd_1_f32_n2e6_d64_accurate) {
   tu_gen_offset(&r, n, d, 1e4, 1.0, GMLE_F32, d, x);
   CHECK_STATUS(gmle_stats_create(ctx, d, 1, &st), GMLE_OK);
   for (size_t at = 0; st && at < n; at += n / 4)
-    CHECK_STATUS(gmle_stats_add(st, x + at * d, GMLE_F32, n / 4, d, NULL,
-                                NULL),
+    CHECK_STATUS(gmle_stats_add(st, x + at * d, GMLE_F32, n / 4, d, NULL, NULL),
                  GMLE_OK);
   if (st) {
     tu_ref ref;
