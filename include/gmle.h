@@ -244,7 +244,12 @@ GMLE_API gmle_status gmle_stats_create_mode(gmle_context *ctx, size_t dim,
  *  batch's sums overflow float64), GMLE_E_INVALID_ARG (NULL x, row_stride <
  *  dim, no labels with several classes, or n_rows*row_stride*itemsize
  *  overflowing size_t -- checked before anything is read or allocated),
- *  GMLE_E_OUT_OF_MEMORY. */
+ *  GMLE_E_OUT_OF_MEMORY. On a device backend also GMLE_E_DEVICE_OOM (after
+ *  splitting the batch), GMLE_E_DEVICE, and GMLE_E_DEVICE_LOST: the device
+ *  failed while the batch's work was queued, and every later call on the
+ *  context fails the same way; the statistics accumulated so far are intact
+ *  on the host (save them, or merge them into statistics on another
+ *  context, and go on there). */
 GMLE_API gmle_status gmle_stats_add(gmle_stats *st, const void *x,
                                     gmle_dtype dtype, size_t n_rows,
                                     size_t row_stride, const int32_t *labels,
@@ -410,7 +415,9 @@ GMLE_API gmle_status gmle_model_information(const gmle_model *m, double *bic,
  *  whatever out_dtype says. Work is done in batches; memory beyond `out` is
  *  bounded whatever n_rows is. Rows with NaN or Inf give
  *  GMLE_E_NONFINITE_INPUT naming the row and column, and nothing is
- *  guaranteed about `out`. Empty classes score -inf, never NaN. */
+ *  guaranteed about `out`. Empty classes score -inf, never NaN. Device
+ *  backends: GMLE_E_DEVICE_OOM, GMLE_E_DEVICE, GMLE_E_DEVICE_LOST (as for
+ *  gmle_stats_add; the model is intact on the host). */
 GMLE_API gmle_status gmle_score(gmle_context *ctx, const gmle_model *m,
                                 const void *x, gmle_dtype dtype,
                                 size_t n_rows, size_t row_stride,

@@ -22,7 +22,8 @@
  *    a sub-batch after CL_OUT_OF_RESOURCES / CL_MEM_OBJECT_ALLOCATION_FAILURE
  *    gives bit-identical results; when a single chunk does not fit, the call
  *    fails with GMLE_E_DEVICE_OOM (the core then leaves the statistics as
- *    they were).
+ *    they were). Any other failure once work is queued marks the context
+ *    lost (GMLE_E_DEVICE_LOST now and on every later call).
  * Precision: d = x - k in float64 and float64 sums where the device has
  * cl_khr_fp64 (agreement with the CPU backend ~1e-15). Without it, each
  * chunk is summed in float32 with compensated (Kahan) sums, d = x - k in
@@ -301,7 +302,9 @@ static gmle_status launch(gmle_context *ctx, const plan *p,
     st = gmle__cl_arg(ctx, k, a, sizeof outb, &outb);
   if (st != GMLE_OK) {
     gmle__cl_event_release(&ev_w);
-    *err = CL_INVALID_KERNEL_ARGS;
+    /* an out-of-resources failure may pass with a smaller sub-batch */
+    *err =
+        st == GMLE_E_DEVICE_OOM ? CL_OUT_OF_RESOURCES : CL_INVALID_KERNEL_ARGS;
     return st;
   }
   const size_t lsz[2] = {p->local, 1};
@@ -399,8 +402,10 @@ static gmle_status run_super(gmle_context *ctx, const plan *p,
     /* A failure: drain, and on out-of-memory retry the unmerged chunks in
      * smaller sub-batches. */
     jobs_abandon(s, jobs);
-    if (!gmle__cl_is_oom(err) || tried <= 1)
+    if (!gmle__cl_is_oom(err) || tried <= 1) {
+      gmle__cl_release_slots(s); /* nothing half-done survives the call */
       return st;
+    }
     *max_chunks = tried / 2;
     gmle__cl_release_slots(s);
     next = merged;
@@ -413,6 +418,7 @@ static gmle_status run_super(gmle_context *ctx, const plan *p,
 gmle_status gmle__cl_accumulate(gmle_context *ctx, const gmle__batch *b,
                                 gmle__partial *out) {
   gmle__cl_state *s = gmle__cl_state_of(ctx);
+  GMLE_TRY(gmle__cl_enter(ctx));
   if (b->n_rows == 0)
     return GMLE_OK;
   GMLE_RETURN_IF(b->dtype == GMLE_F64 && !s->fp64, ctx, GMLE_E_UNSUPPORTED,
@@ -469,13 +475,17 @@ gmle_status gmle__cl_accumulate(gmle_context *ctx, const gmle__batch *b,
   }
   /* Out-of-memory splits last for this call; the next starts afresh. */
   size_t chunk_cap = (size_t)-1;
+  gmle_status run_st = GMLE_OK;
   for (size_t r0 = 0; st == GMLE_OK && r0 < b->n_rows; r0 += SUPER_ROWS) {
     const size_t n = b->n_rows - r0 < SUPER_ROWS ? b->n_rows - r0 : SUPER_ROWS;
     const size_t nq = sort_rows(b, r0, n, np, p.R, off, perm, chunks, out);
-    st = run_super(ctx, &p, b, r0, perm, chunks, nq, shift, tiles, &chunk_cap,
-                   out);
+    /* Work was queued: a failure other than out-of-memory loses the
+     * context (the caller's statistics are left as they were). */
+    run_st = run_super(ctx, &p, b, r0, perm, chunks, nq, shift, tiles,
+                       &chunk_cap, out);
+    st = gmle__cl_lose(ctx, run_st);
   }
-  if (st == GMLE_E_DEVICE_OOM) {
+  if (run_st == GMLE_E_DEVICE_OOM) {
     char why[GMLE__ERR_LEN];
     snprintf(why, sizeof why, "%s", gmle_context_error(ctx));
     gmle__error(ctx, GMLE_E_DEVICE_OOM,

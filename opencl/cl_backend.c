@@ -116,6 +116,30 @@ gmle_status gmle__cl_fail(const gmle_context *ctx, cl_int err, const char *call,
                      detail);
 }
 
+gmle_status gmle__cl_enter(gmle_context *ctx) {
+  const gmle__cl_state *s = gmle__cl_state_of(ctx);
+  if (!s->lost)
+    return GMLE_OK;
+  return gmle__error(ctx, GMLE_E_DEVICE_LOST,
+                     "OpenCL device was lost earlier (%s); create a new "
+                     "context (statistics accumulated so far are intact on "
+                     "the host)",
+                     s->lost_msg);
+}
+
+gmle_status gmle__cl_lose(gmle_context *ctx, gmle_status st) {
+  if (st == GMLE_OK || st == GMLE_E_DEVICE_OOM || st == GMLE_E_OUT_OF_MEMORY)
+    return st;
+  gmle__cl_state *s = gmle__cl_state_of(ctx);
+  s->lost = 1;
+  snprintf(s->lost_msg, sizeof s->lost_msg, "%.500s", gmle_context_error(ctx));
+  return gmle__error(ctx, GMLE_E_DEVICE_LOST,
+                     "OpenCL device lost: %s; this context can no longer be "
+                     "used (statistics accumulated so far are intact on the "
+                     "host: save, merge or continue them on a new context)",
+                     s->lost_msg);
+}
+
 gmle_status gmle__cl_arg(gmle_context *ctx, cl_kernel k, cl_uint i, size_t size,
                          const void *value) {
   cl_int e = clSetKernelArg(k, i, size, value);
@@ -278,7 +302,10 @@ gmle_status gmle__cl_stage_end(gmle_context *ctx, int sl, size_t bytes,
   if (s->unified) {
     e = clEnqueueUnmapMemObject(s->q_copy, s->dev_in[sl].buf, s->in_map[sl], 0,
                                 NULL, ev);
-    s->in_map[sl] = NULL;
+    /* Still mapped after a failure: gmle__cl_release_slots unmaps it (a
+     * mapped buffer is never freed). */
+    if (e == CL_SUCCESS)
+      s->in_map[sl] = NULL;
   } else {
     e = clEnqueueWriteBuffer(s->q_copy, s->dev_in[sl].buf, CL_FALSE, 0, bytes,
                              s->up[sl].ptr, 0, NULL, ev);
@@ -503,8 +530,13 @@ static gmle_status enumerate(gmle_context *ctx, dev_ref **out, size_t *n) {
       cap = ncap;
     }
     cl_device_id *ids = gmle__malloc(nd * sizeof *ids);
-    if (!ids || clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, nd, ids, NULL) !=
-                    CL_SUCCESS) {
+    if (!ids) {
+      gmle__free(devs);
+      gmle__free(plats);
+      return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "OpenCL: out of memory");
+    }
+    if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, nd, ids, NULL) !=
+        CL_SUCCESS) {
       gmle__free(ids);
       continue;
     }
@@ -526,6 +558,7 @@ static gmle_status enumerate(gmle_context *ctx, dev_ref **out, size_t *n) {
   return GMLE_OK;
 }
 
+/* 1 if device d has extension ext, 0 if not, -1 when out of memory. */
 static int has_extension(cl_device_id d, const char *ext) {
   size_t len = 0;
   if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &len) != CL_SUCCESS ||
@@ -533,7 +566,7 @@ static int has_extension(cl_device_id d, const char *ext) {
     return 0;
   char *buf = gmle__malloc(len + 1);
   if (!buf)
-    return 0;
+    return -1;
   int found = 0;
   if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, len, buf, NULL) == CL_SUCCESS) {
     buf[len] = '\0';
@@ -556,7 +589,10 @@ static void info_string(cl_device_id d, cl_device_info what, char *buf,
   buf[cap - 1] = '\0';
 }
 
-static void describe(const dev_ref *r, int index, gmle_device_info *out) {
+/* Fill out for device r; GMLE_E_OUT_OF_MEMORY (recorded on ctx) when the
+ * extension list cannot be read for want of memory. */
+static gmle_status describe(const gmle_context *ctx, const dev_ref *r,
+                            int index, gmle_device_info *out) {
   memset(out, 0, sizeof *out);
   out->backend = GMLE_BACKEND_OPENCL;
   out->index = index;
@@ -574,7 +610,14 @@ static void describe(const dev_ref *r, int index, gmle_device_info *out) {
   cl_ulong mem = 0;
   clGetDeviceInfo(r->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
   out->global_mem = mem;
-  out->fp64 = has_extension(r->device, "cl_khr_fp64");
+  const int fp64 = has_extension(r->device, "cl_khr_fp64");
+  if (fp64 < 0)
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                       "OpenCL: out of memory reading the extensions of "
+                       "device %d",
+                       index);
+  out->fp64 = fp64;
+  return GMLE_OK;
 }
 
 /* The default device: the first GPU, else the first device. */
@@ -597,13 +640,15 @@ static gmle_status cl_list_devices(gmle_context *ctx, gmle_device_info *out,
   GMLE_TRY(gmle__cl_load(ctx));
   GMLE_TRY(enumerate(ctx, &devs, &n));
   size_t def = default_device(devs, n);
-  for (size_t i = 0; i < n && i < cap; i++) {
-    describe(&devs[i], (int)i, &out[i]);
+  gmle_status st = GMLE_OK;
+  for (size_t i = 0; st == GMLE_OK && i < n && i < cap; i++) {
+    st = describe(ctx, &devs[i], (int)i, &out[i]);
     out[i].is_default = i == def;
   }
-  *n_found = n;
   gmle__free(devs);
-  return GMLE_OK;
+  if (st == GMLE_OK)
+    *n_found = n;
+  return st;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -639,8 +684,7 @@ static gmle_status cl_init(gmle_context *ctx, int device, void **state) {
   size_t idx = device < 0 ? default_device(devs, n) : (size_t)device;
   if (ctx->auto_select && device < 0 && idx < n) {
     cl_device_type type = 0;
-    clGetDeviceInfo(devs[idx].device, CL_DEVICE_TYPE, sizeof type, &type,
-                    NULL);
+    clGetDeviceInfo(devs[idx].device, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     if (type & CL_DEVICE_TYPE_CPU) {
       gmle__free(devs);
       return gmle__error(ctx, GMLE_E_NO_DEVICE,
@@ -659,7 +703,7 @@ static gmle_status cl_init(gmle_context *ctx, int device, void **state) {
   dev_ref r = devs[idx];
   gmle__free(devs);
   gmle_device_info info;
-  describe(&r, (int)idx, &info);
+  GMLE_TRY(describe(ctx, &r, (int)idx, &info));
   cl_bool avail = CL_FALSE, compiler = CL_FALSE;
   clGetDeviceInfo(r.device, CL_DEVICE_AVAILABLE, sizeof avail, &avail, NULL);
   clGetDeviceInfo(r.device, CL_DEVICE_COMPILER_AVAILABLE, sizeof compiler,
@@ -723,8 +767,12 @@ static gmle_status cl_init(gmle_context *ctx, int device, void **state) {
 
 static gmle_status cl_synchronize(gmle_context *ctx) {
   gmle__cl_state *s = gmle__cl_state_of(ctx);
-  GMLE_CL_TRY(ctx, clFinish, (s->q_copy));
-  GMLE_CL_TRY(ctx, clFinish, (s->q_run));
+  GMLE_TRY(gmle__cl_enter(ctx));
+  cl_int e = clFinish(s->q_copy);
+  if (e == CL_SUCCESS)
+    e = clFinish(s->q_run);
+  if (e != CL_SUCCESS)
+    return gmle__cl_lose(ctx, gmle__cl_fail(ctx, e, "clFinish", NULL));
   return GMLE_OK;
 }
 

@@ -160,6 +160,11 @@ typedef struct gmle__cl_state {
   gmle__cl_pinned up[2], down[2];
   gmle__cl_devbuf dev_in[2], dev_out[2], dev_aux[2];
   void *in_map[2]; /* unified memory: dev_in[i] mapped for packing */
+  /* Lost: a device failure other than out-of-memory while a batch's work
+   * was queued (staging, copies, kernels, waits). The queues' state is then
+   * unknown: every later call on the context is GMLE_E_DEVICE_LOST. */
+  int lost;
+  char lost_msg[512];
 } gmle__cl_state;
 
 #define GMLE__CL_SLOT_BYTES ((size_t)64 << 20)     /* default slot budget */
@@ -186,6 +191,14 @@ gmle_status gmle__cl_fail(const gmle_context *ctx, cl_int err, const char *call,
                           const char *fmt, ...) GMLE__PRINTF(4, 5);
 /* 1 for the errors after which a smaller batch may succeed. */
 int gmle__cl_is_oom(cl_int err);
+/* Start of every entry point that uses the device: GMLE_E_DEVICE_LOST
+ * (naming the first failure) once the context is lost, else GMLE_OK. */
+gmle_status gmle__cl_enter(gmle_context *ctx);
+/* The end of a failed run of queued work: out-of-memory statuses pass
+ * through (the caller split and retried already; the context stays
+ * usable); any other failure marks the context lost and becomes
+ * GMLE_E_DEVICE_LOST with the original message. */
+gmle_status gmle__cl_lose(gmle_context *ctx, gmle_status st);
 
 /* Call fn(args); on error record the message and return the status. */
 #define GMLE_CL_TRY(ctx, fn, args)                                             \
@@ -268,5 +281,17 @@ GMLE_API void gmle__opencl_test_library(const char *name);
 /* 1: behave as a device without cl_khr_fp64 (float32 accumulation, host
  * scoring, float64 input refused); 0: the device's own capability. */
 GMLE_API gmle_status gmle__opencl_test_force_fp32(gmle_context *ctx, int on);
+/* Device-fault injection (cl_loader.c): the k-th counted OpenCL call from
+ * now (k >= 1) fails with `err` (a cl_int: CL_OUT_OF_RESOURCES,
+ * CL_MEM_OBJECT_ALLOCATION_FAILURE, CL_INVALID_KERNEL_ARGS, ...) instead of
+ * reaching the driver, once; k = 0 disarms. Counted, process-wide: program
+ * builds, kernel, buffer, context and queue creation, kernel arguments,
+ * enqueues (kernels, reads, writes, maps, unmaps), flush, finish and waits
+ * (a failing wait waits first, as a device reports a command's failure).
+ * Queries and releases are not counted. */
+GMLE_API void gmle__opencl_test_fail_call(long k, int err);
+/* Calls counted since the last gmle__opencl_test_fail_call: a sweep over k
+ * stops once k exceeds the count of an undisturbed call. */
+GMLE_API long gmle__opencl_test_call_count(void);
 
 #endif /* GMLE_CL_INTERNAL_H */

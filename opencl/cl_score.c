@@ -13,7 +13,9 @@
  * that only the output crosses back, read straight into the caller's
  * buffer. Sub-batches alternate between two staging slots: the packing and
  * copy of sub-batch i+1 overlap the kernels of sub-batch i. Devices
- * without cl_khr_fp64 score on the host (gmle__cpu_score).
+ * without cl_khr_fp64 score on the host (gmle__cpu_score). Out of device
+ * memory, sub-batches are halved and the unfinished rows retried; any
+ * other failure of queued work marks the context lost.
  */
 #include "cl_internal.h"
 
@@ -140,6 +142,7 @@ static gmle_status model_build(gmle_context *ctx, const gmle_model *m,
 gmle_status gmle__cl_prepare_model(gmle_context *ctx, gmle_model *m) {
   gmle__cl_state *s = gmle__cl_state_of(ctx);
   gmle__cl_free_model(ctx, m);
+  GMLE_TRY(gmle__cl_enter(ctx));
   if (!s->fp64)
     return GMLE_OK; /* scored on the host */
   cl_model *cm = NULL;
@@ -272,7 +275,9 @@ static gmle_status score_launch(gmle_context *ctx, const splan *p, size_t r0,
     st = gmle__cl_arg(ctx, k, 4, sizeof ob, &ob);
   if (st != GMLE_OK) {
     gmle__cl_event_release(&ev_w);
-    *err = CL_INVALID_KERNEL_ARGS;
+    /* an out-of-resources failure may pass with a smaller sub-batch */
+    *err =
+        st == GMLE_E_DEVICE_OOM ? CL_OUT_OF_RESOURCES : CL_INVALID_KERNEL_ARGS;
     return st;
   }
   const size_t g[2] = {nb, C};
@@ -353,8 +358,8 @@ static gmle_status score_run(gmle_context *ctx, const splan *p) {
                     "OpenCL score: out of device memory even for %zu rows x "
                     "%zu classes after splitting the batch (%s)",
                     S, p->C, why);
-        gmle__cl_release_slots(s);
       }
+      gmle__cl_release_slots(s); /* nothing half-done survives the call */
       return st;
     }
     /* Out of device memory: retry the unfinished rows in halves. */
@@ -371,6 +376,7 @@ gmle_status gmle__cl_score(gmle_context *ctx, const gmle_model *m,
                            const gmle__batch *b, gmle_output what,
                            gmle_dtype out_dtype, void *out) {
   gmle__cl_state *s = gmle__cl_state_of(ctx);
+  GMLE_TRY(gmle__cl_enter(ctx));
   if (b->n_rows == 0)
     return GMLE_OK;
   if (!s->fp64)
@@ -419,8 +425,8 @@ gmle_status gmle__cl_score(gmle_context *ctx, const gmle_model *m,
     st = gmle__cl_kernel(ctx, GMLE__CL_SRC_SCORE, opts, "score_finish",
                          &p.k_fin);
   }
-  if (st == GMLE_OK)
-    st = score_run(ctx, &p);
+  if (st == GMLE_OK) /* work is queued: other than OOM, a failure loses */
+    st = gmle__cl_lose(ctx, score_run(ctx, &p));
   model_release(tmp);
   return st;
 }

@@ -826,7 +826,7 @@ TEST(badinput_13_nan_covariance_never_reaches_cholesky_unnoticed) {
 TEST(badinput_14_offset_mean_1e4_sd_1_f32_n2e6_d64_accurate) {
   gmle_context *ctx = tu_context();
   CHECK(ctx != NULL);
-  const size_t n = 2000000, d = 64;
+  const size_t n = tu_rows(2000000, 40000), d = 64;
   float *x = tu_alloc_data(n, d, GMLE_F32);
   gmle_stats *st = NULL;
   if (!ctx || !x) {
@@ -837,9 +837,8 @@ TEST(badinput_14_offset_mean_1e4_sd_1_f32_n2e6_d64_accurate) {
   tu_seed(&r, 14);
   tu_gen_offset(&r, n, d, 1e4, 1.0, GMLE_F32, d, x);
   CHECK_STATUS(gmle_stats_create(ctx, d, 1, &st), GMLE_OK);
-  for (size_t at = 0; st && at < n; at += 500000)
-    CHECK_STATUS(gmle_stats_add(st, x + at * d, GMLE_F32, 500000, d, NULL,
-                                NULL),
+  for (size_t at = 0; st && at < n; at += n / 4)
+    CHECK_STATUS(gmle_stats_add(st, x + at * d, GMLE_F32, n / 4, d, NULL, NULL),
                  GMLE_OK);
   if (st) {
     tu_ref ref;

@@ -297,11 +297,11 @@ done:
 }
 
 TEST(fit_accuracy_contract_f32_mean_over_std_1e4_d40_c10_n2e6) {
-  accuracy_contract(GMLE_F32, 2000000, TOL32_MEAN, TOL32_COV);
+  accuracy_contract(GMLE_F32, tu_rows(2000000, 40000), TOL32_MEAN, TOL32_COV);
 }
 
 TEST(fit_accuracy_contract_f64_mean_over_std_1e4_d40_c10_n2e6) {
-  accuracy_contract(GMLE_F64, 2000000, TOL64, TOL64);
+  accuracy_contract(GMLE_F64, tu_rows(2000000, 40000), TOL64, TOL64);
 }
 
 TEST(fit_options_init_sets_documented_defaults) {

@@ -189,6 +189,14 @@ int tu_tmpdir_remove(const char *dir);
 #include <stdlib.h>
 #include <string.h>
 
+/* Rows for a suite's largest data sets: n, or `small` when the environment
+ * sets GMLE_TEST_SMALL (scripts/valgrind.sh: the same code paths with fewer
+ * rows; the full sizes run in the plain and sanitizer builds). */
+static inline size_t tu_rows(size_t n, size_t small) {
+  const char *e = getenv("GMLE_TEST_SMALL");
+  return e && *e && strcmp(e, "0") != 0 ? small : n;
+}
+
 /* A context on GMLE_BACKEND_AUTO (ctest sets GMLE_BACKEND); NULL, with the
  * reason printed, on failure. */
 static inline gmle_context *tu_context(void) {
