@@ -77,14 +77,15 @@ typedef struct plan {
   const gmle__partial *out;
   const gmle__gram_isa *isa;
   size_t dim, n_classes, gram_len;
-  size_t np;      /* panels of 8 columns */
-  size_t nj;      /* column units per class: np (FULL) or 1 (DIAG) */
-  size_t dpad;    /* 8 * np */
-  size_t tile;    /* rows per tile */
-  size_t chunk;   /* rows per routing chunk */
+  size_t np;    /* panels of 8 columns */
+  size_t nj;    /* column units per class: np (FULL) or 1 (DIAG) */
+  size_t dpad;  /* 8 * np */
+  size_t tile;  /* rows per tile */
+  size_t chunk; /* rows per routing chunk */
   size_t isz, stride_b, row_b; /* bytes: element, row stride, row */
   int diag, routed;
   int chunk_pf; /* routed: chunks small enough to prefetch the next one */
+  int f32;      /* float32 products (gmle__partial.f32_products) */
 } plan;
 
 typedef struct job {
@@ -100,14 +101,16 @@ typedef struct job {
   double *bp, *vp, *st, *sq;
   /* bucket routing (few classes): staging tiles, one per class */
   int bucket;
+  int bucket32; /* staging tiles hold float32 rows (plan.f32, whole
+                   classes) */
   size_t btile; /* rows per staging tile */
   double *sb, *sv, *bst, *bsq, *wsum; /* staging d, w*d; sums (of
                                           squares, DIAG); weights */
   uint32_t *cnt;
   /* the current routing chunk */
-  size_t n_idx;        /* idx entries */
-  int near;            /* gathers prefetch a few rows ahead themselves */
-  gmle__gram_pf next;  /* the next chunk, spread over this one's tiles */
+  size_t n_idx;       /* idx entries */
+  int near;           /* gathers prefetch a few rows ahead themselves */
+  gmle__gram_pf next; /* the next chunk, spread over this one's tiles */
 } job;
 
 /* The 64-byte lines (rows packed densely) or the rows of input rows
@@ -152,6 +155,11 @@ static void tile_into(const plan *p, job *jb, size_t c, size_t base,
     double *g = jb->gram + c * dim;
     for (size_t j = 0; j < dim; j++)
       g[j] += jb->sq[j];
+  } else if (p->f32 && ja == 0 && jhi == p->nj) {
+    memset(jb->st, 0, p->dpad * sizeof(double));
+    p->isa->pack32(&s, m, (float *)jb->bp, jb->st);
+    p->isa->full32((const float *)jb->bp, m, dim, jb->gram + c * p->gram_len);
+    w = (double)m;
   } else {
     const size_t ldp = p->tile * 8;
     if (own)
@@ -190,12 +198,11 @@ static void class_rows(const plan *p, job *jb, size_t c, size_t base,
         const size_t pos = (size_t)(idx + k - jb->idx), n = jb->n_idx;
         far = jb->next;
         far.first = (size_t)((double)pos * (double)jb->next.count / (double)n);
-        far.count = (size_t)((double)(pos + mt) * (double)jb->next.count /
-                             (double)n) -
-                    far.first;
+        far.count =
+            (size_t)((double)(pos + mt) * (double)jb->next.count / (double)n) -
+            far.first;
       }
-      tile_into(p, jb, c, base, idx + k, mt, m - k - mt + after, &far, ja,
-                jhi);
+      tile_into(p, jb, c, base, idx + k, mt, m - k - mt + after, &far, ja, jhi);
     } else {
       /* the next tile */
       const size_t left = m - k - mt;
@@ -220,6 +227,10 @@ static void bucket_flush(const plan *p, job *jb, size_t c) {
     for (size_t j = 0; j < dim; j++)
       g[j] += sq[j];
     memset(sq, 0, p->dpad * sizeof(double));
+  } else if (jb->bucket32) {
+    const size_t ld32 = (dim + 15) / 16 * 16;
+    p->isa->full32((const float *)jb->sb + c * jb->btile * ld32, m, dim,
+                   jb->gram + cls * p->gram_len);
   } else if (ja < jhi) {
     double *sb = jb->sb + c * stage;
     p->isa->full(sb, jb->sv ? jb->sv + c * stage : sb, jb->btile * 8, m, dim,
@@ -253,7 +264,9 @@ static void run_bucket(const plan *p, job *jb) {
                           .nc = nc,
                           .sb = jb->sb,
                           .sv = jb->sv,
-                          .stage = p->np * jb->btile * 8,
+                          .stage = jb->bucket32
+                                       ? jb->btile * ((p->dim + 15) / 16 * 16)
+                                       : p->np * jb->btile * 8,
                           .ldp = jb->btile * 8,
                           .tile = jb->btile,
                           .dpad = p->dpad,
@@ -268,7 +281,8 @@ static void run_bucket(const plan *p, job *jb) {
   memset(jb->wsum, 0, nc * sizeof(double));
   for (size_t r = jb->row_lo; r < jb->row_hi;) {
     size_t full;
-    r = p->isa->scatter(&bk, r, jb->row_hi, &full);
+    r = jb->bucket32 ? p->isa->scatter32(&bk, r, jb->row_hi, &full)
+                     : p->isa->scatter(&bk, r, jb->row_hi, &full);
     if (full != SIZE_MAX)
       bucket_flush(p, jb, full);
   }
@@ -428,8 +442,7 @@ static void reduce_private(const plan *p, job *jobs, size_t nt) {
 
 gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
                                  gmle__partial *out) {
-  if (!b || !out || b->dim != out->dim || out->dim == 0 ||
-      out->n_classes == 0)
+  if (!b || !out || b->dim != out->dim || out->dim == 0 || out->n_classes == 0)
     return gmle__error(ctx, GMLE_E_INTERNAL,
                        "gram: inconsistent batch and partial");
   const size_t N = b->n_rows;
@@ -449,6 +462,8 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
   p.nj = p.diag ? 1 : p.np;
   p.dpad = 8 * p.np;
   p.routed = b->labels != NULL && p.n_classes > 1;
+  p.f32 = out->f32_products && b->dtype == GMLE_F32 && !b->weights && !p.diag &&
+          p.isa->pack32 && p.isa->full32 && p.isa->scatter32;
   const size_t C = p.n_classes, dim = p.dim;
   const size_t isz = gmle__dtype_size(b->dtype);
   const int weighted = b->weights != NULL;
@@ -456,8 +471,8 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
   /* Threads: enough work for each, and never more than asked for. */
   size_t nt = ctx && ctx->n_threads > 1 ? (size_t)ctx->n_threads : 1;
   const double work = /* multiply-adds, roughly */
-      (double)N * (p.diag ? (double)p.dpad
-                          : (double)(p.np * (p.np + 1) / 2 * 64 + p.dpad));
+      (double)N *
+      (p.diag ? (double)p.dpad : (double)(p.np * (p.np + 1) / 2 * 64 + p.dpad));
   {
     const double min_work =
         (double)(tuning.min_work ? tuning.min_work : DEFAULT_MIN_WORK);
@@ -482,8 +497,8 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
    * next one, which is prefetched while it is done; with many, a few MiB
    * and enough rows per class, each gather prefetching its own rows. */
   if (p.routed) {
-    const size_t small = clamp_size(SMALL_CHUNK_BYTES / p.stride_b, 256,
-                                    (size_t)1 << 16);
+    const size_t small =
+        clamp_size(SMALL_CHUNK_BYTES / p.stride_b, 256, (size_t)1 << 16);
     if (small >= 128 * C) {
       p.chunk = small;
       p.chunk_pf = 1;
@@ -568,6 +583,7 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
       }
     }
     if (jb->bucket) {
+      jb->bucket32 = p.f32 && jb->ja_lo == 0 && jb->jb_hi == p.nj;
       jb->bst = gmle__aligned_alloc(nc * p.dpad * sizeof(double));
       jb->wsum = gmle__malloc(nc * sizeof(double));
       jb->cnt = gmle__malloc(nc * sizeof(uint32_t));
