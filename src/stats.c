@@ -164,39 +164,73 @@ static double elem(const void *x, gmle_dtype t, size_t i) {
 #define F32_MSQ_HI 0x1p80
 
 /* The shift of a class first seen in this batch: the mean of its first
- * SHIFT_SAMPLE_ROWS rows, rounded to the input precision so that x - k is
- * exact for nearby values. Returns 1 when those rows' spread around it
- * allows float32 products (every column's rms in range). */
-static int choose_shift(const gmle__batch *b, int32_t c, double *k) {
-  size_t d = b->dim, m = 0, last = 0;
-  for (size_t j = 0; j < d; j++)
-    k[j] = 0;
-  for (size_t r = 0; r < b->n_rows && m < SHIFT_SAMPLE_ROWS; r++) {
-    if ((b->labels ? b->labels[r] : 0) != c)
-      continue;
-    const size_t base = r * b->row_stride;
-    for (size_t j = 0; j < d; j++)
-      k[j] += elem(b->x, b->dtype, base + j);
-    m++;
-    last = r;
-  }
+ * SHIFT_SAMPLE_ROWS rows (rows[0..m), m >= 1), rounded to the input
+ * precision so that x - k is exact for nearby values. Returns 1 when those
+ * rows' spread around it allows float32 products (every column's rms in
+ * range). */
+static int choose_shift(const gmle__batch *b, const uint32_t *rows, size_t m,
+                        double *k) {
+  const size_t d = b->dim;
+  int ok = 1;
   for (size_t j = 0; j < d; j++) {
-    k[j] /= (double)(m ? m : 1);
+    double acc = 0.0, msq = 0.0;
+    for (size_t i = 0; i < m; i++)
+      acc += elem(b->x, b->dtype, rows[i] * b->row_stride + j);
+    k[j] = acc / (double)m;
     if (b->dtype == GMLE_F32)
       k[j] = (double)(float)k[j];
-  }
-  int ok = 1;
-  for (size_t j = 0; j < d && ok; j++) {
-    double msq = 0.0;
-    for (size_t r = 0; r <= last; r++)
-      if ((b->labels ? b->labels[r] : 0) == c) {
-        const double v = elem(b->x, b->dtype, r * b->row_stride + j) - k[j];
-        msq += v * v;
-      }
-    msq /= (double)(m ? m : 1);
-    ok = msq >= F32_MSQ_LO && msq <= F32_MSQ_HI;
+    for (size_t i = 0; i < m; i++) {
+      const double v = elem(b->x, b->dtype, rows[i] * b->row_stride + j) - k[j];
+      msq += v * v;
+    }
+    msq /= (double)m;
+    ok = ok && msq >= F32_MSQ_LO && msq <= F32_MSQ_HI;
   }
   return ok;
+}
+
+/* Shifts of the classes present (seen) that have none yet, into
+ * shift + (slot_of ? slot_of[c] : c) * D, from samples gathered in one pass
+ * over the rows. *f32_ok is cleared unless every sample allows float32
+ * products. */
+static gmle_status new_shifts(const gmle_stats *st, const gmle__batch *b,
+                              const unsigned char *seen, const int32_t *slot_of,
+                              double *shift, int *f32_ok) {
+  const size_t C = st->n_classes, D = st->dim, S = SHIFT_SAMPLE_ROWS;
+  size_t n_new = 0;
+  for (size_t c = 0; c < C; c++)
+    n_new += seen[c] && !st->has_shift[c];
+  if (n_new == 0)
+    return GMLE_OK;
+  uint32_t *rank = gmle__malloc(C * sizeof *rank);
+  uint32_t *cnt = gmle__calloc(n_new, sizeof *cnt);
+  uint32_t *idx = gmle__malloc(n_new * S * sizeof *idx);
+  if (!rank || !cnt || !idx) {
+    gmle__free(rank);
+    gmle__free(cnt);
+    gmle__free(idx);
+    return GMLE_E_OUT_OF_MEMORY;
+  }
+  uint32_t k = 0;
+  for (size_t c = 0; c < C; c++)
+    rank[c] = seen[c] && !st->has_shift[c] ? k++ : UINT32_MAX;
+  for (size_t r = 0; r < b->n_rows; r++) {
+    const uint32_t q = rank[b->labels ? (size_t)b->labels[r] : 0];
+    if (q != UINT32_MAX && cnt[q] < S)
+      idx[(size_t)q * S + cnt[q]++] = (uint32_t)r;
+  }
+  for (size_t c = 0; c < C; c++) {
+    const uint32_t q = rank[c];
+    if (q == UINT32_MAX)
+      continue;
+    double *dst = shift + (slot_of ? (size_t)slot_of[c] : c) * D;
+    if (!choose_shift(b, idx + (size_t)q * S, cnt[q], dst))
+      *f32_ok = 0;
+  }
+  gmle__free(rank);
+  gmle__free(cnt);
+  gmle__free(idx);
+  return GMLE_OK;
 }
 
 static int all_finite(const double *v, size_t n) {
@@ -293,10 +327,9 @@ static gmle_status work_init(const gmle_stats *st, const gmle__batch *b,
     if (st->has_shift[c]) {
       memcpy(w->shift + s * D, st->shift + (size_t)c * D, D * sizeof(double));
       w->f32_ok = w->f32_ok && f32_class_ok(st, (size_t)c);
-    } else {
-      w->f32_ok = choose_shift(b, c, w->shift + s * D) && w->f32_ok;
     }
   }
+  GMLE_TRY(new_shifts(st, b, seen, w->slot_of, w->shift, &w->f32_ok));
   w->part.dim = D;
   w->part.n_classes = np;
   w->part.gram_len = st->gram_len;
@@ -382,9 +415,13 @@ static gmle_status add_direct(gmle_stats *st, const gmle__batch *b,
                        "batch %llu: out of memory for %zu rows",
                        (unsigned long long)batch, b->n_rows);
   memcpy(shift, st->shift, C * D * sizeof(double));
-  for (size_t c = 0; c < C; c++)
-    if (seen[c] && !st->has_shift[c])
-      (void)choose_shift(b, (int32_t)c, shift + c * D);
+  int unused = 1;
+  gmle_status s = new_shifts(st, b, seen, NULL, shift, &unused);
+  if (s != GMLE_OK) {
+    gmle__free(shift);
+    return gmle__error(ctx, s, "batch %llu: out of memory for %zu rows",
+                       (unsigned long long)batch, b->n_rows);
+  }
   gmle__partial part = {.dim = D,
                         .n_classes = C,
                         .gram_len = st->gram_len,
@@ -395,7 +432,7 @@ static gmle_status add_direct(gmle_stats *st, const gmle__batch *b,
                         .sum = st->sum,
                         .gram = st->gram};
   /* the kernel writes nothing unless all its workspace was allocated */
-  gmle_status s = ctx->ops->accumulate(ctx, b, &part);
+  s = ctx->ops->accumulate(ctx, b, &part);
   if (s == GMLE_OK)
     for (size_t c = 0; c < C; c++)
       if (seen[c] && !st->has_shift[c]) {
