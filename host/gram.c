@@ -106,6 +106,7 @@ typedef struct job {
   size_t btile; /* rows per staging tile */
   double *sb, *sv, *bst, *bsq, *wsum; /* staging d, w*d; sums (of
                                           squares, DIAG); weights */
+  float *k32;                         /* bucket32: the shifts in float32 */
   uint32_t *cnt;
   /* the current routing chunk */
   size_t n_idx;       /* idx entries */
@@ -231,6 +232,10 @@ static void bucket_flush(const plan *p, job *jb, size_t c) {
     const size_t ld32 = (dim + 15) / 16 * 16;
     p->isa->full32((const float *)jb->sb + c * jb->btile * ld32, m, dim,
                    jb->gram + cls * p->gram_len);
+    /* st holds the sums of x: sum(x) - m k, exact for such tiles */
+    const double *k = p->out->shift + cls * dim;
+    for (size_t j = 0; j < dim; j++)
+      st[j] -= (double)m * k[j];
   } else if (ja < jhi) {
     double *sb = jb->sb + c * stage;
     p->isa->full(sb, jb->sv ? jb->sv + c * stage : sb, jb->btile * 8, m, dim,
@@ -273,7 +278,8 @@ static void run_bucket(const plan *p, job *jb) {
                           .cnt = jb->cnt,
                           .st = jb->bst,
                           .sq = jb->bsq,
-                          .wsum = jb->wsum};
+                          .wsum = jb->wsum,
+                          .shift32 = jb->k32};
   memset(jb->cnt, 0, nc * sizeof *jb->cnt);
   memset(jb->bst, 0, nc * p->dpad * sizeof(double));
   if (jb->bsq)
@@ -393,6 +399,7 @@ static void free_jobs(job *jobs, size_t nt) {
     gmle__aligned_free(jb->bst);
     gmle__aligned_free(jb->bsq);
     gmle__free(jb->wsum);
+    gmle__aligned_free(jb->k32);
     gmle__free(jb->cnt);
     if (jb->touched) { /* a private partial */
       gmle__free(jb->touched);
@@ -464,6 +471,9 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
   p.routed = b->labels != NULL && p.n_classes > 1;
   p.f32 = out->f32_products && b->dtype == GMLE_F32 && !b->weights && !p.diag &&
           p.isa->pack32 && p.isa->full32 && p.isa->scatter32;
+  /* the float32 kernels subtract float32 shifts */
+  for (size_t i = 0; p.f32 && i < p.n_classes * p.dim; i++)
+    p.f32 = (double)(float)out->shift[i] == out->shift[i];
   const size_t C = p.n_classes, dim = p.dim;
   const size_t isz = gmle__dtype_size(b->dtype);
   const int weighted = b->weights != NULL;
@@ -584,6 +594,16 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
     }
     if (jb->bucket) {
       jb->bucket32 = p.f32 && jb->ja_lo == 0 && jb->jb_hi == p.nj;
+      if (jb->bucket32) {
+        const size_t ld32 = (dim + 15) / 16 * 16;
+        jb->k32 = gmle__aligned_alloc(nc * ld32 * sizeof(float));
+        if (!jb->k32)
+          goto oom;
+        for (size_t c = 0; c < nc; c++)
+          for (size_t j = 0; j < ld32; j++)
+            jb->k32[c * ld32 + j] =
+                j < dim ? (float)out->shift[(jb->c_lo + c) * dim + j] : 0.0f;
+      }
       jb->bst = gmle__aligned_alloc(nc * p.dpad * sizeof(double));
       jb->wsum = gmle__malloc(nc * sizeof(double));
       jb->cnt = gmle__malloc(nc * sizeof(uint32_t));

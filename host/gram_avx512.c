@@ -84,8 +84,7 @@ ALWAYS_INLINE void prefetch_far(const gmle__gram_src *s, size_t m,
 /* Panels q..q+G-1 of a tile, row by row, the sums in registers. */
 ALWAYS_INLINE void pack_group(const gmle__gram_src *s, size_t m, size_t q,
                               const int G, int far, size_t ldp, double *bp,
-                              double *vp, double *st, int f32, int weighted,
-                              float *tp, size_t ld32, const int out32) {
+                              double *vp, double *st, int f32, int weighted) {
   const size_t dim = s->dim, isz = f32 ? 4 : 8;
   __m512d sh[4], sum[4];
   __mmask8 km[4];
@@ -111,11 +110,7 @@ ALWAYS_INLINE void pack_group(const gmle__gram_src *s, size_t m, size_t q,
       const size_t off = (q + (size_t)u) * ldp + k * 8;
       __m512d d =
           _mm512_sub_pd(load8(f32, row, (q + (size_t)u) * 8, km[u]), sh[u]);
-      if (out32)
-        _mm256_store_ps(tp + k * ld32 + (q + (size_t)u) * 8,
-                        _mm512_cvtpd_ps(d));
-      else
-        _mm512_store_pd(bp + off, d);
+      _mm512_store_pd(bp + off, d);
       if (weighted) {
         d = _mm512_mul_pd(w, d);
         _mm512_store_pd(vp + off, d);
@@ -144,16 +139,16 @@ ALWAYS_INLINE double pack_impl(const gmle__gram_src *s, size_t m, size_t p0,
     const int f = q == p0;
     switch (np - q < 4 ? np - q : 4) {
     case 1:
-      pack_group(s, m, q, 1, f, ldp, bp, vp, st, f32, weighted, NULL, 0, 0);
+      pack_group(s, m, q, 1, f, ldp, bp, vp, st, f32, weighted);
       break;
     case 2:
-      pack_group(s, m, q, 2, f, ldp, bp, vp, st, f32, weighted, NULL, 0, 0);
+      pack_group(s, m, q, 2, f, ldp, bp, vp, st, f32, weighted);
       break;
     case 3:
-      pack_group(s, m, q, 3, f, ldp, bp, vp, st, f32, weighted, NULL, 0, 0);
+      pack_group(s, m, q, 3, f, ldp, bp, vp, st, f32, weighted);
       break;
     default:
-      pack_group(s, m, q, 4, f, ldp, bp, vp, st, f32, weighted, NULL, 0, 0);
+      pack_group(s, m, q, 4, f, ldp, bp, vp, st, f32, weighted);
       break;
     }
   }
@@ -170,31 +165,85 @@ static double pack512(const gmle__gram_src *s, size_t m, size_t p0, size_t ldp,
             : pack_impl(s, m, p0, ldp, bp, vp, st, 0, 0);
 }
 
-/* Float32 products (gram_kern.h): rows of ld32 floats, d rounded once
- * from the exact float64 difference; sums of the float64 differences. */
+/* Float32 products (gram_kern.h): vectors q..q+G-1 of 16 columns of a
+ * tile's rows, d = fl32(x - k) (one correctly rounded float32
+ * subtraction), and the tile's sums of x in float64 (exact for a tile of
+ * float32 values of similar magnitude); st gets sum(x) - m k. */
+ALWAYS_INLINE void pack32_group(const gmle__gram_src *s, size_t m, size_t q,
+                                const int G, int far, float *tp, size_t ld32,
+                                double *st) {
+  const size_t dim = s->dim;
+  __m512 k32[4];
+  __m512d sx[4][2];
+  __mmask16 km[4];
+#pragma GCC unroll 4
+  for (int u = 0; u < G; u++) {
+    const size_t c0 = (q + (size_t)u) * 16;
+    const size_t rem = dim - c0;
+    km[u] = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);
+    const __m512d lo = _mm512_maskz_loadu_pd((__mmask8)km[u], s->shift + c0);
+    const __m512d hi =
+        _mm512_maskz_loadu_pd((__mmask8)(km[u] >> 8), s->shift + c0 + 8);
+    k32[u] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)),
+                                _mm512_cvtpd_ps(hi), 1);
+    sx[u][0] = sx[u][1] = _mm512_setzero_pd();
+  }
+  const size_t b0 = q * 16 * 4;
+  const size_t b1 =
+      ((q + (size_t)G) * 16 < dim ? (q + (size_t)G) * 16 : dim) * 4;
+  far_state fs = {0, 0};
+  for (size_t k = 0; k < m; k++) {
+    const size_t r = s->base + (s->idx ? s->idx[k] : k);
+    prefetch_near(s, 1, k, m, b0, b1);
+    if (far)
+      prefetch_far(s, m, &fs);
+    const float *row = (const float *)s->x + r * s->row_stride;
+#pragma GCC unroll 4
+    for (int u = 0; u < G; u++) {
+      const size_t c0 = (q + (size_t)u) * 16;
+      const __m512 x = _mm512_maskz_loadu_ps(km[u], row + c0);
+      _mm512_store_ps(tp + k * ld32 + c0, _mm512_sub_ps(x, k32[u]));
+      sx[u][0] =
+          _mm512_add_pd(sx[u][0], _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+      sx[u][1] = _mm512_add_pd(sx[u][1],
+                               _mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1)));
+    }
+  }
+  const __m512d mm = _mm512_set1_pd((double)m);
+#pragma GCC unroll 4
+  for (int u = 0; u < G; u++)
+    for (int h = 0; h < 2; h++) {
+      const size_t c0 = (q + (size_t)u) * 16 + 8 * (size_t)h;
+      if (c0 >= dim)
+        continue;
+      const __mmask8 kk = tail_mask(dim - c0);
+      const __m512d sk = _mm512_maskz_loadu_pd(kk, s->shift + c0);
+      /* sum(x) - m k: both exact for such tiles, so is the difference */
+      const __m512d v = _mm512_fnmadd_pd(mm, sk, sx[u][h]);
+      _mm512_store_pd(st + c0, _mm512_add_pd(_mm512_load_pd(st + c0), v));
+    }
+}
+
 static void pack32_512(const gmle__gram_src *s, size_t m, float *tp,
                        double *st) {
-  const size_t dim = s->dim, np = (dim + 7) / 8, ld32 = (dim + 15) / 16 * 16;
-  for (size_t q = 0; q < np; q += 4) {
+  const size_t dim = s->dim, nv = (dim + 15) / 16, ld32 = nv * 16;
+  for (size_t q = 0; q < nv; q += 4) {
     const int f = q == 0;
-    switch (np - q < 4 ? np - q : 4) {
+    switch (nv - q < 4 ? nv - q : 4) {
     case 1:
-      pack_group(s, m, q, 1, f, 0, NULL, NULL, st, 1, 0, tp, ld32, 1);
+      pack32_group(s, m, q, 1, f, tp, ld32, st);
       break;
     case 2:
-      pack_group(s, m, q, 2, f, 0, NULL, NULL, st, 1, 0, tp, ld32, 1);
+      pack32_group(s, m, q, 2, f, tp, ld32, st);
       break;
     case 3:
-      pack_group(s, m, q, 3, f, 0, NULL, NULL, st, 1, 0, tp, ld32, 1);
+      pack32_group(s, m, q, 3, f, tp, ld32, st);
       break;
     default:
-      pack_group(s, m, q, 4, f, 0, NULL, NULL, st, 1, 0, tp, ld32, 1);
+      pack32_group(s, m, q, 4, f, tp, ld32, st);
       break;
     }
   }
-  if (np % 2)
-    for (size_t k = 0; k < m; k++)
-      _mm256_store_ps(tp + k * ld32 + np * 8, _mm256_setzero_ps());
 }
 
 /* Float32 register block: MA column vectors of 16 x NB rows (broadcasts).
@@ -210,18 +259,19 @@ static void pack32_512(const gmle__gram_src *s, size_t m, float *tp,
 ALWAYS_INLINE void block32(const float *tp, size_t ld, size_t m, const int MA,
                            const int NB, double *g, size_t dim, size_t i0,
                            size_t j0) {
-  __m512 tot[3][4];
+  /* the tile's sums of the runs: in L1, added to once per run */
+  __m512 tot[3][8];
 #pragma GCC unroll 3
   for (int a = 0; a < MA; a++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int b = 0; b < NB; b++)
       tot[a][b] = _mm512_setzero_ps();
   for (size_t r0 = 0; r0 < m; r0 += RUN32) {
     const size_t r1 = m - r0 < RUN32 ? m : r0 + RUN32;
-    __m512 acc[3][4];
+    __m512 acc[3][8];
 #pragma GCC unroll 3
     for (int a = 0; a < MA; a++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int b = 0; b < NB; b++)
         acc[a][b] = _mm512_setzero_ps();
     for (size_t r = r0; r < r1; r++) {
@@ -230,7 +280,7 @@ ALWAYS_INLINE void block32(const float *tp, size_t ld, size_t m, const int MA,
 #pragma GCC unroll 3
       for (int a = 0; a < MA; a++)
         v[a] = _mm512_load_ps(row + j0 + 16 * (size_t)a);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int b = 0; b < NB; b++) {
         const __m512 x = _mm512_set1_ps(row[i0 + (size_t)b]);
 #pragma GCC unroll 3
@@ -240,13 +290,13 @@ ALWAYS_INLINE void block32(const float *tp, size_t ld, size_t m, const int MA,
     }
 #pragma GCC unroll 3
     for (int a = 0; a < MA; a++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int b = 0; b < NB; b++)
         tot[a][b] = _mm512_add_ps(tot[a][b], acc[a][b]);
   }
 #pragma GCC unroll 3
   for (int a = 0; a < MA; a++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int b = 0; b < NB; b++) {
       const size_t i = i0 + (size_t)b, j = j0 + 16 * (size_t)a;
       if (j > i)
@@ -273,7 +323,11 @@ ALWAYS_INLINE void block32(const float *tp, size_t ld, size_t m, const int MA,
                                   size_t j0) {                                 \
     block32(tp, ld, m, MA, NB, g, dim, i0, j0);                                \
   }
-#define SHAPES32(MA) SHAPE32(MA, 1) SHAPE32(MA, 2) SHAPE32(MA, 3) SHAPE32(MA, 4)
+#define SHAPES32(MA)                                                           \
+  SHAPE32(MA, 1)                                                               \
+  SHAPE32(MA, 2)                                                               \
+  SHAPE32(MA, 3) SHAPE32(MA, 4) SHAPE32(MA, 5) SHAPE32(MA, 6) SHAPE32(MA, 7)   \
+      SHAPE32(MA, 8)
 SHAPES32(1)
 SHAPES32(2)
 SHAPES32(3)
@@ -281,14 +335,17 @@ SHAPES32(3)
 typedef void (*block32_fn)(const float *, size_t, size_t, double *, size_t,
                            size_t, size_t);
 #define ROW32(MA)                                                              \
-  { block32_##MA##_1, block32_##MA##_2, block32_##MA##_3, block32_##MA##_4 }
-static const block32_fn blocks32[3][4] = {ROW32(1), ROW32(2), ROW32(3)};
+  {                                                                            \
+    block32_##MA##_1, block32_##MA##_2, block32_##MA##_3, block32_##MA##_4,    \
+        block32_##MA##_5, block32_##MA##_6, block32_##MA##_7, block32_##MA##_8 \
+  }
+static const block32_fn blocks32[3][8] = {ROW32(1), ROW32(2), ROW32(3)};
 
-/* Row groups of 4, each against the column vectors its triangle reaches. */
+/* Row groups of 8, each against the column vectors its triangle reaches. */
 static void full32_512(const float *tp, size_t m, size_t dim, double *g) {
   const size_t ld = (dim + 15) / 16 * 16;
-  for (size_t i0 = 0; i0 < dim; i0 += 4) {
-    const size_t nb = dim - i0 < 4 ? dim - i0 : 4;
+  for (size_t i0 = 0; i0 < dim; i0 += 8) {
+    const size_t nb = dim - i0 < 8 ? dim - i0 : 8;
     const size_t nv = (i0 + nb + 15) / 16;
     for (size_t J = 0; J < nv;) {
       const size_t n = nv - J;
@@ -347,8 +404,9 @@ ALWAYS_INLINE void block(const double *bpi, const double *vpj, size_t ldp,
   }
 #define SHAPES(MA)                                                             \
   SHAPE(MA, 1)                                                                 \
-  SHAPE(MA, 2) SHAPE(MA, 3) SHAPE(MA, 4) SHAPE(MA, 5) SHAPE(MA, 6)             \
-      SHAPE(MA, 7) SHAPE(MA, 8)
+  SHAPE(MA, 2)                                                                 \
+  SHAPE(MA, 3) SHAPE(MA, 4) SHAPE(MA, 5) SHAPE(MA, 6) SHAPE(MA, 7)             \
+      SHAPE(MA, 8)
 SHAPES(1)
 SHAPES(2)
 SHAPES(3)
@@ -458,7 +516,7 @@ static double diag512(const gmle__gram_src *s, size_t m, double *st,
 /* Bucket routing (see gram_kern.h). */
 ALWAYS_INLINE size_t scatter_impl(const gmle__gram_bucket *bk, size_t r0,
                                   size_t r1, size_t *full, int f32,
-                                  int weighted, int diag, const int out32) {
+                                  int weighted, int diag) {
   const size_t dim = bk->dim, np = (dim + 7) / 8, isz = f32 ? 4 : 8;
   const size_t stride_b = bk->row_stride * isz;
   const char *x = (const char *)bk->x;
@@ -474,9 +532,7 @@ ALWAYS_INLINE size_t scatter_impl(const gmle__gram_bucket *bk, size_t r0,
     if (c >= bk->nc)
       continue;
     const size_t slot = bk->cnt[c];
-    const size_t ld32 = (dim + 15) / 16 * 16;
-    float *t = out32 ? (float *)bk->sb + c * bk->stage + slot * ld32 : NULL;
-    double *b = diag || out32 ? NULL : bk->sb + c * bk->stage + slot * 8;
+    double *b = diag ? NULL : bk->sb + c * bk->stage + slot * 8;
     double *v = weighted && !diag ? bk->sv + c * bk->stage + slot * 8 : NULL;
     double *st = bk->st + c * bk->dpad;
     const double *sh = bk->shift + (bk->c_lo + c) * dim;
@@ -499,10 +555,7 @@ ALWAYS_INLINE size_t scatter_impl(const gmle__gram_bucket *bk, size_t r0,
         const __mmask8 km = tail_mask(dim - p * 8);
         __m512d d = _mm512_sub_pd(load8(f32, row, p * 8, km),
                                   _mm512_maskz_loadu_pd(km, sh + p * 8));
-        if (out32)
-          _mm256_store_ps(t + p * 8, _mm512_cvtpd_ps(d));
-        else
-          _mm512_store_pd(b + p * bk->ldp, d);
+        _mm512_store_pd(b + p * bk->ldp, d);
         if (weighted) {
           d = _mm512_mul_pd(w, d);
           _mm512_store_pd(v + p * bk->ldp, d);
@@ -510,8 +563,6 @@ ALWAYS_INLINE size_t scatter_impl(const gmle__gram_bucket *bk, size_t r0,
         _mm512_store_pd(st + p * 8,
                         _mm512_add_pd(_mm512_load_pd(st + p * 8), d));
       }
-      if (out32 && np % 2)
-        _mm256_store_ps(t + np * 8, _mm256_setzero_ps());
     }
     if (weighted)
       bk->wsum[c] += wv;
@@ -529,21 +580,61 @@ static size_t scatter512(const gmle__gram_bucket *bk, size_t r0, size_t r1,
   const int w = bk->weights != NULL;
   if (bk->sq) {
     if (bk->dtype == GMLE_F32)
-      return w ? scatter_impl(bk, r0, r1, full, 1, 1, 1, 0)
-               : scatter_impl(bk, r0, r1, full, 1, 0, 1, 0);
-    return w ? scatter_impl(bk, r0, r1, full, 0, 1, 1, 0)
-             : scatter_impl(bk, r0, r1, full, 0, 0, 1, 0);
+      return w ? scatter_impl(bk, r0, r1, full, 1, 1, 1)
+               : scatter_impl(bk, r0, r1, full, 1, 0, 1);
+    return w ? scatter_impl(bk, r0, r1, full, 0, 1, 1)
+             : scatter_impl(bk, r0, r1, full, 0, 0, 1);
   }
   if (bk->dtype == GMLE_F32)
-    return w ? scatter_impl(bk, r0, r1, full, 1, 1, 0, 0)
-             : scatter_impl(bk, r0, r1, full, 1, 0, 0, 0);
-  return w ? scatter_impl(bk, r0, r1, full, 0, 1, 0, 0)
-           : scatter_impl(bk, r0, r1, full, 0, 0, 0, 0);
+    return w ? scatter_impl(bk, r0, r1, full, 1, 1, 0)
+             : scatter_impl(bk, r0, r1, full, 1, 0, 0);
+  return w ? scatter_impl(bk, r0, r1, full, 0, 1, 0)
+           : scatter_impl(bk, r0, r1, full, 0, 0, 0);
 }
 
+/* Bucket routing with float32 products (gram_kern.h). */
 static size_t scatter32_512(const gmle__gram_bucket *bk, size_t r0, size_t r1,
                             size_t *full) {
-  return scatter_impl(bk, r0, r1, full, 1, 0, 0, 1);
+  const size_t dim = bk->dim, nv = (dim + 15) / 16, ld32 = nv * 16;
+  const size_t stride_b = bk->row_stride * 4;
+  const char *x = (const char *)bk->x;
+  const size_t pf = PREFETCH_AHEAD * stride_b;
+  const char *pf_end = x + r1 * stride_b;
+  for (size_t r = r0; r < r1; r++) {
+    const char *rowc = x + r * stride_b;
+    for (const char *a =
+             (const char *)((uintptr_t)(rowc + pf) & ~(uintptr_t)63);
+         a < rowc + stride_b + pf && a < pf_end; a += 64)
+      _mm_prefetch(a, _MM_HINT_T0);
+    const size_t c = (size_t)(uint32_t)bk->labels[r] - bk->c_lo;
+    if (c >= bk->nc)
+      continue;
+    const float *row = (const float *)rowc;
+    float *t = (float *)bk->sb + c * bk->stage + bk->cnt[c] * ld32;
+    const float *k32 = bk->shift32 + c * ld32;
+    double *st = bk->st + c * bk->dpad;
+    for (size_t u = 0; u < nv; u++) {
+      const size_t c0 = u * 16, rem = dim - c0;
+      const __mmask16 km =
+          rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);
+      const __m512 xv = _mm512_maskz_loadu_ps(km, row + c0);
+      _mm512_store_ps(t + c0, _mm512_sub_ps(xv, _mm512_load_ps(k32 + c0)));
+      _mm512_store_pd(
+          st + c0, _mm512_add_pd(_mm512_load_pd(st + c0),
+                                 _mm512_cvtps_pd(_mm512_castps512_ps256(xv))));
+      if (rem > 8)
+        _mm512_store_pd(
+            st + c0 + 8,
+            _mm512_add_pd(_mm512_load_pd(st + c0 + 8),
+                          _mm512_cvtps_pd(_mm512_extractf32x8_ps(xv, 1))));
+    }
+    if (++bk->cnt[c] == bk->tile) {
+      *full = c;
+      return r + 1;
+    }
+  }
+  *full = SIZE_MAX;
+  return r1;
 }
 
 #pragma GCC pop_options

@@ -84,6 +84,8 @@ typedef struct gmle__gram_bucket {
   size_t stage, ldp, tile, dpad;
   uint32_t *cnt;
   double *st, *sq, *wsum;
+  const float *shift32; /* float32 products: [nc * ld32], the shifts of
+                           classes c_lo.. in float32, zero past dim */
 } gmle__gram_bucket;
 
 /* Pack input rows r0.. into their staging tiles, up to r1 or up to and
@@ -109,7 +111,9 @@ typedef void (*gmle__gram_full32_fn)(const float *tp, size_t m, size_t dim,
 
 /* Bucket routing with float32 products: as gmle__gram_scatter_fn, but
  * class c's staging tile is (float *)bk->sb + c*bk->stage in the layout of
- * gmle__gram_pack32_fn (bk->stage counts floats); never weighted or DIAG. */
+ * gmle__gram_pack32_fn (bk->stage counts floats), d = x - shift32 in
+ * float32, and st[c*dpad..] gathers the sums of x (not x - k) in float64;
+ * never weighted or DIAG. */
 
 typedef struct gmle__gram_isa {
   const char *name;
