@@ -28,6 +28,10 @@
  * classes. Every element is summed in three levels (tile in registers, job,
  * jobs), which keeps float64 round-off far below the accuracy contract
  * whatever the number of rows; for float32 input, d and d_i*d_j are exact.
+ * With out->f32_products (float32 rows, no weights, FULL; AVX-512), tiles
+ * are packed as float32 d = fl32(x - k) and the products summed in float32
+ * over runs of 8 rows and over the tile before the tile is added in
+ * float64 (gram_avx512.c); the sums of d stay exact.
  */
 #include "gram_kern.h"
 

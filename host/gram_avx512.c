@@ -326,8 +326,8 @@ ALWAYS_INLINE void block32(const float *tp, size_t ld, size_t m, const int MA,
 #define SHAPES32(MA)                                                           \
   SHAPE32(MA, 1)                                                               \
   SHAPE32(MA, 2)                                                               \
-  SHAPE32(MA, 3) SHAPE32(MA, 4) SHAPE32(MA, 5) SHAPE32(MA, 6) SHAPE32(MA, 7)   \
-      SHAPE32(MA, 8)
+  SHAPE32(MA, 3)                                                               \
+  SHAPE32(MA, 4) SHAPE32(MA, 5) SHAPE32(MA, 6) SHAPE32(MA, 7) SHAPE32(MA, 8)
 SHAPES32(1)
 SHAPES32(2)
 SHAPES32(3)
@@ -405,8 +405,7 @@ ALWAYS_INLINE void block(const double *bpi, const double *vpj, size_t ldp,
 #define SHAPES(MA)                                                             \
   SHAPE(MA, 1)                                                                 \
   SHAPE(MA, 2)                                                                 \
-  SHAPE(MA, 3) SHAPE(MA, 4) SHAPE(MA, 5) SHAPE(MA, 6) SHAPE(MA, 7)             \
-      SHAPE(MA, 8)
+  SHAPE(MA, 3) SHAPE(MA, 4) SHAPE(MA, 5) SHAPE(MA, 6) SHAPE(MA, 7) SHAPE(MA, 8)
 SHAPES(1)
 SHAPES(2)
 SHAPES(3)
