@@ -10,7 +10,8 @@
  * Usage: bench_gram table [reps [rows]]
  *        bench_gram N D C(1|10|1000) f32|f64 full|diag threads reps [weighted]
  * Environment: GRAM_TILE, GRAM_CHUNK, GRAM_BUDGET, GRAM_ISA (gram_kern.h's
- * tuning); CPUTIME=1 times process CPU instead of wall-clock.
+ * tuning); GRAM_F32=1 allows float32 products (gmle__partial.f32_products);
+ * CPUTIME=1 times process CPU instead of wall-clock.
  */
 #include "gram_kern.h"
 #include "internal.h"
@@ -23,7 +24,8 @@
 
 static double now(void) {
   struct timespec t;
-  clock_gettime(getenv("CPUTIME") ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &t);
+  clock_gettime(getenv("CPUTIME") ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC,
+                &t);
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -88,7 +90,8 @@ static double bench(const data *g, size_t C, int diag, int threads, int reps,
   gmle__partial p = {.dim = d,
                      .n_classes = C,
                      .gram_len = gl,
-                     .mode = diag ? GMLE_STATS_DIAG : GMLE_STATS_FULL};
+                     .mode = diag ? GMLE_STATS_DIAG : GMLE_STATS_FULL,
+                     .f32_products = getenv("GRAM_F32") != NULL};
   double *shift = malloc(C * d * sizeof(double));
   p.weight = malloc(C * sizeof(double));
   p.rows = malloc(C * sizeof(uint64_t));
@@ -174,15 +177,17 @@ int main(int argc, char **argv) {
          "C=1000");
   for (int f64 = 0; f64 < 2; f64++)
     for (size_t di = 0; di < 3; di++) {
-      const size_t d = ds[di], n = rows_for_table ? rows_for_table
-                                   : (d >= 128 ? 250000 : 1000000);
+      const size_t d = ds[di], n = rows_for_table
+                                       ? rows_for_table
+                                       : (d >= 128 ? 250000 : 1000000);
       data g;
       if (make(&g, n, d, f64) != 0) {
         fprintf(stderr, "out of memory\n");
         return 1;
       }
       for (int diag = 0; diag < 2; diag++) {
-        printf("%-5zu %-4s %-5s", d, f64 ? "f64" : "f32", diag ? "DIAG" : "FULL");
+        printf("%-5zu %-4s %-5s", d, f64 ? "f64" : "f32",
+               diag ? "DIAG" : "FULL");
         for (size_t ci = 0; ci < 3; ci++)
           printf(" %8.1f", bench(&g, cs[ci], diag, 2, reps, 0));
         printf("\n");

@@ -28,6 +28,10 @@
  * classes. Every element is summed in three levels (tile in registers, job,
  * jobs), which keeps float64 round-off far below the accuracy contract
  * whatever the number of rows; for float32 input, d and d_i*d_j are exact.
+ * With out->f32_products (float32 rows, no weights, FULL; AVX-512), tiles
+ * are packed as float32 d = fl32(x - k) and the products summed in float32
+ * over runs of 8 rows and over the tile before the tile is added in
+ * float64 (gram_avx512.c); the sums of d stay exact.
  */
 #include "gram_kern.h"
 
@@ -77,14 +81,15 @@ typedef struct plan {
   const gmle__partial *out;
   const gmle__gram_isa *isa;
   size_t dim, n_classes, gram_len;
-  size_t np;      /* panels of 8 columns */
-  size_t nj;      /* column units per class: np (FULL) or 1 (DIAG) */
-  size_t dpad;    /* 8 * np */
-  size_t tile;    /* rows per tile */
-  size_t chunk;   /* rows per routing chunk */
+  size_t np;    /* panels of 8 columns */
+  size_t nj;    /* column units per class: np (FULL) or 1 (DIAG) */
+  size_t dpad;  /* 8 * np */
+  size_t tile;  /* rows per tile */
+  size_t chunk; /* rows per routing chunk */
   size_t isz, stride_b, row_b; /* bytes: element, row stride, row */
   int diag, routed;
   int chunk_pf; /* routed: chunks small enough to prefetch the next one */
+  int f32;      /* float32 products (gmle__partial.f32_products) */
 } plan;
 
 typedef struct job {
@@ -100,14 +105,17 @@ typedef struct job {
   double *bp, *vp, *st, *sq;
   /* bucket routing (few classes): staging tiles, one per class */
   int bucket;
+  int bucket32; /* staging tiles hold float32 rows (plan.f32, whole
+                   classes) */
   size_t btile; /* rows per staging tile */
   double *sb, *sv, *bst, *bsq, *wsum; /* staging d, w*d; sums (of
                                           squares, DIAG); weights */
+  float *k32;                         /* bucket32: the shifts in float32 */
   uint32_t *cnt;
   /* the current routing chunk */
-  size_t n_idx;        /* idx entries */
-  int near;            /* gathers prefetch a few rows ahead themselves */
-  gmle__gram_pf next;  /* the next chunk, spread over this one's tiles */
+  size_t n_idx;       /* idx entries */
+  int near;           /* gathers prefetch a few rows ahead themselves */
+  gmle__gram_pf next; /* the next chunk, spread over this one's tiles */
 } job;
 
 /* The 64-byte lines (rows packed densely) or the rows of input rows
@@ -152,6 +160,11 @@ static void tile_into(const plan *p, job *jb, size_t c, size_t base,
     double *g = jb->gram + c * dim;
     for (size_t j = 0; j < dim; j++)
       g[j] += jb->sq[j];
+  } else if (p->f32 && ja == 0 && jhi == p->nj) {
+    memset(jb->st, 0, p->dpad * sizeof(double));
+    p->isa->pack32(&s, m, (float *)jb->bp, jb->st);
+    p->isa->full32((const float *)jb->bp, m, dim, jb->gram + c * p->gram_len);
+    w = (double)m;
   } else {
     const size_t ldp = p->tile * 8;
     if (own)
@@ -190,12 +203,11 @@ static void class_rows(const plan *p, job *jb, size_t c, size_t base,
         const size_t pos = (size_t)(idx + k - jb->idx), n = jb->n_idx;
         far = jb->next;
         far.first = (size_t)((double)pos * (double)jb->next.count / (double)n);
-        far.count = (size_t)((double)(pos + mt) * (double)jb->next.count /
-                             (double)n) -
-                    far.first;
+        far.count =
+            (size_t)((double)(pos + mt) * (double)jb->next.count / (double)n) -
+            far.first;
       }
-      tile_into(p, jb, c, base, idx + k, mt, m - k - mt + after, &far, ja,
-                jhi);
+      tile_into(p, jb, c, base, idx + k, mt, m - k - mt + after, &far, ja, jhi);
     } else {
       /* the next tile */
       const size_t left = m - k - mt;
@@ -220,6 +232,14 @@ static void bucket_flush(const plan *p, job *jb, size_t c) {
     for (size_t j = 0; j < dim; j++)
       g[j] += sq[j];
     memset(sq, 0, p->dpad * sizeof(double));
+  } else if (jb->bucket32) {
+    const size_t ld32 = (dim + 15) / 16 * 16;
+    p->isa->full32((const float *)jb->sb + c * jb->btile * ld32, m, dim,
+                   jb->gram + cls * p->gram_len);
+    /* st holds the sums of x: sum(x) - m k, exact for such tiles */
+    const double *k = p->out->shift + cls * dim;
+    for (size_t j = 0; j < dim; j++)
+      st[j] -= (double)m * k[j];
   } else if (ja < jhi) {
     double *sb = jb->sb + c * stage;
     p->isa->full(sb, jb->sv ? jb->sv + c * stage : sb, jb->btile * 8, m, dim,
@@ -253,14 +273,17 @@ static void run_bucket(const plan *p, job *jb) {
                           .nc = nc,
                           .sb = jb->sb,
                           .sv = jb->sv,
-                          .stage = p->np * jb->btile * 8,
+                          .stage = jb->bucket32
+                                       ? jb->btile * ((p->dim + 15) / 16 * 16)
+                                       : p->np * jb->btile * 8,
                           .ldp = jb->btile * 8,
                           .tile = jb->btile,
                           .dpad = p->dpad,
                           .cnt = jb->cnt,
                           .st = jb->bst,
                           .sq = jb->bsq,
-                          .wsum = jb->wsum};
+                          .wsum = jb->wsum,
+                          .shift32 = jb->k32};
   memset(jb->cnt, 0, nc * sizeof *jb->cnt);
   memset(jb->bst, 0, nc * p->dpad * sizeof(double));
   if (jb->bsq)
@@ -268,7 +291,8 @@ static void run_bucket(const plan *p, job *jb) {
   memset(jb->wsum, 0, nc * sizeof(double));
   for (size_t r = jb->row_lo; r < jb->row_hi;) {
     size_t full;
-    r = p->isa->scatter(&bk, r, jb->row_hi, &full);
+    r = jb->bucket32 ? p->isa->scatter32(&bk, r, jb->row_hi, &full)
+                     : p->isa->scatter(&bk, r, jb->row_hi, &full);
     if (full != SIZE_MAX)
       bucket_flush(p, jb, full);
   }
@@ -379,6 +403,7 @@ static void free_jobs(job *jobs, size_t nt) {
     gmle__aligned_free(jb->bst);
     gmle__aligned_free(jb->bsq);
     gmle__free(jb->wsum);
+    gmle__aligned_free(jb->k32);
     gmle__free(jb->cnt);
     if (jb->touched) { /* a private partial */
       gmle__free(jb->touched);
@@ -428,8 +453,7 @@ static void reduce_private(const plan *p, job *jobs, size_t nt) {
 
 gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
                                  gmle__partial *out) {
-  if (!b || !out || b->dim != out->dim || out->dim == 0 ||
-      out->n_classes == 0)
+  if (!b || !out || b->dim != out->dim || out->dim == 0 || out->n_classes == 0)
     return gmle__error(ctx, GMLE_E_INTERNAL,
                        "gram: inconsistent batch and partial");
   const size_t N = b->n_rows;
@@ -449,6 +473,11 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
   p.nj = p.diag ? 1 : p.np;
   p.dpad = 8 * p.np;
   p.routed = b->labels != NULL && p.n_classes > 1;
+  p.f32 = out->f32_products && b->dtype == GMLE_F32 && !b->weights && !p.diag &&
+          p.isa->pack32 && p.isa->full32 && p.isa->scatter32;
+  /* the float32 kernels subtract float32 shifts */
+  for (size_t i = 0; p.f32 && i < p.n_classes * p.dim; i++)
+    p.f32 = (double)(float)out->shift[i] == out->shift[i];
   const size_t C = p.n_classes, dim = p.dim;
   const size_t isz = gmle__dtype_size(b->dtype);
   const int weighted = b->weights != NULL;
@@ -456,8 +485,8 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
   /* Threads: enough work for each, and never more than asked for. */
   size_t nt = ctx && ctx->n_threads > 1 ? (size_t)ctx->n_threads : 1;
   const double work = /* multiply-adds, roughly */
-      (double)N * (p.diag ? (double)p.dpad
-                          : (double)(p.np * (p.np + 1) / 2 * 64 + p.dpad));
+      (double)N *
+      (p.diag ? (double)p.dpad : (double)(p.np * (p.np + 1) / 2 * 64 + p.dpad));
   {
     const double min_work =
         (double)(tuning.min_work ? tuning.min_work : DEFAULT_MIN_WORK);
@@ -482,8 +511,8 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
    * next one, which is prefetched while it is done; with many, a few MiB
    * and enough rows per class, each gather prefetching its own rows. */
   if (p.routed) {
-    const size_t small = clamp_size(SMALL_CHUNK_BYTES / p.stride_b, 256,
-                                    (size_t)1 << 16);
+    const size_t small =
+        clamp_size(SMALL_CHUNK_BYTES / p.stride_b, 256, (size_t)1 << 16);
     if (small >= 128 * C) {
       p.chunk = small;
       p.chunk_pf = 1;
@@ -568,6 +597,17 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
       }
     }
     if (jb->bucket) {
+      jb->bucket32 = p.f32 && jb->ja_lo == 0 && jb->jb_hi == p.nj;
+      if (jb->bucket32) {
+        const size_t ld32 = (dim + 15) / 16 * 16;
+        jb->k32 = gmle__aligned_alloc(nc * ld32 * sizeof(float));
+        if (!jb->k32)
+          goto oom;
+        for (size_t c = 0; c < nc; c++)
+          for (size_t j = 0; j < ld32; j++)
+            jb->k32[c * ld32 + j] =
+                j < dim ? (float)out->shift[(jb->c_lo + c) * dim + j] : 0.0f;
+      }
       jb->bst = gmle__aligned_alloc(nc * p.dpad * sizeof(double));
       jb->wsum = gmle__malloc(nc * sizeof(double));
       jb->cnt = gmle__malloc(nc * sizeof(uint32_t));

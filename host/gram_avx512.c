@@ -20,8 +20,7 @@ ALWAYS_INLINE __mmask8 tail_mask(size_t rem) {
 /* Eight columns of a row, converted exactly to float64 (zero past km). */
 ALWAYS_INLINE __m512d load8(int f32, const void *row, size_t c0, __mmask8 km) {
   if (f32)
-    return _mm512_cvtps_pd(
-        _mm256_maskz_loadu_ps(km, (const float *)row + c0));
+    return _mm512_cvtps_pd(_mm256_maskz_loadu_ps(km, (const float *)row + c0));
   return _mm512_maskz_loadu_pd(km, (const double *)row + c0);
 }
 
@@ -84,9 +83,8 @@ ALWAYS_INLINE void prefetch_far(const gmle__gram_src *s, size_t m,
 
 /* Panels q..q+G-1 of a tile, row by row, the sums in registers. */
 ALWAYS_INLINE void pack_group(const gmle__gram_src *s, size_t m, size_t q,
-                              const int G, int far, size_t ldp,
-                              double *bp, double *vp, double *st, int f32,
-                              int weighted) {
+                              const int G, int far, size_t ldp, double *bp,
+                              double *vp, double *st, int f32, int weighted) {
   const size_t dim = s->dim, isz = f32 ? 4 : 8;
   __m512d sh[4], sum[4];
   __mmask8 km[4];
@@ -97,7 +95,8 @@ ALWAYS_INLINE void pack_group(const gmle__gram_src *s, size_t m, size_t q,
     sum[u] = _mm512_setzero_pd();
   }
   const size_t b0 = q * 8 * isz;
-  const size_t b1 = ((q + (size_t)G) * 8 < dim ? (q + (size_t)G) * 8 : dim) * isz;
+  const size_t b1 =
+      ((q + (size_t)G) * 8 < dim ? (q + (size_t)G) * 8 : dim) * isz;
   far_state fs = {0, 0};
   for (size_t k = 0; k < m; k++) {
     const size_t r = s->base + (s->idx ? s->idx[k] : k);
@@ -109,8 +108,8 @@ ALWAYS_INLINE void pack_group(const gmle__gram_src *s, size_t m, size_t q,
 #pragma GCC unroll 4
     for (int u = 0; u < G; u++) {
       const size_t off = (q + (size_t)u) * ldp + k * 8;
-      __m512d d = _mm512_sub_pd(load8(f32, row, (q + (size_t)u) * 8, km[u]),
-                                sh[u]);
+      __m512d d =
+          _mm512_sub_pd(load8(f32, row, (q + (size_t)u) * 8, km[u]), sh[u]);
       _mm512_store_pd(bp + off, d);
       if (weighted) {
         d = _mm512_mul_pd(w, d);
@@ -156,14 +155,205 @@ ALWAYS_INLINE double pack_impl(const gmle__gram_src *s, size_t m, size_t p0,
   return weighted ? wsum : (double)m;
 }
 
-static double pack512(const gmle__gram_src *s, size_t m, size_t p0,
-                      size_t ldp, double *bp, double *vp, double *st) {
+static double pack512(const gmle__gram_src *s, size_t m, size_t p0, size_t ldp,
+                      double *bp, double *vp, double *st) {
   const int f32 = s->dtype == GMLE_F32;
   if (f32)
     return vp ? pack_impl(s, m, p0, ldp, bp, vp, st, 1, 1)
               : pack_impl(s, m, p0, ldp, bp, vp, st, 1, 0);
   return vp ? pack_impl(s, m, p0, ldp, bp, vp, st, 0, 1)
             : pack_impl(s, m, p0, ldp, bp, vp, st, 0, 0);
+}
+
+/* Float32 products (gram_kern.h): vectors q..q+G-1 of 16 columns of a
+ * tile's rows, d = fl32(x - k) (one correctly rounded float32
+ * subtraction), and the tile's sums of x in float64 (exact for a tile of
+ * float32 values of similar magnitude); st gets sum(x) - m k. */
+ALWAYS_INLINE void pack32_group(const gmle__gram_src *s, size_t m, size_t q,
+                                const int G, int far, float *tp, size_t ld32,
+                                double *st) {
+  const size_t dim = s->dim;
+  __m512 k32[4];
+  __m512d sx[4][2];
+  __mmask16 km[4];
+#pragma GCC unroll 4
+  for (int u = 0; u < G; u++) {
+    const size_t c0 = (q + (size_t)u) * 16;
+    const size_t rem = dim - c0;
+    km[u] = rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);
+    const __m512d lo = _mm512_maskz_loadu_pd((__mmask8)km[u], s->shift + c0);
+    const __m512d hi =
+        _mm512_maskz_loadu_pd((__mmask8)(km[u] >> 8), s->shift + c0 + 8);
+    k32[u] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)),
+                                _mm512_cvtpd_ps(hi), 1);
+    sx[u][0] = sx[u][1] = _mm512_setzero_pd();
+  }
+  const size_t b0 = q * 16 * 4;
+  const size_t b1 =
+      ((q + (size_t)G) * 16 < dim ? (q + (size_t)G) * 16 : dim) * 4;
+  far_state fs = {0, 0};
+  for (size_t k = 0; k < m; k++) {
+    const size_t r = s->base + (s->idx ? s->idx[k] : k);
+    prefetch_near(s, 1, k, m, b0, b1);
+    if (far)
+      prefetch_far(s, m, &fs);
+    const float *row = (const float *)s->x + r * s->row_stride;
+#pragma GCC unroll 4
+    for (int u = 0; u < G; u++) {
+      const size_t c0 = (q + (size_t)u) * 16;
+      const __m512 x = _mm512_maskz_loadu_ps(km[u], row + c0);
+      _mm512_store_ps(tp + k * ld32 + c0, _mm512_sub_ps(x, k32[u]));
+      sx[u][0] =
+          _mm512_add_pd(sx[u][0], _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+      sx[u][1] = _mm512_add_pd(sx[u][1],
+                               _mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1)));
+    }
+  }
+  const __m512d mm = _mm512_set1_pd((double)m);
+#pragma GCC unroll 4
+  for (int u = 0; u < G; u++)
+    for (int h = 0; h < 2; h++) {
+      const size_t c0 = (q + (size_t)u) * 16 + 8 * (size_t)h;
+      if (c0 >= dim)
+        continue;
+      const __mmask8 kk = tail_mask(dim - c0);
+      const __m512d sk = _mm512_maskz_loadu_pd(kk, s->shift + c0);
+      /* sum(x) - m k: both exact for such tiles, so is the difference */
+      const __m512d v = _mm512_fnmadd_pd(mm, sk, sx[u][h]);
+      _mm512_store_pd(st + c0, _mm512_add_pd(_mm512_load_pd(st + c0), v));
+    }
+}
+
+static void pack32_512(const gmle__gram_src *s, size_t m, float *tp,
+                       double *st) {
+  const size_t dim = s->dim, nv = (dim + 15) / 16, ld32 = nv * 16;
+  for (size_t q = 0; q < nv; q += 4) {
+    const int f = q == 0;
+    switch (nv - q < 4 ? nv - q : 4) {
+    case 1:
+      pack32_group(s, m, q, 1, f, tp, ld32, st);
+      break;
+    case 2:
+      pack32_group(s, m, q, 2, f, tp, ld32, st);
+      break;
+    case 3:
+      pack32_group(s, m, q, 3, f, tp, ld32, st);
+      break;
+    default:
+      pack32_group(s, m, q, 4, f, tp, ld32, st);
+      break;
+    }
+  }
+}
+
+/* Float32 register block: MA column vectors of 16 x NB rows (broadcasts).
+ * Products are summed in float32 over runs of RUN32 rows, and the runs'
+ * sums in float32 over the tile, then converted and added into g (float64,
+ * lower triangle only). The short first level matters: float32 rows with a
+ * large |mean|/sd carry few significant bits, their squares' low bits are
+ * not uniformly distributed, and one long float32 sum of them is rounded
+ * with a bias (about -(tile rows) * 2^-28 relative, 4.7e-7 for 96 rows);
+ * sums of RUN32 products are exact for such data and their sums round
+ * without that bias (see BENCHMARKS.md). */
+#define RUN32 8
+ALWAYS_INLINE void block32(const float *tp, size_t ld, size_t m, const int MA,
+                           const int NB, double *g, size_t dim, size_t i0,
+                           size_t j0) {
+  /* the tile's sums of the runs: in L1, added to once per run */
+  __m512 tot[3][8];
+#pragma GCC unroll 3
+  for (int a = 0; a < MA; a++)
+#pragma GCC unroll 8
+    for (int b = 0; b < NB; b++)
+      tot[a][b] = _mm512_setzero_ps();
+  for (size_t r0 = 0; r0 < m; r0 += RUN32) {
+    const size_t r1 = m - r0 < RUN32 ? m : r0 + RUN32;
+    __m512 acc[3][8];
+#pragma GCC unroll 3
+    for (int a = 0; a < MA; a++)
+#pragma GCC unroll 8
+      for (int b = 0; b < NB; b++)
+        acc[a][b] = _mm512_setzero_ps();
+    for (size_t r = r0; r < r1; r++) {
+      const float *row = tp + r * ld;
+      __m512 v[3];
+#pragma GCC unroll 3
+      for (int a = 0; a < MA; a++)
+        v[a] = _mm512_load_ps(row + j0 + 16 * (size_t)a);
+#pragma GCC unroll 8
+      for (int b = 0; b < NB; b++) {
+        const __m512 x = _mm512_set1_ps(row[i0 + (size_t)b]);
+#pragma GCC unroll 3
+        for (int a = 0; a < MA; a++)
+          acc[a][b] = _mm512_fmadd_ps(v[a], x, acc[a][b]);
+      }
+    }
+#pragma GCC unroll 3
+    for (int a = 0; a < MA; a++)
+#pragma GCC unroll 8
+      for (int b = 0; b < NB; b++)
+        tot[a][b] = _mm512_add_ps(tot[a][b], acc[a][b]);
+  }
+#pragma GCC unroll 3
+  for (int a = 0; a < MA; a++)
+#pragma GCC unroll 8
+    for (int b = 0; b < NB; b++) {
+      const size_t i = i0 + (size_t)b, j = j0 + 16 * (size_t)a;
+      if (j > i)
+        continue;
+      const size_t n = i - j + 1; /* lanes on or below the diagonal */
+      double *d = g + i * dim + j;
+      const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(tot[a][b]));
+      const __mmask8 kl = tail_mask(n);
+      _mm512_mask_storeu_pd(d, kl,
+                            _mm512_add_pd(_mm512_maskz_loadu_pd(kl, d), lo));
+      if (n > 8) {
+        const __m512d hi =
+            _mm512_cvtps_pd(_mm512_extractf32x8_ps(tot[a][b], 1));
+        const __mmask8 kh = tail_mask(n - 8);
+        _mm512_mask_storeu_pd(
+            d + 8, kh, _mm512_add_pd(_mm512_maskz_loadu_pd(kh, d + 8), hi));
+      }
+    }
+}
+
+#define SHAPE32(MA, NB)                                                        \
+  static void block32_##MA##_##NB(const float *tp, size_t ld, size_t m,        \
+                                  double *g, size_t dim, size_t i0,            \
+                                  size_t j0) {                                 \
+    block32(tp, ld, m, MA, NB, g, dim, i0, j0);                                \
+  }
+#define SHAPES32(MA)                                                           \
+  SHAPE32(MA, 1)                                                               \
+  SHAPE32(MA, 2)                                                               \
+  SHAPE32(MA, 3)                                                               \
+  SHAPE32(MA, 4) SHAPE32(MA, 5) SHAPE32(MA, 6) SHAPE32(MA, 7) SHAPE32(MA, 8)
+SHAPES32(1)
+SHAPES32(2)
+SHAPES32(3)
+
+typedef void (*block32_fn)(const float *, size_t, size_t, double *, size_t,
+                           size_t, size_t);
+#define ROW32(MA)                                                              \
+  {                                                                            \
+    block32_##MA##_1, block32_##MA##_2, block32_##MA##_3, block32_##MA##_4,    \
+        block32_##MA##_5, block32_##MA##_6, block32_##MA##_7, block32_##MA##_8 \
+  }
+static const block32_fn blocks32[3][8] = {ROW32(1), ROW32(2), ROW32(3)};
+
+/* Row groups of 8, each against the column vectors its triangle reaches. */
+static void full32_512(const float *tp, size_t m, size_t dim, double *g) {
+  const size_t ld = (dim + 15) / 16 * 16;
+  for (size_t i0 = 0; i0 < dim; i0 += 8) {
+    const size_t nb = dim - i0 < 8 ? dim - i0 : 8;
+    const size_t nv = (i0 + nb + 15) / 16;
+    for (size_t J = 0; J < nv;) {
+      const size_t n = nv - J;
+      const size_t ma = n == 4 ? 2 : (n >= 3 ? 3 : n);
+      blocks32[ma - 1][nb - 1](tp, ld, m, g, dim, i0, 16 * J);
+      J += ma;
+    }
+  }
 }
 
 /* One register block: MA column panels (vectors) x NB rows (broadcasts),
@@ -207,14 +397,15 @@ ALWAYS_INLINE void block(const double *bpi, const double *vpj, size_t ldp,
 }
 
 #define SHAPE(MA, NB)                                                          \
-  static void block_##MA##_##NB(const double *bpi, const double *vpj,         \
+  static void block_##MA##_##NB(const double *bpi, const double *vpj,          \
                                 size_t ldp, size_t m, double *g, size_t dim,   \
                                 size_t i0, size_t j0) {                        \
     block(bpi, vpj, ldp, m, MA, NB, g, dim, i0, j0);                           \
   }
 #define SHAPES(MA)                                                             \
-  SHAPE(MA, 1) SHAPE(MA, 2) SHAPE(MA, 3) SHAPE(MA, 4) SHAPE(MA, 5)             \
-      SHAPE(MA, 6) SHAPE(MA, 7) SHAPE(MA, 8)
+  SHAPE(MA, 1)                                                                 \
+  SHAPE(MA, 2)                                                                 \
+  SHAPE(MA, 3) SHAPE(MA, 4) SHAPE(MA, 5) SHAPE(MA, 6) SHAPE(MA, 7) SHAPE(MA, 8)
 SHAPES(1)
 SHAPES(2)
 SHAPES(3)
@@ -222,8 +413,10 @@ SHAPES(3)
 typedef void (*block_fn)(const double *, const double *, size_t, size_t,
                          double *, size_t, size_t, size_t);
 #define ROW(MA)                                                                \
-  {block_##MA##_1, block_##MA##_2, block_##MA##_3, block_##MA##_4,             \
-   block_##MA##_5, block_##MA##_6, block_##MA##_7, block_##MA##_8}
+  {                                                                            \
+    block_##MA##_1, block_##MA##_2, block_##MA##_3, block_##MA##_4,            \
+        block_##MA##_5, block_##MA##_6, block_##MA##_7, block_##MA##_8         \
+  }
 static const block_fn blocks[3][8] = {ROW(1), ROW(2), ROW(3)};
 
 static void full512(const double *bp, const double *vp, size_t ldp, size_t m,
@@ -256,7 +449,8 @@ ALWAYS_INLINE void diag_group(const gmle__gram_src *s, size_t m, size_t p0,
     sh[u] = _mm512_maskz_loadu_pd(km[u], s->shift + (p0 + (size_t)u) * 8);
   }
   const size_t b0 = p0 * 8 * isz;
-  const size_t b1 = ((p0 + (size_t)G) * 8 < dim ? (p0 + (size_t)G) * 8 : dim) * isz;
+  const size_t b1 =
+      ((p0 + (size_t)G) * 8 < dim ? (p0 + (size_t)G) * 8 : dim) * isz;
   far_state fs = {0, 0};
   for (size_t k = 0; k < m; k++) {
     const size_t r = s->base + (s->idx ? s->idx[k] : k);
@@ -267,8 +461,8 @@ ALWAYS_INLINE void diag_group(const gmle__gram_src *s, size_t m, size_t p0,
     const __m512d w = _mm512_set1_pd(weighted ? s->weights[r] : 1.0);
 #pragma GCC unroll 4
     for (int u = 0; u < G; u++) {
-      __m512d d = _mm512_sub_pd(
-          load8(f32, row, (p0 + (size_t)u) * 8, km[u]), sh[u]);
+      __m512d d =
+          _mm512_sub_pd(load8(f32, row, (p0 + (size_t)u) * 8, km[u]), sh[u]);
       __m512d v = weighted ? _mm512_mul_pd(w, d) : d;
       as[u] = _mm512_add_pd(as[u], v);
       aq[u] = _mm512_fmadd_pd(v, d, aq[u]);
@@ -397,13 +591,61 @@ static size_t scatter512(const gmle__gram_bucket *bk, size_t r0, size_t r1,
            : scatter_impl(bk, r0, r1, full, 0, 0, 0);
 }
 
+/* Bucket routing with float32 products (gram_kern.h). */
+static size_t scatter32_512(const gmle__gram_bucket *bk, size_t r0, size_t r1,
+                            size_t *full) {
+  const size_t dim = bk->dim, nv = (dim + 15) / 16, ld32 = nv * 16;
+  const size_t stride_b = bk->row_stride * 4;
+  const char *x = (const char *)bk->x;
+  const size_t pf = PREFETCH_AHEAD * stride_b;
+  const char *pf_end = x + r1 * stride_b;
+  for (size_t r = r0; r < r1; r++) {
+    const char *rowc = x + r * stride_b;
+    for (const char *a =
+             (const char *)((uintptr_t)(rowc + pf) & ~(uintptr_t)63);
+         a < rowc + stride_b + pf && a < pf_end; a += 64)
+      _mm_prefetch(a, _MM_HINT_T0);
+    const size_t c = (size_t)(uint32_t)bk->labels[r] - bk->c_lo;
+    if (c >= bk->nc)
+      continue;
+    const float *row = (const float *)rowc;
+    float *t = (float *)bk->sb + c * bk->stage + bk->cnt[c] * ld32;
+    const float *k32 = bk->shift32 + c * ld32;
+    double *st = bk->st + c * bk->dpad;
+    for (size_t u = 0; u < nv; u++) {
+      const size_t c0 = u * 16, rem = dim - c0;
+      const __mmask16 km =
+          rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);
+      const __m512 xv = _mm512_maskz_loadu_ps(km, row + c0);
+      _mm512_store_ps(t + c0, _mm512_sub_ps(xv, _mm512_load_ps(k32 + c0)));
+      _mm512_store_pd(
+          st + c0, _mm512_add_pd(_mm512_load_pd(st + c0),
+                                 _mm512_cvtps_pd(_mm512_castps512_ps256(xv))));
+      if (rem > 8)
+        _mm512_store_pd(
+            st + c0 + 8,
+            _mm512_add_pd(_mm512_load_pd(st + c0 + 8),
+                          _mm512_cvtps_pd(_mm512_extractf32x8_ps(xv, 1))));
+    }
+    if (++bk->cnt[c] == bk->tile) {
+      *full = c;
+      return r + 1;
+    }
+  }
+  *full = SIZE_MAX;
+  return r1;
+}
+
 #pragma GCC pop_options
 
 const gmle__gram_isa gmle__gram_isa_avx512 = {.name = "avx512",
                                               .pack = pack512,
                                               .full = full512,
                                               .diag = diag512,
-                                              .scatter = scatter512};
+                                              .scatter = scatter512,
+                                              .pack32 = pack32_512,
+                                              .full32 = full32_512,
+                                              .scatter32 = scatter32_512};
 
 #else
 typedef int gmle__gram_avx512_unused;

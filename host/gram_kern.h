@@ -21,9 +21,9 @@
  * rows: what comes after the tile (the next tile, or the next routing
  * chunk), so that it streams in while the kernels run on this one. */
 typedef struct gmle__gram_pf {
-  const char *p;       /* NULL: nothing */
-  size_t stride;       /* 0: items are the 64-byte lines p + 64*i; else rows
-                          p + stride*i of `bytes` bytes each */
+  const char *p; /* NULL: nothing */
+  size_t stride; /* 0: items are the 64-byte lines p + 64*i; else rows
+                    p + stride*i of `bytes` bytes each */
   size_t bytes;
   size_t first, count; /* the items for this tile */
 } gmle__gram_pf;
@@ -39,8 +39,8 @@ typedef struct gmle__gram_src {
   const double *shift;   /* the class's shift, dim values */
   size_t base;
   const uint32_t *idx; /* NULL: rows base .. base+m-1 */
-  size_t ahead; /* idx entries valid after the tile */
-  int near;     /* prefetch gathered rows a few idx entries ahead into L1 */
+  size_t ahead;        /* idx entries valid after the tile */
+  int near; /* prefetch gathered rows a few idx entries ahead into L1 */
   gmle__gram_pf far;
 } gmle__gram_src;
 
@@ -56,8 +56,8 @@ typedef double (*gmle__gram_pack_fn)(const gmle__gram_src *s, size_t m,
  * panels J in [ja, min(I+1, jb)), add sum_r v_r[j] d_r[i] (i >= j) into
  * g[i*dim + j]. vp == bp without weights. */
 typedef void (*gmle__gram_full_fn)(const double *bp, const double *vp,
-                                   size_t ldp, size_t m, size_t dim,
-                                   size_t ja, size_t jb, double *g);
+                                   size_t ldp, size_t m, size_t dim, size_t ja,
+                                   size_t jb, double *g);
 
 /* DIAG mode: add the tile's sums of w*d into st and of w*d*d into sq (each
  * 8*ceil(dim/8) values, zeroed by the caller) in row order. Returns the sum
@@ -84,13 +84,36 @@ typedef struct gmle__gram_bucket {
   size_t stage, ldp, tile, dpad;
   uint32_t *cnt;
   double *st, *sq, *wsum;
+  const float *shift32; /* float32 products: [nc * ld32], the shifts of
+                           classes c_lo.. in float32, zero past dim */
 } gmle__gram_bucket;
 
 /* Pack input rows r0.. into their staging tiles, up to r1 or up to and
  * including the row that fills a tile (*full = its class, relative to
  * c_lo; SIZE_MAX if none). Returns the row after the last one taken. */
-typedef size_t (*gmle__gram_scatter_fn)(const gmle__gram_bucket *bk,
-                                        size_t r0, size_t r1, size_t *full);
+typedef size_t (*gmle__gram_scatter_fn)(const gmle__gram_bucket *bk, size_t r0,
+                                        size_t r1, size_t *full);
+
+/* Float32 products (gmle__partial.f32_products; float32 input, no
+ * weights, FULL): a tile is packed as m rows of ld32 = 16*ceil(dim/16)
+ * floats, row k at tp + k*ld32, holding d = fl32(x - k) (the float64
+ * difference rounded once), zero past dim; the tile's sums of the exact
+ * float64 differences are added to st[0..8*ceil(dim/8)) (zeroed by the
+ * caller or running). */
+typedef void (*gmle__gram_pack32_fn)(const gmle__gram_src *s, size_t m,
+                                     float *tp, double *st);
+
+/* Lower triangle of the Gram of such a tile: blocks summed over the m rows
+ * in float32 registers, then converted and added into g[i*dim + j]
+ * (float64). */
+typedef void (*gmle__gram_full32_fn)(const float *tp, size_t m, size_t dim,
+                                     double *g);
+
+/* Bucket routing with float32 products: as gmle__gram_scatter_fn, but
+ * class c's staging tile is (float *)bk->sb + c*bk->stage in the layout of
+ * gmle__gram_pack32_fn (bk->stage counts floats), d = x - shift32 in
+ * float32, and st[c*dpad..] gathers the sums of x (not x - k) in float64;
+ * never weighted or DIAG. */
 
 typedef struct gmle__gram_isa {
   const char *name;
@@ -98,6 +121,10 @@ typedef struct gmle__gram_isa {
   gmle__gram_full_fn full;
   gmle__gram_diag_fn diag;
   gmle__gram_scatter_fn scatter;
+  /* optional (NULL: float64 products only) */
+  gmle__gram_pack32_fn pack32;
+  gmle__gram_full32_fn full32;
+  gmle__gram_scatter_fn scatter32;
 } gmle__gram_isa;
 
 /* The portable scatter, shared by the kernel sets without their own. */

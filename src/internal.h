@@ -189,6 +189,12 @@ typedef struct gmle__partial {
   double *sum;         /* [C*D] */
   double *gram;        /* [C*gram_len]; FULL: lower triangle (i >= j) at
                           least; the core symmetrises */
+  /* CPU backend, float32 unweighted FULL batches only: 1 lets the Gram
+   * kernel multiply in float32 (d = fl32(x - k), products summed in
+   * float32 over short runs and one tile, tiles in float64; the sums of d
+   * stay exact). src/stats.c sets it only where the accuracy contract
+   * holds (see f32_class_ok there). */
+  int f32_products;
 } gmle__partial;
 
 /* The backend table. Entries marked optional may be NULL: the core then

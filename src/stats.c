@@ -120,15 +120,20 @@ gmle_status gmle_stats_create(gmle_context *ctx, size_t dim, size_t n_classes,
 /* Validation of a batch                                                    */
 /* ------------------------------------------------------------------------ */
 
-static gmle_status check_labels(const gmle_stats *st, const int32_t *labels,
-                                size_t n, uint64_t batch) {
-  for (size_t r = 0; r < n; r++)
-    if (labels[r] < 0 || (size_t)labels[r] >= st->n_classes)
+/* Labels in range; seen[c] = 1 for every class present (seen zeroed). */
+static gmle_status scan_labels(const gmle_stats *st, const int32_t *labels,
+                               size_t n, uint64_t batch, unsigned char *seen) {
+  const uint32_t C = (uint32_t)st->n_classes;
+  for (size_t r = 0; r < n; r++) {
+    const uint32_t c = (uint32_t)labels[r];
+    if (c >= C)
       return gmle__error(st->ctx, GMLE_E_BAD_LABEL,
                          "batch %llu row %zu: label %ld is outside the %zu "
                          "declared classes [0, %zu)",
                          (unsigned long long)batch, r, (long)labels[r],
                          st->n_classes, st->n_classes);
+    seen[c] = 1;
+  }
   return GMLE_OK;
 }
 
@@ -150,30 +155,82 @@ static gmle_status check_weights(const gmle_stats *st, const double *w,
 }
 
 static double elem(const void *x, gmle_dtype t, size_t i) {
-  return t == GMLE_F32 ? (double)((const float *)x)[i]
-                       : ((const double *)x)[i];
+  return t == GMLE_F32 ? (double)((const float *)x)[i] : ((const double *)x)[i];
 }
 
+/* Mean squares of the shifted values within which float32 products can
+ * neither underflow nor overflow (host/gram.c): rms in [2^-40, 2^40]. */
+#define F32_MSQ_LO 0x1p-80
+#define F32_MSQ_HI 0x1p80
+
 /* The shift of a class first seen in this batch: the mean of its first
- * SHIFT_SAMPLE_ROWS rows, rounded to the input precision so that x - k is
- * exact for nearby values. */
-static void choose_shift(const gmle__batch *b, int32_t c, double *k) {
-  size_t d = b->dim, m = 0;
-  for (size_t j = 0; j < d; j++)
-    k[j] = 0;
-  for (size_t r = 0; r < b->n_rows && m < SHIFT_SAMPLE_ROWS; r++) {
-    if ((b->labels ? b->labels[r] : 0) != c)
-      continue;
-    const size_t base = r * b->row_stride;
-    for (size_t j = 0; j < d; j++)
-      k[j] += elem(b->x, b->dtype, base + j);
-    m++;
-  }
+ * SHIFT_SAMPLE_ROWS rows (rows[0..m), m >= 1), rounded to the input
+ * precision so that x - k is exact for nearby values. Returns 1 when those
+ * rows' spread around it allows float32 products (every column's rms in
+ * range). */
+static int choose_shift(const gmle__batch *b, const uint32_t *rows, size_t m,
+                        double *k) {
+  const size_t d = b->dim;
+  int ok = 1;
   for (size_t j = 0; j < d; j++) {
-    k[j] /= (double)(m ? m : 1);
+    double acc = 0.0, msq = 0.0;
+    for (size_t i = 0; i < m; i++)
+      acc += elem(b->x, b->dtype, rows[i] * b->row_stride + j);
+    k[j] = acc / (double)m;
     if (b->dtype == GMLE_F32)
       k[j] = (double)(float)k[j];
+    for (size_t i = 0; i < m; i++) {
+      const double v = elem(b->x, b->dtype, rows[i] * b->row_stride + j) - k[j];
+      msq += v * v;
+    }
+    msq /= (double)m;
+    ok = ok && msq >= F32_MSQ_LO && msq <= F32_MSQ_HI;
   }
+  return ok;
+}
+
+/* Shifts of the classes present (seen) that have none yet, into
+ * shift + (slot_of ? slot_of[c] : c) * D, from samples gathered in one pass
+ * over the rows. *f32_ok is cleared unless every sample allows float32
+ * products. */
+static gmle_status new_shifts(const gmle_stats *st, const gmle__batch *b,
+                              const unsigned char *seen, const int32_t *slot_of,
+                              double *shift, int *f32_ok) {
+  const size_t C = st->n_classes, D = st->dim, S = SHIFT_SAMPLE_ROWS;
+  size_t n_new = 0;
+  for (size_t c = 0; c < C; c++)
+    n_new += seen[c] && !st->has_shift[c];
+  if (n_new == 0)
+    return GMLE_OK;
+  uint32_t *rank = gmle__malloc(C * sizeof *rank);
+  uint32_t *cnt = gmle__calloc(n_new, sizeof *cnt);
+  uint32_t *idx = gmle__malloc(n_new * S * sizeof *idx);
+  if (!rank || !cnt || !idx) {
+    gmle__free(rank);
+    gmle__free(cnt);
+    gmle__free(idx);
+    return GMLE_E_OUT_OF_MEMORY;
+  }
+  uint32_t k = 0;
+  for (size_t c = 0; c < C; c++)
+    rank[c] = seen[c] && !st->has_shift[c] ? k++ : UINT32_MAX;
+  for (size_t r = 0; r < b->n_rows; r++) {
+    const uint32_t q = rank[b->labels ? (size_t)b->labels[r] : 0];
+    if (q != UINT32_MAX && cnt[q] < S)
+      idx[(size_t)q * S + cnt[q]++] = (uint32_t)r;
+  }
+  for (size_t c = 0; c < C; c++) {
+    const uint32_t q = rank[c];
+    if (q == UINT32_MAX)
+      continue;
+    double *dst = shift + (slot_of ? (size_t)slot_of[c] : c) * D;
+    if (!choose_shift(b, idx + (size_t)q * S, cnt[q], dst))
+      *f32_ok = 0;
+  }
+  gmle__free(rank);
+  gmle__free(cnt);
+  gmle__free(idx);
+  return GMLE_OK;
 }
 
 static int all_finite(const double *v, size_t n) {
@@ -181,6 +238,30 @@ static int all_finite(const double *v, size_t n) {
   for (size_t i = 0; i < n; i++)
     acc += v[i] * 0.0;
   return acc == 0.0;
+}
+
+/* Whether class c's accumulated statistics allow float32 products around
+ * its shift: the shift is a float32 value, every column's rms around it is
+ * in range, and the mean is within 4 standard deviations of the shift (the
+ * products' float32 round-off is then amplified at most 17-fold when the
+ * covariance S/n - m m^T is formed; see BENCHMARKS.md). */
+static int f32_class_ok(const gmle_stats *st, size_t c) {
+  const size_t D = st->dim;
+  const double n = st->weight[c];
+  if (!(n > 0))
+    return 0;
+  for (size_t j = 0; j < D; j++) {
+    const double k = st->shift[c * D + j];
+    const double m = st->sum[c * D + j] / n;
+    const double gjj = st->mode == GMLE_STATS_DIAG
+                           ? st->gram[c * st->gram_len + j]
+                           : st->gram[c * st->gram_len + j * D + j];
+    const double msq = gjj / n, var = msq - m * m;
+    if ((double)(float)k != k || !(msq >= F32_MSQ_LO && msq <= F32_MSQ_HI) ||
+        !(m * m <= 16.0 * var))
+      return 0;
+  }
+  return 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -191,10 +272,11 @@ static int all_finite(const double *v, size_t n) {
  * the partial statistics of the present classes only. */
 typedef struct batch_work {
   size_t n_present;
-  int32_t *slot_of;   /* [C] slot or -1 */
-  int32_t *class_of;  /* [n_present] */
-  int32_t *compact;   /* [n_rows] labels remapped to slots, or NULL */
-  double *shift;      /* [n_present*D] */
+  int32_t *slot_of;  /* [C] slot or -1 */
+  int32_t *class_of; /* [n_present] */
+  int32_t *compact;  /* [n_rows] labels remapped to slots, or NULL */
+  double *shift;     /* [n_present*D] */
+  int f32_ok;        /* every present class allows float32 products */
   gmle__partial part;
 } batch_work;
 
@@ -209,21 +291,17 @@ static void work_free(batch_work *w) {
   gmle__free(w->part.gram);
 }
 
+/* The present classes (seen[c] != 0) get slots in class order. */
 static gmle_status work_init(const gmle_stats *st, const gmle__batch *b,
-                             batch_work *w) {
+                             const unsigned char *seen, batch_work *w) {
   const size_t C = st->n_classes, D = st->dim;
   memset(w, 0, sizeof *w);
   w->slot_of = gmle__malloc(C * sizeof(int32_t));
   if (!w->slot_of)
     return GMLE_E_OUT_OF_MEMORY;
-  for (size_t c = 0; c < C; c++)
-    w->slot_of[c] = -1;
   size_t np = 0;
-  for (size_t r = 0; r < b->n_rows; r++) {
-    int32_t c = b->labels ? b->labels[r] : 0;
-    if (w->slot_of[c] < 0)
-      w->slot_of[c] = (int32_t)np++;
-  }
+  for (size_t c = 0; c < C; c++)
+    w->slot_of[c] = seen[c] ? (int32_t)np++ : -1;
   w->n_present = np;
   w->class_of = gmle__malloc(np * sizeof(int32_t));
   w->shift = gmle__malloc(np * D * sizeof(double));
@@ -231,24 +309,27 @@ static gmle_status work_init(const gmle_stats *st, const gmle__batch *b,
   w->part.rows = gmle__calloc(np, sizeof(uint64_t));
   w->part.sum = gmle__calloc(np * D, sizeof(double));
   w->part.gram = gmle__calloc(np * st->gram_len, sizeof(double));
-  if (b->labels && np > 1)
+  const int remap = b->labels && np > 1 && np < C;
+  if (remap)
     w->compact = gmle__malloc(b->n_rows * sizeof(int32_t));
   if (!w->class_of || !w->shift || !w->part.weight || !w->part.rows ||
-      !w->part.sum || !w->part.gram || (b->labels && np > 1 && !w->compact))
+      !w->part.sum || !w->part.gram || (remap && !w->compact))
     return GMLE_E_OUT_OF_MEMORY;
   for (size_t c = 0; c < C; c++)
     if (w->slot_of[c] >= 0)
       w->class_of[w->slot_of[c]] = (int32_t)c;
-  if (w->compact)
+  if (remap)
     for (size_t r = 0; r < b->n_rows; r++)
       w->compact[r] = w->slot_of[b->labels[r]];
+  w->f32_ok = 1;
   for (size_t s = 0; s < np; s++) {
     int32_t c = w->class_of[s];
-    if (st->has_shift[c])
+    if (st->has_shift[c]) {
       memcpy(w->shift + s * D, st->shift + (size_t)c * D, D * sizeof(double));
-    else
-      choose_shift(b, c, w->shift + s * D);
+      w->f32_ok = w->f32_ok && f32_class_ok(st, (size_t)c);
+    }
   }
+  GMLE_TRY(new_shifts(st, b, seen, w->slot_of, w->shift, &w->f32_ok));
   w->part.dim = D;
   w->part.n_classes = np;
   w->part.gram_len = st->gram_len;
@@ -284,41 +365,126 @@ static int lower_finite_sum(const double *a, const double *b, size_t d,
   return acc == 0.0;
 }
 
+/* The first present class whose batch sums, or the sums after adding them,
+ * are not finite; n_present if none. */
+static size_t first_nonfinite(const gmle_stats *st, const batch_work *w) {
+  const size_t D = st->dim;
+  for (size_t p = 0; p < w->n_present; p++) {
+    const size_t c = (size_t)w->class_of[p];
+    const double *ps = w->part.sum + p * D,
+                 *pg = w->part.gram + p * st->gram_len;
+    int ok = isfinite(w->part.weight[p]) && all_finite(ps, D) &&
+             lower_finite_sum(pg, st->gram + c * st->gram_len, D, st->mode) &&
+             isfinite(w->part.weight[p] + st->weight[c]);
+    for (size_t j = 0; ok && j < D; j++)
+      ok = isfinite(ps[j] + st->sum[c * D + j]);
+    if (!ok)
+      return p;
+  }
+  return w->n_present;
+}
+
+static void partial_zero(const gmle_stats *st, batch_work *w) {
+  const size_t np = w->n_present;
+  memset(w->part.weight, 0, np * sizeof(double));
+  memset(w->part.rows, 0, np * sizeof(uint64_t));
+  memset(w->part.sum, 0, np * st->dim * sizeof(double));
+  memset(w->part.gram, 0, np * st->gram_len * sizeof(double));
+}
+
+/* The CPU backend reads the rows unvalidated (fused): NaN and Inf make the
+ * batch's sums non-finite, and only then is the batch scanned for them. */
+static int fused_check(const gmle_context *ctx) {
+  return ctx->ops->accumulate == gmle__cpu_accumulate;
+}
+
+/* Many classes, float32 rows, CPU backend: the rows are scanned for NaN and
+ * Inf first and then added straight into the accumulator (float64
+ * products; float32 values cannot overflow its sums), without a partial
+ * to zero and add for every class present. Shifts of new classes in
+ * `shift` ([C*D], the others copied). */
+static gmle_status add_direct(gmle_stats *st, const gmle__batch *b,
+                              const unsigned char *seen, uint64_t batch) {
+  gmle_context *ctx = st->ctx;
+  const size_t C = st->n_classes, D = st->dim;
+  GMLE_TRY(gmle__check_finite(ctx, b->x, b->dtype, b->n_rows, b->row_stride, D,
+                              batch, "stats_add"));
+  double *shift = gmle__malloc(C * D * sizeof(double));
+  if (!shift)
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                       "batch %llu: out of memory for %zu rows",
+                       (unsigned long long)batch, b->n_rows);
+  memcpy(shift, st->shift, C * D * sizeof(double));
+  int unused = 1;
+  gmle_status s = new_shifts(st, b, seen, NULL, shift, &unused);
+  if (s != GMLE_OK) {
+    gmle__free(shift);
+    return gmle__error(ctx, s, "batch %llu: out of memory for %zu rows",
+                       (unsigned long long)batch, b->n_rows);
+  }
+  gmle__partial part = {.dim = D,
+                        .n_classes = C,
+                        .gram_len = st->gram_len,
+                        .mode = st->mode,
+                        .shift = shift,
+                        .weight = st->weight,
+                        .rows = st->rows,
+                        .sum = st->sum,
+                        .gram = st->gram};
+  /* the kernel writes nothing unless all its workspace was allocated */
+  s = ctx->ops->accumulate(ctx, b, &part);
+  if (s == GMLE_OK)
+    for (size_t c = 0; c < C; c++)
+      if (seen[c] && !st->has_shift[c]) {
+        memcpy(st->shift + c * D, shift + c * D, D * sizeof(double));
+        st->has_shift[c] = 1;
+      }
+  gmle__free(shift);
+  return s;
+}
+
 static gmle_status add_batch(gmle_stats *st, const gmle__batch *in,
-                             uint64_t batch) {
+                             const unsigned char *seen, uint64_t batch) {
   gmle_context *ctx = st->ctx;
   const size_t D = st->dim;
   batch_work w;
   gmle__batch b = *in;
-  gmle_status s = work_init(st, &b, &w);
+  gmle_status s = work_init(st, &b, seen, &w);
   if (s != GMLE_OK) {
     work_free(&w);
     return gmle__error(ctx, s, "batch %llu: out of memory for %zu rows",
                        (unsigned long long)batch, b.n_rows);
   }
-  b.labels = w.n_present > 1 ? w.compact : NULL;
+  if (w.n_present == 1)
+    b.labels = NULL;
+  else if (w.compact)
+    b.labels = w.compact;
+  /* Float32 products where the contract allows them (f32_class_ok); a
+   * batch whose float32 sums are not finite is redone in float64. */
+  w.part.f32_products = fused_check(ctx) && b.dtype == GMLE_F32 && !b.weights &&
+                        st->mode == GMLE_STATS_FULL && w.f32_ok;
   s = ctx->ops->accumulate(ctx, &b, &w.part);
+  size_t bad = s == GMLE_OK ? first_nonfinite(st, &w) : w.n_present;
+  if (s == GMLE_OK && bad < w.n_present && w.part.f32_products) {
+    partial_zero(st, &w);
+    w.part.f32_products = 0;
+    s = ctx->ops->accumulate(ctx, &b, &w.part);
+    bad = s == GMLE_OK ? first_nonfinite(st, &w) : w.n_present;
+  }
   if (s != GMLE_OK) {
     work_free(&w);
     return s;
   }
-  /* Check that the batch's sums, and the sums after adding them, are
-   * finite before changing anything. */
-  for (size_t p = 0; p < w.n_present; p++) {
-    const size_t c = (size_t)w.class_of[p];
-    const double *ps = w.part.sum + p * D, *pg = w.part.gram + p * st->gram_len;
-    int ok = isfinite(w.part.weight[p]) && all_finite(ps, D) &&
-             lower_finite_sum(pg, st->gram + c * st->gram_len, D, st->mode) &&
-             isfinite(w.part.weight[p] + st->weight[c]);
-    for (size_t j = 0; ok && j < D; j++)
-      ok = isfinite(ps[j] + st->sum[c * D + j]);
-    if (!ok) {
-      work_free(&w);
-      return gmle__error(ctx, GMLE_E_OVERFLOW,
-                         "batch %llu: class %zu: the sums of squares overflow "
-                         "float64 (values too large; rescale the data)",
-                         (unsigned long long)batch, c);
-    }
+  if (bad < w.n_present) {
+    const size_t c = (size_t)w.class_of[bad];
+    work_free(&w);
+    if (fused_check(ctx))
+      GMLE_TRY(gmle__check_finite(ctx, b.x, b.dtype, b.n_rows, b.row_stride, D,
+                                  batch, "stats_add"));
+    return gmle__error(ctx, GMLE_E_OVERFLOW,
+                       "batch %llu: class %zu: the sums of squares overflow "
+                       "float64 (values too large; rescale the data)",
+                       (unsigned long long)batch, c);
   }
   /* Commit. */
   for (size_t p = 0; p < w.n_present; p++) {
@@ -336,6 +502,21 @@ static gmle_status add_batch(gmle_stats *st, const gmle__batch *in,
   }
   work_free(&w);
   return GMLE_OK;
+}
+
+/* Bytes of the partial statistics of the classes present, against the
+ * batch's rows: direct accumulation (add_direct) pays off when zeroing and
+ * adding the partial would cost more than one more read of the rows. */
+static int want_direct(const gmle_stats *st, const gmle__batch *b,
+                       const unsigned char *seen) {
+  if (!fused_check(st->ctx) || b->dtype != GMLE_F32 || !b->labels)
+    return 0;
+  size_t np = 0;
+  for (size_t c = 0; c < st->n_classes; c++)
+    np += seen[c] != 0;
+  const double part = (double)np * (double)(st->gram_len + st->dim + 2) * 8.0;
+  const double rows = (double)b->n_rows * (double)st->dim * 4.0;
+  return 2.0 * part > rows;
 }
 
 gmle_status gmle_stats_add_checked(gmle_stats *st, const void *x,
@@ -369,14 +550,37 @@ gmle_status gmle_stats_add_checked(gmle_stats *st, const void *x,
   GMLE_RETURN_IF(!labels && st->n_classes > 1, ctx, GMLE_E_INVALID_ARG,
                  "stats_add: labels are required with %zu classes",
                  st->n_classes);
-  GMLE_TRY(gmle__check_finite(ctx, x, dtype, n_rows, row_stride, st->dim,
-                              batch, "stats_add"));
+  /* Errors are reported in this order: NaN/Inf, labels, weights. The CPU
+   * backend finds NaN and Inf while accumulating (fused_check); the rows
+   * are scanned here only for the other backends or when a label or a
+   * weight is bad. */
+  const int fused = fused_check(ctx);
+  if (!fused)
+    GMLE_TRY(gmle__check_finite(ctx, x, dtype, n_rows, row_stride, st->dim,
+                                batch, "stats_add"));
+  unsigned char *seen = gmle__calloc(st->n_classes, 1);
+  GMLE_RETURN_IF(!seen, ctx, GMLE_E_OUT_OF_MEMORY,
+                 "batch %llu: out of memory for %zu rows",
+                 (unsigned long long)batch, n_rows);
+  gmle_status s = GMLE_OK;
   if (labels)
-    GMLE_TRY(check_labels(st, labels, n_rows, batch));
-  if (weights)
-    GMLE_TRY(check_weights(st, weights, n_rows, batch));
-  gmle__batch b = {x, dtype, n_rows, row_stride, st->dim, labels, weights};
-  GMLE_TRY(add_batch(st, &b, batch));
+    s = scan_labels(st, labels, n_rows, batch, seen);
+  else
+    seen[0] = 1;
+  if (s == GMLE_OK && weights)
+    s = check_weights(st, weights, n_rows, batch);
+  if (s != GMLE_OK && fused &&
+      gmle__check_finite(ctx, x, dtype, n_rows, row_stride, st->dim, batch,
+                         "stats_add") != GMLE_OK)
+    s = GMLE_E_NONFINITE_INPUT; /* a NaN takes precedence (its message) */
+  if (s == GMLE_OK) {
+    gmle__batch b = {x, dtype, n_rows, row_stride, st->dim, labels, weights};
+    s = want_direct(st, &b, seen) ? add_direct(st, &b, seen, batch)
+                                  : add_batch(st, &b, seen, batch);
+  }
+  gmle__free(seen);
+  if (s != GMLE_OK)
+    return s;
   st->n_batches++;
   if (dtype == GMLE_F32)
     st->saw_f32 = 1;

@@ -363,8 +363,10 @@ TEST(opencl_accumulate_large_batch_equals_cpu) {
   gmle_stats *b = accumulate(cpu, &ds, GMLE_STATS_FULL, &sb);
   CHECK(sa == GMLE_OK && sb == GMLE_OK);
   if (sa == GMLE_OK && sb == GMLE_OK) {
+    /* float32 rows: the CPU backend multiplies them in float32 (within
+     * the float32 contract, as in the test above), OpenCL in float64 */
     const double e = stats_diff(a, b);
-    CHECK_MSG(e <= 1e-12, "relative difference %.3g", e);
+    CHECK_MSG(e <= 1e-6, "relative difference %.3g", e);
   }
   gmle_stats_free(a);
   gmle_stats_free(b);
