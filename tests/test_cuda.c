@@ -9,8 +9,9 @@
  * other backends.
  *
  * With a GPU (cudaGetDeviceCount > 0): statistics and every scoring output
- * compared with the CPU backend (statistics 1e-12, scores 1e-10 relative),
- * bit-identical repeated runs, 1000 classes, device-resident input,
+ * compared with the CPU backend (statistics 1e-12 from float64 rows and 1e-6
+ * from float32 rows, which the CPU multiplies in float32; scores 1e-10
+ * relative), bit-identical repeated runs, 1000 classes, device-resident input,
  * validation of device data, fault-injection sweeps over k at every kind of
  * call site (gmle_cuda_inject_fault_at: allocations, copies, kernel
  * launches, stream/event calls, cuBLAS in scoring): statistics unchanged
@@ -393,9 +394,12 @@ static void compare_accumulate(gmle_context *gpu, gmle_context *cpu, size_t n,
     CHECK_STATUS(add_batches(sg, &ds, sizes, 4), GMLE_OK);
     CHECK_STATUS(add_batches(sc, &ds, sizes, 4), GMLE_OK);
     CHECK_STATUS(add_batches(sg2, &ds, sizes, 4), GMLE_OK);
+    /* The CPU multiplies unweighted float32 rows in float32 (statistics
+     * within ~1e-8 of exact); the device in float64: the float32 contract. */
     const double e = stats_diff(sg, sc, 1e-12);
-    CHECK_MSG(e <= 1e-12, "n %zu d %zu c %zu %s %s w%d stride %zu: error %.3g",
-              n, d, c, dt == GMLE_F32 ? "f32" : "f64",
+    CHECK_MSG(e <= (dt == GMLE_F32 ? 1e-6 : 1e-12),
+              "n %zu d %zu c %zu %s %s w%d stride %zu: error %.3g", n, d, c,
+              dt == GMLE_F32 ? "f32" : "f64",
               mode == GMLE_STATS_DIAG ? "diag" : "full", weighted, stride, e);
     CHECK_MSG(tu_stats_raw_equal(sg, sg2),
               "repeated runs differ (n %zu d %zu c %zu)", n, d, c);
@@ -1145,8 +1149,8 @@ TEST(gpu_batch_beyond_2_31_elements) {
         gmle_cuda_stats_add_device(sg, dx, GMLE_F32, n, stride, NULL, NULL),
         GMLE_OK);
     CHECK_STATUS(gmle_stats_add(sc, rows, GMLE_F32, n, D, NULL, NULL), GMLE_OK);
-    if (sg && sc)
-      CHECK(stats_diff(sg, sc, 1e-12) <= 1e-12);
+    if (sg && sc) /* float32 rows: the CPU's float32 products, see above */
+      CHECK(stats_diff(sg, sc, 1e-12) <= 1e-6);
     gmle_stats_free(sg);
     gmle_stats_free(sc);
   }

@@ -13,9 +13,10 @@
  *   statistics and scores equal, bit for bit, those of a compact copy of
  *   the same rows.
  * Tolerances: float32 contract (means 1e-7, covariances 1e-6 relative
- * Frobenius); log-posteriors 1e-6 relative (with an absolute floor of 1)
- * against the reference of the stored values; 1e-10 between exactly
- * scaled copies (the float64 scoring tolerance of test_score). */
+ * Frobenius); log-posteriors 1e-5 relative (with an absolute floor of 1)
+ * against the reference of the stored values and between exactly scaled
+ * copies: the fit from float32 rows carries the float32 contract's error
+ * into the quadratic forms (see the test). */
 #define _DEFAULT_SOURCE /* MAP_NORESERVE, MAP_ANONYMOUS */
 #include "check.h"
 #include "testutil.h"
@@ -162,7 +163,12 @@ TEST(
       }
       changed += lab[i] != lab0[i];
     }
-    CHECK_MSG(worst <= 1e-6, "scale %g: log-posterior error %.3g", k, worst);
+    /* The model comes from float32 rows: its covariances carry the float32
+     * contract's error (<= 1e-6; the CPU's float32 products give ~1e-8
+     * Frobenius), which the quadratic forms amplify along the small
+     * eigenvalues (1.7e-6 measured at scale 1): bound 1e-5. Data scaled
+     * below 2^-40 or above 2^40 take float64 products (3e-14 here). */
+    CHECK_MSG(worst <= 1e-5, "scale %g: log-posterior error %.3g", k, worst);
     CHECK_MSG(wrong == 0, "scale %g: %zu labels are not the reference's", k,
               wrong);
     CHECK_MSG(changed == 0, "scale %g: %zu labels differ from scale 1", k,
@@ -174,7 +180,9 @@ TEST(
             fabs(lp[i] - lp0[i]) / (fabs(lp0[i]) > 1 ? fabs(lp0[i]) : 1);
         d = e > d ? e : d;
       }
-      CHECK_MSG(d <= 1e-10, "scale 2^%d: log-posteriors differ by %.3g",
+      /* Not bit for bit: scale 1 takes float32 products, 2^-66 and 2^50
+       * float64 products (their squares would leave float32's range). */
+      CHECK_MSG(d <= 1e-5, "scale 2^%d: log-posteriors differ by %.3g",
                 s == 3 ? -66 : 50, d);
       printf("  scale %-8g log-posterior error %.2g, vs scale 1 %.2g\n", k,
              worst, d);

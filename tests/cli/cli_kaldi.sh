@@ -111,6 +111,7 @@ for name, utts, labs in (("train", train, tl), ("test", test, el)):
     np.save(name + ".npy", np.concatenate([x for _, x in utts]))
     with open(name + "_frames.txt", "w") as f:
         f.write("".join((l + "\n") * len(x) for (_, x), l in zip(utts, labs)))
+np.save("train64.npy", np.concatenate([x for _, x in train]).astype(np.float64))
 np.save("train_scp.npy", np.concatenate([train[i][1] for i in scp_order]))
 with open("train_scp_frames.txt", "w") as f:
     f.write("".join((tl[i] + "\n") * len(train[i][1]) for i in scp_order))
@@ -129,7 +130,10 @@ expect 0 "fit from ark:train.ark --labels utt2lang" fit ark:train.ark --labels t
 expect 0 "fit from a text archive (ark,t:)" fit ark,t:train_text.ark --labels train_utt2lang -o m_text.npz -q
 "$CMP" m_npy.npz m_text.npz 0 >cmp.txt && ok "text ark (%.9g) = npy, bit for bit" || bad "text ark differs: $(cat cmp.txt)"
 expect 0 "fit from a double archive (DM)" fit ark:train_dm.ark --labels train_utt2lang -o m_dm.npz -q
-"$CMP" m_npy.npz m_dm.npz 1e-12 >cmp.txt && ok "DM (float64 path) = npy within 1e-12: $(cat cmp.txt)" || bad "DM differs: $(cat cmp.txt)"
+expect 0 "fit the same frames as a float64 .npy" fit train64.npy --labels train_frames.txt -o m_npy64.npz -q
+"$CMP" m_npy64.npz m_dm.npz 0 >cmp.txt && ok "DM = float64 npy, bit for bit: $(cat cmp.txt)" || bad "DM differs from the float64 npy: $(cat cmp.txt)"
+# the float32 .npy is fitted with float32 products: the float32 contract
+"$CMP" m_npy.npz m_dm.npz 1e-6 >cmp.txt && ok "DM = float32 npy within the float32 contract: $(cat cmp.txt)" || bad "DM differs: $(cat cmp.txt)"
 expect 0 "fit from scp:train.scp (offsets, another order)" fit scp:train.scp --labels train_utt2lang -o m_scp.npz -q
 expect 0 "fit from the same frames in script order" fit train_scp.npy --labels train_scp_frames.txt -o m_scp_npy.npz -q
 "$CMP" m_scp_npy.npz m_scp.npz 0 >cmp.txt && ok "scp = npy in script order, bit for bit" || bad "scp differs: $(cat cmp.txt)"
