@@ -14,6 +14,26 @@
 #include <stdlib.h>
 
 /* ------------------------------------------------------------------------ */
+/* Compiler                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Functions between GMLE__TARGET_BEGIN("avx2,fma") and GMLE__TARGET_END
+ * are compiled for that instruction set (chosen at run time by the
+ * caller): GCC's target pragma, or clang's equivalent, which does not
+ * know GCC's. */
+#define GMLE__PRAGMA(...) _Pragma(#__VA_ARGS__)
+#if defined(__clang__)
+#define GMLE__TARGET_BEGIN(isa)                                                \
+  GMLE__PRAGMA(                                                                \
+      clang attribute push(__attribute__((target(isa))), apply_to = function))
+#define GMLE__TARGET_END GMLE__PRAGMA(clang attribute pop)
+#else
+#define GMLE__TARGET_BEGIN(isa)                                                \
+  GMLE__PRAGMA(GCC push_options) GMLE__PRAGMA(GCC target(isa))
+#define GMLE__TARGET_END GMLE__PRAGMA(GCC pop_options)
+#endif
+
+/* ------------------------------------------------------------------------ */
 /* Errors and logging                                                       */
 /* ------------------------------------------------------------------------ */
 
