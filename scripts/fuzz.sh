@@ -67,8 +67,8 @@ for t in "${targets[@]}"; do
     -rss_limit_mb="${FUZZ_RSS_MB:-2048}" -print_final_stats=1 \
     -artifact_prefix="$art/" ${FUZZ_ARGS:-} >"$log" 2>&1 || rc=$?
   last=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   corp=$(sed -n 's/.* corp: \([0-9]*\)\/.*/\1/p' <<<"$last")

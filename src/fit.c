@@ -260,9 +260,12 @@ static void resolution_check(const gmle_stats *st, size_t c, const double *mu,
     return;
   for (size_t j = 0; j < st->dim; j++) {
     const double m = fabs(mu[j]);
-    if (m == 0)
+    const float mf = (float)m;
+    /* A mean that is 0, or 0 or Inf in float32 (float64 data beside the
+     * float32 batches), has no float32 spacing to compare with. */
+    if (mf == 0 || isinf(mf))
       continue;
-    const double ulp = ldexp(1.0, ilogb((float)m) - 23);
+    const double ulp = ldexp(1.0, ilogb(mf) - 23);
     const double sd = sqrt(var[j]);
     if (sd < 4 * ulp) {
       gmle__log(st->ctx, GMLE_LOG_WARNING,

@@ -58,6 +58,45 @@ TEST(fuzz_fit_refuses_moments_that_overflow) {
   tu_dataset_free(&ds);
 }
 
+static void count_resolution(void *user, gmle_log_level level,
+                             const char *msg) {
+  (void)level;
+  if (strstr(msg, "resolution"))
+    ++*(int *)user;
+}
+
+/* fuzz_stats: the float32 resolution warning of gmle_fit took the float32
+ * exponent of every class mean, also of float64 data beside float32
+ * batches: ilogb(0) - 23 overflowed int (UBSan) for a mean below float32's
+ * range, and a mean above it was "quantised" (an Inf spacing). Only the
+ * float32 class warns here. */
+TEST(fuzz_fit_resolution_check_with_means_beyond_float32_range) {
+  const float x32[4] = {1e6f, 1e6f, 1e6f + 0.0625f, 1e6f};
+  const double x64[2][4] = {{1e-50, 2e-50, 3e-50, 4e-50},
+                            {1e39, 2e39, 3e39, 4e39}};
+  for (int k = 0; k < 2; k++) {
+    gmle_stats *st = NULL;
+    CHECK_STATUS(gmle_stats_create(ctx, 1, 2, &st), GMLE_OK);
+    if (!st)
+      return;
+    const int32_t l0[4] = {0, 0, 0, 0}, l1[4] = {1, 1, 1, 1};
+    CHECK_STATUS(gmle_stats_add(st, x32, GMLE_F32, 4, 1, l0, NULL), GMLE_OK);
+    CHECK_STATUS(gmle_stats_add(st, x64[k], GMLE_F64, 4, 1, l1, NULL), GMLE_OK);
+    int warned = 0;
+    gmle_context_set_log(ctx, count_resolution, &warned);
+    gmle_model *m = NULL;
+    CHECK_STATUS(gmle_fit(st, NULL, &m), GMLE_OK);
+    gmle_context_set_log(ctx, NULL, NULL);
+    CHECK_MSG(warned == 1, "%d resolution warnings, expected 1 (class 0)",
+              warned);
+    double mean = 0;
+    CHECK(m && gmle_model_mean(m, 1, &mean) == GMLE_OK);
+    CHECK_CLOSE(mean, x64[k][0] * 2.5, 1e-15);
+    gmle_model_free(m);
+    gmle_stats_free(st);
+  }
+}
+
 /* fuzz_stats: a fitted full model whose class means lay ~1e306 apart with
  * unit-scale variances scored its own class mean as NaN (the centred form
  * L^-1 (x - m) - L^-1 (mu - m) was Inf - Inf). Such models are refused
@@ -162,6 +201,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   RUN(fuzz_fit_refuses_moments_that_overflow);
+  RUN(fuzz_fit_resolution_check_with_means_beyond_float32_range);
   RUN(fuzz_full_model_with_means_beyond_float64_scoring_is_refused);
   RUN(fuzz_memory_loaders_match_file_loaders);
   tu_tmpdir_remove(dir);
