@@ -58,7 +58,7 @@ for t in "${targets[@]}"; do
   work=build-fuzz/corpus-run/$t
   art=build-fuzz/artifacts/$t
   log=build-fuzz/fuzz-logs/$t.log
-  rm -rf "$work"
+  rm -rf "$work" "$art"
   mkdir -p "$work" "$art"
   cp -R "tests/fuzz/corpus/$t/." "$work/"
   rc=0

@@ -35,6 +35,18 @@ gmle_context *fz_context(void) {
   return the_ctx;
 }
 
+int fz_outcome(gmle_status s, const void *out, const char *call) {
+  if (s == GMLE_OK) {
+    FZ_REQUIRE(out != NULL, "%s succeeded without a result", call);
+    return 1;
+  }
+  FZ_REQUIRE(out == NULL, "%s failed (%s) but returned a result", call,
+             gmle_status_name(s));
+  FZ_REQUIRE(gmle_context_error(fz_context())[0] != '\0',
+             "%s failed (%s) without a message", call, gmle_status_name(s));
+  return 0;
+}
+
 int fz_memfd(const uint8_t *data, size_t size) {
   int fd = memfd_create("gmle-fuzz", MFD_CLOEXEC);
   FZ_REQUIRE(fd >= 0, "memfd_create failed");
@@ -106,12 +118,8 @@ gmle_status fz_read_twice(int fd, const char *name,
   FZ_REQUIRE(dfd >= 0, "dup failed");
   gmle_reader *r = NULL;
   gmle_status s = gmle__reader_open_fd(ctx, dfd, name, opt, &r);
-  if (s != GMLE_OK) {
-    FZ_REQUIRE(r == NULL, "failed open returned a reader");
-    FZ_REQUIRE(gmle_context_error(ctx)[0] != '\0',
-               "open failed (%s) without a message", gmle_status_name(s));
+  if (!fz_outcome(s, r, "gmle__reader_open_fd"))
     return s;
-  }
   const size_t cols = gmle_reader_cols(r);
   FZ_REQUIRE(!opt || !opt->labels_only || cols == 0,
              "a labels_only reader has %zu columns", cols);

@@ -36,6 +36,11 @@ void fz_fail(const char *file, int line, const char *what, const char *fmt, ...)
  * the life of the process. */
 gmle_context *fz_context(void);
 
+/* After a call that returned s and, through an out-parameter, `out`: on
+ * failure out must be NULL and the context must hold a message naming what
+ * went wrong. Returns 1 when s is GMLE_OK (then out must be set). */
+int fz_outcome(gmle_status s, const void *out, const char *call);
+
 /* A new memory file descriptor (memfd, a regular file in RAM) holding the
  * `size` bytes at `data`; aborts if the system refuses. */
 int fz_memfd(const uint8_t *data, size_t size);
