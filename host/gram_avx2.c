@@ -7,8 +7,7 @@
 
 #include <immintrin.h>
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+GMLE__TARGET_BEGIN("avx2,fma")
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define PREFETCH_AHEAD 32
@@ -279,7 +278,7 @@ static double diag_avx2(const gmle__gram_src *s, size_t m, double *st,
                     : diag_impl(s, m, st, sq, 0, 0);
 }
 
-#pragma GCC pop_options
+GMLE__TARGET_END
 
 const gmle__gram_isa gmle__gram_isa_avx2 = {
     .name = "avx2",

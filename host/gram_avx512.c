@@ -7,8 +7,7 @@
 
 #include <immintrin.h>
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512dq,avx512vl,fma")
+GMLE__TARGET_BEGIN("avx512f,avx512dq,avx512vl,fma")
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define PREFETCH_AHEAD 32
@@ -636,7 +635,7 @@ static size_t scatter32_512(const gmle__gram_bucket *bk, size_t r0, size_t r1,
   return r1;
 }
 
-#pragma GCC pop_options
+GMLE__TARGET_END
 
 const gmle__gram_isa gmle__gram_isa_avx512 = {.name = "avx512",
                                               .pack = pack512,

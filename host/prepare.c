@@ -224,6 +224,22 @@ static gmle_status build_cache(gmle_model *m) {
                          c, (int)info, remedy(m));
     }
   }
+  /* The centred form subtracts L^-1 (mu_c - m) from L^-1 (x - m): when a
+   * class mean lies so many standard deviations from the centre that this
+   * overflows, rows near that class would score Inf - Inf = NaN. */
+  for (size_t i = 0;
+       (m->cov == GMLE_COV_FULL || m->cov == GMLE_COV_TIED) && i < Ca * D;
+       i++) {
+    if (isfinite(sc->b[i]))
+      continue;
+    const size_t c = sc->active[i / D];
+    gmle__score_cache_free(sc);
+    return gmle__error(ctx, GMLE_E_INVALID_MODEL,
+                       "class %zu: the mean lies too many standard deviations "
+                       "(beyond float64 range) from the other classes' to be "
+                       "scored",
+                       c);
+  }
   gmle_status ps = gmle__cpu_score_pack(m, sc);
   if (ps != GMLE_OK) {
     gmle__score_cache_free(sc);

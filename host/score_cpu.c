@@ -408,8 +408,7 @@ static const isa isa_generic = {"generic", tri_q_gen, tri_z_gen, diag_q_gen,
 /* ------------------------------------------------------------------------ */
 
 #if SC_X86
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512dq,avx512vl,fma")
+GMLE__TARGET_BEGIN("avx512f,avx512dq,avx512vl,fma")
 
 #define AI static inline __attribute__((always_inline))
 
@@ -814,7 +813,7 @@ static void write_512(const job *jb, const double *pt, size_t rn, size_t t0) {
     write_impl512(jb, pt, rn, t0, 0);
 }
 
-#pragma GCC pop_options
+GMLE__TARGET_END
 
 static const isa isa_avx512 = {"avx512", tri_q_512, tri_z_512, diag_q_512,
                                emit_512, load_512,  write_512};
@@ -823,8 +822,7 @@ static const isa isa_avx512 = {"avx512", tri_q_512, tri_z_512, diag_q_512,
 /* (16 registers: one 8-row vector per kernel pass)                         */
 /* ------------------------------------------------------------------------ */
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+GMLE__TARGET_BEGIN("avx2,fma")
 
 AI void tri_one256(const double *wp, size_t D, const double *xt, size_t ldx,
                    const int ZOUT, double *q, double *zt, size_t ldz) {
@@ -1096,7 +1094,7 @@ static void write_256(const job *jb, const double *pt, size_t rn, size_t t0) {
       put(jb->out, jb->odt, (t0 + r4) * C + c, pt[c * ldp + r4]);
 }
 
-#pragma GCC pop_options
+GMLE__TARGET_END
 
 static const isa isa_avx2 = {"avx2",   tri_q_256, tri_z_256, diag_q_256,
                              emit_256, load_256,  write_256};

@@ -337,8 +337,11 @@ GMLE_API void gmle_fit_options_init(gmle_fit_options *opt);
  *  Errors name the class and the option that would fix the problem:
  *  GMLE_E_ILL_DEFINED_COV (a class with one row and no floor),
  *  GMLE_E_SINGULAR_COV (N_c <= D, a constant feature, collinear features,
- *  with no regularisation), GMLE_E_NONFINITE_STATS, GMLE_E_EMPTY (no data at
- *  all, or an empty class with allow_empty = 0), GMLE_E_INVALID_ARG. */
+ *  with no regularisation), GMLE_E_NONFINITE_STATS (also when a class's
+ *  mean or covariance overflows float64), GMLE_E_EMPTY (no data at all, or
+ *  an empty class with allow_empty = 0), GMLE_E_INVALID_MODEL (full or tied
+ *  class means too many standard deviations apart to be scored in
+ *  float64), GMLE_E_INVALID_ARG. */
 GMLE_API gmle_status gmle_fit(const gmle_stats *st,
                               const gmle_fit_options *opt, gmle_model **out);
 
@@ -346,7 +349,9 @@ GMLE_API gmle_status gmle_fit(const gmle_stats *st,
  *  out as for `cov` (full: C x D x D; diag: C x D; spherical: C; tied:
  *  D x D), priors (C, NULL: uniform) and counts (C, may be NULL). Validates
  *  everything (finite, symmetric, positive definite, priors sum to 1):
- *  GMLE_E_INVALID_MODEL names the class and the check. */
+ *  GMLE_E_INVALID_MODEL names the class and the check. Full and tied models
+ *  whose class means lie so many standard deviations apart that scoring
+ *  would overflow float64 are refused the same way. */
 GMLE_API gmle_status gmle_model_create(gmle_context *ctx, size_t dim,
                                        size_t n_classes, gmle_cov_type cov,
                                        const double *means,

@@ -37,6 +37,36 @@ gmle_install_deps() {
   fi
 }
 
+# clang with libFuzzer and OpenMP, for scripts/fuzz.sh. Debian 12 ships
+# libFuzzer (libclang_rt.fuzzer-x86_64.a) in libclang-rt-14-dev, which
+# `clang` pulls in; older releases in libclang-common-*-dev.
+gmle_install_fuzz_deps() {
+  gmle_install_deps
+  local missing=""
+  command -v clang >/dev/null 2>&1 || missing="$missing clang"
+  dpkg -s libomp-dev >/dev/null 2>&1 || missing="$missing libomp-dev"
+  if [ -n "$missing" ]; then
+    echo "gmle: installing$missing" >&2
+    gmle__sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive gmle__sudo apt-get install -y -qq $missing >/dev/null
+  fi
+  if ! gmle__libfuzzer_present; then
+    local ver
+    ver=$(clang -dumpversion | cut -d. -f1)
+    echo "gmle: installing libclang-rt-$ver-dev (libFuzzer)" >&2
+    DEBIAN_FRONTEND=noninteractive gmle__sudo apt-get install -y -qq \
+      "libclang-rt-$ver-dev" >/dev/null 2>&1 || true
+  fi
+  if ! gmle__libfuzzer_present; then
+    echo "gmle: clang's libFuzzer runtime (libclang_rt.fuzzer-*.a) is missing" >&2
+    return 1
+  fi
+}
+
+gmle__libfuzzer_present() {
+  [ -f "$(clang -print-resource-dir)/lib/linux/libclang_rt.fuzzer-$(uname -m).a" ]
+}
+
 gmle_install_bench_deps() {
   gmle_install_deps
   python3 -c 'import sklearn' 2>/dev/null || python3 -m pip install --quiet scikit-learn

@@ -26,23 +26,31 @@ void gmle_fit_options_init(gmle_fit_options *opt) {
 
 /* Class c's MLE mean and covariance (full D x D symmetric, or the diagonal)
  * from the statistics. */
-static void class_moments(const gmle_stats *st, size_t c, double *mean,
-                          double *cov, int want_full) {
+static gmle_status class_moments(const gmle_stats *st, size_t c, double *mean,
+                                 double *cov, int want_full) {
   const size_t D = st->dim;
   const double n = st->weight[c];
   const double *s = st->sum + c * D, *g = st->gram + c * st->gram_len;
-  for (size_t j = 0; j < D; j++)
+  /* Finite statistics can still overflow here (a sum divided by a tiny
+   * count, as a damaged statistics file may hold): check before the
+   * clamping of negative variances, which would hide -Inf. */
+  int finite = 1;
+  for (size_t j = 0; j < D; j++) {
     mean[j] = s[j] / n; /* relative to the shift for now */
+    finite &= isfinite(mean[j]) && isfinite(mean[j] + st->shift[c * D + j]);
+  }
   if (!want_full) {
     for (size_t j = 0; j < D; j++) {
       double gjj = st->mode == GMLE_STATS_DIAG ? g[j] : g[j * D + j];
       double v = gjj / n - mean[j] * mean[j];
+      finite &= isfinite(v);
       cov[j] = v > 0 ? v : 0.0;
     }
   } else {
     for (size_t i = 0; i < D; i++)
       for (size_t j = 0; j <= i; j++) {
         double v = g[i * D + j] / n - mean[i] * mean[j];
+        finite &= isfinite(v);
         if (i == j && v < 0)
           v = 0.0;
         cov[i * D + j] = cov[j * D + i] = v;
@@ -50,6 +58,13 @@ static void class_moments(const gmle_stats *st, size_t c, double *mean,
   }
   for (size_t j = 0; j < D; j++)
     mean[j] += st->shift[c * D + j];
+  if (!finite)
+    return gmle__error(st->ctx, GMLE_E_NONFINITE_STATS,
+                       "fit: class %zu: the mean or covariance overflows "
+                       "float64 (the sums divided by the class's weight %g "
+                       "are not finite; are the statistics damaged?)",
+                       c, n);
+  return GMLE_OK;
 }
 
 /* The scale of the relative floor: the largest per-class feature variance
@@ -245,9 +260,12 @@ static void resolution_check(const gmle_stats *st, size_t c, const double *mu,
     return;
   for (size_t j = 0; j < st->dim; j++) {
     const double m = fabs(mu[j]);
-    if (m == 0)
+    const float mf = (float)m;
+    /* A mean that is 0, or 0 or Inf in float32 (float64 data beside the
+     * float32 batches), has no float32 spacing to compare with. */
+    if (mf == 0 || isinf(mf))
       continue;
-    const double ulp = ldexp(1.0, ilogb((float)m) - 23);
+    const double ulp = ldexp(1.0, ilogb(mf) - 23);
     const double sd = sqrt(var[j]);
     if (sd < 4 * ulp) {
       gmle__log(st->ctx, GMLE_LOG_WARNING,
@@ -341,7 +359,11 @@ static gmle_status fit_model(fit_ctx *f, gmle_model *m, double *Shat_all) {
       continue;
     }
     double *S = Shat_all + c * G;
-    class_moments(st, c, m->means + c * D, S, full);
+    gmle_status ms = class_moments(st, c, m->means + c * D, S, full);
+    if (ms != GMLE_OK) {
+      gmle__free(diagv);
+      return ms;
+    }
     for (size_t j = 0; j < D; j++)
       diagv[c * D + j] = full ? S[j * D + j] : S[j];
     resolution_check(st, c, m->means + c * D, diagv + c * D);

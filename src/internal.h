@@ -14,6 +14,26 @@
 #include <stdlib.h>
 
 /* ------------------------------------------------------------------------ */
+/* Compiler                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Functions between GMLE__TARGET_BEGIN("avx2,fma") and GMLE__TARGET_END
+ * are compiled for that instruction set (chosen at run time by the
+ * caller): GCC's target pragma, or clang's equivalent, which does not
+ * know GCC's. */
+#define GMLE__PRAGMA(...) _Pragma(#__VA_ARGS__)
+#if defined(__clang__)
+#define GMLE__TARGET_BEGIN(isa)                                                \
+  GMLE__PRAGMA(                                                                \
+      clang attribute push(__attribute__((target(isa))), apply_to = function))
+#define GMLE__TARGET_END GMLE__PRAGMA(clang attribute pop)
+#else
+#define GMLE__TARGET_BEGIN(isa)                                                \
+  GMLE__PRAGMA(GCC push_options) GMLE__PRAGMA(GCC target(isa))
+#define GMLE__TARGET_END GMLE__PRAGMA(GCC pop_options)
+#endif
+
+/* ------------------------------------------------------------------------ */
 /* Errors and logging                                                       */
 /* ------------------------------------------------------------------------ */
 
@@ -255,6 +275,16 @@ gmle_status gmle__cpu_score_pack(const gmle_model *m, gmle__score_cache *sc);
 gmle_status gmle__model_prepare(gmle_model *m);
 /* host/linalg.c */
 double gmle__logsumexp(const double *v, size_t n);
+
+/* From memory, for the fuzzing harnesses (tests/fuzz): gmle_model_load
+ * (src/model_file.c) and gmle_stats_load (src/stats_file.c) of the `size`
+ * bytes at `data` (not copied; `name` names them in messages). */
+GMLE_API gmle_status gmle__model_load_mem(gmle_context *ctx, const char *name,
+                                          const void *data, size_t size,
+                                          gmle_model **out);
+GMLE_API gmle_status gmle__stats_load_mem(gmle_context *ctx, const char *name,
+                                          const void *data, size_t size,
+                                          gmle_stats **out);
 
 /* src/model.c */
 gmle_status gmle__model_alloc(gmle_context *ctx, size_t dim, size_t n_classes,

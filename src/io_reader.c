@@ -124,6 +124,23 @@ void gmle_reader_options_init(gmle_reader_options *opt) {
 
 static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 
+/* NULL opt means the defaults. */
+static gmle_status check_options(const gmle_context *ctx,
+                                 const gmle_reader_options *opt) {
+  if (!opt)
+    return GMLE_OK;
+  if (opt->header < -1 || opt->header > 1)
+    return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                       "gmle_reader_open: header must be -1, 0 or 1, not %d",
+                       opt->header);
+  if (opt->delimiter == '"' || opt->delimiter == '\n' ||
+      opt->delimiter == '\r')
+    return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                       "gmle_reader_open: a delimiter cannot be a quote or "
+                       "a line break");
+  return GMLE_OK;
+}
+
 gmle_status gmle_reader_open(gmle_context *ctx, const char *path,
                              const gmle_reader_options *opt,
                              gmle_reader **out) {
@@ -139,27 +156,36 @@ gmle_status gmle_reader_open(gmle_context *ctx, const char *path,
     return gmle__error(ctx, GMLE_E_UNSUPPORTED,
                        "reading data from standard input ('-') is not "
                        "supported; give a file name");
+  GMLE_TRY(check_options(ctx, opt));
+  if (gmle__ark_is_rspecifier(path)) {
+    gmle_reader_options def;
+    if (!opt) {
+      gmle_reader_options_init(&def);
+      opt = &def;
+    }
+    return gmle__ark_reader_open(ctx, path, opt, out);
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return gmle__error(ctx, GMLE_E_IO, "%s: cannot open: %s", path,
+                       strerror(errno));
+  return gmle__reader_open_fd(ctx, fd, path, opt, out);
+}
+
+gmle_status gmle__reader_open_fd(gmle_context *ctx, int fd, const char *path,
+                                 const gmle_reader_options *opt,
+                                 gmle_reader **out) {
+  *out = NULL;
   gmle_reader_options def;
   if (!opt) {
     gmle_reader_options_init(&def);
     opt = &def;
   }
-  if (opt->header < -1 || opt->header > 1)
-    return gmle__error(ctx, GMLE_E_INVALID_ARG,
-                       "gmle_reader_open: header must be -1, 0 or 1, not %d",
-                       opt->header);
-  if (opt->delimiter == '"' || opt->delimiter == '\n' || opt->delimiter == '\r')
-    return gmle__error(ctx, GMLE_E_INVALID_ARG,
-                       "gmle_reader_open: a delimiter cannot be a quote or "
-                       "a line break");
-
-  if (gmle__ark_is_rspecifier(path))
-    return gmle__ark_reader_open(ctx, path, opt, out);
-
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return gmle__error(ctx, GMLE_E_IO, "%s: cannot open: %s", path,
-                       strerror(errno));
+  gmle_status s = check_options(ctx, opt);
+  if (s != GMLE_OK) {
+    close(fd);
+    return s;
+  }
   struct stat stb;
   if (fstat(fd, &stb) != 0) {
     int e = errno;
@@ -195,7 +221,7 @@ gmle_status gmle_reader_open(gmle_context *ctx, const char *path,
 
   unsigned char head[6] = {0};
   size_t nh = r->file_size < 6 ? (size_t)r->file_size : 6;
-  gmle_status s = gmle__io_pread_full(ctx, path, fd, head, nh, 0);
+  s = gmle__io_pread_full(ctx, path, fd, head, nh, 0);
   if (s == GMLE_OK) {
     if (nh >= 1 && head[0] == npy_magic[0]) {
       r->format = GMLE__RD_NPY;

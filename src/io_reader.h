@@ -65,6 +65,15 @@ gmle_status gmle__ark_reader_open(gmle_context *ctx, const char *spec,
                                   const gmle_reader_options *opt,
                                   gmle_reader **out);
 
+/* io_reader.c: gmle_reader_open on an open file descriptor (a regular
+ * file, e.g. a memfd), which the reader owns from here on: it is closed by
+ * gmle_reader_free, or here on error. `path` names the data in messages.
+ * For the fuzzing harnesses (tests/fuzz), which read from memory. */
+GMLE_API gmle_status gmle__reader_open_fd(gmle_context *ctx, int fd,
+                                          const char *path,
+                                          const gmle_reader_options *opt,
+                                          gmle_reader **out);
+
 /* io_reader.c: label texts of the current read. */
 void gmle__rd_labels_reset(gmle_reader *r);
 /* Append label text s[0..n) (copied, NUL added). */

@@ -359,6 +359,8 @@ typedef struct member {
 typedef struct load_state {
   gmle_context *ctx;
   const char *path;
+  const void *mem; /* the file's bytes (gmle__model_load_mem), or NULL */
+  size_t mem_size;
   gmle__zip_reader zr;
   member fv, ct, means, covs, priors, counts, rows, classes;
   member train[3]; /* train_loglik, train_loglik_joint, train_n */
@@ -762,7 +764,9 @@ static gmle_status restore_extras(load_state *L, gmle_model *m) {
 
 static gmle_status load_model(load_state *L, gmle_model **out) {
   gmle_context *ctx = L->ctx;
-  GMLE_TRY(gmle__zip_open_file(ctx, L->path, &L->zr));
+  GMLE_TRY(L->mem ? gmle__zip_open_mem(ctx, L->path, L->mem, L->mem_size,
+                                        &L->zr)
+                  : gmle__zip_open_file(ctx, L->path, &L->zr));
   /* Every member's CRC, including those gmle does not use. */
   for (size_t i = 0; i < L->zr.n; i++)
     GMLE_TRY(gmle__zip_check_crc(&L->zr, &L->zr.e[i]));
@@ -937,8 +941,10 @@ static gmle_status load_model(load_state *L, gmle_model **out) {
   return GMLE_OK;
 }
 
-gmle_status gmle_model_load(gmle_context *ctx, const char *path,
-                            gmle_model **out) {
+/* gmle_model_load from a file (mem NULL) or from mem_size bytes at mem. */
+static gmle_status load_common(gmle_context *ctx, const char *path,
+                               const void *mem, size_t mem_size,
+                               gmle_model **out) {
   if (!ctx)
     return GMLE_E_INVALID_ARG;
   gmle__clear_error(ctx);
@@ -950,8 +956,24 @@ gmle_status gmle_model_load(gmle_context *ctx, const char *path,
   memset(&L, 0, sizeof L);
   L.ctx = ctx;
   L.path = path;
+  L.mem = mem;
+  L.mem_size = mem_size;
   L.zr.fd = -1;
   gmle_status s = load_model(&L, out);
   load_free(&L);
   return s;
+}
+
+gmle_status gmle_model_load(gmle_context *ctx, const char *path,
+                            gmle_model **out) {
+  return load_common(ctx, path, NULL, 0, out);
+}
+
+gmle_status gmle__model_load_mem(gmle_context *ctx, const char *name,
+                                 const void *data, size_t size,
+                                 gmle_model **out) {
+  static const unsigned char nothing[1];
+  if (!data && size)
+    return gmle__error(ctx, GMLE_E_INVALID_ARG, "model_load_mem: NULL data");
+  return load_common(ctx, name, data ? data : nothing, size, out);
 }

@@ -247,10 +247,24 @@ gmle_status gmle_stats_save(const gmle_stats *st, const char *path) {
 typedef struct reader {
   gmle_context *ctx;
   const char *path;
-  FILE *f;
+  FILE *f;                  /* the file, or NULL when reading from mem */
+  const unsigned char *mem; /* the file's bytes (gmle__stats_load_mem) */
   uint64_t off, size;
   uint32_t crc;
 } reader;
+
+/* Up to n bytes at r->off (which it does not advance): fewer only at the
+ * end of the data or on a read error. */
+static size_t raw_read(reader *r, void *dst, size_t n) {
+  if (r->f)
+    return fread(dst, 1, n, r->f);
+  const size_t left = (size_t)(r->size - r->off);
+  if (n > left)
+    n = left;
+  if (n)
+    memcpy(dst, r->mem + r->off, n);
+  return n;
+}
 
 static gmle_status get(reader *r, void *dst, size_t n, const char *what) {
   if (n > r->size - r->off)
@@ -259,11 +273,13 @@ static gmle_status get(reader *r, void *dst, size_t n, const char *what) {
                        "remain",
                        r->path, (unsigned long long)r->off, what, n,
                        (unsigned long long)(r->size - r->off));
-  if (n && fread(dst, 1, n, r->f) != n)
-    return gmle__error(r->ctx, ferror(r->f) ? GMLE_E_IO : GMLE_E_CORRUPT,
+  if (n && raw_read(r, dst, n) != n) {
+    const int err = r->f && ferror(r->f);
+    return gmle__error(r->ctx, err ? GMLE_E_IO : GMLE_E_CORRUPT,
                        "%s: byte %llu: cannot read %s (%s)", r->path,
                        (unsigned long long)r->off, what,
-                       ferror(r->f) ? strerror(errno) : "file shrank");
+                       err ? strerror(errno) : "file shrank");
+  }
   r->crc = gmle__crc32(r->crc, dst, n);
   r->off += n;
   return GMLE_OK;
@@ -392,7 +408,7 @@ static gmle_status load_body(reader *r, gmle_stats **out) {
   if (r->size < 8 + 4) {
     unsigned char m[8] = {0};
     size_t n = r->size < 8 ? (size_t)r->size : 8;
-    if (fread(m, 1, n, r->f) != n || memcmp(m, STATS_MAGIC, n) != 0)
+    if (raw_read(r, m, n) != n || memcmp(m, STATS_MAGIC, n) != 0)
       goto not_stats;
     return gmle__error(r->ctx, GMLE_E_CORRUPT,
                        "%s: byte %llu: truncated: %llu bytes is too short "
@@ -539,8 +555,9 @@ not_stats:
                      r->path);
 }
 
-gmle_status gmle_stats_load(gmle_context *ctx, const char *path,
-                            gmle_stats **out) {
+/* The checks every load starts with. */
+static gmle_status load_args(gmle_context *ctx, const char *path,
+                             gmle_stats **out) {
   if (!ctx)
     return GMLE_E_INVALID_ARG;
   gmle__clear_error(ctx);
@@ -548,7 +565,13 @@ gmle_status gmle_stats_load(gmle_context *ctx, const char *path,
   *out = NULL;
   GMLE_RETURN_IF(!path || !*path, ctx, GMLE_E_INVALID_ARG,
                  "gmle_stats_load: empty or NULL path");
-  reader r = {ctx, path, NULL, 0, 0, gmle__crc32(0, NULL, 0)};
+  return GMLE_OK;
+}
+
+gmle_status gmle_stats_load(gmle_context *ctx, const char *path,
+                            gmle_stats **out) {
+  GMLE_TRY(load_args(ctx, path, out));
+  reader r = {ctx, path, NULL, NULL, 0, 0, gmle__crc32(0, NULL, 0)};
   r.f = fopen(path, "rb");
   if (!r.f)
     return gmle__error(ctx, GMLE_E_IO, "%s: cannot open: %s", path,
@@ -562,4 +585,14 @@ gmle_status gmle_stats_load(gmle_context *ctx, const char *path,
   gmle_status s = load_body(&r, out);
   fclose(r.f);
   return s;
+}
+
+gmle_status gmle__stats_load_mem(gmle_context *ctx, const char *name,
+                                 const void *data, size_t size,
+                                 gmle_stats **out) {
+  GMLE_TRY(load_args(ctx, name, out));
+  GMLE_RETURN_IF(!data && size, ctx, GMLE_E_INVALID_ARG,
+                 "stats_load_mem: NULL data");
+  reader r = {ctx, name, NULL, data, 0, size, gmle__crc32(0, NULL, 0)};
+  return load_body(&r, out);
 }

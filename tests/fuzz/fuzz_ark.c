@@ -2,15 +2,13 @@
  * src/io_ark.c) through gmle_reader_open_ark_memory: every input is read
  * to the end as a feature archive (float32 and float64 batches, the
  * utterance records checked for consistency) and as an alignment archive,
- * then rewound and read again. Built by the fuzz infrastructure
- * (tests/fuzz/); seeds in tests/fuzz/corpus/ark/. */
-#include "gmle.h"
+ * then rewound and read again. Seeds in tests/fuzz/corpus/ark/; see
+ * tests/fuzz/FUZZING.md. */
+#include "fuzzutil.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-static gmle_context *ctx;
 
 /* Read r to the end in batches of 7 rows; abort() on an inconsistency the
  * API promises cannot happen (libFuzzer reports it as a crash). */
@@ -46,8 +44,7 @@ static void drain(gmle_reader *r) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (!ctx && gmle_context_create(GMLE_BACKEND_CPU, -1, &ctx) != GMLE_OK)
-    return 0;
+  gmle_context *ctx = fz_context();
   for (int mode = 0; mode < 3; mode++) {
     gmle_reader_options o;
     gmle_reader_options_init(&o);
