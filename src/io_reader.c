@@ -133,8 +133,7 @@ static gmle_status check_options(const gmle_context *ctx,
     return gmle__error(ctx, GMLE_E_INVALID_ARG,
                        "gmle_reader_open: header must be -1, 0 or 1, not %d",
                        opt->header);
-  if (opt->delimiter == '"' || opt->delimiter == '\n' ||
-      opt->delimiter == '\r')
+  if (opt->delimiter == '"' || opt->delimiter == '\n' || opt->delimiter == '\r')
     return gmle__error(ctx, GMLE_E_INVALID_ARG,
                        "gmle_reader_open: a delimiter cannot be a quote or "
                        "a line break");
