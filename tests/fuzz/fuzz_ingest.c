@@ -436,7 +436,13 @@ static void check_class(const gmle_stats *st, const accepted *a, size_t c) {
       ref /= W;
       const double g = diag ? G[p] : G[p * D + q];
       const double got = g / w - (sum[p] / w) * (sum[q] / w);
-      const double tol = 16 * n * eps * R * R + DBL_MIN;
+      /* Unweighted float32 rows may be multiplied in float32 (host/gram.c:
+       * d = fl32(x - k), products summed in float32 over runs of 8 rows
+       * and tiles of at most 256, tiles in float64): each row's error is
+       * at most ~(2 + 8 + 256) u32 d_p d_q <= 266 u32 R^2, so the average
+       * is off by at most that much (300 with slack). */
+      const double f32 = st->saw_f32 ? 300 * 0x1p-24 * R * R : 0;
+      const double tol = 16 * n * eps * R * R + f32 + DBL_MIN;
       FZ_REQUIRE(fabsl(got - ref) <= tol,
                  "class %zu: covariance[%zu][%zu] %.17g, reference %.17Lg "
                  "(tolerance %g)",
