@@ -17,8 +17,7 @@ static void free_names(char **names, size_t n) {
 }
 
 /* A deep copy of n names (NULL stays NULL); NULL *out on failure. */
-static gmle_status copy_names(const char *const *names, size_t n,
-                              char ***out) {
+static gmle_status copy_names(const char *const *names, size_t n, char ***out) {
   *out = NULL;
   if (!names)
     return GMLE_OK;
@@ -75,8 +74,7 @@ gmle_status gmle_stats_create_mode(gmle_context *ctx, size_t dim,
                  GMLE_E_INVALID_ARG, "stats_create: unknown mode %d",
                  (int)mode);
   size_t gram_len = dim, cd, total;
-  if (mode == GMLE_STATS_FULL &&
-      gmle__mul_size(dim, dim, &gram_len) != 0)
+  if (mode == GMLE_STATS_FULL && gmle__mul_size(dim, dim, &gram_len) != 0)
     return gmle__error(ctx, GMLE_E_INVALID_ARG,
                        "stats_create: dim*dim overflows size_t (dim %zu)", dim);
   if (gmle__mul_size(n_classes, dim, &cd) ||
@@ -87,7 +85,8 @@ gmle_status gmle_stats_create_mode(gmle_context *ctx, size_t dim,
                        n_classes, dim);
   gmle_stats *st = gmle__calloc(1, sizeof *st);
   if (!st)
-    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "stats_create: out of memory");
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                       "stats_create: out of memory");
   st->ctx = ctx;
   st->dim = dim;
   st->n_classes = n_classes;
@@ -504,6 +503,40 @@ static gmle_status add_batch(gmle_stats *st, const gmle__batch *in,
   return GMLE_OK;
 }
 
+/* Whether adding float32 rows straight into the accumulators can overflow
+ * them (add_direct cannot undo an overflow, so it runs only when it is
+ * impossible): every shifted value |x - k| <= FLT_MAX + |k| <= 2^129 when
+ * the classes' shifts are below 2^128, so a row adds at most w 2^258 to a
+ * sum of squares; with n rows of weight <= wmax that is <= 2^1000 when
+ * n wmax <= 2^742, and accumulators below 2^1000 (the Gram entries are
+ * bounded by the diagonal, |G_ij| <= sqrt(G_ii G_jj)) stay finite. */
+static int direct_cannot_overflow(const gmle_stats *st, const gmle__batch *b,
+                                  const unsigned char *seen) {
+  const size_t D = st->dim;
+  double wmax = 1.0;
+  if (b->weights) {
+    wmax = 0.0;
+    for (size_t r = 0; r < b->n_rows; r++)
+      wmax = b->weights[r] > wmax ? b->weights[r] : wmax;
+  }
+  if (!(wmax * (double)b->n_rows <= 0x1p742))
+    return 0;
+  for (size_t c = 0; c < st->n_classes; c++) {
+    if (!seen[c] || !st->has_shift[c])
+      continue;
+    if (!(fabs(st->weight[c]) <= 0x1p1000))
+      return 0;
+    const double *g = st->gram + c * st->gram_len;
+    for (size_t j = 0; j < D; j++) {
+      const double gjj = st->mode == GMLE_STATS_DIAG ? g[j] : g[j * D + j];
+      if (!(fabs(st->shift[c * D + j]) <= 0x1p128) ||
+          !(fabs(st->sum[c * D + j]) <= 0x1p1000) || !(gjj <= 0x1p1000))
+        return 0;
+    }
+  }
+  return 1;
+}
+
 /* Bytes of the partial statistics of the classes present, against the
  * batch's rows: direct accumulation (add_direct) pays off when zeroing and
  * adding the partial would cost more than one more read of the rows. */
@@ -516,7 +549,7 @@ static int want_direct(const gmle_stats *st, const gmle__batch *b,
     np += seen[c] != 0;
   const double part = (double)np * (double)(st->gram_len + st->dim + 2) * 8.0;
   const double rows = (double)b->n_rows * (double)st->dim * 4.0;
-  return 2.0 * part > rows;
+  return 2.0 * part > rows && direct_cannot_overflow(st, b, seen);
 }
 
 gmle_status gmle_stats_add_checked(gmle_stats *st, const void *x,
@@ -604,8 +637,8 @@ gmle_status gmle_stats_add(gmle_stats *st, const void *x, gmle_dtype dtype,
  * shift k_a, by the pairwise (Chan) update on centred scatter matrices:
  *   M = M_a + M_b + n_a n_b / n (m_b - m_a)(m_b - m_a)^T,
  * then re-expressed around k_a: s = n (m - k_a), S = M + s s^T / n. */
-static void merge_class(const gmle_stats *dst, const gmle_stats *src,
-                        size_t c, double *sum, double *gram, double *tmp) {
+static void merge_class(const gmle_stats *dst, const gmle_stats *src, size_t c,
+                        double *sum, double *gram, double *tmp) {
   const size_t D = dst->dim;
   const int diag = dst->mode == GMLE_STATS_DIAG;
   const double na = dst->weight[c], nb = src->weight[c], n = na + nb;
@@ -615,9 +648,9 @@ static void merge_class(const gmle_stats *dst, const gmle_stats *src,
   const double *gb = src->gram + c * dst->gram_len;
   double *ma = tmp, *mb = tmp + D, *snew = tmp + 2 * D;
   for (size_t j = 0; j < D; j++) {
-    ma[j] = sa[j] / na;                 /* mean_a - k_a */
+    ma[j] = sa[j] / na;                   /* mean_a - k_a */
     mb[j] = (kb[j] - ka[j]) + sb[j] / nb; /* mean_b - k_a */
-    snew[j] = (na * ma[j] + nb * mb[j]); /* n (mean - k_a) */
+    snew[j] = (na * ma[j] + nb * mb[j]);  /* n (mean - k_a) */
   }
   const double f = na * nb / n;
   for (size_t i = 0; i < D; i++) {
@@ -662,9 +695,8 @@ gmle_status gmle_stats_merge(gmle_stats *dst, const gmle_stats *src) {
                      "stats_merge: class %zu is \"%s\" in one and \"%s\" in "
                      "the other",
                      c, dst->names[c], src->names[c]);
-  } else if (src->names &&
-             copy_names((const char *const *)src->names, src->n_classes,
-                        &adopt) != GMLE_OK) {
+  } else if (src->names && copy_names((const char *const *)src->names,
+                                      src->n_classes, &adopt) != GMLE_OK) {
     return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "stats_merge: out of memory");
   }
   const size_t D = dst->dim, C = dst->n_classes, G = dst->gram_len;
@@ -729,8 +761,8 @@ gmle_status gmle_stats_clone(const gmle_stats *st, gmle_stats **out) {
   if (!st || !out)
     return GMLE_E_INVALID_ARG;
   gmle_stats *c = NULL;
-  GMLE_TRY(gmle_stats_create_mode(st->ctx, st->dim, st->n_classes, st->mode,
-                                  &c));
+  GMLE_TRY(
+      gmle_stats_create_mode(st->ctx, st->dim, st->n_classes, st->mode, &c));
   const size_t C = st->n_classes, D = st->dim;
   memcpy(c->weight, st->weight, C * sizeof(double));
   memcpy(c->rows, st->rows, C * sizeof(uint64_t));

@@ -58,6 +58,40 @@ TEST(fuzz_fit_refuses_moments_that_overflow) {
   tu_dataset_free(&ds);
 }
 
+/* fuzz_ingest: with many classes, float32 rows are added straight into the
+ * accumulators (no partial to check first); weighted rows, or shifts and
+ * sums already near float64's limits, overflowed them there: the add
+ * returned OK and left Inf in the statistics. Such batches must take the
+ * checked path: GMLE_E_OVERFLOW, statistics unchanged. */
+TEST(fuzz_many_classes_float32_overflow_is_refused_state_unchanged) {
+  enum { D = 2, C = 64, N = 128 };
+  float x[N * D];
+  int32_t lab[N];
+  double w[N];
+  for (size_t r = 0; r < N; r++) {
+    lab[r] = (int32_t)(r % C);
+    w[r] = 1.0;
+    for (size_t j = 0; j < D; j++)
+      x[r * D + j] = (float)(r % 7) + (float)j;
+  }
+  gmle_stats *st = NULL, *before = NULL;
+  CHECK_STATUS(gmle_stats_create(ctx, D, C, &st), GMLE_OK);
+  if (!st)
+    return;
+  CHECK_STATUS(gmle_stats_add(st, x, GMLE_F32, N, D, lab, w), GMLE_OK);
+  CHECK_STATUS(gmle_stats_clone(st, &before), GMLE_OK);
+  /* row 5: weight 1e300 times (1e30)^2 overflows float64 */
+  for (size_t r = 0; r < N; r++) {
+    x[r * D] = 1e30f;
+    w[r] = r == 5 ? 1e300 : 1.0;
+  }
+  CHECK_STATUS(gmle_stats_add(st, x, GMLE_F32, N, D, lab, w), GMLE_E_OVERFLOW);
+  CHECK_ERROR_HAS(ctx, "overflow");
+  CHECK(before && tu_stats_raw_equal(st, before));
+  gmle_stats_free(before);
+  gmle_stats_free(st);
+}
+
 static void count_resolution(void *user, gmle_log_level level,
                              const char *msg) {
   (void)level;
@@ -204,6 +238,7 @@ int main(int argc, char **argv) {
   RUN(fuzz_fit_resolution_check_with_means_beyond_float32_range);
   RUN(fuzz_full_model_with_means_beyond_float64_scoring_is_refused);
   RUN(fuzz_memory_loaders_match_file_loaders);
+  RUN(fuzz_many_classes_float32_overflow_is_refused_state_unchanged);
   tu_tmpdir_remove(dir);
   gmle_context_free(ctx);
   return CHECK_DONE();
