@@ -191,40 +191,6 @@ static int is_cuda(const gmle_context *ctx) {
   return ctx && module && ctx->ops == &gmle__cuda_backend && ctx->bstate;
 }
 
-static int all_finite(const double *v, size_t n) {
-  double acc = 0;
-  for (size_t i = 0; i < n; i++)
-    acc += v[i] * 0.0;
-  return acc == 0.0;
-}
-
-/* The lower triangle (FULL) or the diagonal (DIAG) of a + b is finite. */
-static int lower_finite_sum(const double *a, const double *b, size_t d,
-                            gmle_stats_mode mode) {
-  double acc = 0;
-  if (mode == GMLE_STATS_DIAG) {
-    for (size_t i = 0; i < d; i++)
-      acc += (a[i] + b[i]) * 0.0;
-  } else {
-    for (size_t i = 0; i < d; i++)
-      for (size_t j = 0; j <= i; j++)
-        acc += (a[i * d + j] + b[i * d + j]) * 0.0;
-  }
-  return acc == 0.0;
-}
-
-static void add_lower(double *dst, const double *src, size_t d,
-                      gmle_stats_mode mode) {
-  if (mode == GMLE_STATS_DIAG) {
-    for (size_t i = 0; i < d; i++)
-      dst[i] += src[i];
-    return;
-  }
-  for (size_t i = 0; i < d; i++)
-    for (size_t j = 0; j <= i; j++)
-      dst[i * d + j] += src[i * d + j];
-}
-
 static void result_free(gmle__cuda_dev_result *r) {
   free(r->class_of);
   free(r->shift);
@@ -238,33 +204,15 @@ static void result_free(gmle__cuda_dev_result *r) {
  * every sum is checked finite first, then everything is added. */
 static gmle_status commit(gmle_stats *st, const gmle__cuda_dev_result *r,
                           uint64_t batch) {
-  const size_t D = st->dim, G = st->gram_len;
-  for (size_t p = 0; p < r->n_present; p++) {
-    const size_t c = (size_t)r->class_of[p];
-    const double *ps = r->sum + p * D, *pg = r->gram + p * G;
-    int ok = isfinite(r->weight[p]) && all_finite(ps, D) &&
-             lower_finite_sum(pg, st->gram + c * G, D, st->mode) &&
-             isfinite(r->weight[p] + st->weight[c]);
-    for (size_t j = 0; ok && j < D; j++)
-      ok = isfinite(ps[j] + st->sum[c * D + j]);
-    if (!ok)
-      return gmle__error(st->ctx, GMLE_E_OVERFLOW,
-                         "batch %llu: class %zu: the sums of squares overflow "
-                         "float64 (values too large; rescale the data)",
-                         (unsigned long long)batch, c);
-  }
-  for (size_t p = 0; p < r->n_present; p++) {
-    const size_t c = (size_t)r->class_of[p];
-    if (!st->has_shift[c]) {
-      memcpy(st->shift + c * D, r->shift + p * D, D * sizeof(double));
-      st->has_shift[c] = 1;
-    }
-    st->weight[c] += r->weight[p];
-    st->rows[c] += r->rows[p];
-    for (size_t j = 0; j < D; j++)
-      st->sum[c * D + j] += r->sum[p * D + j];
-    add_lower(st->gram + c * G, r->gram + p * G, D, st->mode);
-  }
+  const gmle__present pp = {r->n_present, r->class_of, r->shift, r->weight,
+                            r->sum,       r->gram,     r->rows};
+  const size_t bad = gmle__present_first_nonfinite(st, &pp);
+  if (bad < pp.n_present)
+    return gmle__error(st->ctx, GMLE_E_OVERFLOW,
+                       "batch %llu: class %zu: the sums of squares overflow "
+                       "float64 (values too large; rescale the data)",
+                       (unsigned long long)batch, (size_t)r->class_of[bad]);
+  gmle__present_commit(st, &pp);
   return GMLE_OK;
 }
 

@@ -217,6 +217,23 @@ typedef struct gmle__partial {
   int f32_products;
 } gmle__partial;
 
+/* Partial statistics of one batch over the classes present: slot p holds
+ * class class_of[p] (its shift, weight, rows, sum [D] and Gram
+ * [gram_len]). The core (src/stats.c) and the CUDA loader (device batches)
+ * commit them the same way. */
+typedef struct gmle__present {
+  size_t n_present;
+  const int32_t *class_of;
+  const double *shift, *weight, *sum, *gram;
+  const uint64_t *rows;
+} gmle__present;
+/* The first slot whose sums, or the accumulator's sums after adding them,
+ * are not finite; n_present if none. */
+size_t gmle__present_first_nonfinite(const gmle_stats *st,
+                                     const gmle__present *pp);
+/* Add every slot into st (shifts of classes without one are taken). */
+void gmle__present_commit(gmle_stats *st, const gmle__present *pp);
+
 /* The backend table. Entries marked optional may be NULL: the core then
  * uses the host (CPU) implementation. */
 typedef struct gmle__backend_ops {

@@ -364,23 +364,44 @@ static int lower_finite_sum(const double *a, const double *b, size_t d,
   return acc == 0.0;
 }
 
-/* The first present class whose batch sums, or the sums after adding them,
- * are not finite; n_present if none. */
-static size_t first_nonfinite(const gmle_stats *st, const batch_work *w) {
-  const size_t D = st->dim;
-  for (size_t p = 0; p < w->n_present; p++) {
-    const size_t c = (size_t)w->class_of[p];
-    const double *ps = w->part.sum + p * D,
-                 *pg = w->part.gram + p * st->gram_len;
-    int ok = isfinite(w->part.weight[p]) && all_finite(ps, D) &&
-             lower_finite_sum(pg, st->gram + c * st->gram_len, D, st->mode) &&
-             isfinite(w->part.weight[p] + st->weight[c]);
+size_t gmle__present_first_nonfinite(const gmle_stats *st,
+                                     const gmle__present *pp) {
+  const size_t D = st->dim, G = st->gram_len;
+  for (size_t p = 0; p < pp->n_present; p++) {
+    const size_t c = (size_t)pp->class_of[p];
+    const double *ps = pp->sum + p * D, *pg = pp->gram + p * G;
+    int ok = isfinite(pp->weight[p]) && all_finite(ps, D) &&
+             lower_finite_sum(pg, st->gram + c * G, D, st->mode) &&
+             isfinite(pp->weight[p] + st->weight[c]);
     for (size_t j = 0; ok && j < D; j++)
       ok = isfinite(ps[j] + st->sum[c * D + j]);
     if (!ok)
       return p;
   }
-  return w->n_present;
+  return pp->n_present;
+}
+
+void gmle__present_commit(gmle_stats *st, const gmle__present *pp) {
+  const size_t D = st->dim, G = st->gram_len;
+  for (size_t p = 0; p < pp->n_present; p++) {
+    const size_t c = (size_t)pp->class_of[p];
+    if (!st->has_shift[c]) {
+      memcpy(st->shift + c * D, pp->shift + p * D, D * sizeof(double));
+      st->has_shift[c] = 1;
+    }
+    st->weight[c] += pp->weight[p];
+    st->rows[c] += pp->rows[p];
+    for (size_t j = 0; j < D; j++)
+      st->sum[c * D + j] += pp->sum[p * D + j];
+    add_lower(st->gram + c * G, pp->gram + p * G, D, st->mode);
+  }
+}
+
+/* The batch's partial as slots of the classes present. */
+static gmle__present work_present(const batch_work *w) {
+  gmle__present pp = {w->n_present, w->class_of,  w->shift,    w->part.weight,
+                      w->part.sum,  w->part.gram, w->part.rows};
+  return pp;
 }
 
 static void partial_zero(const gmle_stats *st, batch_work *w) {
@@ -463,12 +484,14 @@ static gmle_status add_batch(gmle_stats *st, const gmle__batch *in,
   w.part.f32_products = fused_check(ctx) && b.dtype == GMLE_F32 && !b.weights &&
                         st->mode == GMLE_STATS_FULL && w.f32_ok;
   s = ctx->ops->accumulate(ctx, &b, &w.part);
-  size_t bad = s == GMLE_OK ? first_nonfinite(st, &w) : w.n_present;
+  gmle__present pp = work_present(&w);
+  size_t bad =
+      s == GMLE_OK ? gmle__present_first_nonfinite(st, &pp) : w.n_present;
   if (s == GMLE_OK && bad < w.n_present && w.part.f32_products) {
     partial_zero(st, &w);
     w.part.f32_products = 0;
     s = ctx->ops->accumulate(ctx, &b, &w.part);
-    bad = s == GMLE_OK ? first_nonfinite(st, &w) : w.n_present;
+    bad = s == GMLE_OK ? gmle__present_first_nonfinite(st, &pp) : w.n_present;
   }
   if (s != GMLE_OK) {
     work_free(&w);
@@ -485,20 +508,7 @@ static gmle_status add_batch(gmle_stats *st, const gmle__batch *in,
                        "float64 (values too large; rescale the data)",
                        (unsigned long long)batch, c);
   }
-  /* Commit. */
-  for (size_t p = 0; p < w.n_present; p++) {
-    const size_t c = (size_t)w.class_of[p];
-    if (!st->has_shift[c]) {
-      memcpy(st->shift + c * D, w.shift + p * D, D * sizeof(double));
-      st->has_shift[c] = 1;
-    }
-    st->weight[c] += w.part.weight[p];
-    st->rows[c] += w.part.rows[p];
-    for (size_t j = 0; j < D; j++)
-      st->sum[c * D + j] += w.part.sum[p * D + j];
-    add_lower(st->gram + c * st->gram_len, w.part.gram + p * st->gram_len, D,
-              st->mode);
-  }
+  gmle__present_commit(st, &pp);
   work_free(&w);
   return GMLE_OK;
 }
