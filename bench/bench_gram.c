@@ -9,7 +9,7 @@
  *
  * Usage: bench_gram table [reps [rows]]
  *        bench_gram N D C(1|10|1000) f32|f64 full|diag threads reps [weighted]
- * Environment: GRAM_TILE, GRAM_CHUNK, GRAM_BUDGET, GRAM_ISA (gram_kern.h's
+ * Environment: GRAM_TILE, GRAM_CHUNK, GRAM_BUDGET, GRAM_ISA, GRAM_NOBUCKET (gram_kern.h's
  * tuning); GRAM_F32=1 allows float32 products (gmle__partial.f32_products);
  * CPUTIME=1 times process CPU instead of wall-clock.
  */
@@ -148,6 +148,8 @@ int main(int argc, char **argv) {
       t.private_budget = strtoul(e, NULL, 10);
     if ((e = getenv("GRAM_ISA")))
       t.isa = atoi(e);
+    if ((e = getenv("GRAM_NOBUCKET")))
+      t.no_bucket = atoi(e);
     gmle__gram_set_tuning(&t);
   }
   if (argc >= 8) {

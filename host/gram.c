@@ -29,9 +29,14 @@
  * jobs), which keeps float64 round-off far below the accuracy contract
  * whatever the number of rows; for float32 input, d and d_i*d_j are exact.
  * With out->f32_products (float32 rows, no weights, FULL; AVX-512), tiles
- * are packed as float32 d = fl32(x - k) and the products summed in float32
- * over runs of 8 rows and over the tile before the tile is added in
- * float64 (gram_avx512.c); the sums of d stay exact.
+ * are packed as float32 d = fl32(x - k) and the products and the sums of d
+ * summed in float32 over runs of 8 rows, the products' runs over the tile
+ * in float32 and the sums' runs in float64, before the tile is added in
+ * float64 (gram_avx512.c). The core rounds float32 classes' shifts to a
+ * coarse grid (src/stats.c choose_shift), so fl32(x - k) is exact or
+ * rounds only x's own low bits, without a bias common to every row.
+ * While a staging tile goes through the kernels, the rows the scatter
+ * reads next are prefetched into L2.
  */
 #include "gram_kern.h"
 
@@ -162,8 +167,9 @@ static void tile_into(const plan *p, job *jb, size_t c, size_t base,
       g[j] += jb->sq[j];
   } else if (p->f32 && ja == 0 && jhi == p->nj) {
     memset(jb->st, 0, p->dpad * sizeof(double));
-    p->isa->pack32(&s, m, (float *)jb->bp, jb->st);
-    p->isa->full32((const float *)jb->bp, m, dim, jb->gram + c * p->gram_len);
+    p->isa->pack32(&s, m, (float *)jb->bp);
+    p->isa->full32((const float *)jb->bp, m, dim, jb->gram + c * p->gram_len,
+                   jb->st, NULL);
     w = (double)m;
   } else {
     const size_t ldp = p->tile * 8;
@@ -219,7 +225,8 @@ static void class_rows(const plan *p, job *jb, size_t c, size_t base,
 
 /* Bucket routing: the staging tile of class c (relative to c_lo) into the
  * job's destination. */
-static void bucket_flush(const plan *p, job *jb, size_t c) {
+static void bucket_flush(const plan *p, job *jb, size_t c,
+                         const gmle__gram_pf *pf) {
   const size_t m = jb->cnt[c], cls = jb->c_lo + c, dim = p->dim;
   const size_t ja = cls == jb->c_lo ? jb->ja_lo : 0;
   const size_t jhi = cls + 1 == jb->c_hi ? jb->jb_hi : p->nj;
@@ -235,11 +242,7 @@ static void bucket_flush(const plan *p, job *jb, size_t c) {
   } else if (jb->bucket32) {
     const size_t ld32 = (dim + 15) / 16 * 16;
     p->isa->full32((const float *)jb->sb + c * jb->btile * ld32, m, dim,
-                   jb->gram + cls * p->gram_len);
-    /* st holds the sums of x: sum(x) - m k, exact for such tiles */
-    const double *k = p->out->shift + cls * dim;
-    for (size_t j = 0; j < dim; j++)
-      st[j] -= (double)m * k[j];
+                   jb->gram + cls * p->gram_len, st, pf);
   } else if (ja < jhi) {
     double *sb = jb->sb + c * stage;
     p->isa->full(sb, jb->sv ? jb->sv + c * stage : sb, jb->btile * 8, m, dim,
@@ -289,15 +292,28 @@ static void run_bucket(const plan *p, job *jb) {
   if (jb->bsq)
     memset(jb->bsq, 0, nc * p->dpad * sizeof(double));
   memset(jb->wsum, 0, nc * sizeof(double));
+  /* While a tile's Gram keeps the FMA units busy, the rows the scatter
+   * reads next (about a tile's worth between flushes; two ahead) stream
+   * into L2: rows [r, pf_next) have been asked for. */
+  size_t pf_next = jb->row_lo;
   for (size_t r = jb->row_lo; r < jb->row_hi;) {
     size_t full;
     r = jb->bucket32 ? p->isa->scatter32(&bk, r, jb->row_hi, &full)
                      : p->isa->scatter(&bk, r, jb->row_hi, &full);
-    if (full != SIZE_MAX)
-      bucket_flush(p, jb, full);
+    if (full != SIZE_MAX) {
+      const size_t want = jb->row_hi - r < 2 * jb->btile ? jb->row_hi
+                                                          : r + 2 * jb->btile;
+      const size_t from = pf_next > r ? pf_next : r;
+      gmle__gram_pf pf = {0};
+      if (jb->bucket32 && want > from) {
+        pf = span_of(p, from, want - from, 0);
+        pf_next = want;
+      }
+      bucket_flush(p, jb, full, &pf);
+    }
   }
   for (size_t c = 0; c < nc; c++)
-    bucket_flush(p, jb, c);
+    bucket_flush(p, jb, c, NULL);
 }
 
 static void run_job(const plan *p, job *jb) {

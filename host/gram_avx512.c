@@ -166,14 +166,11 @@ static double pack512(const gmle__gram_src *s, size_t m, size_t p0, size_t ldp,
 
 /* Float32 products (gram_kern.h): vectors q..q+G-1 of 16 columns of a
  * tile's rows, d = fl32(x - k) (one correctly rounded float32
- * subtraction), and the tile's sums of x in float64 (exact for a tile of
- * float32 values of similar magnitude); st gets sum(x) - m k. */
+ * subtraction). */
 ALWAYS_INLINE void pack32_group(const gmle__gram_src *s, size_t m, size_t q,
-                                const int G, int far, float *tp, size_t ld32,
-                                double *st) {
+                                const int G, int far, float *tp, size_t ld32) {
   const size_t dim = s->dim;
   __m512 k32[4];
-  __m512d sx[4][2];
   __mmask16 km[4];
 #pragma GCC unroll 4
   for (int u = 0; u < G; u++) {
@@ -185,7 +182,6 @@ ALWAYS_INLINE void pack32_group(const gmle__gram_src *s, size_t m, size_t q,
         _mm512_maskz_loadu_pd((__mmask8)(km[u] >> 8), s->shift + c0 + 8);
     k32[u] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)),
                                 _mm512_cvtpd_ps(hi), 1);
-    sx[u][0] = sx[u][1] = _mm512_setzero_pd();
   }
   const size_t b0 = q * 16 * 4;
   const size_t b1 =
@@ -202,50 +198,57 @@ ALWAYS_INLINE void pack32_group(const gmle__gram_src *s, size_t m, size_t q,
       const size_t c0 = (q + (size_t)u) * 16;
       const __m512 x = _mm512_maskz_loadu_ps(km[u], row + c0);
       _mm512_store_ps(tp + k * ld32 + c0, _mm512_sub_ps(x, k32[u]));
-      sx[u][0] =
-          _mm512_add_pd(sx[u][0], _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
-      sx[u][1] = _mm512_add_pd(sx[u][1],
-                               _mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1)));
     }
   }
-  const __m512d mm = _mm512_set1_pd((double)m);
-#pragma GCC unroll 4
-  for (int u = 0; u < G; u++)
-    for (int h = 0; h < 2; h++) {
-      const size_t c0 = (q + (size_t)u) * 16 + 8 * (size_t)h;
-      if (c0 >= dim)
-        continue;
-      const __mmask8 kk = tail_mask(dim - c0);
-      const __m512d sk = _mm512_maskz_loadu_pd(kk, s->shift + c0);
-      /* sum(x) - m k: both exact for such tiles, so is the difference */
-      const __m512d v = _mm512_fnmadd_pd(mm, sk, sx[u][h]);
-      _mm512_store_pd(st + c0, _mm512_add_pd(_mm512_load_pd(st + c0), v));
-    }
 }
 
-static void pack32_512(const gmle__gram_src *s, size_t m, float *tp,
-                       double *st) {
+static void pack32_512(const gmle__gram_src *s, size_t m, float *tp) {
   const size_t dim = s->dim, nv = (dim + 15) / 16, ld32 = nv * 16;
   for (size_t q = 0; q < nv; q += 4) {
     const int f = q == 0;
     switch (nv - q < 4 ? nv - q : 4) {
     case 1:
-      pack32_group(s, m, q, 1, f, tp, ld32, st);
+      pack32_group(s, m, q, 1, f, tp, ld32);
       break;
     case 2:
-      pack32_group(s, m, q, 2, f, tp, ld32, st);
+      pack32_group(s, m, q, 2, f, tp, ld32);
       break;
     case 3:
-      pack32_group(s, m, q, 3, f, tp, ld32, st);
+      pack32_group(s, m, q, 3, f, tp, ld32);
       break;
     default:
-      pack32_group(s, m, q, 4, f, tp, ld32, st);
+      pack32_group(s, m, q, 4, f, tp, ld32);
       break;
     }
   }
 }
 
-/* Float32 register block: MA column vectors of 16 x NB rows (broadcasts).
+/* L2 prefetches of gram_kern.h's gmle__gram_pf items, spread evenly over
+ * `steps` calls of pf_step. */
+typedef struct pf_state {
+  const gmle__gram_pf *f; /* NULL: nothing to do */
+  size_t i, acc, steps;
+} pf_state;
+
+ALWAYS_INLINE void pf_step(pf_state *st) {
+  const gmle__gram_pf *f = st->f;
+  if (!f)
+    return;
+  st->acc += f->count;
+  for (; st->acc >= st->steps && st->i < f->count; st->acc -= st->steps) {
+    const char *q = f->p + (f->first + st->i++) * (f->stride ? f->stride : 64);
+    if (f->stride == 0)
+      _mm_prefetch(q, _MM_HINT_T1);
+    else
+      prefetch_row(q, 0, f->bytes, 0);
+  }
+}
+
+/* Float32 register block: MA column vectors of 16 (zmm) and, when H, one
+ * of 8 (ymm; the half of a 16-column vector that reaches the diagonal) x
+ * NB rows (broadcasts). On CPUs whose FMA units are 256 bits wide a ymm
+ * FMA costs half a zmm one, so the triangle's diagonal blocks cost what
+ * they compute; elsewhere it costs the same as the zmm it replaces.
  * Products are summed in float32 over runs of RUN32 rows, and the runs'
  * sums in float32 over the tile, then converted and added into g (float64,
  * lower triangle only). The short first level matters: float32 rows with a
@@ -255,104 +258,208 @@ static void pack32_512(const gmle__gram_src *s, size_t m, float *tp,
  * sums of RUN32 products are exact for such data and their sums round
  * without that bias (see BENCHMARKS.md). */
 #define RUN32 8
+ALWAYS_INLINE void add_lanes(double *g, size_t dim, size_t i, size_t j,
+                             __m256 t) {
+  if (j > i)
+    return;
+  const size_t n = i - j + 1; /* lanes on or below the diagonal */
+  double *d = g + i * dim + j;
+  const __mmask8 k = tail_mask(n);
+  _mm512_mask_storeu_pd(
+      d, k, _mm512_add_pd(_mm512_maskz_loadu_pd(k, d), _mm512_cvtps_pd(t)));
+}
+
+/* acc + v * broadcast(*x), the broadcast done by the load (an embedded
+ * broadcast): a separate vbroadcastss competes with the FMAs for the
+ * vector pipes on some CPUs. Compilers fold a broadcast into the FMA only
+ * when it has one use. */
+ALWAYS_INLINE __m512 fma_bcast16(__m512 v, const float *x, __m512 acc) {
+  __asm__("vfmadd231ps %[x]%{1to16%}, %[v], %[acc]"
+          : [acc] "+v"(acc)
+          : [v] "v"(v), [x] "m"(*x));
+  return acc;
+}
+ALWAYS_INLINE __m256 fma_bcast8(__m256 v, const float *x, __m256 acc) {
+  __asm__("vfmadd231ps %[x]%{1to8%}, %[v], %[acc]"
+          : [acc] "+v"(acc)
+          : [v] "v"(v), [x] "m"(*x));
+  return acc;
+}
+
+/* The columns [j, j+8) of st (float64, st has 8*ceil(dim/8) values) +=
+ * the float32 sums t. */
+ALWAYS_INLINE void add_sums(double *st, size_t dim, size_t j, __m256 t) {
+  if (j < dim)
+    _mm512_store_pd(st + j,
+                    _mm512_add_pd(_mm512_load_pd(st + j), _mm512_cvtps_pd(t)));
+}
+
+/* With S, the block also adds the sums of its columns over the tile into
+ * st (float32 over a run, float64 over the runs). */
 ALWAYS_INLINE void block32(const float *tp, size_t ld, size_t m, const int MA,
-                           const int NB, double *g, size_t dim, size_t i0,
-                           size_t j0) {
+                           const int H, const int S, const int NB, double *g,
+                           size_t dim, size_t i0, size_t j0, double *st,
+                           pf_state *pf) {
   /* the tile's sums of the runs: in L1, added to once per run */
   __m512 tot[3][8];
-#pragma GCC unroll 3
-  for (int a = 0; a < MA; a++)
+  __m256 toth[8];
 #pragma GCC unroll 8
-    for (int b = 0; b < NB; b++)
-      tot[a][b] = _mm512_setzero_ps();
-  for (size_t r0 = 0; r0 < m; r0 += RUN32) {
-    const size_t r1 = m - r0 < RUN32 ? m : r0 + RUN32;
-    __m512 acc[3][8];
+  for (int b = 0; b < NB; b++) {
 #pragma GCC unroll 3
     for (int a = 0; a < MA; a++)
+      tot[a][b] = _mm512_setzero_ps();
+    if (H)
+      toth[b] = _mm256_setzero_ps();
+  }
+  for (size_t r0 = 0; r0 < m; r0 += RUN32) {
+    const size_t r1 = m - r0 < RUN32 ? m : r0 + RUN32;
+    pf_step(pf);
+    __m512 acc[3][8], sum[3];
+    __m256 acch[8], sumh = _mm256_setzero_ps();
+#pragma GCC unroll 3
+    for (int a = 0; a < MA; a++)
+      sum[a] = _mm512_setzero_ps();
 #pragma GCC unroll 8
-      for (int b = 0; b < NB; b++)
+    for (int b = 0; b < NB; b++) {
+#pragma GCC unroll 3
+      for (int a = 0; a < MA; a++)
         acc[a][b] = _mm512_setzero_ps();
+      if (H)
+        acch[b] = _mm256_setzero_ps();
+    }
     for (size_t r = r0; r < r1; r++) {
       const float *row = tp + r * ld;
       __m512 v[3];
+      __m256 vh = _mm256_setzero_ps();
 #pragma GCC unroll 3
       for (int a = 0; a < MA; a++)
         v[a] = _mm512_load_ps(row + j0 + 16 * (size_t)a);
-#pragma GCC unroll 8
-      for (int b = 0; b < NB; b++) {
-        const __m512 x = _mm512_set1_ps(row[i0 + (size_t)b]);
+      if (H)
+        vh = _mm256_load_ps(row + j0 + 16 * (size_t)MA);
+      if (S) {
 #pragma GCC unroll 3
         for (int a = 0; a < MA; a++)
-          acc[a][b] = _mm512_fmadd_ps(v[a], x, acc[a][b]);
+          sum[a] = _mm512_add_ps(sum[a], v[a]);
+        if (H)
+          sumh = _mm256_add_ps(sumh, vh);
+      }
+#pragma GCC unroll 8
+      for (int b = 0; b < NB; b++) {
+        const float *x = row + i0 + (size_t)b;
+#pragma GCC unroll 3
+        for (int a = 0; a < MA; a++)
+          acc[a][b] = fma_bcast16(v[a], x, acc[a][b]);
+        if (H)
+          acch[b] = fma_bcast8(vh, x, acch[b]);
       }
     }
-#pragma GCC unroll 3
-    for (int a = 0; a < MA; a++)
-#pragma GCC unroll 8
-      for (int b = 0; b < NB; b++)
-        tot[a][b] = _mm512_add_ps(tot[a][b], acc[a][b]);
-  }
-#pragma GCC unroll 3
-  for (int a = 0; a < MA; a++)
 #pragma GCC unroll 8
     for (int b = 0; b < NB; b++) {
-      const size_t i = i0 + (size_t)b, j = j0 + 16 * (size_t)a;
-      if (j > i)
-        continue;
-      const size_t n = i - j + 1; /* lanes on or below the diagonal */
-      double *d = g + i * dim + j;
-      const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(tot[a][b]));
-      const __mmask8 kl = tail_mask(n);
-      _mm512_mask_storeu_pd(d, kl,
-                            _mm512_add_pd(_mm512_maskz_loadu_pd(kl, d), lo));
-      if (n > 8) {
-        const __m512d hi =
-            _mm512_cvtps_pd(_mm512_extractf32x8_ps(tot[a][b], 1));
-        const __mmask8 kh = tail_mask(n - 8);
-        _mm512_mask_storeu_pd(
-            d + 8, kh, _mm512_add_pd(_mm512_maskz_loadu_pd(kh, d + 8), hi));
-      }
+#pragma GCC unroll 3
+      for (int a = 0; a < MA; a++)
+        tot[a][b] = _mm512_add_ps(tot[a][b], acc[a][b]);
+      if (H)
+        toth[b] = _mm256_add_ps(toth[b], acch[b]);
     }
+    if (S) {
+#pragma GCC unroll 3
+      for (int a = 0; a < MA; a++) {
+        const size_t j = j0 + 16 * (size_t)a;
+        add_sums(st, dim, j, _mm512_castps512_ps256(sum[a]));
+        add_sums(st, dim, j + 8, _mm512_extractf32x8_ps(sum[a], 1));
+      }
+      if (H)
+        add_sums(st, dim, j0 + 16 * (size_t)MA, sumh);
+    }
+  }
+#pragma GCC unroll 8
+  for (int b = 0; b < NB; b++) {
+    const size_t i = i0 + (size_t)b;
+#pragma GCC unroll 3
+    for (int a = 0; a < MA; a++) {
+      const size_t j = j0 + 16 * (size_t)a;
+      add_lanes(g, dim, i, j, _mm512_castps512_ps256(tot[a][b]));
+      add_lanes(g, dim, i, j + 8, _mm512_extractf32x8_ps(tot[a][b], 1));
+    }
+    if (H)
+      add_lanes(g, dim, i, j0 + 16 * (size_t)MA, toth[b]);
+  }
 }
 
-#define SHAPE32(MA, NB)                                                        \
-  static void block32_##MA##_##NB(const float *tp, size_t ld, size_t m,        \
-                                  double *g, size_t dim, size_t i0,            \
-                                  size_t j0) {                                 \
-    block32(tp, ld, m, MA, NB, g, dim, i0, j0);                                \
+#define SHAPE32(MA, H, S, NB)                                                  \
+  static void block32_##MA##_##H##_##S##_##NB(                                 \
+      const float *tp, size_t ld, size_t m, double *g, size_t dim, size_t i0,  \
+      size_t j0, double *st, pf_state *pf) {                                   \
+    block32(tp, ld, m, MA, H, S, NB, g, dim, i0, j0, st, pf);                  \
   }
-#define SHAPES32(MA)                                                           \
-  SHAPE32(MA, 1)                                                               \
-  SHAPE32(MA, 2)                                                               \
-  SHAPE32(MA, 3)                                                               \
-  SHAPE32(MA, 4) SHAPE32(MA, 5) SHAPE32(MA, 6) SHAPE32(MA, 7) SHAPE32(MA, 8)
-SHAPES32(1)
-SHAPES32(2)
-SHAPES32(3)
+#define SHAPES32(MA, H, S)                                                     \
+  SHAPE32(MA, H, S, 1)                                                         \
+  SHAPE32(MA, H, S, 2)                                                         \
+  SHAPE32(MA, H, S, 3)                                                         \
+  SHAPE32(MA, H, S, 4)                                                         \
+  SHAPE32(MA, H, S, 5)                                                         \
+  SHAPE32(MA, H, S, 6) SHAPE32(MA, H, S, 7) SHAPE32(MA, H, S, 8)
+#define SHAPES32S(MA, H) SHAPES32(MA, H, 0) SHAPES32(MA, H, 1)
+SHAPES32S(0, 1)
+SHAPES32S(1, 0)
+SHAPES32S(1, 1)
+SHAPES32S(2, 0)
+SHAPES32S(2, 1)
+SHAPES32S(3, 0)
 
 typedef void (*block32_fn)(const float *, size_t, size_t, double *, size_t,
-                           size_t, size_t);
-#define ROW32(MA)                                                              \
+                           size_t, size_t, double *, pf_state *);
+#define ROW32(MA, H, S)                                                        \
   {                                                                            \
-    block32_##MA##_1, block32_##MA##_2, block32_##MA##_3, block32_##MA##_4,    \
-        block32_##MA##_5, block32_##MA##_6, block32_##MA##_7, block32_##MA##_8 \
+    block32_##MA##_##H##_##S##_1, block32_##MA##_##H##_##S##_2,                \
+        block32_##MA##_##H##_##S##_3, block32_##MA##_##H##_##S##_4,            \
+        block32_##MA##_##H##_##S##_5, block32_##MA##_##H##_##S##_6,            \
+        block32_##MA##_##H##_##S##_7, block32_##MA##_##H##_##S##_8             \
   }
-static const block32_fn blocks32[3][8] = {ROW32(1), ROW32(2), ROW32(3)};
+#define ROWS32(MA, H)                                                          \
+  { ROW32(MA, H, 0), ROW32(MA, H, 1) }
+/* [MA][H][S]: MA zmm vectors, H ymm half (MA + H <= 3), S column sums */
+static const block32_fn blocks32[4][2][2][8] = {
+    {{{0}}, ROWS32(0, 1)},
+    {ROWS32(1, 0), ROWS32(1, 1)},
+    {ROWS32(2, 0), ROWS32(2, 1)},
+    {ROWS32(3, 0), {{0}}}};
 
-/* Row groups of 8, each against the column vectors its triangle reaches. */
-static void full32_512(const float *tp, size_t m, size_t dim, double *g) {
+/* Row groups of 8 (i0 .. i0+nb-1), each against the columns its triangle
+ * reaches, [0, i0+nb): whole vectors of 16 and, when the last one would
+ * be at most half used, a vector of 8; at most three vectors a block. The
+ * last group reaches every column and also sums them. With emit 0 only
+ * counts the blocks. */
+static size_t walk32(const float *tp, size_t m, size_t dim, double *g,
+                     double *st, pf_state *pf, int emit) {
   const size_t ld = (dim + 15) / 16 * 16;
+  size_t blocks = 0;
   for (size_t i0 = 0; i0 < dim; i0 += 8) {
-    const size_t nb = dim - i0 < 8 ? dim - i0 : 8;
-    const size_t nv = (i0 + nb + 15) / 16;
-    for (size_t J = 0; J < nv;) {
-      const size_t n = nv - J;
-      const size_t ma = n == 4 ? 2 : (n >= 3 ? 3 : n);
-      blocks32[ma - 1][nb - 1](tp, ld, m, g, dim, i0, 16 * J);
-      J += ma;
+    const size_t nb = dim - i0 < 8 ? dim - i0 : 8, end = i0 + nb;
+    const size_t rem = end % 16, last = end == dim;
+    const size_t nz = end / 16 + (rem > 8), half = rem > 0 && rem <= 8;
+    for (size_t J = 0; J < nz + half;) {
+      const size_t n = nz + half - J;
+      size_t take = n == 4 ? 2 : (n >= 3 ? 3 : n);
+      const size_t h = J + take == nz + half ? half : 0;
+      if (emit)
+        blocks32[take - h][h][last][nb - 1](tp, ld, m, g, dim, i0, 16 * J, st,
+                                            pf);
+      blocks++;
+      J += take;
     }
   }
+  return blocks;
+}
+
+static void full32_512(const float *tp, size_t m, size_t dim, double *g,
+                       double *st, const gmle__gram_pf *pf) {
+  pf_state ps = {NULL, 0, 0, 1};
+  if (pf && pf->p && pf->count) {
+    ps.f = pf;
+    ps.steps = walk32(tp, m, dim, g, st, NULL, 0) * ((m + RUN32 - 1) / RUN32);
+  }
+  walk32(tp, m, dim, g, st, &ps, 1);
 }
 
 /* One register block: MA column panels (vectors) x NB rows (broadcasts),
@@ -610,21 +717,12 @@ static size_t scatter32_512(const gmle__gram_bucket *bk, size_t r0, size_t r1,
     const float *row = (const float *)rowc;
     float *t = (float *)bk->sb + c * bk->stage + bk->cnt[c] * ld32;
     const float *k32 = bk->shift32 + c * ld32;
-    double *st = bk->st + c * bk->dpad;
     for (size_t u = 0; u < nv; u++) {
       const size_t c0 = u * 16, rem = dim - c0;
       const __mmask16 km =
           rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);
       const __m512 xv = _mm512_maskz_loadu_ps(km, row + c0);
       _mm512_store_ps(t + c0, _mm512_sub_ps(xv, _mm512_load_ps(k32 + c0)));
-      _mm512_store_pd(
-          st + c0, _mm512_add_pd(_mm512_load_pd(st + c0),
-                                 _mm512_cvtps_pd(_mm512_castps512_ps256(xv))));
-      if (rem > 8)
-        _mm512_store_pd(
-            st + c0 + 8,
-            _mm512_add_pd(_mm512_load_pd(st + c0 + 8),
-                          _mm512_cvtps_pd(_mm512_extractf32x8_ps(xv, 1))));
     }
     if (++bk->cnt[c] == bk->tile) {
       *full = c;

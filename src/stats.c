@@ -164,9 +164,13 @@ static double elem(const void *x, gmle_dtype t, size_t i) {
 
 /* The shift of a class first seen in this batch: the mean of its first
  * SHIFT_SAMPLE_ROWS rows (rows[0..m), m >= 1), rounded to the input
- * precision so that x - k is exact for nearby values. Returns 1 when those
- * rows' spread around it allows float32 products (every column's rms in
- * range). */
+ * precision so that x - k is exact for nearby values. For float32 input it
+ * is rounded further, to a multiple of 2^-8 of the sample's spread (any
+ * shift near the mean serves): then k has no bits below the values' own
+ * resolution, so fl32(x - k) (host/gram.c's float32 products) is exact or
+ * rounds away only x's own low bits, and no fixed low bit of k biases
+ * every row's rounding the same way. Returns 1 when those rows' spread
+ * around it allows float32 products (every column's rms in range). */
 static int choose_shift(const gmle__batch *b, const uint32_t *rows, size_t m,
                         double *k) {
   const size_t d = b->dim;
@@ -176,8 +180,19 @@ static int choose_shift(const gmle__batch *b, const uint32_t *rows, size_t m,
     for (size_t i = 0; i < m; i++)
       acc += elem(b->x, b->dtype, rows[i] * b->row_stride + j);
     k[j] = acc / (double)m;
-    if (b->dtype == GMLE_F32)
+    if (b->dtype == GMLE_F32) {
+      for (size_t i = 0; i < m; i++) {
+        const double v = elem(b->x, b->dtype, rows[i] * b->row_stride + j);
+        msq += (v - k[j]) * (v - k[j]);
+      }
+      int e;
+      (void)frexp(sqrt(msq / (double)m), &e);
+      const double g = ldexp(1.0, e - 9); /* 2^-8 of the spread, or less */
+      if (msq > 0.0 && isfinite(msq) && fabs(k[j]) < ldexp(g, 24))
+        k[j] = nearbyint(k[j] / g) * g; /* < 2^24 multiples: a float */
       k[j] = (double)(float)k[j];
+      msq = 0.0;
+    }
     for (size_t i = 0; i < m; i++) {
       const double v = elem(b->x, b->dtype, rows[i] * b->row_stride + j) - k[j];
       msq += v * v;
