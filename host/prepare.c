@@ -250,7 +250,7 @@ static gmle_status build_cache(gmle_model *m) {
   return GMLE_OK;
 }
 
-gmle_status gmle__model_prepare(gmle_model *m) {
+static gmle_status prepare(gmle_model *m) {
   gmle_context *ctx = m->ctx;
   const size_t D = m->dim, C = m->n_classes;
   GMLE_RETURN_IF(D > (size_t)INT_MAX / 2 || C > (size_t)INT_MAX / 2, ctx,
@@ -324,4 +324,11 @@ gmle_status gmle__model_prepare(gmle_model *m) {
   if (ctx && ctx->ops && ctx->ops->prepare_model)
     GMLE_TRY(ctx->ops->prepare_model(ctx, m));
   return GMLE_OK;
+}
+
+gmle_status gmle__model_prepare(gmle_model *m) {
+  const int small = gmle__blas_small_begin(m->dim);
+  const gmle_status s = prepare(m);
+  gmle__blas_small_end(small);
+  return s;
 }

@@ -501,12 +501,14 @@ gmle_status gmle_fit(const gmle_stats *st, const gmle_fit_options *opt,
   gmle_status s = (Shat && f.work) ? GMLE_OK
                                    : gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
                                                  "fit: out of memory");
+  const int small = gmle__blas_small_begin(D);
   if (s == GMLE_OK)
     s = fit_model(&f, m, Shat);
   gmle__free(Shat);
   gmle__free(f.work);
   if (s == GMLE_OK)
     s = gmle__model_prepare(m);
+  gmle__blas_small_end(small);
   if (s == GMLE_OK && st->names)
     s = gmle_model_set_class_names(m, (const char *const *)st->names);
   if (s != GMLE_OK) {

@@ -293,6 +293,17 @@ gmle_status gmle__model_prepare(gmle_model *m);
 /* host/linalg.c */
 double gmle__logsumexp(const double *v, size_t n);
 
+/* Around gmle's own dense LAPACK/BLAS calls on D x D matrices: for D below
+ * GMLE__BLAS_SMALL, OpenBLAS is asked for one thread until the matching
+ * end, and the caller's setting is restored then (nested and concurrent
+ * sections share one save). A threaded OpenBLAS otherwise wakes its worker
+ * threads for BLAS-2 calls on a few dozen rows (dsymv inside dsyevd), and
+ * they spin for tens of milliseconds on the cores gmle's own threads need
+ * next. Returns whether the section took effect; pass it to end. */
+#define GMLE__BLAS_SMALL 256
+int gmle__blas_small_begin(size_t D);
+void gmle__blas_small_end(int token);
+
 /* From memory, for the fuzzing harnesses (tests/fuzz): gmle_model_load
  * (src/model_file.c) and gmle_stats_load (src/stats_file.c) of the `size`
  * bytes at `data` (not copied; `name` names them in messages). */
