@@ -7,9 +7,14 @@
 #include <float.h>
 #include <lapacke.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 static const double LOG_2PI = 1.8378770664093454836;
+
+/* Multiply-adds (C D^3) above which full covariances are fitted on
+ * several threads. */
+#define FIT_PAR_WORK 4e6
 
 void gmle_fit_options_init(gmle_fit_options *opt) {
   if (!opt)
@@ -335,6 +340,107 @@ static gmle_status check_priors(const gmle_stats *st, const double *p) {
   return GMLE_OK;
 }
 
+/* Class c's regularised covariance (full, diag or spherical) and training
+ * log-likelihood lc (class c has data). */
+static gmle_status fit_class(const fit_ctx *f, gmle_model *m,
+                             const double *Shat_all, size_t c, double *lc) {
+  const gmle_stats *st = f->st;
+  const gmle_fit_options *o = f->opt;
+  const size_t D = st->dim;
+  const size_t G = o->cov == GMLE_COV_FULL ? D * D : D;
+  const double *Sh = Shat_all + c * G;
+  gmle_status s;
+  *lc = 0;
+  if (o->cov == GMLE_COV_FULL) {
+    double *S = m->covars + c * D * D;
+    memcpy(S, Sh, D * D * sizeof(double));
+    s = finish_full(f, c, S, st->weight[c], &m->reports[c]);
+    if (s == GMLE_OK)
+      s = class_loglik(f, c, st->weight[c], S, NULL, 0, Sh, lc);
+  } else if (o->cov == GMLE_COV_DIAG) {
+    double *v = m->covars + c * D;
+    memcpy(v, Sh, D * sizeof(double));
+    s = finish_diag(f, c, v, D, &m->reports[c]);
+    if (s == GMLE_OK)
+      s = class_loglik(f, c, st->weight[c], NULL, v, 0, Sh, lc);
+  } else {
+    double v = 0;
+    for (size_t j = 0; j < D; j++)
+      v += Sh[j];
+    v /= (double)D;
+    s = finish_diag(f, c, &v, 1, &m->reports[c]);
+    m->covars[c] = v;
+    if (s == GMLE_OK)
+      s = class_loglik(f, c, st->weight[c], NULL, NULL, v, Sh, lc);
+  }
+  return s;
+}
+
+/* Every class with data through fit_class; *ll the sum of their
+ * log-likelihoods in class order. Full covariances of many classes are done
+ * on the context's threads (classes are independent; each thread has its
+ * own scratch, and its error messages go to a copy of the context), small
+ * enough for OpenBLAS to run single-threaded inside (GMLE__BLAS_SMALL). The
+ * error returned is the lowest-numbered failing class's, as on one thread. */
+static gmle_status fit_classes(const fit_ctx *f, gmle_model *m,
+                               const double *Shat_all, double *ll) {
+  const gmle_stats *st = f->st;
+  const size_t D = st->dim, C = st->n_classes, wlen = 3 * D * D + D;
+  double *lc = gmle__calloc(C, sizeof *lc);
+  if (!lc)
+    return gmle__error(f->ctx, GMLE_E_OUT_OF_MEMORY, "fit: out of memory");
+  int nt = 1;
+  if (f->opt->cov == GMLE_COV_FULL && D < GMLE__BLAS_SMALL && C > 1 &&
+      (double)C * (double)D * (double)D * (double)D >= FIT_PAR_WORK)
+    nt = f->ctx->n_threads < (int)C ? f->ctx->n_threads : (int)C;
+  double *work = nt > 1 ? gmle__malloc((size_t)nt * wlen * sizeof(double))
+                        : NULL;
+  if (!work)
+    nt = 1;
+  gmle_status s = GMLE_OK;
+  if (nt == 1) {
+    for (size_t c = 0; c < C && s == GMLE_OK; c++)
+      if (st->weight[c] > 0)
+        s = fit_class(f, m, Shat_all, c, &lc[c]);
+  } else {
+    size_t bad = C;
+    char msg[GMLE__ERR_LEN];
+    long nc = (long)C;
+#pragma omp parallel num_threads(nt)
+    {
+      gmle_context shadow = *f->ctx;
+      fit_ctx g = *f;
+      g.ctx = &shadow;
+      g.work = work + (size_t)omp_get_thread_num() * wlen;
+#pragma omp for schedule(dynamic, 4)
+      for (long ci = 0; ci < nc; ci++) {
+        const size_t c = (size_t)ci;
+        if (st->weight[c] <= 0)
+          continue;
+        const gmle_status cs = fit_class(&g, m, Shat_all, c, &lc[c]);
+        if (cs != GMLE_OK) {
+#pragma omp critical(gmle_fit_classes)
+          if (c < bad) {
+            bad = c;
+            s = cs;
+            memcpy(msg, gmle_context_error(&shadow), sizeof msg);
+            msg[sizeof msg - 1] = '\0';
+          }
+        }
+      }
+    }
+    if (bad < C)
+      gmle__error(f->ctx, s, "%s", msg);
+  }
+  gmle__free(work);
+  double sum = 0;
+  for (size_t c = 0; c < C; c++)
+    sum += lc[c];
+  gmle__free(lc);
+  *ll = sum;
+  return s;
+}
+
 static gmle_status fit_model(fit_ctx *f, gmle_model *m, double *Shat_all) {
   const gmle_stats *st = f->st;
   const gmle_fit_options *o = f->opt;
@@ -400,34 +506,7 @@ static gmle_status fit_model(fit_ctx *f, gmle_model *m, double *Shat_all) {
       rep->shrinkage = tied.shrinkage;
     }
   } else {
-    for (size_t c = 0; c < C && s == GMLE_OK; c++) {
-      if (st->weight[c] <= 0)
-        continue;
-      double *Sh = Shat_all + c * G, lc = 0;
-      if (o->cov == GMLE_COV_FULL) {
-        double *S = m->covars + c * D * D;
-        memcpy(S, Sh, D * D * sizeof(double));
-        s = finish_full(f, c, S, st->weight[c], &m->reports[c]);
-        if (s == GMLE_OK)
-          s = class_loglik(f, c, st->weight[c], S, NULL, 0, Sh, &lc);
-      } else if (o->cov == GMLE_COV_DIAG) {
-        double *v = m->covars + c * D;
-        memcpy(v, Sh, D * sizeof(double));
-        s = finish_diag(f, c, v, D, &m->reports[c]);
-        if (s == GMLE_OK)
-          s = class_loglik(f, c, st->weight[c], NULL, v, 0, Sh, &lc);
-      } else {
-        double v = 0;
-        for (size_t j = 0; j < D; j++)
-          v += Sh[j];
-        v /= (double)D;
-        s = finish_diag(f, c, &v, 1, &m->reports[c]);
-        m->covars[c] = v;
-        if (s == GMLE_OK)
-          s = class_loglik(f, c, st->weight[c], NULL, NULL, v, Sh, &lc);
-      }
-      ll += lc;
-    }
+    s = fit_classes(f, m, Shat_all, &ll);
   }
   if (s != GMLE_OK)
     return s;

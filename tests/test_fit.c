@@ -1048,6 +1048,95 @@ TEST(fit_bic_aic_use_the_parameter_count_of_each_type) {
   gmle_context_free(ctx);
 }
 
+/* Many classes of full covariance are fitted on the context's threads
+ * (src/fit.c fit_classes): every class within 1e-12 of the float64
+ * two-pass reference, the training log-likelihood equal to the closed
+ * form's sum over classes, and with two ill-defined classes the error names
+ * the lower one, as a one-thread fit does, however the threads meet them. */
+TEST(fit_many_full_classes_on_threads_match_reference_and_lowest_error) {
+  enum { D = 40, C = 120, PER = 90 };
+  const size_t n = (size_t)C * PER;
+  gmle_context *ctx = tu_context();
+  double *x = malloc(n * D * sizeof *x), *a = malloc(D * D * sizeof *a),
+         *b = malloc(D * D * sizeof *b);
+  int32_t *lab = malloc(n * sizeof *lab);
+  long double *l = malloc(D * D * sizeof *l);
+  tu_ref ref;
+  int have_ref = 0;
+  gmle_stats *st = NULL;
+  gmle_model *m = NULL;
+  CHECK(ctx && x && a && b && lab && l);
+  if (!ctx || !x || !a || !b || !lab || !l)
+    goto done;
+  tu_rng r;
+  tu_seed(&r, 9090u);
+  for (size_t i = 0; i < n; i++) {
+    lab[i] = (int32_t)(i % C);
+    for (size_t j = 0; j < D; j++)
+      x[i * D + j] = tu_normal(&r) * (1.0 + 0.01 * (double)j) +
+                     3.0 * (double)lab[i] + (double)j;
+  }
+  have_ref = tu_ref_compute(&ref, x, GMLE_F64, n, D, D, C, lab, NULL) == 0;
+  CHECK(have_ref);
+  CHECK_STATUS(gmle_stats_create(ctx, D, C, &st), GMLE_OK);
+  if (!st || !have_ref)
+    goto done;
+  CHECK_STATUS(gmle_stats_add(st, x, GMLE_F64, n, D, lab, NULL), GMLE_OK);
+  gmle_fit_options o = exact_opts(GMLE_COV_FULL);
+  CHECK_STATUS(gmle_fit(st, &o, &m), GMLE_OK);
+  if (m) {
+    double worst = 0, sum = 0;
+    for (size_t c = 0; c < C; c++) {
+      CHECK_STATUS(gmle_model_covariance(m, c, a), GMLE_OK);
+      tu_ref_cov(&ref, GMLE_COV_FULL, c, b);
+      const double e = tu_rel_frobenius(a, b, D * D);
+      worst = e > worst || isnan(e) ? e : worst;
+      /* at the exact MLE: -n/2 (D log 2pi + log|Sigma| + D), |Sigma| of
+       * the reference */
+      long double logdet = 0.0L;
+      CHECK(tu_cholesky(D, b, l) == 0);
+      for (size_t j = 0; j < D; j++)
+        logdet += 2.0L * logl(l[j * D + j]);
+      sum += (double)(-0.5L * PER * ((long double)D * LOG2PI + logdet + D));
+    }
+    CHECK_MSG(worst <= 1e-12, "worst covariance error %.3g", worst);
+    double ll = 0;
+    CHECK_STATUS(gmle_model_loglik(m, 0, &ll), GMLE_OK);
+    CHECK_REL(ll, sum, 1e-11);
+  }
+  /* two ill-defined classes (one row each): the lower is named */
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) /* classes 37 and 101 keep one row */
+    if ((lab[i] != 37 && lab[i] != 101) || i < (size_t)C) {
+      memmove(x + k * D, x + i * D, D * sizeof *x);
+      lab[k++] = lab[i];
+    }
+  for (int rep = 0; rep < 6; rep++) {
+    gmle_stats *s2 = NULL;
+    gmle_model *m2 = NULL;
+    CHECK_STATUS(gmle_stats_create(ctx, D, C, &s2), GMLE_OK);
+    if (!s2)
+      break;
+    CHECK_STATUS(gmle_stats_add(s2, x, GMLE_F64, k, D, lab, NULL), GMLE_OK);
+    CHECK_STATUS(gmle_fit(s2, &o, &m2), GMLE_E_ILL_DEFINED_COV);
+    CHECK_ERROR_HAS(ctx, "class 37 has 1 sample");
+    CHECK(m2 == NULL);
+    gmle_model_free(m2);
+    gmle_stats_free(s2);
+  }
+done:
+  if (have_ref)
+    tu_ref_free(&ref);
+  gmle_model_free(m);
+  gmle_stats_free(st);
+  free(x);
+  free(a);
+  free(b);
+  free(lab);
+  free(l);
+  gmle_context_free(ctx);
+}
+
 int main(int argc, char **argv) {
   CHECK_INIT(argc, argv);
   RUN(fit_full_matches_two_pass_f64);
@@ -1079,5 +1168,6 @@ int main(int argc, char **argv) {
   RUN(fit_loglik_closed_form_with_floor_and_weights_equals_direct_sum);
   RUN(fit_loglik_at_mle_is_minus_half_n_d_log2pi_logdet_d);
   RUN(fit_bic_aic_use_the_parameter_count_of_each_type);
+  RUN(fit_many_full_classes_on_threads_match_reference_and_lowest_error);
   return CHECK_DONE();
 }
