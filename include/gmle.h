@@ -341,7 +341,15 @@ GMLE_API void gmle_fit_options_init(gmle_fit_options *opt);
  *  mean or covariance overflows float64), GMLE_E_EMPTY (no data at all, or
  *  an empty class with allow_empty = 0), GMLE_E_INVALID_MODEL (full or tied
  *  class means too many standard deviations apart to be scored in
- *  float64), GMLE_E_INVALID_ARG. */
+ *  float64), GMLE_E_INVALID_ARG.
+ *  Threads: many classes are fitted on the context's threads (the result
+ *  is the same on any number). While this call, gmle_model_create and
+ *  gmle_model_load factorise D x D matrices with D < 256, they set
+ *  OpenBLAS to one thread (openblas_set_num_threads) and restore the
+ *  program's setting before returning: a threaded OpenBLAS otherwise wakes
+ *  its worker threads for such small calls, and they then spin on the
+ *  cores that the next gmle call needs. A program that calls OpenBLAS from
+ *  other threads at the same moment runs those calls on one thread. */
 GMLE_API gmle_status gmle_fit(const gmle_stats *st,
                               const gmle_fit_options *opt, gmle_model **out);
 
