@@ -29,12 +29,12 @@
  * jobs), which keeps float64 round-off far below the accuracy contract
  * whatever the number of rows; for float32 input, d and d_i*d_j are exact.
  * With out->f32_products (float32 rows, no weights, FULL; AVX-512), tiles
- * are packed as float32 d = fl32(x - k) and the products and the sums of d
- * summed in float32 over runs of 8 rows, the products' runs over the tile
- * in float32 and the sums' runs in float64, before the tile is added in
- * float64 (gram_avx512.c). The core rounds float32 classes' shifts to a
- * coarse grid (src/stats.c choose_shift), so fl32(x - k) is exact or
- * rounds only x's own low bits, without a bias common to every row.
+ * are packed as float32 d = fl32(x - k) and the products summed in float32
+ * over runs of 8 rows and over the tile before the tile is added in
+ * float64 (gram_avx512.c); the sums of x - k stay exact (float64). The
+ * core rounds float32 classes' shifts to a coarse grid (src/stats.c
+ * choose_shift), so fl32(x - k) is exact or rounds only x's own low bits,
+ * without a bias common to every row.
  * While a staging tile goes through the kernels, the rows the scatter
  * reads next are prefetched into L2.
  */
@@ -167,9 +167,9 @@ static void tile_into(const plan *p, job *jb, size_t c, size_t base,
       g[j] += jb->sq[j];
   } else if (p->f32 && ja == 0 && jhi == p->nj) {
     memset(jb->st, 0, p->dpad * sizeof(double));
-    p->isa->pack32(&s, m, (float *)jb->bp);
+    p->isa->pack32(&s, m, (float *)jb->bp, jb->st);
     p->isa->full32((const float *)jb->bp, m, dim, jb->gram + c * p->gram_len,
-                   jb->st, NULL);
+                   NULL);
     w = (double)m;
   } else {
     const size_t ldp = p->tile * 8;
@@ -242,7 +242,11 @@ static void bucket_flush(const plan *p, job *jb, size_t c,
   } else if (jb->bucket32) {
     const size_t ld32 = (dim + 15) / 16 * 16;
     p->isa->full32((const float *)jb->sb + c * jb->btile * ld32, m, dim,
-                   jb->gram + cls * p->gram_len, st, pf);
+                   jb->gram + cls * p->gram_len, pf);
+    /* st holds the sums of x: sum(x) - m k, exact for such tiles */
+    const double *k = p->out->shift + cls * dim;
+    for (size_t j = 0; j < dim; j++)
+      st[j] -= (double)m * k[j];
   } else if (ja < jhi) {
     double *sb = jb->sb + c * stage;
     p->isa->full(sb, jb->sv ? jb->sv + c * stage : sb, jb->btile * 8, m, dim,

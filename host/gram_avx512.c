@@ -166,11 +166,14 @@ static double pack512(const gmle__gram_src *s, size_t m, size_t p0, size_t ldp,
 
 /* Float32 products (gram_kern.h): vectors q..q+G-1 of 16 columns of a
  * tile's rows, d = fl32(x - k) (one correctly rounded float32
- * subtraction). */
+ * subtraction), and the tile's sums of x in float64 (exact for a tile of
+ * float32 values of similar magnitude); st gets sum(x) - m k. */
 ALWAYS_INLINE void pack32_group(const gmle__gram_src *s, size_t m, size_t q,
-                                const int G, int far, float *tp, size_t ld32) {
+                                const int G, int far, float *tp, size_t ld32,
+                                double *st) {
   const size_t dim = s->dim;
   __m512 k32[4];
+  __m512d sx[4][2];
   __mmask16 km[4];
 #pragma GCC unroll 4
   for (int u = 0; u < G; u++) {
@@ -182,6 +185,7 @@ ALWAYS_INLINE void pack32_group(const gmle__gram_src *s, size_t m, size_t q,
         _mm512_maskz_loadu_pd((__mmask8)(km[u] >> 8), s->shift + c0 + 8);
     k32[u] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)),
                                 _mm512_cvtpd_ps(hi), 1);
+    sx[u][0] = sx[u][1] = _mm512_setzero_pd();
   }
   const size_t b0 = q * 16 * 4;
   const size_t b1 =
@@ -198,26 +202,44 @@ ALWAYS_INLINE void pack32_group(const gmle__gram_src *s, size_t m, size_t q,
       const size_t c0 = (q + (size_t)u) * 16;
       const __m512 x = _mm512_maskz_loadu_ps(km[u], row + c0);
       _mm512_store_ps(tp + k * ld32 + c0, _mm512_sub_ps(x, k32[u]));
+      sx[u][0] =
+          _mm512_add_pd(sx[u][0], _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+      sx[u][1] = _mm512_add_pd(sx[u][1],
+                               _mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1)));
     }
   }
+  const __m512d mm = _mm512_set1_pd((double)m);
+#pragma GCC unroll 4
+  for (int u = 0; u < G; u++)
+    for (int h = 0; h < 2; h++) {
+      const size_t c0 = (q + (size_t)u) * 16 + 8 * (size_t)h;
+      if (c0 >= dim)
+        continue;
+      const __mmask8 kk = tail_mask(dim - c0);
+      const __m512d sk = _mm512_maskz_loadu_pd(kk, s->shift + c0);
+      /* sum(x) - m k: both exact for such tiles, so is the difference */
+      const __m512d v = _mm512_fnmadd_pd(mm, sk, sx[u][h]);
+      _mm512_store_pd(st + c0, _mm512_add_pd(_mm512_load_pd(st + c0), v));
+    }
 }
 
-static void pack32_512(const gmle__gram_src *s, size_t m, float *tp) {
+static void pack32_512(const gmle__gram_src *s, size_t m, float *tp,
+                       double *st) {
   const size_t dim = s->dim, nv = (dim + 15) / 16, ld32 = nv * 16;
   for (size_t q = 0; q < nv; q += 4) {
     const int f = q == 0;
     switch (nv - q < 4 ? nv - q : 4) {
     case 1:
-      pack32_group(s, m, q, 1, f, tp, ld32);
+      pack32_group(s, m, q, 1, f, tp, ld32, st);
       break;
     case 2:
-      pack32_group(s, m, q, 2, f, tp, ld32);
+      pack32_group(s, m, q, 2, f, tp, ld32, st);
       break;
     case 3:
-      pack32_group(s, m, q, 3, f, tp, ld32);
+      pack32_group(s, m, q, 3, f, tp, ld32, st);
       break;
     default:
-      pack32_group(s, m, q, 4, f, tp, ld32);
+      pack32_group(s, m, q, 4, f, tp, ld32, st);
       break;
     }
   }
@@ -286,20 +308,9 @@ ALWAYS_INLINE __m256 fma_bcast8(__m256 v, const float *x, __m256 acc) {
   return acc;
 }
 
-/* The columns [j, j+8) of st (float64, st has 8*ceil(dim/8) values) +=
- * the float32 sums t. */
-ALWAYS_INLINE void add_sums(double *st, size_t dim, size_t j, __m256 t) {
-  if (j < dim)
-    _mm512_store_pd(st + j,
-                    _mm512_add_pd(_mm512_load_pd(st + j), _mm512_cvtps_pd(t)));
-}
-
-/* With S, the block also adds the sums of its columns over the tile into
- * st (float32 over a run, float64 over the runs). */
 ALWAYS_INLINE void block32(const float *tp, size_t ld, size_t m, const int MA,
-                           const int H, const int S, const int NB, double *g,
-                           size_t dim, size_t i0, size_t j0, double *st,
-                           pf_state *pf) {
+                           const int H, const int NB, double *g, size_t dim,
+                           size_t i0, size_t j0, pf_state *pf) {
   /* the tile's sums of the runs: in L1, added to once per run */
   __m512 tot[3][8];
   __m256 toth[8];
@@ -314,11 +325,8 @@ ALWAYS_INLINE void block32(const float *tp, size_t ld, size_t m, const int MA,
   for (size_t r0 = 0; r0 < m; r0 += RUN32) {
     const size_t r1 = m - r0 < RUN32 ? m : r0 + RUN32;
     pf_step(pf);
-    __m512 acc[3][8], sum[3];
-    __m256 acch[8], sumh = _mm256_setzero_ps();
-#pragma GCC unroll 3
-    for (int a = 0; a < MA; a++)
-      sum[a] = _mm512_setzero_ps();
+    __m512 acc[3][8];
+    __m256 acch[8];
 #pragma GCC unroll 8
     for (int b = 0; b < NB; b++) {
 #pragma GCC unroll 3
@@ -336,13 +344,6 @@ ALWAYS_INLINE void block32(const float *tp, size_t ld, size_t m, const int MA,
         v[a] = _mm512_load_ps(row + j0 + 16 * (size_t)a);
       if (H)
         vh = _mm256_load_ps(row + j0 + 16 * (size_t)MA);
-      if (S) {
-#pragma GCC unroll 3
-        for (int a = 0; a < MA; a++)
-          sum[a] = _mm512_add_ps(sum[a], v[a]);
-        if (H)
-          sumh = _mm256_add_ps(sumh, vh);
-      }
 #pragma GCC unroll 8
       for (int b = 0; b < NB; b++) {
         const float *x = row + i0 + (size_t)b;
@@ -361,16 +362,6 @@ ALWAYS_INLINE void block32(const float *tp, size_t ld, size_t m, const int MA,
       if (H)
         toth[b] = _mm256_add_ps(toth[b], acch[b]);
     }
-    if (S) {
-#pragma GCC unroll 3
-      for (int a = 0; a < MA; a++) {
-        const size_t j = j0 + 16 * (size_t)a;
-        add_sums(st, dim, j, _mm512_castps512_ps256(sum[a]));
-        add_sums(st, dim, j + 8, _mm512_extractf32x8_ps(sum[a], 1));
-      }
-      if (H)
-        add_sums(st, dim, j0 + 16 * (size_t)MA, sumh);
-    }
   }
 #pragma GCC unroll 8
   for (int b = 0; b < NB; b++) {
@@ -386,65 +377,57 @@ ALWAYS_INLINE void block32(const float *tp, size_t ld, size_t m, const int MA,
   }
 }
 
-#define SHAPE32(MA, H, S, NB)                                                  \
-  static void block32_##MA##_##H##_##S##_##NB(                                 \
-      const float *tp, size_t ld, size_t m, double *g, size_t dim, size_t i0,  \
-      size_t j0, double *st, pf_state *pf) {                                   \
-    block32(tp, ld, m, MA, H, S, NB, g, dim, i0, j0, st, pf);                  \
+#define SHAPE32(MA, H, NB)                                                     \
+  static void block32_##MA##_##H##_##NB(const float *tp, size_t ld, size_t m,  \
+                                        double *g, size_t dim, size_t i0,      \
+                                        size_t j0, pf_state *pf) {             \
+    block32(tp, ld, m, MA, H, NB, g, dim, i0, j0, pf);                         \
   }
-#define SHAPES32(MA, H, S)                                                     \
-  SHAPE32(MA, H, S, 1)                                                         \
-  SHAPE32(MA, H, S, 2)                                                         \
-  SHAPE32(MA, H, S, 3)                                                         \
-  SHAPE32(MA, H, S, 4)                                                         \
-  SHAPE32(MA, H, S, 5)                                                         \
-  SHAPE32(MA, H, S, 6) SHAPE32(MA, H, S, 7) SHAPE32(MA, H, S, 8)
-#define SHAPES32S(MA, H) SHAPES32(MA, H, 0) SHAPES32(MA, H, 1)
-SHAPES32S(0, 1)
-SHAPES32S(1, 0)
-SHAPES32S(1, 1)
-SHAPES32S(2, 0)
-SHAPES32S(2, 1)
-SHAPES32S(3, 0)
+#define SHAPES32(MA, H)                                                        \
+  SHAPE32(MA, H, 1)                                                            \
+  SHAPE32(MA, H, 2)                                                            \
+  SHAPE32(MA, H, 3)                                                            \
+  SHAPE32(MA, H, 4)                                                            \
+  SHAPE32(MA, H, 5) SHAPE32(MA, H, 6) SHAPE32(MA, H, 7) SHAPE32(MA, H, 8)
+SHAPES32(0, 1)
+SHAPES32(1, 0)
+SHAPES32(1, 1)
+SHAPES32(2, 0)
+SHAPES32(2, 1)
+SHAPES32(3, 0)
 
 typedef void (*block32_fn)(const float *, size_t, size_t, double *, size_t,
-                           size_t, size_t, double *, pf_state *);
-#define ROW32(MA, H, S)                                                        \
+                           size_t, size_t, pf_state *);
+#define ROW32(MA, H)                                                           \
   {                                                                            \
-    block32_##MA##_##H##_##S##_1, block32_##MA##_##H##_##S##_2,                \
-        block32_##MA##_##H##_##S##_3, block32_##MA##_##H##_##S##_4,            \
-        block32_##MA##_##H##_##S##_5, block32_##MA##_##H##_##S##_6,            \
-        block32_##MA##_##H##_##S##_7, block32_##MA##_##H##_##S##_8             \
+    block32_##MA##_##H##_1, block32_##MA##_##H##_2, block32_##MA##_##H##_3,    \
+        block32_##MA##_##H##_4, block32_##MA##_##H##_5,                        \
+        block32_##MA##_##H##_6, block32_##MA##_##H##_7, block32_##MA##_##H##_8 \
   }
-#define ROWS32(MA, H)                                                          \
-  { ROW32(MA, H, 0), ROW32(MA, H, 1) }
-/* [MA][H][S]: MA zmm vectors, H ymm half (MA + H <= 3), S column sums */
-static const block32_fn blocks32[4][2][2][8] = {
-    {{{0}}, ROWS32(0, 1)},
-    {ROWS32(1, 0), ROWS32(1, 1)},
-    {ROWS32(2, 0), ROWS32(2, 1)},
-    {ROWS32(3, 0), {{0}}}};
+/* [MA][H]: MA zmm vectors, H ymm half (MA + H <= 3) */
+static const block32_fn blocks32[4][2][8] = {{{0}, ROW32(0, 1)},
+                                             {ROW32(1, 0), ROW32(1, 1)},
+                                             {ROW32(2, 0), ROW32(2, 1)},
+                                             {ROW32(3, 0), {0}}};
 
 /* Row groups of 8 (i0 .. i0+nb-1), each against the columns its triangle
  * reaches, [0, i0+nb): whole vectors of 16 and, when the last one would
- * be at most half used, a vector of 8; at most three vectors a block. The
- * last group reaches every column and also sums them. With emit 0 only
- * counts the blocks. */
+ * be at most half used, a vector of 8; at most three vectors a block.
+ * With emit 0 only counts the blocks. */
 static size_t walk32(const float *tp, size_t m, size_t dim, double *g,
-                     double *st, pf_state *pf, int emit) {
+                     pf_state *pf, int emit) {
   const size_t ld = (dim + 15) / 16 * 16;
   size_t blocks = 0;
   for (size_t i0 = 0; i0 < dim; i0 += 8) {
     const size_t nb = dim - i0 < 8 ? dim - i0 : 8, end = i0 + nb;
-    const size_t rem = end % 16, last = end == dim;
+    const size_t rem = end % 16;
     const size_t nz = end / 16 + (rem > 8), half = rem > 0 && rem <= 8;
     for (size_t J = 0; J < nz + half;) {
       const size_t n = nz + half - J;
       size_t take = n == 4 ? 2 : (n >= 3 ? 3 : n);
       const size_t h = J + take == nz + half ? half : 0;
       if (emit)
-        blocks32[take - h][h][last][nb - 1](tp, ld, m, g, dim, i0, 16 * J, st,
-                                            pf);
+        blocks32[take - h][h][nb - 1](tp, ld, m, g, dim, i0, 16 * J, pf);
       blocks++;
       J += take;
     }
@@ -453,13 +436,13 @@ static size_t walk32(const float *tp, size_t m, size_t dim, double *g,
 }
 
 static void full32_512(const float *tp, size_t m, size_t dim, double *g,
-                       double *st, const gmle__gram_pf *pf) {
+                       const gmle__gram_pf *pf) {
   pf_state ps = {NULL, 0, 0, 1};
   if (pf && pf->p && pf->count) {
     ps.f = pf;
-    ps.steps = walk32(tp, m, dim, g, st, NULL, 0) * ((m + RUN32 - 1) / RUN32);
+    ps.steps = walk32(tp, m, dim, g, NULL, 0) * ((m + RUN32 - 1) / RUN32);
   }
-  walk32(tp, m, dim, g, st, &ps, 1);
+  walk32(tp, m, dim, g, &ps, 1);
 }
 
 /* One register block: MA column panels (vectors) x NB rows (broadcasts),
@@ -717,12 +700,21 @@ static size_t scatter32_512(const gmle__gram_bucket *bk, size_t r0, size_t r1,
     const float *row = (const float *)rowc;
     float *t = (float *)bk->sb + c * bk->stage + bk->cnt[c] * ld32;
     const float *k32 = bk->shift32 + c * ld32;
+    double *st = bk->st + c * bk->dpad;
     for (size_t u = 0; u < nv; u++) {
       const size_t c0 = u * 16, rem = dim - c0;
       const __mmask16 km =
           rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);
       const __m512 xv = _mm512_maskz_loadu_ps(km, row + c0);
       _mm512_store_ps(t + c0, _mm512_sub_ps(xv, _mm512_load_ps(k32 + c0)));
+      _mm512_store_pd(
+          st + c0, _mm512_add_pd(_mm512_load_pd(st + c0),
+                                 _mm512_cvtps_pd(_mm512_castps512_ps256(xv))));
+      if (rem > 8)
+        _mm512_store_pd(
+            st + c0 + 8,
+            _mm512_add_pd(_mm512_load_pd(st + c0 + 8),
+                          _mm512_cvtps_pd(_mm512_extractf32x8_ps(xv, 1))));
     }
     if (++bk->cnt[c] == bk->tile) {
       *full = c;

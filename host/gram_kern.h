@@ -97,26 +97,25 @@ typedef size_t (*gmle__gram_scatter_fn)(const gmle__gram_bucket *bk, size_t r0,
 /* Float32 products (gmle__partial.f32_products; float32 input, no
  * weights, FULL): a tile is packed as m rows of ld32 = 16*ceil(dim/16)
  * floats, row k at tp + k*ld32, holding d = fl32(x - k) (the float64
- * difference rounded once), zero past dim. */
+ * difference rounded once), zero past dim; the tile's sums of the exact
+ * float64 differences are added to st[0..8*ceil(dim/8)) (zeroed by the
+ * caller or running). */
 typedef void (*gmle__gram_pack32_fn)(const gmle__gram_src *s, size_t m,
-                                     float *tp);
+                                     float *tp, double *st);
 
 /* Lower triangle of the Gram of such a tile: blocks summed over the m rows
  * in float32 registers, then converted and added into g[i*dim + j]
- * (float64); the tile's sums of d are added to st[0..dim) (float32 over
- * runs of a few rows, then float64; st holds 8*ceil(dim/8) values). The
- * items of pf (NULL or pf->p NULL: none) are prefetched into L2, spread
- * over the kernel's work, so that input streams in while the FMA units
- * are busy. */
+ * (float64). The items of pf (NULL or pf->p NULL: none) are prefetched
+ * into L2, spread over the kernel's work, so that input streams in while
+ * the FMA units are busy. */
 typedef void (*gmle__gram_full32_fn)(const float *tp, size_t m, size_t dim,
-                                     double *g, double *st,
-                                     const gmle__gram_pf *pf);
+                                     double *g, const gmle__gram_pf *pf);
 
 /* Bucket routing with float32 products: as gmle__gram_scatter_fn, but
  * class c's staging tile is (float *)bk->sb + c*bk->stage in the layout of
- * gmle__gram_pack32_fn (bk->stage counts floats) and d = x - shift32 in
- * float32; no sums are gathered (full32 forms them); never weighted or
- * DIAG. */
+ * gmle__gram_pack32_fn (bk->stage counts floats), d = x - shift32 in
+ * float32, and st[c*dpad..] gathers the sums of x (not x - k) in float64;
+ * never weighted or DIAG. */
 
 typedef struct gmle__gram_isa {
   const char *name;

@@ -203,6 +203,22 @@ TEST(f32_sorted_labels_wide_rows) {
   run(&s);
 }
 
+/* Many classes: the partial statistics of a batch's classes outweigh its
+ * rows, so the rows go straight into the accumulator (src/stats.c
+ * add_direct; float64 products there). */
+TEST(f32_many_classes_direct_accumulation) {
+  spec s = {"800 classes (direct accumulation), mean ~ 0",
+            240000,
+            24,
+            800,
+            0.0,
+            0.6,
+            0,
+            0.0,
+            0};
+  run(&s);
+}
+
 int main(int argc, char **argv) {
   CHECK_INIT(argc, argv);
   RUN(f32_offset_1e4_correlated_one_class_many_rows);
@@ -211,6 +227,7 @@ int main(int argc, char **argv) {
   RUN(f32_feature_scales_2e_minus20_to_2e19);
   RUN(f32_drifting_means_far_from_shift);
   RUN(f32_sorted_labels_wide_rows);
+  RUN(f32_many_classes_direct_accumulation);
   printf("  worst over the cases: mean err %.2e, cov err %.2e\n", all_mean,
          all_cov);
   return CHECK_DONE();
