@@ -59,25 +59,30 @@ ALWAYS_INLINE void prefetch_near(const gmle__gram_src *s, int f32, size_t k,
   }
 }
 
-/* s->far (see gram_kern.h) into L2, spread over the m rows of the tile:
- * call once per row with a zeroed state. */
+/* The items of f (see gram_kern.h) into L2, spread evenly over `steps`
+ * calls with a zeroed state. */
 typedef struct far_state {
   size_t i, acc;
 } far_state;
 
-ALWAYS_INLINE void prefetch_far(const gmle__gram_src *s, size_t m,
-                                far_state *st) {
-  const gmle__gram_pf *f = &s->far;
-  if (!f->p)
+ALWAYS_INLINE void prefetch_spread(const gmle__gram_pf *f, size_t steps,
+                                   far_state *st) {
+  if (!f || !f->p)
     return;
   st->acc += f->count;
-  for (; st->acc >= m; st->acc -= m, st->i++) {
+  for (; st->acc >= steps && st->i < f->count; st->acc -= steps, st->i++) {
     const char *q = f->p + (f->first + st->i) * (f->stride ? f->stride : 64);
     if (f->stride == 0)
       _mm_prefetch(q, _MM_HINT_T1);
     else
       prefetch_row(q, 0, f->bytes, 0);
   }
+}
+
+/* s->far spread over the m rows of the tile: call once per row. */
+ALWAYS_INLINE void prefetch_far(const gmle__gram_src *s, size_t m,
+                                far_state *st) {
+  prefetch_spread(&s->far, m, st);
 }
 
 /* Panels q..q+G-1 of a tile, row by row, the sums in registers. */
@@ -245,25 +250,15 @@ static void pack32_512(const gmle__gram_src *s, size_t m, float *tp,
   }
 }
 
-/* L2 prefetches of gram_kern.h's gmle__gram_pf items, spread evenly over
- * `steps` calls of pf_step. */
+/* The full32 kernel's L2 prefetches (prefetch_spread over its runs). */
 typedef struct pf_state {
   const gmle__gram_pf *f; /* NULL: nothing to do */
-  size_t i, acc, steps;
+  size_t steps;
+  far_state fs;
 } pf_state;
 
 ALWAYS_INLINE void pf_step(pf_state *st) {
-  const gmle__gram_pf *f = st->f;
-  if (!f)
-    return;
-  st->acc += f->count;
-  for (; st->acc >= st->steps && st->i < f->count; st->acc -= st->steps) {
-    const char *q = f->p + (f->first + st->i++) * (f->stride ? f->stride : 64);
-    if (f->stride == 0)
-      _mm_prefetch(q, _MM_HINT_T1);
-    else
-      prefetch_row(q, 0, f->bytes, 0);
-  }
+  prefetch_spread(st->f, st->steps, &st->fs);
 }
 
 /* Float32 register block: MA column vectors of 16 (zmm) and, when H, one
@@ -437,7 +432,7 @@ static size_t walk32(const float *tp, size_t m, size_t dim, double *g,
 
 static void full32_512(const float *tp, size_t m, size_t dim, double *g,
                        const gmle__gram_pf *pf) {
-  pf_state ps = {NULL, 0, 0, 1};
+  pf_state ps = {NULL, 1, {0, 0}};
   if (pf && pf->p && pf->count) {
     ps.f = pf;
     ps.steps = walk32(tp, m, dim, g, NULL, 0) * ((m + RUN32 - 1) / RUN32);
