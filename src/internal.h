@@ -304,16 +304,6 @@ double gmle__logsumexp(const double *v, size_t n);
 int gmle__blas_small_begin(size_t D);
 void gmle__blas_small_end(int token);
 
-/* From memory, for the fuzzing harnesses (tests/fuzz): gmle_model_load
- * (src/model_file.c) and gmle_stats_load (src/stats_file.c) of the `size`
- * bytes at `data` (not copied; `name` names them in messages). */
-GMLE_API gmle_status gmle__model_load_mem(gmle_context *ctx, const char *name,
-                                          const void *data, size_t size,
-                                          gmle_model **out);
-GMLE_API gmle_status gmle__stats_load_mem(gmle_context *ctx, const char *name,
-                                          const void *data, size_t size,
-                                          gmle_stats **out);
-
 /* src/model.c */
 gmle_status gmle__model_alloc(gmle_context *ctx, size_t dim, size_t n_classes,
                               gmle_cov_type cov, gmle_model **out);

@@ -17,7 +17,7 @@
 #include "check.h"
 #include "testutil.h"
 
-#include "gmle.h"
+#include "gmle_io.h"
 
 #include <dirent.h>
 #include <limits.h>

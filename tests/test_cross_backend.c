@@ -10,7 +10,7 @@
 #include "check.h"
 #include "testutil.h"
 
-#include "gmle.h"
+#include "gmle_io.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -36,6 +36,7 @@
 
 #ifdef GMLE_TEST_CUDA
 #include "gmle_cuda.h"
+#include "gmle_io.h"
 #endif
 
 #ifdef GMLE_TEST_CUDA

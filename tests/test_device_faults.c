@@ -23,7 +23,7 @@
 #include "check.h"
 #include "testutil.h"
 
-#include "gmle.h"
+#include "gmle_io.h"
 
 #include <limits.h>
 #include <math.h>

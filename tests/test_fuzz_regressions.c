@@ -6,7 +6,8 @@
 #include "check.h"
 #include "testutil.h"
 
-#include "gmle.h"
+#include "gmle_io.h"
+#include "io_mem.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
  * delimiter, embedded NUL, a 10 MiB line, LC_NUMERIC=de_DE.UTF-8). */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
-#include "gmle.h"
+#include "gmle_io.h"
 #include "internal.h" /* gmle__test_fail_alloc_after */
 
 #include <locale.h>

@@ -4,7 +4,7 @@
  * cases that reach the reader. */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
-#include "gmle.h"
+#include "gmle_io.h"
 #include "internal.h" /* gmle__test_fail_alloc_after */
 
 #include <math.h>

@@ -3,7 +3,7 @@
  * atomic replacement, and abort / failure leaving no file. */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
-#include "gmle.h"
+#include "gmle_io.h"
 #include "testutil.h"
 
 #include <dirent.h>

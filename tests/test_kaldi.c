@@ -7,7 +7,7 @@
  * Kaldi's definition of the format, independently of the library. */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
-#include "gmle.h"
+#include "gmle_io.h"
 #include "testutil.h"
 
 #include <fcntl.h>

@@ -5,6 +5,8 @@
 #include "check.h"
 #include "testutil.h"
 
+#include "gmle_io.h"
+
 #include "npy.h"
 #include "zip.h"
 

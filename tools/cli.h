@@ -6,7 +6,7 @@
 #ifndef GMLE_CLI_H
 #define GMLE_CLI_H
 
-#include "gmle.h"
+#include "gmle_io.h"
 
 #include <stddef.h>
 #include <stdint.h>

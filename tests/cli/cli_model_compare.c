@@ -4,7 +4,7 @@
  * Exit 0 when the models agree (relative error <= TOL for means,
  * covariances, priors and counts; same shape, type and class names),
  * 1 when they differ, 2 on a load error. */
-#include "gmle.h"
+#include "gmle_io.h"
 
 #include <math.h>
 #include <stdio.h>

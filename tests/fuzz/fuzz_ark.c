@@ -1,5 +1,5 @@
-/* fuzz_ark.c -- libFuzzer target for the Kaldi archive parser (src/kaldi.c,
- * src/io_ark.c) through gmle_reader_open_ark_memory: every input is read
+/* fuzz_ark.c -- libFuzzer target for the Kaldi archive parser (io/kaldi.c,
+ * io/io_ark.c) through gmle_reader_open_ark_memory: every input is read
  * to the end as a feature archive (float32 and float64 batches, the
  * utterance records checked for consistency) and as an alignment archive,
  * then rewound and read again. Seeds in tests/fuzz/corpus/ark/; see

@@ -1,5 +1,5 @@
 /*
- * fuzz_csv.c -- the CSV and text readers (src/io_csv.c) on the input as a
+ * fuzz_csv.c -- the CSV and text readers (io/io_csv.c) on the input as a
  * file, under the option sets the gmle command uses: detection of the
  * delimiter and the header, a label column by index and by name, a labels
  * file, a fixed blank delimiter with no header. Each is read to the end

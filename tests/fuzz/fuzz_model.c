@@ -1,6 +1,6 @@
 /*
- * fuzz_model.c -- the model file reader (src/model_file.c over src/zip.c
- * and src/npy.c), from memory. Every input is loaded as it is, and once more
+ * fuzz_model.c -- the model file reader (io/model_file.c over io/zip.c
+ * and io/npy.c), from memory. Every input is loaded as it is, and once more
  * with the CRC-32 of every zip member it can locate recomputed, so that
  * mutations get past the checksums to the parsing and validation behind
  * them (the same in the libFuzzer build and in the ctest replay: the
@@ -10,6 +10,7 @@
 #include "fuzzutil.h"
 
 #include "internal.h"
+#include "io_mem.h"
 #include "npy.h"
 #include "zip.h"
 

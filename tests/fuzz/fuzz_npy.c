@@ -1,6 +1,6 @@
 /*
- * fuzz_npy.c -- the .npy reader: the header codec (src/npy.c) on the whole
- * input, and the streaming reader (src/io_npy_stream.c) on the input as a
+ * fuzz_npy.c -- the .npy reader: the header codec (io/npy.c) on the whole
+ * input, and the streaming reader (io/io_npy_stream.c) on the input as a
  * file, for data and for labels (labels_only), each read to the end twice
  * with different batch sizes (a Fortran-order file is transposed batch by
  * batch, so the batch size must not change what is read).

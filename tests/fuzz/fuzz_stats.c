@@ -1,5 +1,5 @@
 /*
- * fuzz_stats.c -- the statistics file reader (src/stats_file.c), from
+ * fuzz_stats.c -- the statistics file reader (io/stats_file.c), from
  * memory. Every input is loaded as it is and, when its last four bytes are
  * not the CRC-32 of the rest, once more with them replaced by it, so that
  * mutations get past the checksum. Statistics that load must agree with
@@ -11,6 +11,7 @@
 #include "fuzzutil.h"
 
 #include "internal.h"
+#include "io_mem.h"
 #include "npy.h"
 #include "zip.h"
 

@@ -2,7 +2,8 @@
 #define _GNU_SOURCE /* memfd_create */
 #include "fuzzutil.h"
 
-#include "io_reader.h"
+#include "io_mem.h"
+#include "reader_format.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -11,7 +11,7 @@
 #ifndef GMLE_FUZZUTIL_H
 #define GMLE_FUZZUTIL_H
 
-#include "gmle.h"
+#include "gmle_io.h"
 
 #include <stddef.h>
 #include <stdint.h>

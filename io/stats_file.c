@@ -1,40 +1,9 @@
 /* stats_file.c -- gmle_stats_save / gmle_stats_load.
  *
- * Format version 2, every integer and double little-endian:
- *
- *   offset  size  field
- *        0     8  magic "GMLESTAT"
- *        8     4  format version (2; version 1 files are read too)
- *       12     4  byte-order mark 0x01020304 (bytes 04 03 02 01)
- *       16     4  mode (0 GMLE_STATS_FULL, 1 GMLE_STATS_DIAG)
- *       20     4  flags (bit 0: some batch was float32; others 0)
- *       24     8  dim D (>= 1)
- *       32     8  n_classes C (1 .. INT32_MAX)
- *       40     8  n_batches
- *       48     8  payload bytes P (must equal the size implied by D, C, mode)
- *       56     8  class-name bytes N (0: no class names; a multiple of 8).
- *                 Version 1: reserved, 0 (version 1 files have no names).
- *       64     P  payload:
- *                   weight    C doubles
- *                   rows      C uint64
- *                   shift     C*D doubles
- *                   sum       C*D doubles
- *                   gram      C*G doubles (G = D*D for FULL, D for DIAG;
- *                             FULL keeps the lower triangle, upper zero)
- *                   has_shift C bytes (0 or 1), zero padded to 8 bytes
- *   64+P       N  class names, when N > 0:
- *                   length    C uint32: bytes of each name (no NUL; at most
- *                             STATS_MAX_NAME = 65536)
- *                   bytes     the names, concatenated: arbitrary bytes
- *                             except NUL
- *                   padding   zeros to a multiple of 8 bytes
- *                 N must be exactly 4*C + sum(length), rounded up to 8.
- * 64+P+N       4  CRC-32 (zlib) of bytes 0 .. 64+P+N-1
- *
- * The file size must be exactly 68 + P + N; sizes are checked against it
- * before anything is allocated. gmle writes version 2 always (N = 0 when
- * the statistics have no names). */
-#include "internal.h"
+ * The layout: docs/FORMATS.md ("Statistics files").
+ */
+#include "io_internal.h"
+#include "io_mem.h"
 
 #include "atomic_file.h"
 #include "npy.h"
@@ -357,20 +326,19 @@ static gmle_status parse_names(reader *r, gmle_stats *st,
   for (size_t c = 0; c < C; c++) {
     const uint32_t len = gmle__ld_le32(b + 4 * c);
     if (len > STATS_MAX_NAME || len > n - at)
-      return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
-                         "%s: byte %llu: class %zu: a name of %lu bytes %s",
-                         r->path, (unsigned long long)(base + 4 * c), c,
-                         (unsigned long)len,
-                         len > STATS_MAX_NAME
-                             ? "is longer than the limit of 65536"
-                             : "runs past the class-name section");
+      return gmle__error(
+          r->ctx, GMLE_E_BAD_FORMAT,
+          "%s: byte %llu: class %zu: a name of %lu bytes %s", r->path,
+          (unsigned long long)(base + 4 * c), c, (unsigned long)len,
+          len > STATS_MAX_NAME ? "is longer than the limit of 65536"
+                               : "runs past the class-name section");
     const unsigned char *nul = memchr(b + at, 0, len);
     if (nul)
       return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                          "%s: byte %llu: class %zu: the name holds a NUL "
                          "byte",
-                         r->path, (unsigned long long)(base + (size_t)(nul - b)),
-                         c);
+                         r->path,
+                         (unsigned long long)(base + (size_t)(nul - b)), c);
     at += len;
   }
   if ((at + 7) / 8 * 8 != n)
@@ -536,8 +504,7 @@ static gmle_status load_body(reader *r, gmle_stats **out) {
   if (s == GMLE_OK)
     s = check_values(r, st, &l);
   if (s == GMLE_OK && nbuf)
-    s = parse_names(r, st, nbuf, (size_t)names_len,
-                    HEADER_LEN + l.payload);
+    s = parse_names(r, st, nbuf, (size_t)names_len, HEADER_LEN + l.payload);
   gmle__free(nbuf);
   if (s != GMLE_OK) {
     gmle_stats_free(st);

@@ -37,6 +37,7 @@
 #ifndef GMLE_NPY_H
 #define GMLE_NPY_H
 
+#include "byte_order.h"
 #include "internal.h"
 
 #include <stddef.h>
@@ -118,33 +119,5 @@ GMLE_API void gmle__npy_array_to_f64(const gmle__npy_header *h,
                                      const unsigned char *data, double *dst);
 GMLE_API size_t gmle__npy_array_to_i64(const gmle__npy_header *h,
                                        const unsigned char *data, int64_t *dst);
-
-/* 1 on a big-endian host. */
-int gmle__host_big_endian(void);
-
-/* Little-endian load/store helpers shared with zip.c, model_file.c and
- * stats_file.c (unaligned-safe). */
-static inline uint16_t gmle__ld_le16(const unsigned char *p) {
-  return (uint16_t)(p[0] | (p[1] << 8));
-}
-static inline uint32_t gmle__ld_le32(const unsigned char *p) {
-  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-         ((uint32_t)p[3] << 24);
-}
-static inline uint64_t gmle__ld_le64(const unsigned char *p) {
-  return (uint64_t)gmle__ld_le32(p) | ((uint64_t)gmle__ld_le32(p + 4) << 32);
-}
-static inline void gmle__st_le16(unsigned char *p, uint16_t v) {
-  p[0] = (unsigned char)(v & 0xff);
-  p[1] = (unsigned char)(v >> 8);
-}
-static inline void gmle__st_le32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (unsigned char)((v >> (8 * i)) & 0xff);
-}
-static inline void gmle__st_le64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (unsigned char)((v >> (8 * i)) & 0xff);
-}
 
 #endif /* GMLE_NPY_H */

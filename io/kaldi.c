@@ -772,10 +772,10 @@ static gmle_status rows_binary(gmle__kd_in *in, gmle__kd_obj *o,
       m = n - done;
     const unsigned char *p = in->buf + in->pos;
     if (o->kind == GMLE__KD_FM && dtype == GMLE_F32 &&
-        !gmle__io_host_big_endian()) {
+        !gmle__host_big_endian()) {
       memcpy((float *)out + done, p, m * 4);
     } else if (o->kind == GMLE__KD_DM && dtype == GMLE_F64 &&
-               !gmle__io_host_big_endian()) {
+               !gmle__host_big_endian()) {
       memcpy((double *)out + done, p, m * 8);
     } else {
       for (size_t i = 0; i < m; i++, p += esz) {

@@ -6,7 +6,7 @@
  * written through gmle__atomic_file (temporary file, renamed at commit).
  */
 #include "atomic_file.h"
-#include "io_reader.h"
+#include "io_internal.h"
 #include "kaldi.h"
 
 #include <stdint.h>
@@ -238,7 +238,7 @@ gmle_status gmle_ark_writer_rows(gmle_ark_writer *w, const void *rows,
   w->rows += n_rows;
   if (w->text)
     return put_text(w, rows, n_rows);
-  if (!gmle__io_host_big_endian())
+  if (!gmle__host_big_endian())
     return wput(w, rows, bytes);
   const unsigned char *p = rows;
   for (size_t i = 0; i < bytes; i += esz) {

@@ -1,112 +1,15 @@
 /*
- * io_reader.c -- the public data-file reader: opening (format chosen from the
- * content), the getters, and the helpers shared by the .npy and CSV readers.
+ * io_reader.c -- the public data-file reader: opening (the format chosen
+ * from the path and the content, through reader_format.h) and the getters.
  */
-#include "io_reader.h"
+#include "io_mem.h"
+#include "reader_format.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* ------------------------------------------------------------------------ */
-/* Shared helpers                                                           */
-/* ------------------------------------------------------------------------ */
-
-int gmle__io_host_big_endian(void) {
-  const uint16_t one = 1;
-  unsigned char b;
-  memcpy(&b, &one, 1);
-  return b == 0;
-}
-
-locale_t gmle__io_new_c_locale(const gmle_context *ctx) {
-  locale_t loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
-  if (loc == (locale_t)0)
-    gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
-                "cannot create the C locale for number conversion: %s",
-                strerror(errno));
-  return loc;
-}
-
-gmle_status gmle__io_grow(const gmle_context *ctx, void **p, size_t *cap,
-                          size_t need, size_t keep, size_t elem) {
-  if (need <= *cap)
-    return GMLE_OK;
-  size_t ncap = *cap ? *cap : 16;
-  while (ncap < need) {
-    if (ncap > SIZE_MAX / 2) {
-      ncap = need;
-      break;
-    }
-    ncap *= 2;
-  }
-  size_t bytes;
-  if (gmle__mul_size(ncap, elem, &bytes))
-    return gmle__error(ctx, GMLE_E_TOO_LARGE,
-                       "buffer of %zu elements of %zu bytes overflows size_t",
-                       ncap, elem);
-  void *q = gmle__malloc(bytes);
-  if (!q)
-    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "cannot allocate %zu bytes",
-                       bytes);
-  if (keep && *p)
-    memcpy(q, *p, keep * elem);
-  gmle__free(*p);
-  *p = q;
-  *cap = ncap;
-  return GMLE_OK;
-}
-
-gmle_status gmle__io_pread_full(const gmle_context *ctx, const char *path,
-                                int fd, void *buf, size_t n, uint64_t off) {
-  unsigned char *p = buf;
-  size_t done = 0;
-  while (done < n) {
-    size_t want = n - done;
-    if (want > ((size_t)1 << 30))
-      want = (size_t)1 << 30;
-    ssize_t got = pread(fd, p + done, want, (off_t)(off + done));
-    if (got < 0) {
-      if (errno == EINTR)
-        continue;
-      return gmle__error(ctx, GMLE_E_IO, "%s: byte %llu: read failed: %s", path,
-                         (unsigned long long)(off + done), strerror(errno));
-    }
-    if (got == 0)
-      return gmle__error(ctx, GMLE_E_CORRUPT,
-                         "%s: byte %llu: unexpected end of file (wanted %zu "
-                         "more bytes; was the file truncated while open?)",
-                         path, (unsigned long long)(off + done), n - done);
-    done += (size_t)got;
-  }
-  return GMLE_OK;
-}
-
-void gmle__rd_labels_reset(gmle_reader *r) {
-  r->lab_len = 0;
-  r->lab_n = 0;
-}
-
-gmle_status gmle__rd_label_push(gmle_reader *r, const char *s, size_t n) {
-  if (n > SIZE_MAX - r->lab_len - 1)
-    return gmle__error(r->ctx, GMLE_E_TOO_LARGE, "%s: label text too long",
-                       r->path);
-  void *lab = r->lab, *off = r->lab_off;
-  GMLE_TRY(gmle__io_grow(r->ctx, &lab, &r->lab_cap, r->lab_len + n + 1,
-                         r->lab_len, 1));
-  r->lab = lab;
-  GMLE_TRY(gmle__io_grow(r->ctx, &off, &r->lab_off_cap, r->lab_n + 1, r->lab_n,
-                         sizeof(size_t)));
-  r->lab_off = off;
-  if (n)
-    memcpy(r->lab + r->lab_len, s, n);
-  r->lab[r->lab_len + n] = '\0';
-  r->lab_off[r->lab_n++] = r->lab_len;
-  r->lab_len += n + 1;
-  return GMLE_OK;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Public API                                                               */

@@ -9,8 +9,8 @@
  * otherwise (float16 to float64, Fortran order transposed batch by batch,
  * integer or string labels formatted as text).
  */
-#include "io_reader.h"
 #include "npy.h"
+#include "reader_format.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -106,8 +106,8 @@ static gmle_status read_c(gmle_reader *r, npy_state *st, unsigned char *buf,
   const size_t per = st->scratch_cap / isz;
   for (size_t done = 0; done < n;) {
     size_t m = n - done < per ? n - done : per;
-    GMLE_TRY(gmle__io_pread_full(r->ctx, r->path, r->fd, st->scratch,
-                                 m * isz, off + (uint64_t)done * isz));
+    GMLE_TRY(gmle__io_pread_full(r->ctx, r->path, r->fd, st->scratch, m * isz,
+                                 off + (uint64_t)done * isz));
     for (size_t i = 0; i < m; i++)
       convert_one(&st->h, st->scratch + i * isz, r->dtype,
                   buf + (done + i) * osz);
@@ -127,8 +127,8 @@ static gmle_status read_f(gmle_reader *r, npy_state *st, unsigned char *buf,
     uint64_t col_off = st->data_off + ((uint64_t)j * st->rows + r0) * isz;
     for (size_t done = 0; done < k;) {
       size_t m = k - done < per ? k - done : per;
-      GMLE_TRY(gmle__io_pread_full(r->ctx, r->path, r->fd, st->scratch,
-                                   m * isz, col_off + (uint64_t)done * isz));
+      GMLE_TRY(gmle__io_pread_full(r->ctx, r->path, r->fd, st->scratch, m * isz,
+                                   col_off + (uint64_t)done * isz));
       for (size_t i = 0; i < m; i++)
         convert_one(&st->h, st->scratch + i * isz, r->dtype,
                     buf + ((done + i) * st->cols + j) * osz);
@@ -200,24 +200,10 @@ static gmle_status push_label(gmle_reader *r, npy_state *st,
           gmle__free(tmp);
         return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                            "%s: row %llu: invalid code point U+%04lX in a "
-                           "label", r->path, (unsigned long long)row,
-                           (unsigned long)c);
+                           "label",
+                           r->path, (unsigned long long)row, (unsigned long)c);
       }
-      if (c < 0x80) {
-        tmp[w++] = (char)c;
-      } else if (c < 0x800) {
-        tmp[w++] = (char)(0xC0 | (c >> 6));
-        tmp[w++] = (char)(0x80 | (c & 0x3F));
-      } else if (c < 0x10000) {
-        tmp[w++] = (char)(0xE0 | (c >> 12));
-        tmp[w++] = (char)(0x80 | ((c >> 6) & 0x3F));
-        tmp[w++] = (char)(0x80 | (c & 0x3F));
-      } else {
-        tmp[w++] = (char)(0xF0 | (c >> 18));
-        tmp[w++] = (char)(0x80 | ((c >> 12) & 0x3F));
-        tmp[w++] = (char)(0x80 | ((c >> 6) & 0x3F));
-        tmp[w++] = (char)(0x80 | (c & 0x3F));
-      }
+      w += gmle__utf8_encode(c, tmp + w);
     }
     gmle_status s = gmle__rd_label_push(r, tmp, w);
     if (tmp != small)
@@ -286,8 +272,7 @@ static void npy_free(gmle_reader *r) {
 /* Opening                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static const char *kind_name(const gmle__npy_header *h, char *buf,
-                             size_t cap) {
+static const char *kind_name(const gmle__npy_header *h, char *buf, size_t cap) {
   switch (h->kind) {
   case 'f':
     snprintf(buf, cap, "float%zu", h->itemsize * 8);
@@ -317,8 +302,8 @@ static void shape_text(const gmle__npy_header *h, char *buf, size_t cap) {
   size_t j = 0;
   j += (size_t)snprintf(buf + j, cap - j, "(");
   for (size_t k = 0; k < h->ndim && j < cap; k++)
-    j += (size_t)snprintf(buf + j, cap - j, "%s%zu", k ? ", " : "",
-                          h->shape[k]);
+    j +=
+        (size_t)snprintf(buf + j, cap - j, "%s%zu", k ? ", " : "", h->shape[k]);
   if (j < cap)
     snprintf(buf + j, cap - j, h->ndim == 1 ? ",)" : ")");
 }
@@ -339,8 +324,8 @@ static gmle_status npy_layout(gmle_reader *r, npy_state *st) {
     if (!ok)
       return gmle__error(r->ctx, GMLE_E_UNSUPPORTED,
                          "%s: unsupported dtype '%s' (%s) for labels: "
-                         "labels must be integers or strings", r->path,
-                         h->descr, kn);
+                         "labels must be integers or strings",
+                         r->path, h->descr, kn);
     if (h->ndim > 2 || (h->ndim == 2 && h->shape[1] != 1))
       return gmle__error(r->ctx, GMLE_E_UNSUPPORTED,
                          "%s: labels must have shape (N,) or (N, 1), not %s",
@@ -355,25 +340,26 @@ static gmle_status npy_layout(gmle_reader *r, npy_state *st) {
   if (h->kind != 'f' || !gmle__npy_is_numeric(h))
     return gmle__error(r->ctx, GMLE_E_UNSUPPORTED,
                        "%s: unsupported dtype '%s' (%s): data must be "
-                       "float16, float32 or float64%s", r->path, h->descr,
-                       kn,
+                       "float16, float32 or float64%s",
+                       r->path, h->descr, kn,
                        (h->kind == 'i' || h->kind == 'u' || h->kind == 'b')
                            ? " (integer arrays are read only as labels)"
                            : "");
   if (h->ndim > 2)
     return gmle__error(r->ctx, GMLE_E_UNSUPPORTED,
                        "%s: shape %s: only 1-D (N,) and 2-D (N, D) arrays "
-                       "can be read; reshape to (N, D)", r->path, sh);
+                       "can be read; reshape to (N, D)",
+                       r->path, sh);
   st->rows = h->ndim == 0 ? 1 : h->shape[0];
   st->cols = h->ndim == 2 ? h->shape[1] : 1;
   if (st->cols == 0)
     return gmle__error(r->ctx, GMLE_E_UNSUPPORTED,
                        "%s: shape %s has no feature columns", r->path, sh);
-  st->fortran = h->fortran_order && h->ndim == 2 && st->cols > 1 &&
-                st->rows > 1;
+  st->fortran =
+      h->fortran_order && h->ndim == 2 && st->cols > 1 && st->rows > 1;
   r->cols = st->cols;
   r->dtype = h->itemsize == 4 ? GMLE_F32 : GMLE_F64;
-  st->swap = h->itemsize > 1 && h->big_endian != gmle__io_host_big_endian();
+  st->swap = h->itemsize > 1 && h->big_endian != gmle__host_big_endian();
   return GMLE_OK;
 }
 

@@ -5,6 +5,7 @@
  * batches (kaldi.c parses the objects).
  */
 #include "kaldi.h"
+#include "reader_format.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,8 +1,6 @@
 /* zip.c -- stored-only zip writer and reader for .npz files. */
 #include "zip.h"
 
-#include "npy.h" /* little-endian helpers */
-
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>

@@ -8,7 +8,7 @@
  * strtod under a private "C" locale (uselocale), so LC_NUMERIC does not
  * matter. The rules are documented in include/gmle.h (DATA-FILES section).
  */
-#include "io_reader.h"
+#include "reader_format.h"
 
 #include <errno.h>
 #include <float.h>
@@ -39,7 +39,7 @@ typedef struct csv_state {
   size_t label_idx; /* SIZE_MAX: none */
   uint64_t header_line;
   uint64_t data_pos, data_line; /* rewind point */
-  char **names;     /* [r->cols] feature column names, or NULL */
+  char **names;                 /* [r->cols] feature column names, or NULL */
   locale_t cloc;
   csv_field *f;
   size_t f_cap;
@@ -92,16 +92,15 @@ static gmle_status next_line(gmle_reader *r, csv_state *st, char **line,
     }
     if (st->end + 1 >= st->cap) {
       if (st->cap > GMLE__CSV_MAX_LINE)
-        return gmle__error(r->ctx, GMLE_E_TOO_LARGE,
-                           "%s:%llu: line longer than %zu bytes", r->path,
-                           (unsigned long long)st->line_no + 1,
-                           GMLE__CSV_MAX_LINE);
+        return gmle__error(
+            r->ctx, GMLE_E_TOO_LARGE, "%s:%llu: line longer than %zu bytes",
+            r->path, (unsigned long long)st->line_no + 1, GMLE__CSV_MAX_LINE);
       void *p = st->buf;
       GMLE_TRY(gmle__io_grow(r->ctx, &p, &st->cap, st->cap * 2, st->end, 1));
       st->buf = p;
     }
-    ssize_t got = pread(r->fd, st->buf + st->end, st->cap - st->end - 1,
-                        (off_t)st->fpos);
+    ssize_t got =
+        pread(r->fd, st->buf + st->end, st->cap - st->end - 1, (off_t)st->fpos);
     if (got < 0) {
       if (errno == EINTR)
         continue;
@@ -129,8 +128,9 @@ static gmle_status check_nul(gmle_reader *r, csv_state *st, const char *s,
   if (z)
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s:%llu:%zu: embedded NUL character (is this a "
-                       "binary file?)", r->path,
-                       (unsigned long long)st->line_no, (size_t)(z - s) + 1);
+                       "binary file?)",
+                       r->path, (unsigned long long)st->line_no,
+                       (size_t)(z - s) + 1);
   return GMLE_OK;
 }
 
@@ -164,8 +164,8 @@ static gmle_status push_field(gmle_reader *r, csv_state *st, size_t *nf,
                               char *line, size_t beg, size_t len, size_t col,
                               int quoted) {
   void *p = st->f;
-  GMLE_TRY(gmle__io_grow(r->ctx, &p, &st->f_cap, *nf + 1, *nf,
-                         sizeof(csv_field)));
+  GMLE_TRY(
+      gmle__io_grow(r->ctx, &p, &st->f_cap, *nf + 1, *nf, sizeof(csv_field)));
   st->f = p;
   st->f[*nf] = (csv_field){beg, len, col, quoted};
   line[beg + len] = '\0';
@@ -177,15 +177,14 @@ static gmle_status push_field(gmle_reader *r, csv_state *st, size_t *nf,
  * Sets *end to the index after the closing quote, *w to the end of the
  * unquoted text. */
 static gmle_status unquote(gmle_reader *r, csv_state *st, char *line,
-                           size_t len, size_t q, size_t *w_out,
-                           size_t *end) {
+                           size_t len, size_t q, size_t *w_out, size_t *end) {
   size_t w = q, k = q + 1;
   for (;;) {
     if (k >= len)
       return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                          "%s:%llu:%zu: unterminated quoted field (quoted "
-                         "fields cannot span lines)", r->path,
-                         (unsigned long long)st->line_no, q + 1);
+                         "fields cannot span lines)",
+                         r->path, (unsigned long long)st->line_no, q + 1);
     if (line[k] == '"') {
       if (k + 1 < len && line[k + 1] == '"') {
         line[w++] = '"';
@@ -218,8 +217,8 @@ static gmle_status split_line(gmle_reader *r, csv_state *st, char *line,
         if (k < len && line[k] != ' ' && line[k] != '\t')
           return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                              "%s:%llu:%zu: unexpected character after the "
-                             "closing quote", r->path,
-                             (unsigned long long)st->line_no, k + 1);
+                             "closing quote",
+                             r->path, (unsigned long long)st->line_no, k + 1);
         GMLE_TRY(push_field(r, st, &nf, line, i, w - i, i + 1, 1));
         i = k;
       } else {
@@ -249,8 +248,8 @@ static gmle_status split_line(gmle_reader *r, csv_state *st, char *line,
       if (k < len && line[k] != st->delim)
         return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                            "%s:%llu:%zu: unexpected character after the "
-                           "closing quote", r->path,
-                           (unsigned long long)st->line_no, k + 1);
+                           "closing quote",
+                           r->path, (unsigned long long)st->line_no, k + 1);
       size_t q = i;
       i = k;
       GMLE_TRY(push_field(r, st, &nf, line, q, w - q, q + 1, 1));
@@ -279,10 +278,9 @@ static gmle_status split_line(gmle_reader *r, csv_state *st, char *line,
  * strtod gives. Returns 0 (use strtod) for anything else. */
 static int fast_decimal(const char *s, size_t n, double *v) {
 #if FLT_EVAL_METHOD == 0
-  static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
-                                 1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
-                                 1e18, 1e19, 1e20, 1e21, 1e22};
+  static const double p10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
   size_t i = 0;
   int neg = 0, nd = 0, any = 0, e10 = 0;
   uint64_t m = 0;
@@ -346,8 +344,8 @@ static int fast_decimal(const char *s, size_t n, double *v) {
 /* 0: a number in *v; 1: not a number; 2: out of range. s is NUL-terminated
  * at s[n]; the C locale must be in effect. */
 static int parse_num(const char *s, size_t n, double *v) {
-  if (n == 0 || s[0] == ' ' || s[0] == '\t' || s[0] == '\n' ||
-      s[0] == '\v' || s[0] == '\f' || s[0] == '\r')
+  if (n == 0 || s[0] == ' ' || s[0] == '\t' || s[0] == '\n' || s[0] == '\v' ||
+      s[0] == '\f' || s[0] == '\r')
     return 1;
   if (fast_decimal(s, n, v))
     return 0;
@@ -372,18 +370,20 @@ static gmle_status number_error(gmle_reader *r, csv_state *st, int why,
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s:%llu:%zu: empty field (field %zu of %zu): could "
                        "not convert string '' to float64; missing values "
-                       "are not supported", r->path, ln, f->col, j + 1,
-                       st->nfields);
+                       "are not supported",
+                       r->path, ln, f->col, j + 1, st->nfields);
   if (why == 2)
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s:%llu:%zu: value '%s' is out of range for float64 "
-                       "(field %zu)", r->path, ln, f->col, ex, j + 1);
+                       "(field %zu)",
+                       r->path, ln, f->col, ex, j + 1);
   const char *hint = "";
   if (st->delim != ',' && memchr(line + f->beg, ',', f->len))
     hint = " (the decimal separator must be '.')";
   return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                      "%s:%llu:%zu: could not convert string to float: '%s' "
-                     "(field %zu)%s", r->path, ln, f->col, ex, j + 1, hint);
+                     "(field %zu)%s",
+                     r->path, ln, f->col, ex, j + 1, hint);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -398,8 +398,8 @@ static gmle_status text_line(gmle_reader *r, csv_state *st, char *line,
   size_t b = 0, e = len;
   while (b < e && (line[b] == ' ' || line[b] == '\t'))
     b++;
-  while (e > b && (line[e - 1] == ' ' || line[e - 1] == '\t' ||
-                   line[e - 1] == '\r'))
+  while (e > b &&
+         (line[e - 1] == ' ' || line[e - 1] == '\t' || line[e - 1] == '\r'))
     e--;
   if (b == e) {
     if (!st->blank_line)
@@ -420,8 +420,8 @@ static gmle_status text_line(gmle_reader *r, csv_state *st, char *line,
     }
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s:%llu:%zu: unexpected character after the closing "
-                       "quote", r->path, (unsigned long long)st->line_no,
-                       k + 1);
+                       "quote",
+                       r->path, (unsigned long long)st->line_no, k + 1);
   }
   *got = 1;
   return gmle__rd_label_push(r, line + b, e - b);
@@ -444,14 +444,14 @@ static gmle_status data_line(gmle_reader *r, csv_state *st, char *line,
   GMLE_TRY(split_line(r, st, line, len, &nf));
   trim_trailing(st, &nf, st->nfields);
   if (nf != st->nfields)
-    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
-                       "%s:%llu: the number of columns changed from %zu to "
-                       "%zu at this line (every row needs the %zu fields of "
-                       "line %llu)", r->path, (unsigned long long)st->line_no,
-                       st->nfields, nf, st->nfields,
-                       (unsigned long long)(st->header_line
-                                                ? st->header_line
-                                                : st->data_line + 1));
+    return gmle__error(
+        r->ctx, GMLE_E_BAD_FORMAT,
+        "%s:%llu: the number of columns changed from %zu to "
+        "%zu at this line (every row needs the %zu fields of "
+        "line %llu)",
+        r->path, (unsigned long long)st->line_no, st->nfields, nf, st->nfields,
+        (unsigned long long)(st->header_line ? st->header_line
+                                             : st->data_line + 1));
   size_t k = 0;
   for (size_t j = 0; j < nf; j++) {
     const csv_field *f = &st->f[j];
@@ -594,8 +594,8 @@ static int parse_index(const char *s, size_t *out) {
   return 1;
 }
 
-static gmle_status copy_names(gmle_reader *r, csv_state *st,
-                              const char *line, size_t nf) {
+static gmle_status copy_names(gmle_reader *r, csv_state *st, const char *line,
+                              size_t nf) {
   st->names = gmle__calloc(r->cols ? r->cols : 1, sizeof(char *));
   if (!st->names)
     return gmle__error(r->ctx, GMLE_E_OUT_OF_MEMORY,
@@ -649,8 +649,7 @@ static gmle_status csv_layout(gmle_reader *r, csv_state *st,
                        "%s: the label column name is empty", r->path);
   if (lc)
     for (size_t j = 0; j < nf; j++)
-      if (strcmp(line + st->f[j].beg, lc) == 0 &&
-          strlen(lc) == st->f[j].len) {
+      if (strcmp(line + st->f[j].beg, lc) == 0 && strlen(lc) == st->f[j].len) {
         named = j;
         break;
       }
@@ -678,8 +677,8 @@ static gmle_status csv_layout(gmle_reader *r, csv_state *st,
     else if (!by_index && header)
       return gmle__error(r->ctx, GMLE_E_INVALID_ARG,
                          "%s: label column '%s' is not in the header (line "
-                         "%llu, %zu columns)", r->path, lc,
-                         (unsigned long long)first, nf);
+                         "%llu, %zu columns)",
+                         r->path, lc, (unsigned long long)first, nf);
     else if (!by_index)
       return gmle__error(r->ctx, GMLE_E_INVALID_ARG,
                          "%s: label column '%s' is given by name but the "
@@ -688,8 +687,8 @@ static gmle_status csv_layout(gmle_reader *r, csv_state *st,
     if (idx >= nf)
       return gmle__error(r->ctx, GMLE_E_INVALID_ARG,
                          "%s: label column %zu is out of range: line %llu "
-                         "has %zu columns (0-based indices 0..%zu)", r->path,
-                         idx, (unsigned long long)first, nf, nf - 1);
+                         "has %zu columns (0-based indices 0..%zu)",
+                         r->path, idx, (unsigned long long)first, nf, nf - 1);
   }
   st->label_idx = lc ? idx : SIZE_MAX;
   st->nfields = nf;
@@ -698,7 +697,8 @@ static gmle_status csv_layout(gmle_reader *r, csv_state *st,
   if (!r->labels_only && r->cols == 0)
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s:%llu: no feature columns: the only column is the "
-                       "label column", r->path, (unsigned long long)first);
+                       "label column",
+                       r->path, (unsigned long long)first);
   if (header) {
     st->header_line = first;
     if (!r->labels_only)

@@ -23,6 +23,7 @@
 #ifndef GMLE_ZIP_H
 #define GMLE_ZIP_H
 
+#include "byte_order.h"
 #include "internal.h"
 
 #include <stdio.h>

@@ -1,35 +1,10 @@
 /* model_file.c -- gmle_model_save / gmle_model_load: models as uncompressed
  * .npz archives that numpy.load reads, and that numpy.savez can write.
  *
- * Members (all .npy, little-endian on little-endian hosts):
- *   format_version   0-d <i8, 1
- *   covariance_type  0-d <U: 'full', 'diag', 'spherical' or 'tied'
- *   means            (C, D) <f8
- *   covariances      <f8 shaped as scikit-learn's GaussianMixture: full
- *                    (C, D, D), diag (C, D), spherical (C,), tied (D, D)
- *   priors, counts   (C,) <f8
- *   rows             (C,) <u8
- *   classes          (C,) <U{maxlen}: the class names (UTF-8 in gmle; bytes
- *                    that are not UTF-8 travel as U+DC80..U+DCFF, as
- *                    Python's surrogateescape does), or (C,) <i8 0..C-1
- *                    when the model has no names
- *   train_loglik, train_loglik_joint, train_n
- *                    0-d <f8, only for models fitted by gmle_fit: the
- *                    class-conditional and joint training log-likelihoods
- *                    and the total weight (gmle_model_loglik,
- *                    gmle_model_information)
- *   report_min_eigenvalue, report_max_eigenvalue, report_condition,
- *   report_shrinkage (C,) <f8; report_n_floored (C,) <u8;
- *   report_empty (C,) |b1: the fit report of every class
- *                    (gmle_model_report; its rows and weight are the rows
- *                    and counts members)
- * On load counts, rows, classes, the train_* members (all three or none)
- * and each report_* member are optional (numpy-written files, files from
- * older gmle); absent ones leave what gmle_model_create sets (no training
- * log-likelihood; reports computed from the parameters). Other dtypes
- * convert when exact (any float or integer width, either byte order,
- * Fortran order); integer classes other than 0..C-1 become names. */
-#include "internal.h"
+ * The members and their layout: docs/FORMATS.md.
+ */
+#include "io_internal.h"
+#include "io_mem.h"
 
 #include "atomic_file.h"
 #include "npy.h"
@@ -50,34 +25,15 @@ static char native_order(void) { return gmle__host_big_endian() ? '>' : '<'; }
 /* UTF-8 <-> code points (surrogateescape for bytes that are not UTF-8)     */
 /* ------------------------------------------------------------------------ */
 
-/* Decode one code point at s (NUL-terminated); returns bytes consumed. */
+/* Decode one code point at s (NUL-terminated); returns bytes consumed. A
+ * byte that does not start valid UTF-8 becomes U+DC80..U+DCFF, as Python's
+ * surrogateescape does, so any bytes survive a round trip through numpy. */
 static size_t utf8_next(const unsigned char *s, uint32_t *cp) {
-  unsigned c = s[0];
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  size_t n = 0;
-  uint32_t v = 0, min = 0;
-  if (c >= 0xc2 && c <= 0xdf)
-    n = 2, v = c & 0x1f, min = 0x80;
-  else if (c >= 0xe0 && c <= 0xef)
-    n = 3, v = c & 0x0f, min = 0x800;
-  else if (c >= 0xf0 && c <= 0xf4)
-    n = 4, v = c & 0x07, min = 0x10000;
-  for (size_t k = 1; k < n; k++) {
-    if ((s[k] & 0xc0) != 0x80) {
-      n = 0;
-      break;
-    }
-    v = (v << 6) | (s[k] & 0x3fu);
-  }
-  if (n == 0 || v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
-    *cp = 0xdc00u + c; /* surrogateescape */
-    return 1;
-  }
-  *cp = v;
-  return n;
+  size_t n = gmle__utf8_decode(s, cp);
+  if (n)
+    return n;
+  *cp = 0xdc00u + s[0];
+  return 1;
 }
 
 static size_t utf8_count(const char *s) {
@@ -89,33 +45,14 @@ static size_t utf8_count(const char *s) {
   return n;
 }
 
-/* Encode cp; returns bytes written (at most 4) into out. */
+/* Encode cp; returns bytes written (at most 4) into out. An escaped byte
+ * (U+DC80..U+DCFF) is written back as that byte. */
 static size_t utf8_put(uint32_t cp, char *out) {
-  unsigned char *o = (unsigned char *)out;
   if (cp >= 0xdc80 && cp <= 0xdcff) {
-    o[0] = (unsigned char)(cp - 0xdc00);
+    out[0] = (char)(unsigned char)(cp - 0xdc00);
     return 1;
   }
-  if (cp < 0x80) {
-    o[0] = (unsigned char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (unsigned char)(0xc0 | (cp >> 6));
-    o[1] = (unsigned char)(0x80 | (cp & 0x3f));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (unsigned char)(0xe0 | (cp >> 12));
-    o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-    o[2] = (unsigned char)(0x80 | (cp & 0x3f));
-    return 3;
-  }
-  o[0] = (unsigned char)(0xf0 | (cp >> 18));
-  o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-  o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-  o[3] = (unsigned char)(0x80 | (cp & 0x3f));
-  return 4;
+  return gmle__utf8_encode(cp, out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -192,8 +129,8 @@ static gmle_status save_train_and_reports(save_state *s, const gmle_model *m,
                                           const char *f8, const char *u8) {
   const size_t C = m->n_classes;
   if (m->has_train) {
-    GMLE_TRY(add_array(s, "train_loglik.npy", f8, 0, NULL, &m->train_loglik,
-                       8));
+    GMLE_TRY(
+        add_array(s, "train_loglik.npy", f8, 0, NULL, &m->train_loglik, 8));
     GMLE_TRY(add_array(s, "train_loglik_joint.npy", f8, 0, NULL,
                        &m->train_loglik_joint, 8));
     GMLE_TRY(add_array(s, "train_n.npy", f8, 0, NULL, &m->train_n, 8));
@@ -367,8 +304,8 @@ typedef struct load_state {
   member rep[REP_COUNT];
 } load_state;
 
-static const char *const train_members[3] = {
-    "train_loglik", "train_loglik_joint", "train_n"};
+static const char *const train_members[3] = {"train_loglik",
+                                             "train_loglik_joint", "train_n"};
 
 static void load_free(load_state *L) {
   member *all[] = {&L->fv,     &L->ct,     &L->means, &L->covs,
@@ -677,8 +614,7 @@ static gmle_status restore_extras(load_state *L, gmle_model *m) {
       return bad_extra(L, &L->train[1], SIZE_MAX, v[1],
                        "finite (or -inf when a prior is 0)");
     if (!isfinite(v[2]) || v[2] < 0)
-      return bad_extra(L, &L->train[2], SIZE_MAX, v[2],
-                       "finite and >= 0");
+      return bad_extra(L, &L->train[2], SIZE_MAX, v[2], "finite and >= 0");
     m->has_train = 1;
     m->train_loglik = v[0];
     m->train_loglik_joint = v[1];
@@ -722,8 +658,7 @@ static gmle_status restore_extras(load_state *L, gmle_model *m) {
       case REP_MIN_EIG:
       case REP_MAX_EIG:
         if (!isnan(v) && !(isfinite(v) && v >= 0))
-          s = bad_extra(L, mb, c, v,
-                        "finite and >= 0 (or NaN: not computed)");
+          s = bad_extra(L, mb, c, v, "finite and >= 0 (or NaN: not computed)");
         else if (f == REP_MIN_EIG)
           r->min_eigenvalue = v;
         else
@@ -750,8 +685,8 @@ static gmle_status restore_extras(load_state *L, gmle_model *m) {
   for (size_t c = 0; s == GMLE_OK && c < C; c++) {
     const gmle_class_report *r = &m->reports[c];
     if (r->min_eigenvalue > r->max_eigenvalue) {
-      const member *mb = L->rep[REP_MIN_EIG].buf ? &L->rep[REP_MIN_EIG]
-                                                 : &L->rep[REP_MAX_EIG];
+      const member *mb =
+          L->rep[REP_MIN_EIG].buf ? &L->rep[REP_MIN_EIG] : &L->rep[REP_MAX_EIG];
       s = gmle__error(L->ctx, GMLE_E_INVALID_MODEL,
                       "%s: byte %zu: class %zu: the smallest eigenvalue %g "
                       "exceeds the largest %g",
@@ -764,9 +699,9 @@ static gmle_status restore_extras(load_state *L, gmle_model *m) {
 
 static gmle_status load_model(load_state *L, gmle_model **out) {
   gmle_context *ctx = L->ctx;
-  GMLE_TRY(L->mem ? gmle__zip_open_mem(ctx, L->path, L->mem, L->mem_size,
-                                        &L->zr)
-                  : gmle__zip_open_file(ctx, L->path, &L->zr));
+  GMLE_TRY(L->mem
+               ? gmle__zip_open_mem(ctx, L->path, L->mem, L->mem_size, &L->zr)
+               : gmle__zip_open_file(ctx, L->path, &L->zr));
   /* Every member's CRC, including those gmle does not use. */
   for (size_t i = 0; i < L->zr.n; i++)
     GMLE_TRY(gmle__zip_check_crc(&L->zr, &L->zr.e[i]));

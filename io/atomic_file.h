@@ -10,7 +10,7 @@
 #ifndef GMLE_ATOMIC_FILE_H
 #define GMLE_ATOMIC_FILE_H
 
-#include "internal.h"
+#include "io_internal.h"
 
 #include <stdio.h>
 

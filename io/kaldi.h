@@ -20,7 +20,7 @@
 #ifndef GMLE_KALDI_H
 #define GMLE_KALDI_H
 
-#include "io_reader.h"
+#include "io_internal.h"
 
 #include <stdint.h>
 

@@ -7,7 +7,7 @@
  * count and patched at commit (padded with spaces so that its length does
  * not change). Commit flushes, fsyncs and renames; abort unlinks.
  */
-#include "io_reader.h"
+#include "io_internal.h"
 #include "npy.h"
 
 #include <errno.h>
@@ -31,7 +31,7 @@ struct gmle_writer {
   size_t cols, width; /* width: '<U' characters */
   size_t esize;       /* bytes per .npy element */
   uint64_t rows;
-  size_t hdr_len;     /* reserved .npy header bytes */
+  size_t hdr_len; /* reserved .npy header bytes */
   char descr[16];
   unsigned char *buf;
   size_t len;
@@ -56,9 +56,8 @@ static gmle_status flush_buf(gmle_writer *w) {
     if (n < 0) {
       if (errno == EINTR)
         continue;
-      return wr_fail(w, gmle__error(w->ctx, GMLE_E_IO,
-                                    "%s: write failed: %s", w->tmp,
-                                    strerror(errno)));
+      return wr_fail(w, gmle__error(w->ctx, GMLE_E_IO, "%s: write failed: %s",
+                                    w->tmp, strerror(errno)));
     }
     done += (size_t)n;
   }
@@ -86,57 +85,25 @@ static gmle_status put(gmle_writer *w, const void *p, size_t n) {
   return GMLE_OK;
 }
 
-/* Decode one UTF-8 sequence at s (NUL-terminated); returns its length or 0
- * when invalid. */
-static size_t utf8_next(const unsigned char *s, uint32_t *cp) {
-  unsigned char c = s[0];
-  size_t n;
-  uint32_t v;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  } else if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-    v = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    v = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    v = c & 0x07;
-  } else {
-    return 0;
-  }
-  for (size_t i = 1; i < n; i++) {
-    if ((s[i] & 0xC0) != 0x80)
-      return 0;
-    v = (v << 6) | (s[i] & 0x3F);
-  }
-  if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10FFFF)) ||
-      (v >= 0xD800 && v <= 0xDFFF))
-    return 0;
-  *cp = v;
-  return n;
-}
-
 static gmle_status npy_string(gmle_writer *w, const char *s, uint64_t row) {
   static const unsigned char zeros[256];
   const unsigned char *p = (const unsigned char *)(s ? s : "");
   size_t k = 0;
   while (*p) {
     uint32_t cp;
-    size_t n = utf8_next(p, &cp);
+    size_t n = gmle__utf8_decode(p, &cp);
     if (!n)
       return wr_fail(w, gmle__error(w->ctx, GMLE_E_INVALID_ARG,
                                     "%s: row %llu: string is not valid "
-                                    "UTF-8 (byte %zu)", w->path,
-                                    (unsigned long long)row,
+                                    "UTF-8 (byte %zu)",
+                                    w->path, (unsigned long long)row,
                                     (size_t)(p - (const unsigned char *)s)));
     if (k >= w->width)
       return wr_fail(w, gmle__error(w->ctx, GMLE_E_INVALID_ARG,
                                     "%s: row %llu: string '%.40s' is longer "
-                                    "than the declared width %zu", w->path,
-                                    (unsigned long long)row, s, w->width));
+                                    "than the declared width %zu",
+                                    w->path, (unsigned long long)row, s,
+                                    w->width));
     unsigned char b[4];
     gmle__st_le32(b, cp);
     GMLE_TRY(put(w, b, 4));
@@ -180,12 +147,12 @@ static gmle_status write_npy(gmle_writer *w, const void *rows, size_t n) {
       GMLE_TRY(npy_string(w, s[i], w->rows + i / per));
     return GMLE_OK;
   }
-  if (!gmle__io_host_big_endian()) {
+  if (!gmle__host_big_endian()) {
     size_t bytes;
     if (gmle__mul_size(count, w->esize, &bytes))
-      return wr_fail(w, gmle__error(w->ctx, GMLE_E_TOO_LARGE,
-                                    "%s: batch size overflows size_t",
-                                    w->path));
+      return wr_fail(w,
+                     gmle__error(w->ctx, GMLE_E_TOO_LARGE,
+                                 "%s: batch size overflows size_t", w->path));
     return put(w, rows, bytes);
   }
   const unsigned char *p = rows;
@@ -209,19 +176,17 @@ static gmle_status write_csv(gmle_writer *w, const void *rows, size_t n) {
         GMLE_TRY(put(w, ",", 1));
       switch (w->elem) {
       case GMLE_ELEM_F32:
-        len = snprintf(num, sizeof num, "%.9g",
-                       (double)((const float *)rows)[e]);
+        len =
+            snprintf(num, sizeof num, "%.9g", (double)((const float *)rows)[e]);
         break;
       case GMLE_ELEM_F64:
         len = snprintf(num, sizeof num, "%.17g", ((const double *)rows)[e]);
         break;
       case GMLE_ELEM_I32:
-        len = snprintf(num, sizeof num, "%" PRId32,
-                       ((const int32_t *)rows)[e]);
+        len = snprintf(num, sizeof num, "%" PRId32, ((const int32_t *)rows)[e]);
         break;
       case GMLE_ELEM_I64:
-        len = snprintf(num, sizeof num, "%" PRId64,
-                       ((const int64_t *)rows)[e]);
+        len = snprintf(num, sizeof num, "%" PRId64, ((const int64_t *)rows)[e]);
         break;
       case GMLE_ELEM_STR:
         GMLE_TRY(csv_string(w, ((const char *const *)rows)[e]));
@@ -244,8 +209,8 @@ static gmle_status write_csv(gmle_writer *w, const void *rows, size_t n) {
 static size_t npy_header(const gmle_writer *w, char *hdr, size_t cap,
                          size_t rows, size_t want) {
   size_t shape[2] = {rows, w->cols};
-  size_t n = gmle__npy_format_header(hdr, cap, w->descr, 0,
-                                     w->cols ? 2 : 1, shape);
+  size_t n =
+      gmle__npy_format_header(hdr, cap, w->descr, 0, w->cols ? 2 : 1, shape);
   if (!n || !want || n == want)
     return n;
   if (n > want || want > cap || want - 10 > 65535)
@@ -317,8 +282,7 @@ gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
     break;
   default:
     return gmle__error(ctx, GMLE_E_INVALID_ARG,
-                       "gmle_writer_open: unknown element type %d",
-                       (int)elem);
+                       "gmle_writer_open: unknown element type %d", (int)elem);
   }
 
   gmle_writer *w = gmle__calloc(1, sizeof *w);
@@ -362,8 +326,10 @@ gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
     if (errno != EEXIST || tries > 100) {
       int e = errno;
       writer_free(w);
-      return gmle__error(ctx, GMLE_E_IO, "%s: cannot create a temporary "
-                         "file next to it: %s", path, strerror(e));
+      return gmle__error(ctx, GMLE_E_IO,
+                         "%s: cannot create a temporary "
+                         "file next to it: %s",
+                         path, strerror(e));
     }
   }
   if (!w->csv) {
@@ -371,8 +337,8 @@ gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
     size_t n = npy_header(w, hdr, sizeof hdr, SIZE_MAX, 0);
     gmle_status s = GMLE_OK;
     if (!n)
-      s = gmle__error(ctx, GMLE_E_INTERNAL,
-                      "%s: cannot format the .npy header", path);
+      s = gmle__error(ctx, GMLE_E_INTERNAL, "%s: cannot format the .npy header",
+                      path);
     else
       s = put(w, hdr, n);
     w->hdr_len = n;
@@ -385,8 +351,7 @@ gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
   return GMLE_OK;
 }
 
-gmle_status gmle_writer_write(gmle_writer *w, const void *rows,
-                              size_t n_rows) {
+gmle_status gmle_writer_write(gmle_writer *w, const void *rows, size_t n_rows) {
   if (!w)
     return GMLE_E_INVALID_ARG;
   gmle__clear_error(w->ctx);
@@ -429,8 +394,8 @@ gmle_status gmle_writer_commit(gmle_writer *w) {
     char hdr[512];
     size_t n = npy_header(w, hdr, sizeof hdr, (size_t)w->rows, w->hdr_len);
     if (n != w->hdr_len) {
-      s = gmle__error(ctx, GMLE_E_INTERNAL,
-                      "%s: cannot patch the .npy header", w->path);
+      s = gmle__error(ctx, GMLE_E_INTERNAL, "%s: cannot patch the .npy header",
+                      w->path);
     } else {
       for (size_t done = 0; done < n && s == GMLE_OK;) {
         ssize_t k = pwrite(w->fd, hdr + done, n - done, (off_t)done);
