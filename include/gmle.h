@@ -137,6 +137,23 @@ typedef enum gmle_stats_mode {
   GMLE_STATS_DIAG = 1
 } gmle_stats_mode;
 
+/** The name of a covariance type as model files and the CLI write it:
+ *  "full", "diag", "spherical" or "tied"; NULL for a value outside the
+ *  enum. The string is static. */
+GMLE_API const char *gmle_cov_name(gmle_cov_type t);
+/** Parse a covariance type name (exactly as gmle_cov_name spells it) into
+ *  *out; GMLE_E_INVALID_ARG for other names or NULL arguments, leaving
+ *  *out unchanged. */
+GMLE_API gmle_status gmle_cov_parse(const char *name, gmle_cov_type *out);
+/** The name of a score output as the CLI's --what takes it: "loglik",
+ *  "joint", "logpost", "label" or "density"; NULL for a value outside the
+ *  enum. The string is static. */
+GMLE_API const char *gmle_output_name(gmle_output o);
+/** Parse a score output name (exactly as gmle_output_name spells it) into
+ *  *out; GMLE_E_INVALID_ARG for other names or NULL arguments, leaving
+ *  *out unchanged. */
+GMLE_API gmle_status gmle_output_parse(const char *name, gmle_output *out);
+
 /* ------------------------------------------------------------------------ */
 /* Context                                                                  */
 /* ------------------------------------------------------------------------ */

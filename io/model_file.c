@@ -17,8 +17,6 @@
 
 #define FORMAT_VERSION 1
 
-static const char *const cov_names[] = {"full", "diag", "spherical", "tied"};
-
 static char native_order(void) { return gmle__host_big_endian() ? '>' : '<'; }
 
 /* ------------------------------------------------------------------------ */
@@ -196,7 +194,7 @@ static gmle_status save_members(save_state *s, const gmle_model *m) {
   gmle__st_le64(v8, FORMAT_VERSION);
   GMLE_TRY(add_array(s, "format_version.npy", "<i8", 0, NULL, v8, 8));
 
-  const char *cn = cov_names[m->cov];
+  const char *cn = gmle_cov_name(m->cov);
   unsigned char ct[9 * 4];
   size_t cl = strlen(cn);
   for (size_t k = 0; k < cl; k++)
@@ -730,11 +728,8 @@ static gmle_status load_model(load_state *L, gmle_model **out) {
   GMLE_TRY(load_member(L, &L->ct, "covariance_type", 1));
   char ctname[16];
   GMLE_TRY(scalar_text(L, &L->ct, ctname, sizeof ctname));
-  int cov = -1;
-  for (int k = 0; k < 4; k++)
-    if (strcmp(ctname, cov_names[k]) == 0)
-      cov = k;
-  if (cov < 0)
+  gmle_cov_type cov;
+  if (gmle_cov_parse(ctname, &cov) != GMLE_OK)
     return gmle__error(ctx, GMLE_E_BAD_FORMAT,
                        "%s: covariance_type '%s' is not one of 'full', "
                        "'diag', 'spherical', 'tied'",
@@ -750,7 +745,7 @@ static gmle_status load_model(load_state *L, gmle_model **out) {
 
   GMLE_TRY(load_member(L, &L->covs, "covariances", 1));
   int ok = 0;
-  switch ((gmle_cov_type)cov) {
+  switch (cov) {
   case GMLE_COV_FULL:
     ok = shape_is(&L->covs, 3, C, D, D);
     snprintf(want, sizeof want, "(%zu, %zu, %zu) for 'full'", C, D, D);
@@ -842,7 +837,7 @@ static gmle_status load_model(load_state *L, gmle_model **out) {
     s = as_f64(L, &L->counts, &pn, &on);
   gmle_model *m = NULL;
   if (s == GMLE_OK) {
-    s = gmle_model_create(ctx, D, C, (gmle_cov_type)cov, pm, pc, pp, pn, &m);
+    s = gmle_model_create(ctx, D, C, cov, pm, pc, pp, pn, &m);
     if (s != GMLE_OK) {
       char why[GMLE__ERR_LEN];
       snprintf(why, sizeof why, "%s", gmle_context_error(ctx));

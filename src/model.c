@@ -29,25 +29,6 @@ size_t gmle__cov_len(gmle_cov_type cov, size_t dim, size_t n_classes) {
   return 0;
 }
 
-static int valid_cov_type(gmle_cov_type cov) {
-  return cov == GMLE_COV_FULL || cov == GMLE_COV_DIAG ||
-         cov == GMLE_COV_SPHERICAL || cov == GMLE_COV_TIED;
-}
-
-static const char *cov_type_name(gmle_cov_type cov) {
-  switch (cov) {
-  case GMLE_COV_FULL:
-    return "full";
-  case GMLE_COV_DIAG:
-    return "diag";
-  case GMLE_COV_SPHERICAL:
-    return "spherical";
-  case GMLE_COV_TIED:
-    return "tied";
-  }
-  return "unknown";
-}
-
 void gmle_model_free(gmle_model *m) {
   if (!m)
     return;
@@ -78,7 +59,7 @@ gmle_status gmle__model_alloc(gmle_context *ctx, size_t dim, size_t n_classes,
   GMLE_RETURN_IF(dim == 0 || n_classes == 0, ctx, GMLE_E_INVALID_ARG,
                  "model: %zu features and %zu classes (both must be >= 1)", dim,
                  n_classes);
-  GMLE_RETURN_IF(!valid_cov_type(cov), ctx, GMLE_E_INVALID_ARG,
+  GMLE_RETURN_IF(!gmle_cov_name(cov), ctx, GMLE_E_INVALID_ARG,
                  "model: unknown covariance type %d", (int)cov);
   const size_t cov_len = gmle__cov_len(cov, dim, n_classes);
   size_t means_len = 0, bytes = 0;
@@ -88,7 +69,7 @@ gmle_status gmle__model_alloc(gmle_context *ctx, size_t dim, size_t n_classes,
                  ctx, GMLE_E_TOO_LARGE,
                  "model: %zu classes x %zu features (%s covariance) "
                  "overflows size_t",
-                 n_classes, dim, cov_type_name(cov));
+                 n_classes, dim, gmle_cov_name(cov));
   gmle_model *m = gmle__calloc(1, sizeof *m);
   if (!m)
     return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "model: out of memory");

@@ -509,6 +509,36 @@ TEST(model_create_survives_every_allocation_failure) {
   gmle_context_free(ctx);
 }
 
+/* The one table of names: every enum value has a name that parses back to
+ * it, the spellings are the ones model files and the CLI use, and anything
+ * else is refused. */
+TEST(cov_and_output_names_round_trip) {
+  static const char *const covs[] = {"full", "diag", "spherical", "tied"};
+  for (int t = 0; t < 4; t++) {
+    gmle_cov_type back = GMLE_COV_TIED;
+    CHECK(strcmp(gmle_cov_name((gmle_cov_type)t), covs[t]) == 0);
+    CHECK_STATUS(gmle_cov_parse(covs[t], &back), GMLE_OK);
+    CHECK((int)back == t);
+  }
+  static const char *const outs[] = {"loglik", "joint", "logpost", "label",
+                                     "density"};
+  for (int o = 0; o < 5; o++) {
+    gmle_output back = GMLE_OUT_DENSITY;
+    CHECK(strcmp(gmle_output_name((gmle_output)o), outs[o]) == 0);
+    CHECK_STATUS(gmle_output_parse(outs[o], &back), GMLE_OK);
+    CHECK((int)back == o);
+  }
+  gmle_cov_type cov = GMLE_COV_DIAG;
+  gmle_output out = GMLE_OUT_JOINT;
+  CHECK(gmle_cov_name((gmle_cov_type)4) == NULL);
+  CHECK(gmle_output_name((gmle_output)-1) == NULL);
+  CHECK_STATUS(gmle_cov_parse("Full", &cov), GMLE_E_INVALID_ARG);
+  CHECK_STATUS(gmle_cov_parse(NULL, &cov), GMLE_E_INVALID_ARG);
+  CHECK_STATUS(gmle_output_parse("post", &out), GMLE_E_INVALID_ARG);
+  CHECK_STATUS(gmle_output_parse("label", NULL), GMLE_E_INVALID_ARG);
+  CHECK(cov == GMLE_COV_DIAG && out == GMLE_OUT_JOINT);
+}
+
 int main(int argc, char **argv) {
   CHECK_INIT(argc, argv);
   RUN(model_create_rejects_nan_mean);
@@ -524,5 +554,6 @@ int main(int argc, char **argv) {
   RUN(model_class_names_are_copied);
   RUN(model_information_criteria_formula);
   RUN(model_create_survives_every_allocation_failure);
+  RUN(cov_and_output_names_round_trip);
   return CHECK_DONE();
 }

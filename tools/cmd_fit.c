@@ -131,29 +131,10 @@ static void data_classes(cli_data *d, const char *classes_opt,
 }
 
 static gmle_cov_type parse_cov(const char *s) {
-  if (strcmp(s, "full") == 0)
-    return GMLE_COV_FULL;
-  if (strcmp(s, "diag") == 0)
-    return GMLE_COV_DIAG;
-  if (strcmp(s, "spherical") == 0)
-    return GMLE_COV_SPHERICAL;
-  if (strcmp(s, "tied") == 0)
-    return GMLE_COV_TIED;
-  cli_usage_error("--cov: '%s' is not one of full, diag, spherical, tied", s);
-}
-
-static const char *cov_name(gmle_cov_type c) {
-  switch (c) {
-  case GMLE_COV_FULL:
-    return "full";
-  case GMLE_COV_DIAG:
-    return "diag";
-  case GMLE_COV_SPHERICAL:
-    return "spherical";
-  case GMLE_COV_TIED:
-    return "tied";
-  }
-  return "?";
+  gmle_cov_type cov;
+  if (gmle_cov_parse(s, &cov) != GMLE_OK)
+    cli_usage_error("--cov: '%s' is not one of full, diag, spherical, tied", s);
+  return cov;
 }
 
 static double *parse_priors(const char *s, size_t C) {
@@ -289,7 +270,7 @@ int cmd_fit(int argc, char **argv) {
             "covariance\n",
             out, C, C == 1 ? "" : "es", gmle_stats_dim(st),
             gmle_stats_dim(st) == 1 ? "" : "s", (unsigned long long)rows,
-            cov_name(fo.cov));
+            gmle_cov_name(fo.cov));
   }
   free(pri);
   gmle_model_free(m);

@@ -30,20 +30,6 @@ static const char devices_help[] =
     "\n"
     "Exit codes: 0 ok, 1 usage, 4 no usable device at all.\n";
 
-static const char *cov_name(gmle_cov_type c) {
-  switch (c) {
-  case GMLE_COV_FULL:
-    return "full";
-  case GMLE_COV_DIAG:
-    return "diag";
-  case GMLE_COV_SPHERICAL:
-    return "spherical";
-  case GMLE_COV_TIED:
-    return "tied";
-  }
-  return "?";
-}
-
 static void json_str(const char *s) {
   putchar('"');
   for (; *s; s++) {
@@ -101,7 +87,7 @@ int cmd_info(int argc, char **argv) {
     printf("{\n  \"file\": ");
     json_str(pos[0]);
     printf(",\n  \"dim\": %zu,\n  \"n_classes\": %zu,\n", D, C);
-    printf("  \"covariance_type\": \"%s\",\n", cov_name(cov));
+    printf("  \"covariance_type\": \"%s\",\n", gmle_cov_name(cov));
     printf("  \"n_params\": %zu,\n", n_params);
     printf("  \"loglik\": ");
     if (have_ll)
@@ -184,7 +170,7 @@ int cmd_info(int argc, char **argv) {
     printf("model: %s\n", pos[0]);
     printf("features: %zu\n", D);
     printf("classes: %zu\n", C);
-    printf("covariance: %s\n", cov_name(cov));
+    printf("covariance: %s\n", gmle_cov_name(cov));
     printf("parameters: %zu\n", n_params);
     printf("total weight: %.10g\n", total_w);
     if (have_ll) {
@@ -276,8 +262,8 @@ int cmd_devices(int argc, char **argv) {
     int any_accel = 0;
     for (size_t k = 0; k < n && k < 16; k++) {
       printf("  device %d: %s%s%s (%u compute units", info[k].index,
-             info[k].name, info[k].platform[0] ? " / " : "",
-             info[k].platform, info[k].compute_units);
+             info[k].name, info[k].platform[0] ? " / " : "", info[k].platform,
+             info[k].compute_units);
       if (info[k].global_mem)
         printf(", %.1f GiB", (double)info[k].global_mem / 1073741824.0);
       printf("%s%s)%s\n", info[k].fp64 ? ", fp64" : "",

@@ -216,21 +216,10 @@ int cmd_score(int argc, char **argv) {
     cli_usage_error("-o OUT (or --per-utt TABLE) is required");
   const int ark_out = out && cli_is_kaldi(out);
   gmle_output what = GMLE_OUT_LOGLIK;
-  if (what_s) {
-    static const char *const names[] = {"loglik", "joint", "logpost", "label",
-                                        "density"};
-    static const gmle_output vals[] = {GMLE_OUT_LOGLIK, GMLE_OUT_JOINT,
-                                       GMLE_OUT_LOGPOST, GMLE_OUT_LABEL,
-                                       GMLE_OUT_DENSITY};
-    size_t k = 0;
-    while (k < 5 && strcmp(what_s, names[k]) != 0)
-      k++;
-    if (k == 5)
-      cli_usage_error("--what: '%s' is not one of loglik, joint, logpost, "
-                      "density, label",
-                      what_s);
-    what = vals[k];
-  }
+  if (what_s && gmle_output_parse(what_s, &what) != GMLE_OK)
+    cli_usage_error("--what: '%s' is not one of loglik, joint, logpost, "
+                    "density, label",
+                    what_s);
   if (ark_out && what == GMLE_OUT_LABEL)
     cli_usage_error("--what label gives integers, which a Kaldi matrix "
                     "archive does not hold; write .npy, or use 'gmle "
