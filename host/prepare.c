@@ -15,7 +15,6 @@
 #include <math.h>
 #include <string.h>
 
-static const double LOG_2PI = 1.8378770664093454836;
 
 /* What would fix a covariance that does not factorise. */
 static const char *remedy(const gmle_model *m) {
@@ -25,10 +24,6 @@ static const char *remedy(const gmle_model *m) {
                "cov = GMLE_COV_DIAG"
              : "the covariance must be symmetric positive definite (add a "
                "small multiple of the identity to regularise it)";
-}
-
-static const char *nonfinite_name(double v) {
-  return isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf");
 }
 
 /* Lower Cholesky factor L (row-major, strict upper part zero) of the
@@ -48,7 +43,7 @@ static gmle_status factor_full(const gmle_model *m, const char *who,
       GMLE_RETURN_IF(!isfinite(a[i * D + j]), m->ctx, GMLE_E_NONFINITE_STATS,
                      "%s: covariance entry (%zu, %zu) is %s; it cannot be "
                      "factorised",
-                     who, i, j, nonfinite_name(a[i * D + j]));
+                     who, i, j, gmle__nonfinite_name(a[i * D + j]));
   for (size_t i = 0; i < D; i++)
     for (size_t j = 0; j < D; j++)
       l[i * D + j] = j <= i ? a[i * D + j] : 0.0;
@@ -66,7 +61,7 @@ static gmle_status factor_full(const gmle_model *m, const char *who,
     const double d = l[i * D + i];
     GMLE_RETURN_IF(!isfinite(d), m->ctx, GMLE_E_NONFINITE_STATS,
                    "%s: Cholesky factor entry (%zu, %zu) is %s", who, i, i,
-                   nonfinite_name(d));
+                   gmle__nonfinite_name(d));
     GMLE_RETURN_IF(!(d > 0), m->ctx, GMLE_E_SINGULAR_COV,
                    "%s: covariance is not positive definite (Cholesky pivot "
                    "%zu of %zu is %g); %s",
@@ -89,7 +84,7 @@ static gmle_status factor_diag(const gmle_model *m, size_t c, const double *v,
     else
       snprintf(what, sizeof what, "spherical variance");
     GMLE_RETURN_IF(!isfinite(v[j]), m->ctx, GMLE_E_NONFINITE_STATS,
-                   "class %zu: %s is %s", c, what, nonfinite_name(v[j]));
+                   "class %zu: %s is %s", c, what, gmle__nonfinite_name(v[j]));
     /* 1/v is needed by the scoring cache: it must be finite too. */
     GMLE_RETURN_IF(!(v[j] > 0) || !isfinite(1.0 / v[j]), m->ctx,
                    GMLE_E_SINGULAR_COV, "class %zu: %s is %g, not positive; %s",
@@ -177,7 +172,7 @@ static gmle_status build_cache(gmle_model *m) {
   for (size_t a = 0; a < Ca; a++) {
     const size_t c = sc->active[a];
     const double *mu = m->means + c * D;
-    sc->lconst[a] = -0.5 * ((double)D * LOG_2PI + m->logdet[c]);
+    sc->lconst[a] = -0.5 * ((double)D * GMLE__LOG_2PI + m->logdet[c]);
     if (m->cov == GMLE_COV_FULL || m->cov == GMLE_COV_TIED) {
       const double *L = m->factor + (m->cov == GMLE_COV_FULL ? c * D * D : 0);
       double *b = sc->b + a * D;

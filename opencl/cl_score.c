@@ -24,7 +24,6 @@
 
 #define CL_MODEL_MAGIC 0x676d6c65636c6d64ULL /* "gmleclmd" */
 
-static const double LOG_2PI = 1.8378770664093454836;
 
 typedef struct cl_model {
   uint64_t magic;
@@ -106,8 +105,9 @@ static gmle_status model_build(gmle_context *ctx, const gmle_model *m,
     cm->jb = jb;
     cm->dj = dj;
     for (size_t c = 0, a = 0; c < C; c++) {
-      lconst[c] =
-          m->empty[c] ? -INFINITY : -0.5 * ((double)D * LOG_2PI + m->logdet[c]);
+      lconst[c] = m->empty[c]
+                      ? -INFINITY
+                      : -0.5 * ((double)D * GMLE__LOG_2PI + m->logdet[c]);
       if (!m->empty[c] && m->cov == GMLE_COV_FULL)
         fidx[c] = (uint32_t)a++;
       for (size_t j = 0; !full && j < D; j++)

@@ -10,7 +10,6 @@
 #include <omp.h>
 #include <string.h>
 
-static const double LOG_2PI = 1.8378770664093454836;
 
 /* Multiply-adds (C D^3) above which full covariances are fitted on
  * several threads. */
@@ -323,7 +322,7 @@ static gmle_status class_loglik(const fit_ctx *f, size_t c, double n,
       tr += Shat[j] / v;
     }
   }
-  *out = -0.5 * n * ((double)D * LOG_2PI + logdet + tr);
+  *out = -0.5 * n * ((double)D * GMLE__LOG_2PI + logdet + tr);
   return GMLE_OK;
 }
 

@@ -314,6 +314,18 @@ gmle_status gmle__check_finite(const gmle_context *ctx, const void *x,
                                gmle_dtype dtype, size_t n_rows,
                                size_t row_stride, size_t dim,
                                uint64_t batch_index, const char *what);
+/* log(2 pi), the constant of every Gaussian log-density (fit's closed-form
+ * log-likelihood, the scorers' per-class constants). */
+#define GMLE__LOG_2PI 1.8378770664093454836
+
+/* src/validate.c: the one scan that locates a non-finite value: the first
+ * in row-major order of rows [0, n_rows) of x, with its row, column and
+ * value (1), or 0 (row and col 0, val NaN) when every value is finite. */
+int gmle__find_nonfinite(const void *x, gmle_dtype dtype, size_t n_rows,
+                         size_t row_stride, size_t dim, size_t *row,
+                         size_t *col, double *val);
+/* "NaN", "+Inf" or "-Inf": how every message names a non-finite value. */
+const char *gmle__nonfinite_name(double v);
 
 /* Rows per batch for scoring and internal streaming. */
 #define GMLE__SCORE_BATCH_ROWS 8192

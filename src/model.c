@@ -294,10 +294,6 @@ const char *gmle_model_class_name(const gmle_model *m, size_t c) {
 static const double SYM_TOL = 1e-10;
 static const double PRIOR_SUM_TOL = 1e-9;
 
-static const char *nonfinite_name(double v) {
-  return isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf");
-}
-
 /* Checks of one full covariance a (D x D row-major); `who` names it
  * ("class 3" or "tied covariance"). */
 static gmle_status check_full(gmle_context *ctx, const double *a, size_t D,
@@ -307,7 +303,7 @@ static gmle_status check_full(gmle_context *ctx, const double *a, size_t D,
       GMLE_RETURN_IF(!isfinite(a[i * D + j]), ctx, GMLE_E_INVALID_MODEL,
                      CREATE ": %s: covariance entry (%zu, %zu) is %s; "
                             "covariances must be finite",
-                     who, i, j, nonfinite_name(a[i * D + j]));
+                     who, i, j, gmle__nonfinite_name(a[i * D + j]));
   for (size_t i = 0; i < D; i++)
     GMLE_RETURN_IF(!(a[i * D + i] > 0), ctx, GMLE_E_INVALID_MODEL,
                    CREATE ": %s: variance of feature %zu (diagonal entry) is "
@@ -362,7 +358,7 @@ static gmle_status check_params(gmle_context *ctx, size_t D, size_t C,
       GMLE_RETURN_IF(!isfinite(means[c * D + j]), ctx, GMLE_E_INVALID_MODEL,
                      CREATE ": class %zu: mean of feature %zu is %s; means "
                             "must be finite",
-                     c, j, nonfinite_name(means[c * D + j]));
+                     c, j, gmle__nonfinite_name(means[c * D + j]));
   /* Covariances of empty classes (count 0 or prior 0) are never factorised
    * or used: they only need to be finite. */
   int any_active = 0;
@@ -375,11 +371,11 @@ static gmle_status check_params(gmle_context *ctx, size_t D, size_t C,
       snprintf(who, sizeof who, "class %zu", c);
       if (empty) {
         for (size_t i = 0; i < D * D; i++)
-          GMLE_RETURN_IF(!isfinite(covs[c * D * D + i]), ctx,
-                         GMLE_E_INVALID_MODEL,
-                         CREATE ": class %zu: covariance entry (%zu, %zu) is "
-                                "%s; covariances must be finite",
-                         c, i / D, i % D, nonfinite_name(covs[c * D * D + i]));
+          GMLE_RETURN_IF(
+              !isfinite(covs[c * D * D + i]), ctx, GMLE_E_INVALID_MODEL,
+              CREATE ": class %zu: covariance entry (%zu, %zu) is "
+                     "%s; covariances must be finite",
+              c, i / D, i % D, gmle__nonfinite_name(covs[c * D * D + i]));
       } else {
         GMLE_TRY(check_full(ctx, covs + c * D * D, D, who));
       }
@@ -390,7 +386,7 @@ static gmle_status check_params(gmle_context *ctx, size_t D, size_t C,
         GMLE_RETURN_IF(!isfinite(v), ctx, GMLE_E_INVALID_MODEL,
                        CREATE ": class %zu: variance of feature %zu is %s; "
                               "variances must be finite",
-                       c, j, nonfinite_name(v));
+                       c, j, gmle__nonfinite_name(v));
         GMLE_RETURN_IF(!empty && !(v > 0), ctx, GMLE_E_INVALID_MODEL,
                        CREATE ": class %zu: variance of feature %zu is %g; "
                               "variances must be positive",
@@ -401,7 +397,7 @@ static gmle_status check_params(gmle_context *ctx, size_t D, size_t C,
       GMLE_RETURN_IF(!isfinite(covs[c]), ctx, GMLE_E_INVALID_MODEL,
                      CREATE ": class %zu: spherical variance is %s; "
                             "variances must be finite",
-                     c, nonfinite_name(covs[c]));
+                     c, gmle__nonfinite_name(covs[c]));
       GMLE_RETURN_IF(!empty && !(covs[c] > 0), ctx, GMLE_E_INVALID_MODEL,
                      CREATE ": class %zu: spherical variance is %g; "
                             "variances must be positive",
@@ -419,7 +415,7 @@ static gmle_status check_params(gmle_context *ctx, size_t D, size_t C,
         GMLE_RETURN_IF(!isfinite(covs[i]), ctx, GMLE_E_INVALID_MODEL,
                        CREATE ": tied covariance (all classes): entry "
                               "(%zu, %zu) is %s; covariances must be finite",
-                       i / D, i % D, nonfinite_name(covs[i]));
+                       i / D, i % D, gmle__nonfinite_name(covs[i]));
   }
   return GMLE_OK;
 }

@@ -53,26 +53,6 @@ static gmle_status check_input(gmle_context *ctx, const gmle_model *m,
   return GMLE_OK;
 }
 
-/* First non-finite cell of a batch (the error path only). */
-static void find_nonfinite(const void *x, gmle_dtype dtype, size_t n,
-                           size_t stride, size_t dim, size_t *row, size_t *col,
-                           double *val) {
-  for (size_t r = 0; r < n; r++)
-    for (size_t j = 0; j < dim; j++) {
-      const double v = dtype == GMLE_F32
-                           ? (double)((const float *)x)[r * stride + j]
-                           : ((const double *)x)[r * stride + j];
-      if (!isfinite(v)) {
-        *row = r;
-        *col = j;
-        *val = v;
-        return;
-      }
-    }
-  *row = *col = 0;
-  *val = NAN;
-}
-
 /* 1 when the n rows of x are all finite. The test is on the exponent bits
  * (all ones: NaN or Inf) with an OR of integer flags, which the compiler
  * vectorises; a floating-point reduction would be a serial chain of adds
@@ -122,11 +102,11 @@ static gmle_status check_batch(gmle_context *ctx, const void *xb,
     return GMLE_OK;
   size_t r, j;
   double v;
-  find_nonfinite(xb, dtype, n, stride, dim, &r, &j, &v);
+  gmle__find_nonfinite(xb, dtype, n, stride, dim, &r, &j, &v);
   return gmle__error(ctx, GMLE_E_NONFINITE_INPUT,
                      "%s: batch %llu row %zu col %zu: %s", what,
                      (unsigned long long)bi, r0 + r, j,
-                     isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
+                     gmle__nonfinite_name(v));
 }
 
 gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
@@ -174,11 +154,11 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
     if (s == GMLE_E_NONFINITE_INPUT) {
       size_t r, j;
       double v;
-      find_nonfinite(x, dtype, n_rows, row_stride, m->dim, &r, &j, &v);
+      gmle__find_nonfinite(x, dtype, n_rows, row_stride, m->dim, &r, &j, &v);
       s = gmle__error(ctx, GMLE_E_NONFINITE_INPUT,
                       "score: batch %llu row %zu col %zu: %s",
                       (unsigned long long)(r / GMLE__SCORE_BATCH_ROWS), r, j,
-                      isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
+                      gmle__nonfinite_name(v));
     }
     gmle__score_scratch_release(ctx);
     return s;

@@ -1,14 +1,34 @@
-/* validate.c -- scanning batches for values the statistics cannot take. */
+/* validate.c -- scanning batches for values the statistics cannot take,
+ * and the one scan that says where a non-finite value is. */
 #include "internal.h"
 
 #include <math.h>
 
-static gmle_status report(const gmle_context *ctx, double v, size_t r,
-                          size_t j, uint64_t batch) {
-  const char *kind = isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf");
-  return gmle__error(ctx, GMLE_E_NONFINITE_INPUT,
-                     "batch %llu row %zu col %zu: %s",
-                     (unsigned long long)batch, r, j, kind);
+const char *gmle__nonfinite_name(double v) {
+  return isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf");
+}
+
+static double value_at(const void *x, gmle_dtype dtype, size_t i) {
+  return dtype == GMLE_F32 ? (double)((const float *)x)[i]
+                           : ((const double *)x)[i];
+}
+
+int gmle__find_nonfinite(const void *x, gmle_dtype dtype, size_t n_rows,
+                         size_t row_stride, size_t dim, size_t *row,
+                         size_t *col, double *val) {
+  for (size_t r = 0; r < n_rows; r++)
+    for (size_t j = 0; j < dim; j++) {
+      const double v = value_at(x, dtype, r * row_stride + j);
+      if (!isfinite(v)) {
+        *row = r;
+        *col = j;
+        *val = v;
+        return 1;
+      }
+    }
+  *row = *col = 0;
+  *val = NAN;
+  return 0;
 }
 
 /* 1 when every value of the row is finite: x*0 is 0 for finite x and NaN
@@ -44,22 +64,22 @@ gmle_status gmle__check_finite(const gmle_context *ctx, const void *x,
    * smallest index) is reported whatever the split. */
   size_t first = n_rows;
   const long long n = (long long)n_rows;
-  const int threads = ctx && ctx->n_threads > 1 && n_rows * dim > 65536
-                          ? ctx->n_threads
-                          : 1;
-#pragma omp parallel for num_threads(threads) schedule(static)               \
-    reduction(min : first)
+  const int threads =
+      ctx && ctx->n_threads > 1 && n_rows * dim > 65536 ? ctx->n_threads : 1;
+#pragma omp parallel for num_threads(threads) schedule(static)                 \
+    reduction(min                                                              \
+              : first)
   for (long long r = 0; r < n; r++)
     if ((size_t)r < first && !row_finite(x, dtype, (size_t)r, row_stride, dim))
       first = (size_t)r;
   if (first == n_rows)
     return GMLE_OK;
-  for (size_t j = 0; j < dim; j++) {
-    const double v = dtype == GMLE_F32
-                         ? (double)((const float *)x)[first * row_stride + j]
-                         : ((const double *)x)[first * row_stride + j];
-    if (!isfinite(v))
-      return report(ctx, v, first, j, batch_index);
-  }
-  return GMLE_OK;
+  size_t r, j;
+  double v;
+  gmle__find_nonfinite((const char *)x +
+                           first * row_stride * gmle__dtype_size(dtype),
+                       dtype, 1, row_stride, dim, &r, &j, &v);
+  return gmle__error(
+      ctx, GMLE_E_NONFINITE_INPUT, "batch %llu row %zu col %zu: %s",
+      (unsigned long long)batch_index, first, j, gmle__nonfinite_name(v));
 }
