@@ -695,55 +695,57 @@ static gmle_status restore_extras(load_state *L, gmle_model *m) {
   return s;
 }
 
-static gmle_status load_model(load_state *L, gmle_model **out) {
-  gmle_context *ctx = L->ctx;
-  GMLE_TRY(L->mem
-               ? gmle__zip_open_mem(ctx, L->path, L->mem, L->mem_size, &L->zr)
-               : gmle__zip_open_file(ctx, L->path, &L->zr));
-  /* Every member's CRC, including those gmle does not use. */
+/* Open the archive and check every member's CRC, including those gmle
+ * does not use. */
+static gmle_status open_archive(load_state *L) {
+  GMLE_TRY(
+      L->mem ? gmle__zip_open_mem(L->ctx, L->path, L->mem, L->mem_size, &L->zr)
+             : gmle__zip_open_file(L->ctx, L->path, &L->zr));
   for (size_t i = 0; i < L->zr.n; i++)
     GMLE_TRY(gmle__zip_check_crc(&L->zr, &L->zr.e[i]));
+  return GMLE_OK;
+}
 
-  /* The version first: a newer file may differ in anything else. */
+/* format_version, read first: a newer file may differ in anything else. */
+static gmle_status check_version(load_state *L) {
   GMLE_TRY(load_member(L, &L->fv, "format_version", 1));
-  {
-    int64_t v = 0;
-    if (!(L->fv.h.kind == 'i' || L->fv.h.kind == 'u') ||
-        L->fv.h.n_elements != 1 ||
-        gmle__npy_to_i64(&L->fv.h, L->fv.data, 1, &v) != 1)
-      return gmle__error(ctx, GMLE_E_BAD_FORMAT,
-                         "%s: expected one integer, found dtype '%s' with "
-                         "%zu elements",
-                         L->fv.label, L->fv.h.descr, L->fv.h.n_elements);
-    if (v > FORMAT_VERSION)
-      return gmle__error(ctx, GMLE_E_UNSUPPORTED_VERSION,
-                         "%s: format_version %lld is newer than this gmle "
-                         "reads (%d); upgrade gmle",
-                         L->fv.label, (long long)v, FORMAT_VERSION);
-    if (v < 1)
-      return gmle__error(ctx, GMLE_E_BAD_FORMAT,
-                         "%s: format_version %lld is not valid", L->fv.label,
-                         (long long)v);
-  }
+  int64_t v = 0;
+  if (!(L->fv.h.kind == 'i' || L->fv.h.kind == 'u') ||
+      L->fv.h.n_elements != 1 ||
+      gmle__npy_to_i64(&L->fv.h, L->fv.data, 1, &v) != 1)
+    return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: expected one integer, found dtype '%s' with "
+                       "%zu elements",
+                       L->fv.label, L->fv.h.descr, L->fv.h.n_elements);
+  if (v > FORMAT_VERSION)
+    return gmle__error(L->ctx, GMLE_E_UNSUPPORTED_VERSION,
+                       "%s: format_version %lld is newer than this gmle "
+                       "reads (%d); upgrade gmle",
+                       L->fv.label, (long long)v, FORMAT_VERSION);
+  if (v < 1)
+    return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: format_version %lld is not valid", L->fv.label,
+                       (long long)v);
+  return GMLE_OK;
+}
+
+static gmle_status load_cov_type(load_state *L, gmle_cov_type *cov) {
   GMLE_TRY(load_member(L, &L->ct, "covariance_type", 1));
   char ctname[16];
   GMLE_TRY(scalar_text(L, &L->ct, ctname, sizeof ctname));
-  gmle_cov_type cov;
-  if (gmle_cov_parse(ctname, &cov) != GMLE_OK)
-    return gmle__error(ctx, GMLE_E_BAD_FORMAT,
+  if (gmle_cov_parse(ctname, cov) != GMLE_OK)
+    return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
                        "%s: covariance_type '%s' is not one of 'full', "
                        "'diag', 'spherical', 'tied'",
                        L->ct.label, ctname);
+  return GMLE_OK;
+}
 
-  GMLE_TRY(load_member(L, &L->means, "means", 1));
-  GMLE_TRY(need_numeric(L, &L->means));
-  if (L->means.h.ndim != 2 || L->means.h.shape[0] == 0 ||
-      L->means.h.shape[1] == 0)
-    return wrong_shape(L, &L->means, "(n_classes, n_features), both >= 1");
-  const size_t C = L->means.h.shape[0], D = L->means.h.shape[1];
-  char want[128];
-
+/* covariances: shaped as scikit-learn's GaussianMixture for `cov`. */
+static gmle_status load_covariances(load_state *L, gmle_cov_type cov, size_t C,
+                                    size_t D) {
   GMLE_TRY(load_member(L, &L->covs, "covariances", 1));
+  char want[128];
   int ok = 0;
   switch (cov) {
   case GMLE_COV_FULL:
@@ -763,104 +765,149 @@ static gmle_status load_model(load_state *L, gmle_model **out) {
     snprintf(want, sizeof want, "(%zu, %zu) for 'tied'", D, D);
     break;
   }
-  if (!ok)
-    return wrong_shape(L, &L->covs, want);
-  snprintf(want, sizeof want, "(%zu,), one per class", C);
-  GMLE_TRY(load_member(L, &L->priors, "priors", 1));
-  if (!shape_is(&L->priors, 1, C, 0, 0))
-    return wrong_shape(L, &L->priors, want);
-  GMLE_TRY(load_member(L, &L->counts, "counts", 0));
-  if (L->counts.buf && !shape_is(&L->counts, 1, C, 0, 0))
-    return wrong_shape(L, &L->counts, want);
-  GMLE_TRY(load_member(L, &L->rows, "rows", 0));
-  if (L->rows.buf && !shape_is(&L->rows, 1, C, 0, 0))
-    return wrong_shape(L, &L->rows, want);
-  GMLE_TRY(load_member(L, &L->classes, "classes", 0));
-  if (L->classes.buf && !shape_is(&L->classes, 1, C, 0, 0))
-    return wrong_shape(L, &L->classes, want);
-  GMLE_TRY(load_extras(L, C));
+  return ok ? GMLE_OK : wrong_shape(L, &L->covs, want);
+}
 
-  /* Rows: non-negative integers (uint64 read whole). */
-  uint64_t *rows = NULL;
-  if (L->rows.buf) {
-    const gmle__npy_header *h = &L->rows.h;
-    if (h->kind != 'i' && h->kind != 'u')
-      return gmle__error(ctx, GMLE_E_BAD_FORMAT,
-                         "%s: dtype '%s' is not an integer array",
-                         L->rows.label, h->descr);
-    rows = gmle__malloc(C * sizeof *rows);
-    if (!rows)
-      return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "%s: out of memory",
-                         L->rows.label);
-    for (size_t c = 0; c < C; c++) {
-      const unsigned char *p = L->rows.data + c * h->itemsize;
-      int64_t v = 0;
-      if (h->kind == 'u' && h->itemsize == 8) {
-        uint64_t u = 0;
-        for (size_t k = 0; k < 8; k++)
-          u = (u << 8) | p[h->big_endian ? k : 7 - k];
-        rows[c] = u;
-      } else if (gmle__npy_to_i64(h, p, 1, &v) == 1 && v >= 0) {
-        rows[c] = (uint64_t)v;
-      } else {
-        gmle__free(rows);
-        return gmle__error(ctx, GMLE_E_INVALID_MODEL,
-                           "%s: byte %zu: class %zu: row count is negative",
-                           L->rows.label, h->header_len + c * h->itemsize, c);
-      }
+/* A per-class member (C,): required or optional. */
+static gmle_status load_per_class(load_state *L, member *mb, const char *name,
+                                  int required, size_t C) {
+  char want[64];
+  snprintf(want, sizeof want, "(%zu,), one per class", C);
+  GMLE_TRY(load_member(L, mb, name, required));
+  if (mb->buf && !shape_is(mb, 1, C, 0, 0))
+    return wrong_shape(L, mb, want);
+  return GMLE_OK;
+}
+
+/* Every member, with its shape checked; *C and *D from means. */
+static gmle_status load_members(load_state *L, gmle_cov_type cov, size_t *C,
+                                size_t *D) {
+  GMLE_TRY(load_member(L, &L->means, "means", 1));
+  GMLE_TRY(need_numeric(L, &L->means));
+  if (L->means.h.ndim != 2 || L->means.h.shape[0] == 0 ||
+      L->means.h.shape[1] == 0)
+    return wrong_shape(L, &L->means, "(n_classes, n_features), both >= 1");
+  *C = L->means.h.shape[0];
+  *D = L->means.h.shape[1];
+  GMLE_TRY(load_covariances(L, cov, *C, *D));
+  GMLE_TRY(load_per_class(L, &L->priors, "priors", 1, *C));
+  GMLE_TRY(load_per_class(L, &L->counts, "counts", 0, *C));
+  GMLE_TRY(load_per_class(L, &L->rows, "rows", 0, *C));
+  GMLE_TRY(load_per_class(L, &L->classes, "classes", 0, *C));
+  return load_extras(L, *C);
+}
+
+/* rows: non-negative integers (uint64 read whole); *out NULL when the
+ * member is absent. */
+static gmle_status read_rows(load_state *L, size_t C, uint64_t **out) {
+  *out = NULL;
+  if (!L->rows.buf)
+    return GMLE_OK;
+  const gmle__npy_header *h = &L->rows.h;
+  if (h->kind != 'i' && h->kind != 'u')
+    return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: dtype '%s' is not an integer array", L->rows.label,
+                       h->descr);
+  uint64_t *rows = gmle__malloc(C * sizeof *rows);
+  if (!rows)
+    return gmle__error(L->ctx, GMLE_E_OUT_OF_MEMORY, "%s: out of memory",
+                       L->rows.label);
+  for (size_t c = 0; c < C; c++) {
+    const unsigned char *p = L->rows.data + c * h->itemsize;
+    int64_t v = 0;
+    if (h->kind == 'u' && h->itemsize == 8) {
+      uint64_t u = 0;
+      for (size_t k = 0; k < 8; k++)
+        u = (u << 8) | p[h->big_endian ? k : 7 - k];
+      rows[c] = u;
+    } else if (gmle__npy_to_i64(h, p, 1, &v) == 1 && v >= 0) {
+      rows[c] = (uint64_t)v;
+    } else {
+      gmle__free(rows);
+      return gmle__error(L->ctx, GMLE_E_INVALID_MODEL,
+                         "%s: byte %zu: class %zu: row count is negative",
+                         L->rows.label, h->header_len + c * h->itemsize, c);
     }
   }
+  *out = rows;
+  return GMLE_OK;
+}
 
-  char **names = NULL;
-  gmle_status s = GMLE_OK;
-  if (L->classes.buf) {
-    const gmle__npy_header *h = &L->classes.h;
-    if (h->kind == 'U' || h->kind == 'S')
-      s = names_from_strings(L, &L->classes, C, &names);
-    else if (h->kind == 'i' || h->kind == 'u')
-      s = names_from_ints(L, &L->classes, C, &names);
-    else
-      s = gmle__error(ctx, GMLE_E_BAD_FORMAT,
-                      "%s: dtype '%s' is neither strings nor integers",
-                      L->classes.label, h->descr);
-  }
+/* classes: names from strings or integers; *names NULL when absent. */
+static gmle_status read_names(load_state *L, size_t C, char ***names) {
+  *names = NULL;
+  if (!L->classes.buf)
+    return GMLE_OK;
+  const gmle__npy_header *h = &L->classes.h;
+  if (h->kind == 'U' || h->kind == 'S')
+    return names_from_strings(L, &L->classes, C, names);
+  if (h->kind == 'i' || h->kind == 'u')
+    return names_from_ints(L, &L->classes, C, names);
+  return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
+                     "%s: dtype '%s' is neither strings nor integers",
+                     L->classes.label, h->descr);
+}
 
+/* The model from the parameter members, checked by gmle_model_create
+ * (whose message is prefixed with the file's path). */
+static gmle_status create_model(load_state *L, gmle_cov_type cov, size_t C,
+                                size_t D, gmle_model **m) {
   const double *pm = NULL, *pc = NULL, *pp = NULL, *pn = NULL;
   double *om = NULL, *oc = NULL, *op = NULL, *on = NULL;
-  if (s == GMLE_OK)
-    s = as_f64(L, &L->means, &pm, &om);
+  gmle_status s = as_f64(L, &L->means, &pm, &om);
   if (s == GMLE_OK)
     s = as_f64(L, &L->covs, &pc, &oc);
   if (s == GMLE_OK)
     s = as_f64(L, &L->priors, &pp, &op);
   if (s == GMLE_OK && L->counts.buf)
     s = as_f64(L, &L->counts, &pn, &on);
-  gmle_model *m = NULL;
   if (s == GMLE_OK) {
-    s = gmle_model_create(ctx, D, C, cov, pm, pc, pp, pn, &m);
+    s = gmle_model_create(L->ctx, D, C, cov, pm, pc, pp, pn, m);
     if (s != GMLE_OK) {
       char why[GMLE__ERR_LEN];
-      snprintf(why, sizeof why, "%s", gmle_context_error(ctx));
-      s = gmle__error(ctx, s, "%s: %s", L->path, why);
+      snprintf(why, sizeof why, "%s", gmle_context_error(L->ctx));
+      s = gmle__error(L->ctx, s, "%s: %s", L->path, why);
     }
   }
-  if (s == GMLE_OK && names) {
-    s = gmle_model_set_class_names(m, (const char *const *)names);
-    if (s == GMLE_OK)
-      gmle__clear_error(ctx);
-  }
-  if (s == GMLE_OK && rows) {
-    for (size_t c = 0; c < C; c++) {
-      m->rows[c] = rows[c];
-      m->reports[c].rows = rows[c];
-    }
-  }
-  if (s == GMLE_OK)
-    s = restore_extras(L, m);
   gmle__free(om);
   gmle__free(oc);
   gmle__free(op);
   gmle__free(on);
+  return s;
+}
+
+/* What the file holds beside the parameters: names, row counts, the
+ * training log-likelihood and the fit report. */
+static gmle_status restore_metadata(load_state *L, gmle_model *m, char **names,
+                                    const uint64_t *rows) {
+  if (names) {
+    GMLE_TRY(gmle_model_set_class_names(m, (const char *const *)names));
+    gmle__clear_error(L->ctx);
+  }
+  for (size_t c = 0; rows && c < m->n_classes; c++) {
+    m->rows[c] = rows[c];
+    m->reports[c].rows = rows[c];
+  }
+  return restore_extras(L, m);
+}
+
+static gmle_status load_model(load_state *L, gmle_model **out) {
+  gmle_cov_type cov = GMLE_COV_FULL;
+  size_t C = 0, D = 0;
+  GMLE_TRY(open_archive(L));
+  GMLE_TRY(check_version(L));
+  GMLE_TRY(load_cov_type(L, &cov));
+  GMLE_TRY(load_members(L, cov, &C, &D));
+
+  uint64_t *rows = NULL;
+  GMLE_TRY(read_rows(L, C, &rows));
+  char **names = NULL;
+  gmle_model *m = NULL;
+  gmle_status s = read_names(L, C, &names);
+  if (s == GMLE_OK)
+    s = create_model(L, cov, C, D, &m);
+  if (s == GMLE_OK)
+    s = restore_metadata(L, m, names, rows);
   gmle__free(rows);
   names_free(names, C);
   if (s != GMLE_OK) {
