@@ -371,13 +371,29 @@ static gmle_status parse_names(reader *r, gmle_stats *st,
   return GMLE_OK;
 }
 
-static gmle_status load_body(reader *r, gmle_stats **out) {
-  unsigned char h[HEADER_LEN];
+/* What the header says, once checked. */
+typedef struct stats_header {
+  uint32_t version, mode, flags;
+  uint64_t D, C, n_batches, payload, names_len; /* as stored */
+  layout l;
+} stats_header;
+
+static gmle_status not_stats(const reader *r) {
+  return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                     "%s: byte 0: not a gmle statistics file (the magic "
+                     "\"GMLESTAT\" is missing)",
+                     r->path);
+}
+
+/* The magic and the version (into h[0..12)); a file too short for them
+ * is truncated when what it has is the magic's start, else no statistics
+ * file at all. */
+static gmle_status read_magic(reader *r, unsigned char *h, uint32_t *version) {
   if (r->size < 8 + 4) {
     unsigned char m[8] = {0};
     size_t n = r->size < 8 ? (size_t)r->size : 8;
     if (raw_read(r, m, n) != n || memcmp(m, STATS_MAGIC, n) != 0)
-      goto not_stats;
+      return not_stats(r);
     return gmle__error(r->ctx, GMLE_E_CORRUPT,
                        "%s: byte %llu: truncated: %llu bytes is too short "
                        "for a statistics file",
@@ -386,54 +402,72 @@ static gmle_status load_body(reader *r, gmle_stats **out) {
   }
   GMLE_TRY(get(r, h, 12, "the magic and version"));
   if (memcmp(h, STATS_MAGIC, 8) != 0)
-    goto not_stats;
-  uint32_t version = gmle__ld_le32(h + 8);
-  if (version > STATS_VERSION)
+    return not_stats(r);
+  *version = gmle__ld_le32(h + 8);
+  if (*version > STATS_VERSION)
     return gmle__error(r->ctx, GMLE_E_UNSUPPORTED_VERSION,
                        "%s: byte 8: statistics format version %lu is newer "
                        "than this gmle reads (%u); upgrade gmle",
-                       r->path, (unsigned long)version, STATS_VERSION);
-  if (version == 0)
+                       r->path, (unsigned long)*version, STATS_VERSION);
+  if (*version == 0)
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s: byte 8: format version 0 is not valid", r->path);
+  return GMLE_OK;
+}
+
+/* The header's fields, each checked on its own. */
+static gmle_status read_fields(reader *r, stats_header *hd) {
+  unsigned char h[HEADER_LEN];
+  GMLE_TRY(read_magic(r, h, &hd->version));
   GMLE_TRY(get(r, h + 12, HEADER_LEN - 12, "the header"));
-  uint32_t bom = gmle__ld_le32(h + 12), mode = gmle__ld_le32(h + 16);
-  uint32_t flags = gmle__ld_le32(h + 20);
-  uint64_t D = gmle__ld_le64(h + 24), C = gmle__ld_le64(h + 32);
-  uint64_t n_batches = gmle__ld_le64(h + 40);
-  uint64_t payload = gmle__ld_le64(h + 48);
+  const uint32_t bom = gmle__ld_le32(h + 12);
+  hd->mode = gmle__ld_le32(h + 16);
+  hd->flags = gmle__ld_le32(h + 20);
+  hd->D = gmle__ld_le64(h + 24);
+  hd->C = gmle__ld_le64(h + 32);
+  hd->n_batches = gmle__ld_le64(h + 40);
+  hd->payload = gmle__ld_le64(h + 48);
+  hd->names_len = gmle__ld_le64(h + 56);
   if (bom != STATS_BOM)
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s: byte 12: wrong byte-order marker 0x%08lx "
                        "(expected 0x%08lx)",
                        r->path, (unsigned long)bom, (unsigned long)STATS_BOM);
-  if (mode != GMLE_STATS_FULL && mode != GMLE_STATS_DIAG)
+  if (hd->mode != GMLE_STATS_FULL && hd->mode != GMLE_STATS_DIAG)
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s: byte 16: unknown statistics mode %lu", r->path,
-                       (unsigned long)mode);
-  if (flags & ~FLAG_SAW_F32)
+                       (unsigned long)hd->mode);
+  if (hd->flags & ~FLAG_SAW_F32)
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s: byte 20: unknown flags 0x%08lx", r->path,
-                       (unsigned long)flags);
-  const uint64_t names_len = gmle__ld_le64(h + 56);
-  if (version == 1 && names_len != 0)
+                       (unsigned long)hd->flags);
+  if (hd->version == 1 && hd->names_len != 0)
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s: byte 56: reserved field is not zero", r->path);
-  layout l;
-  if (C > INT32_MAX || make_layout(D, C, mode, &l) != 0)
+  return GMLE_OK;
+}
+
+/* The sizes the header claims: consistent with each other and with the
+ * file, all checked before anything is allocated from them (payload is at
+ * most UINT64_MAX / 16, names_len UINT64_MAX / 4). */
+static gmle_status check_sizes(reader *r, stats_header *hd) {
+  layout *l = &hd->l;
+  if (hd->C > INT32_MAX || make_layout(hd->D, hd->C, hd->mode, l) != 0)
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s: byte 24: %llu features x %llu classes is not a "
                        "valid statistics size",
-                       r->path, (unsigned long long)D, (unsigned long long)C);
-  if (payload != l.payload)
+                       r->path, (unsigned long long)hd->D,
+                       (unsigned long long)hd->C);
+  if (hd->payload != l->payload)
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s: byte 48: payload of %llu bytes does not match %llu "
                        "features x %llu classes (%llu bytes)",
-                       r->path, (unsigned long long)payload,
-                       (unsigned long long)D, (unsigned long long)C,
-                       (unsigned long long)l.payload);
+                       r->path, (unsigned long long)hd->payload,
+                       (unsigned long long)hd->D, (unsigned long long)hd->C,
+                       (unsigned long long)l->payload);
   /* The smallest names section: C lengths, padded. */
-  const uint64_t names_min = (4 * (uint64_t)l.C + 7) / 8 * 8;
+  const uint64_t names_len = hd->names_len;
+  const uint64_t names_min = (4 * (uint64_t)l->C + 7) / 8 * 8;
   if (names_len != 0 && (names_len % 8 != 0 || names_len < names_min ||
                          names_len > UINT64_MAX / 4))
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
@@ -441,10 +475,9 @@ static gmle_status load_body(reader *r, gmle_stats **out) {
                        "not valid for %llu classes (a multiple of 8, at "
                        "least %llu)",
                        r->path, (unsigned long long)names_len,
-                       (unsigned long long)C, (unsigned long long)names_min);
-  /* Everything the header claims must be in the file before allocating
-   * (payload is at most UINT64_MAX / 16, names_len UINT64_MAX / 4). */
-  const uint64_t want = HEADER_LEN + l.payload + names_len + 4;
+                       (unsigned long long)hd->C,
+                       (unsigned long long)names_min);
+  const uint64_t want = HEADER_LEN + l->payload + names_len + 4;
   if (r->size != want)
     return gmle__error(r->ctx, GMLE_E_CORRUPT,
                        "%s: byte %llu: the header describes %llu bytes but "
@@ -457,69 +490,88 @@ static gmle_status load_body(reader *r, gmle_stats **out) {
                        "%s: byte 56: %llu bytes of class names do not fit in "
                        "memory",
                        r->path, (unsigned long long)names_len);
-  gmle_stats *st = NULL;
-  GMLE_TRY(
-      gmle_stats_create_mode(r->ctx, l.D, l.C, (gmle_stats_mode)mode, &st));
-  const size_t Cn = l.C, Dn = l.D;
-  unsigned char pad[8], tail[4];
-  gmle_status s = get_words(r, st->weight, Cn, "weights");
-  if (s == GMLE_OK)
-    s = get_words(r, st->rows, Cn, "row counts");
-  if (s == GMLE_OK)
-    s = get_words(r, st->shift, Cn * Dn, "shifts");
-  if (s == GMLE_OK)
-    s = get_words(r, st->sum, Cn * Dn, "sums");
-  if (s == GMLE_OK)
-    s = get_words(r, st->gram, Cn * l.G, "Gram matrices");
-  if (s == GMLE_OK)
-    s = get(r, st->has_shift, Cn, "shift flags");
-  if (s == GMLE_OK)
-    s = get(r, pad, (size_t)l.pad, "padding");
-  unsigned char *nbuf = NULL;
-  if (s == GMLE_OK && names_len > 0) {
-    nbuf = gmle__malloc((size_t)names_len);
-    if (!nbuf)
-      s = gmle__error(r->ctx, GMLE_E_OUT_OF_MEMORY,
-                      "%s: out of memory for %llu bytes of class names",
-                      r->path, (unsigned long long)names_len);
-    else
-      s = get(r, nbuf, (size_t)names_len, "class names");
+  return GMLE_OK;
+}
+
+/* The payload sections into st, and the padding after them into pad. */
+static gmle_status read_payload(reader *r, gmle_stats *st, const layout *l,
+                                unsigned char *pad) {
+  const size_t C = l->C, D = l->D;
+  GMLE_TRY(get_words(r, st->weight, C, "weights"));
+  GMLE_TRY(get_words(r, st->rows, C, "row counts"));
+  GMLE_TRY(get_words(r, st->shift, C * D, "shifts"));
+  GMLE_TRY(get_words(r, st->sum, C * D, "sums"));
+  GMLE_TRY(get_words(r, st->gram, C * l->G, "Gram matrices"));
+  GMLE_TRY(get(r, st->has_shift, C, "shift flags"));
+  return get(r, pad, (size_t)l->pad, "padding");
+}
+
+/* The class-name section (*nbuf, NULL when there is none), then the CRC
+ * over everything before it. */
+static gmle_status read_names_and_crc(reader *r, size_t names_len,
+                                      unsigned char **nbuf) {
+  if (names_len > 0) {
+    *nbuf = gmle__malloc(names_len);
+    if (!*nbuf)
+      return gmle__error(r->ctx, GMLE_E_OUT_OF_MEMORY,
+                         "%s: out of memory for %llu bytes of class names",
+                         r->path, (unsigned long long)names_len);
+    GMLE_TRY(get(r, *nbuf, names_len, "class names"));
   }
-  uint32_t crc = r->crc;
+  const uint32_t crc = r->crc;
+  unsigned char tail[4];
+  GMLE_TRY(get(r, tail, 4, "the CRC-32"));
+  if (gmle__ld_le32(tail) != crc)
+    return gmle__error(r->ctx, GMLE_E_CORRUPT,
+                       "%s: byte %llu: CRC-32 mismatch: stored 0x%08lx, "
+                       "computed 0x%08lx over bytes 0..%llu (the file is "
+                       "damaged)",
+                       r->path, (unsigned long long)(r->off - 4),
+                       (unsigned long)gmle__ld_le32(tail), (unsigned long)crc,
+                       (unsigned long long)(r->off - 4));
+  return GMLE_OK;
+}
+
+/* Everything after the header into st: sections, names, CRC, then the
+ * checks that need the CRC to have passed first. */
+static gmle_status read_body(reader *r, gmle_stats *st,
+                             const stats_header *hd) {
+  const layout *l = &hd->l;
+  unsigned char pad[8];
+  unsigned char *nbuf = NULL;
+  gmle_status s = read_payload(r, st, l, pad);
   if (s == GMLE_OK)
-    s = get(r, tail, 4, "the CRC-32");
-  if (s == GMLE_OK && gmle__ld_le32(tail) != crc)
-    s = gmle__error(r->ctx, GMLE_E_CORRUPT,
-                    "%s: byte %llu: CRC-32 mismatch: stored 0x%08lx, "
-                    "computed 0x%08lx over bytes 0..%llu (the file is "
-                    "damaged)",
-                    r->path, (unsigned long long)(r->off - 4),
-                    (unsigned long)gmle__ld_le32(tail), (unsigned long)crc,
-                    (unsigned long long)(r->off - 4));
-  for (size_t k = 0; s == GMLE_OK && k < l.pad; k++)
+    s = read_names_and_crc(r, (size_t)hd->names_len, &nbuf);
+  for (size_t k = 0; s == GMLE_OK && k < l->pad; k++)
     if (pad[k] != 0)
       s = gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                       "%s: byte %llu: padding is not zero", r->path,
-                      (unsigned long long)(r->off - 4 - l.pad + k));
+                      (unsigned long long)(r->off - 4 - l->pad + k));
   if (s == GMLE_OK)
-    s = check_values(r, st, &l);
+    s = check_values(r, st, l);
   if (s == GMLE_OK && nbuf)
-    s = parse_names(r, st, nbuf, (size_t)names_len, HEADER_LEN + l.payload);
+    s = parse_names(r, st, nbuf, (size_t)hd->names_len,
+                    HEADER_LEN + l->payload);
   gmle__free(nbuf);
+  return s;
+}
+
+static gmle_status load_body(reader *r, gmle_stats **out) {
+  stats_header hd;
+  GMLE_TRY(read_fields(r, &hd));
+  GMLE_TRY(check_sizes(r, &hd));
+  gmle_stats *st = NULL;
+  GMLE_TRY(gmle_stats_create_mode(r->ctx, hd.l.D, hd.l.C,
+                                  (gmle_stats_mode)hd.mode, &st));
+  gmle_status s = read_body(r, st, &hd);
   if (s != GMLE_OK) {
     gmle_stats_free(st);
     return s;
   }
-  st->n_batches = n_batches;
-  st->saw_f32 = (flags & FLAG_SAW_F32) != 0;
+  st->n_batches = hd.n_batches;
+  st->saw_f32 = (hd.flags & FLAG_SAW_F32) != 0;
   *out = st;
   return GMLE_OK;
-
-not_stats:
-  return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
-                     "%s: byte 0: not a gmle statistics file (the magic "
-                     "\"GMLESTAT\" is missing)",
-                     r->path);
 }
 
 /* The checks every load starts with. */
