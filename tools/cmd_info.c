@@ -55,6 +55,191 @@ static void json_num(double v) {
     printf("%.17g", v);
 }
 
+/* What `gmle info` prints about the whole model. */
+typedef struct model_summary {
+  const char *file;
+  size_t n_classes, dim, n_params;
+  gmle_cov_type cov;
+  int have_loglik, have_criteria;
+  double loglik, loglik_joint, bic, aic;
+  double total_weight; /* sum of the finite class counts */
+} model_summary;
+
+static model_summary summarize(const gmle_model *m, const char *file) {
+  model_summary sm = {.file = file,
+                      .n_classes = gmle_model_n_classes(m),
+                      .dim = gmle_model_dim(m),
+                      .n_params = gmle_model_n_params(m),
+                      .cov = gmle_model_cov_type(m)};
+  sm.have_loglik = gmle_model_loglik(m, 0, &sm.loglik) == GMLE_OK &&
+                   gmle_model_loglik(m, 1, &sm.loglik_joint) == GMLE_OK;
+  sm.have_criteria = gmle_model_information(m, &sm.bic, &sm.aic) == GMLE_OK;
+  for (size_t c = 0; c < sm.n_classes; c++) {
+    double w = 0;
+    if (gmle_model_count(m, c, &w) == GMLE_OK && isfinite(w))
+      sm.total_weight += w;
+  }
+  return sm;
+}
+
+/* Class c's prior, count and report (have_report 0 when it has none). */
+typedef struct class_summary {
+  double prior, count;
+  gmle_class_report report;
+  int have_report;
+  const char *name; /* NULL: unnamed */
+} class_summary;
+
+static class_summary summarize_class(const gmle_model *m, size_t c) {
+  class_summary cs;
+  memset(&cs, 0, sizeof cs);
+  cs.have_report = gmle_model_report(m, c, &cs.report) == GMLE_OK;
+  gmle_model_prior(m, c, &cs.prior);
+  gmle_model_count(m, c, &cs.count);
+  cs.name = gmle_model_class_name(m, c);
+  return cs;
+}
+
+/* ", \"key\": " then the number, or null when it is not there. */
+static void json_field(const char *key, int have, double v) {
+  printf(",\n  \"%s\": ", key);
+  if (have)
+    json_num(v);
+  else
+    printf("null");
+}
+
+static void json_class_report(const gmle_class_report *rep) {
+  printf(", \"rows\": %llu, \"empty\": %s, \"min_eigenvalue\": ",
+         (unsigned long long)rep->rows, rep->empty ? "true" : "false");
+  json_num(rep->min_eigenvalue);
+  printf(", \"max_eigenvalue\": ");
+  json_num(rep->max_eigenvalue);
+  printf(", \"condition\": ");
+  json_num(rep->condition);
+  printf(", \"n_floored\": %zu, \"shrinkage\": ", rep->n_floored);
+  json_num(rep->shrinkage);
+}
+
+/* Class c's mean and (cv not NULL) covariance, into the buffers given. */
+static void json_class_parameters(const gmle_model *m, size_t c, size_t D,
+                                  double *mean, double *cv) {
+  printf(",\n     \"mean\": [");
+  if (gmle_model_mean(m, c, mean) == GMLE_OK)
+    for (size_t j = 0; j < D; j++) {
+      printf("%s", j ? ", " : "");
+      json_num(mean[j]);
+    }
+  printf("]");
+  if (!cv || gmle_model_covariance(m, c, cv) != GMLE_OK)
+    return;
+  printf(",\n     \"covariance\": [");
+  for (size_t i = 0; i < D; i++) {
+    printf("%s[", i ? ", " : "");
+    for (size_t j = 0; j < D; j++) {
+      printf("%s", j ? ", " : "");
+      json_num(cv[i * D + j]);
+    }
+    printf("]");
+  }
+  printf("]");
+}
+
+static void json_class(const gmle_model *m, size_t c, size_t D, double *mean,
+                       double *cv) {
+  const class_summary cs = summarize_class(m, c);
+  printf("%s\n    {\"index\": %zu, \"name\": ", c ? "," : "", c);
+  if (cs.name)
+    json_str(cs.name);
+  else
+    printf("null");
+  printf(", \"count\": ");
+  json_num(cs.count);
+  printf(", \"prior\": ");
+  json_num(cs.prior);
+  if (cs.have_report)
+    json_class_report(&cs.report);
+  json_class_parameters(m, c, D, mean, cv);
+  printf("}");
+}
+
+static void print_json(const gmle_model *m, const model_summary *sm,
+                       double *mean) {
+  const size_t C = sm->n_classes, D = sm->dim;
+  printf("{\n  \"file\": ");
+  json_str(sm->file);
+  printf(",\n  \"dim\": %zu,\n  \"n_classes\": %zu,\n", D, C);
+  printf("  \"covariance_type\": \"%s\",\n", gmle_cov_name(sm->cov));
+  printf("  \"n_params\": %zu", sm->n_params);
+  json_field("loglik", sm->have_loglik, sm->loglik);
+  json_field("loglik_joint", sm->have_loglik, sm->loglik_joint);
+  json_field("bic", sm->have_criteria, sm->bic);
+  json_field("aic", sm->have_criteria, sm->aic);
+  /* Covariances only while the output stays of a readable size. */
+  int with_cov = (double)C * (double)D * (double)D <= 1e6;
+  double *cv = with_cov ? cli_xmalloc(D * D * sizeof *cv) : NULL;
+  printf(",\n  \"classes\": [");
+  for (size_t c = 0; c < C; c++)
+    json_class(m, c, D, mean, cv);
+  printf("\n  ]");
+  if (!with_cov)
+    printf(",\n  \"covariances_omitted\": true");
+  printf("\n}\n");
+  free(cv);
+}
+
+static void print_text_header(const model_summary *sm) {
+  printf("model: %s\n", sm->file);
+  printf("features: %zu\n", sm->dim);
+  printf("classes: %zu\n", sm->n_classes);
+  printf("covariance: %s\n", gmle_cov_name(sm->cov));
+  printf("parameters: %zu\n", sm->n_params);
+  printf("total weight: %.10g\n", sm->total_weight);
+  if (sm->have_loglik) {
+    printf("training log-likelihood: %.10g (with priors: %.10g)\n", sm->loglik,
+           sm->loglik_joint);
+  } else {
+    printf("training log-likelihood: not available (model not fitted "
+           "here, or the file does not keep it)\n");
+  }
+  if (sm->have_criteria)
+    printf("BIC: %.10g\nAIC: %.10g\n", sm->bic, sm->aic);
+}
+
+static void print_text_classes(const gmle_model *m, size_t C) {
+  printf("\n%-4s %-16s %12s %10s %12s %12s %12s %8s %6s\n", "c", "name",
+         "count", "prior", "min eig", "max eig", "condition", "floored",
+         "shrink");
+  for (size_t c = 0; c < C; c++) {
+    const class_summary cs = summarize_class(m, c);
+    const gmle_class_report *rep = &cs.report;
+    printf("%-4zu %-16.16s %12.6g %10.6g", c, cs.name ? cs.name : "-", cs.count,
+           cs.prior);
+    if (cs.have_report)
+      printf(" %12.6g %12.6g %12.6g %8zu %6.3g%s\n", rep->min_eigenvalue,
+             rep->max_eigenvalue, rep->condition, rep->n_floored,
+             rep->shrinkage, rep->empty ? "  (empty)" : "");
+    else
+      printf(" %12s %12s %12s %8s %6s\n", "-", "-", "-", "-", "-");
+  }
+}
+
+/* The means, for models narrow enough to read them on a terminal. */
+static void print_text_means(const gmle_model *m, size_t C, size_t D,
+                             double *mean) {
+  if (D > 10)
+    return;
+  printf("\nmeans:\n");
+  for (size_t c = 0; c < C; c++) {
+    const char *nm = gmle_model_class_name(m, c);
+    printf("  %-16.16s", nm ? nm : "-");
+    if (gmle_model_mean(m, c, mean) == GMLE_OK)
+      for (size_t j = 0; j < D; j++)
+        printf(" %.10g", mean[j]);
+    printf("\n");
+  }
+}
+
 int cmd_info(int argc, char **argv) {
   int json = 0;
   const cli_opt opts[] = {{"--json", 0, NULL, &json}, {NULL, 0, NULL, NULL}};
@@ -69,149 +254,14 @@ int cmd_info(int argc, char **argv) {
   gmle_status s = gmle_model_load(ctx, pos[0], &m);
   if (s != GMLE_OK)
     cli_fail(ctx, s, pos[0], -1);
-  size_t C = gmle_model_n_classes(m), D = gmle_model_dim(m);
-  gmle_cov_type cov = gmle_model_cov_type(m);
-  double ll = 0, ll_joint = 0, bic = 0, aic = 0;
-  int have_ll = gmle_model_loglik(m, 0, &ll) == GMLE_OK &&
-                gmle_model_loglik(m, 1, &ll_joint) == GMLE_OK;
-  int have_ic = gmle_model_information(m, &bic, &aic) == GMLE_OK;
-  size_t n_params = gmle_model_n_params(m);
-  double *mean = cli_xmalloc(D * sizeof *mean);
-  double total_w = 0;
-  for (size_t c = 0; c < C; c++) {
-    double w = 0;
-    if (gmle_model_count(m, c, &w) == GMLE_OK && isfinite(w))
-      total_w += w;
-  }
+  const model_summary sm = summarize(m, pos[0]);
+  double *mean = cli_xmalloc(sm.dim * sizeof *mean);
   if (json) {
-    printf("{\n  \"file\": ");
-    json_str(pos[0]);
-    printf(",\n  \"dim\": %zu,\n  \"n_classes\": %zu,\n", D, C);
-    printf("  \"covariance_type\": \"%s\",\n", gmle_cov_name(cov));
-    printf("  \"n_params\": %zu,\n", n_params);
-    printf("  \"loglik\": ");
-    if (have_ll)
-      json_num(ll);
-    else
-      printf("null");
-    printf(",\n  \"loglik_joint\": ");
-    if (have_ll)
-      json_num(ll_joint);
-    else
-      printf("null");
-    printf(",\n  \"bic\": ");
-    if (have_ic)
-      json_num(bic);
-    else
-      printf("null");
-    printf(",\n  \"aic\": ");
-    if (have_ic)
-      json_num(aic);
-    else
-      printf("null");
-    int with_cov = (double)C * (double)D * (double)D <= 1e6;
-    double *cv = with_cov ? cli_xmalloc(D * D * sizeof *cv) : NULL;
-    printf(",\n  \"classes\": [");
-    for (size_t c = 0; c < C; c++) {
-      gmle_class_report rep;
-      memset(&rep, 0, sizeof rep);
-      int have_rep = gmle_model_report(m, c, &rep) == GMLE_OK;
-      double prior = 0, count = 0;
-      gmle_model_prior(m, c, &prior);
-      gmle_model_count(m, c, &count);
-      const char *nm = gmle_model_class_name(m, c);
-      printf("%s\n    {\"index\": %zu, \"name\": ", c ? "," : "", c);
-      if (nm)
-        json_str(nm);
-      else
-        printf("null");
-      printf(", \"count\": ");
-      json_num(count);
-      printf(", \"prior\": ");
-      json_num(prior);
-      if (have_rep) {
-        printf(", \"rows\": %llu, \"empty\": %s, \"min_eigenvalue\": ",
-               (unsigned long long)rep.rows, rep.empty ? "true" : "false");
-        json_num(rep.min_eigenvalue);
-        printf(", \"max_eigenvalue\": ");
-        json_num(rep.max_eigenvalue);
-        printf(", \"condition\": ");
-        json_num(rep.condition);
-        printf(", \"n_floored\": %zu, \"shrinkage\": ", rep.n_floored);
-        json_num(rep.shrinkage);
-      }
-      printf(",\n     \"mean\": [");
-      if (gmle_model_mean(m, c, mean) == GMLE_OK)
-        for (size_t j = 0; j < D; j++) {
-          printf("%s", j ? ", " : "");
-          json_num(mean[j]);
-        }
-      printf("]");
-      if (with_cov && gmle_model_covariance(m, c, cv) == GMLE_OK) {
-        printf(",\n     \"covariance\": [");
-        for (size_t i = 0; i < D; i++) {
-          printf("%s[", i ? ", " : "");
-          for (size_t j = 0; j < D; j++) {
-            printf("%s", j ? ", " : "");
-            json_num(cv[i * D + j]);
-          }
-          printf("]");
-        }
-        printf("]");
-      }
-      printf("}");
-    }
-    printf("\n  ]");
-    if (!with_cov)
-      printf(",\n  \"covariances_omitted\": true");
-    printf("\n}\n");
-    free(cv);
+    print_json(m, &sm, mean);
   } else {
-    printf("model: %s\n", pos[0]);
-    printf("features: %zu\n", D);
-    printf("classes: %zu\n", C);
-    printf("covariance: %s\n", gmle_cov_name(cov));
-    printf("parameters: %zu\n", n_params);
-    printf("total weight: %.10g\n", total_w);
-    if (have_ll) {
-      printf("training log-likelihood: %.10g (with priors: %.10g)\n", ll,
-             ll_joint);
-    } else {
-      printf("training log-likelihood: not available (model not fitted "
-             "here, or the file does not keep it)\n");
-    }
-    if (have_ic)
-      printf("BIC: %.10g\nAIC: %.10g\n", bic, aic);
-    printf("\n%-4s %-16s %12s %10s %12s %12s %12s %8s %6s\n", "c", "name",
-           "count", "prior", "min eig", "max eig", "condition", "floored",
-           "shrink");
-    for (size_t c = 0; c < C; c++) {
-      gmle_class_report rep;
-      memset(&rep, 0, sizeof rep);
-      int have_rep = gmle_model_report(m, c, &rep) == GMLE_OK;
-      double prior = 0, count = 0;
-      gmle_model_prior(m, c, &prior);
-      gmle_model_count(m, c, &count);
-      const char *nm = gmle_model_class_name(m, c);
-      printf("%-4zu %-16.16s %12.6g %10.6g", c, nm ? nm : "-", count, prior);
-      if (have_rep)
-        printf(" %12.6g %12.6g %12.6g %8zu %6.3g%s\n", rep.min_eigenvalue,
-               rep.max_eigenvalue, rep.condition, rep.n_floored, rep.shrinkage,
-               rep.empty ? "  (empty)" : "");
-      else
-        printf(" %12s %12s %12s %8s %6s\n", "-", "-", "-", "-", "-");
-    }
-    if (D <= 10) {
-      printf("\nmeans:\n");
-      for (size_t c = 0; c < C; c++) {
-        const char *nm = gmle_model_class_name(m, c);
-        printf("  %-16.16s", nm ? nm : "-");
-        if (gmle_model_mean(m, c, mean) == GMLE_OK)
-          for (size_t j = 0; j < D; j++)
-            printf(" %.10g", mean[j]);
-        printf("\n");
-      }
-    }
+    print_text_header(&sm);
+    print_text_classes(m, sm.n_classes);
+    print_text_means(m, sm.n_classes, sm.dim, mean);
   }
   free(mean);
   gmle_model_free(m);
