@@ -533,16 +533,6 @@ const gmle__zip_entry *gmle__zip_find(const gmle__zip_reader *r,
   return NULL;
 }
 
-gmle_status gmle__zip_read_at(const gmle__zip_reader *r,
-                              const gmle__zip_entry *e, uint64_t off, void *dst,
-                              size_t n) {
-  if (off > e->size || n > e->size - off)
-    return zfail(r, GMLE_E_INVALID_ARG, e->name, e->data_offset + off,
-                 "read of %zu bytes past the end of the %llu-byte member", n,
-                 (unsigned long long)e->size);
-  return rd(r, e->data_offset + off, dst, n, e->name, "member data");
-}
-
 static gmle_status crc_mismatch(const gmle__zip_reader *r,
                                 const gmle__zip_entry *e, uint32_t got) {
   return zfail(r, GMLE_E_CORRUPT, e->name, e->data_offset,

@@ -97,11 +97,6 @@ GMLE_API const gmle__zip_entry *gmle__zip_find(const gmle__zip_reader *r,
 GMLE_API gmle_status gmle__zip_read_member(const gmle__zip_reader *r,
                                            const gmle__zip_entry *e,
                                            unsigned char **out);
-/* Read n bytes at offset off of a member, without CRC check (for
- * streaming readers; check the CRC with gmle__zip_check_crc). */
-GMLE_API gmle_status gmle__zip_read_at(const gmle__zip_reader *r,
-                                       const gmle__zip_entry *e, uint64_t off,
-                                       void *dst, size_t n);
 /* Stream a member through CRC-32 in bounded memory. */
 GMLE_API gmle_status gmle__zip_check_crc(const gmle__zip_reader *r,
                                          const gmle__zip_entry *e);

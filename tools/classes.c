@@ -88,12 +88,6 @@ void cli_label_set_add(cli_label_set *s, const char *label) {
   s->n++;
 }
 
-void cli_label_set_add_int(cli_label_set *s, long long v) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "%lld", v);
-  cli_label_set_add(s, buf);
-}
-
 size_t cli_label_set_size(const cli_label_set *s) { return s->n; }
 
 static int cmp_str(const void *a, const void *b) {

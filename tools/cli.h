@@ -126,7 +126,6 @@ typedef struct cli_classes {
 typedef struct cli_label_set cli_label_set;
 cli_label_set *cli_label_set_new(void);
 void cli_label_set_add(cli_label_set *s, const char *label);
-void cli_label_set_add_int(cli_label_set *s, long long v);
 size_t cli_label_set_size(const cli_label_set *s);
 /* Turn the collected labels into a sorted class set; frees s. */
 void cli_label_set_finish(cli_label_set *s, cli_classes *out);
