@@ -6,6 +6,7 @@
 #ifndef GMLE_BYTE_ORDER_H
 #define GMLE_BYTE_ORDER_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -39,6 +40,20 @@ static inline void gmle__st_le32(unsigned char *p, uint32_t v) {
 static inline void gmle__st_le64(unsigned char *p, uint64_t v) {
   for (int i = 0; i < 8; i++)
     p[i] = (unsigned char)((v >> (8 * i)) & 0xff);
+}
+
+/* An unsigned integer of `size` bytes (1 to 8) stored in either byte order
+ * (big: 1 for big endian), as .npy elements are. */
+static inline uint64_t gmle__ld_uint(const unsigned char *p, size_t size,
+                                     int big) {
+  uint64_t v = 0;
+  if (big)
+    for (size_t i = 0; i < size; i++)
+      v = (v << 8) | p[i];
+  else
+    for (size_t i = size; i-- > 0;)
+      v = (v << 8) | p[i];
+  return v;
 }
 
 #endif /* GMLE_BYTE_ORDER_H */

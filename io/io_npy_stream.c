@@ -41,21 +41,10 @@ static void swap_bytes(unsigned char *p, size_t n, size_t size) {
     }
 }
 
-static uint64_t load_u(const unsigned char *p, size_t size, int big) {
-  uint64_t v = 0;
-  if (big)
-    for (size_t i = 0; i < size; i++)
-      v = (v << 8) | p[i];
-  else
-    for (size_t i = size; i-- > 0;)
-      v = (v << 8) | p[i];
-  return v;
-}
-
 /* Store element src (file layout) at dst in the reader's dtype. */
 static void convert_one(const gmle__npy_header *h, const unsigned char *src,
                         gmle_dtype out, void *dst) {
-  uint64_t bits = load_u(src, h->itemsize, h->big_endian);
+  uint64_t bits = gmle__ld_uint(src, h->itemsize, h->big_endian);
   double d;
   if (h->itemsize == 8) {
     memcpy(&d, &bits, 8);
@@ -145,7 +134,7 @@ static gmle_status push_label(gmle_reader *r, npy_state *st,
   char txt[64];
   switch (h->kind) {
   case 'i': {
-    uint64_t v = load_u(p, h->itemsize, h->big_endian);
+    uint64_t v = gmle__ld_uint(p, h->itemsize, h->big_endian);
     int64_t sv;
     if (h->itemsize < 8) {
       uint64_t m = (uint64_t)1 << (8 * h->itemsize - 1);
@@ -157,7 +146,7 @@ static gmle_status push_label(gmle_reader *r, npy_state *st,
   }
   case 'u':
   case 'b': {
-    uint64_t v = load_u(p, h->itemsize, h->big_endian);
+    uint64_t v = gmle__ld_uint(p, h->itemsize, h->big_endian);
     if (h->kind == 'b')
       v = v != 0;
     snprintf(txt, sizeof txt, "%" PRIu64, v);
@@ -192,7 +181,7 @@ static gmle_status push_label(gmle_reader *r, npy_state *st,
                          "%s: cannot allocate a label", r->path);
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {
-      uint32_t c = (uint32_t)load_u(p + 4 * i, 4, h->big_endian);
+      uint32_t c = (uint32_t)gmle__ld_uint(p + 4 * i, 4, h->big_endian);
       if (c == 0)
         break;
       if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {

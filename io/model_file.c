@@ -816,10 +816,7 @@ static gmle_status read_rows(load_state *L, size_t C, uint64_t **out) {
     const unsigned char *p = L->rows.data + c * h->itemsize;
     int64_t v = 0;
     if (h->kind == 'u' && h->itemsize == 8) {
-      uint64_t u = 0;
-      for (size_t k = 0; k < 8; k++)
-        u = (u << 8) | p[h->big_endian ? k : 7 - k];
-      rows[c] = u;
+      rows[c] = gmle__ld_uint(p, 8, h->big_endian);
     } else if (gmle__npy_to_i64(h, p, 1, &v) == 1 && v >= 0) {
       rows[c] = (uint64_t)v;
     } else {

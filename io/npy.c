@@ -520,17 +520,6 @@ int gmle__npy_is_numeric(const gmle__npy_header *h) {
   }
 }
 
-static uint64_t load_bits(const unsigned char *p, size_t size, int big) {
-  uint64_t v = 0;
-  if (big)
-    for (size_t i = 0; i < size; i++)
-      v = (v << 8) | p[i];
-  else
-    for (size_t i = size; i-- > 0;)
-      v = (v << 8) | p[i];
-  return v;
-}
-
 double gmle__npy_half_to_double(uint16_t h) {
   int sign = h >> 15, e = (h >> 10) & 0x1f;
   unsigned mant = h & 0x3ffu;
@@ -555,7 +544,7 @@ static int64_t sign_extend(uint64_t v, size_t size) {
 }
 
 static double elem_f64(const gmle__npy_header *h, const unsigned char *p) {
-  uint64_t v = load_bits(p, h->itemsize, h->big_endian);
+  uint64_t v = gmle__ld_uint(p, h->itemsize, h->big_endian);
   switch (h->kind) {
   case 'f':
     if (h->itemsize == 8) {
@@ -605,10 +594,10 @@ size_t gmle__npy_to_i64(const gmle__npy_header *h, const unsigned char *src,
   for (size_t k = 0; k < n; k++) {
     const unsigned char *p = src + k * h->itemsize;
     if (h->kind == 'i') {
-      dst[k] =
-          sign_extend(load_bits(p, h->itemsize, h->big_endian), h->itemsize);
+      dst[k] = sign_extend(gmle__ld_uint(p, h->itemsize, h->big_endian),
+                           h->itemsize);
     } else if (h->kind == 'u' || h->kind == 'b') {
-      uint64_t v = load_bits(p, h->itemsize, h->big_endian);
+      uint64_t v = gmle__ld_uint(p, h->itemsize, h->big_endian);
       if (h->kind == 'b')
         v = v != 0;
       if (v > (uint64_t)INT64_MAX)
