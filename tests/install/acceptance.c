@@ -2,7 +2,8 @@
  * acceptance.c -- gmle's installed-library acceptance test.
  *
  * Built against an installed gmle only (through pkg-config or
- * find_package(gmle)), so it includes no project header but <gmle.h>, and
+ * find_package(gmle)), so it includes no project header but the installed
+ * <gmle_io.h> (which includes <gmle.h>), and
  * needs nothing beyond the C library (no libm: normals are sums of
  * uniforms, norms are compared squared).
  *
@@ -13,7 +14,7 @@
  * itself; then the same data as float64 (added in one call) within 1e-12.
  * Exit status 0 when everything holds, 1 otherwise.
  */
-#include <gmle.h>
+#include <gmle_io.h>
 
 #include <stdint.h>
 #include <stdio.h>
@@ -177,6 +178,16 @@ int main(void) {
   if (gmle_version_number() != GMLE_VERSION_NUMBER) {
     printf("FAIL the installed library is version %u, its header says %d\n",
            gmle_version_number(), GMLE_VERSION_NUMBER);
+    failures++;
+  }
+  /* The data-file API (gmle_io.h) and the name table link from the
+   * installed library. */
+  gmle_reader_options ro;
+  gmle_reader_options_init(&ro);
+  gmle_cov_type tied = GMLE_COV_FULL;
+  if (ro.header != -1 || gmle_cov_parse("tied", &tied) != GMLE_OK ||
+      tied != GMLE_COV_TIED || strcmp(gmle_cov_name(tied), "tied") != 0) {
+    printf("FAIL gmle_reader_options_init or the covariance names\n");
     failures++;
   }
 

@@ -37,6 +37,7 @@ cmake --install "$build" --prefix "$prefix" > "$tmp/install.log" 2>&1 ||
   { cat "$tmp/install.log"; fail "cmake --install failed"; }
 
 [ -f "$prefix/include/gmle.h" ] || fail "gmle.h not installed under $prefix/include"
+[ -f "$prefix/include/gmle_io.h" ] || fail "gmle_io.h not installed under $prefix/include"
 pc=$(find "$prefix" -name gmle.pc -print -quit)
 [ -n "$pc" ] || fail "gmle.pc not installed under $prefix"
 cfg=$(find "$prefix" -name gmleConfig.cmake -print -quit)
