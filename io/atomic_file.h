@@ -24,16 +24,15 @@ typedef struct gmle__atomic_file {
 
 /* GMLE_E_IO naming the path and errno's text; GMLE_E_INVALID_ARG,
  * GMLE_E_OUT_OF_MEMORY. On failure nothing is left to abort. */
-GMLE_API gmle_status gmle__atomic_open(const gmle_context *ctx,
-                                       const char *path, gmle__atomic_file *af);
+gmle_status gmle__atomic_open(const gmle_context *ctx, const char *path,
+                              gmle__atomic_file *af);
 /* Append n bytes (GMLE_E_IO naming the path and offset; the temporary file
  * is removed on failure and later calls fail). */
-GMLE_API gmle_status gmle__atomic_write(gmle__atomic_file *af, const void *p,
-                                        size_t n);
+gmle_status gmle__atomic_write(gmle__atomic_file *af, const void *p, size_t n);
 /* Flush, fsync, close and rename into place. The temporary file is removed
  * on failure. Frees af's strings either way. */
-GMLE_API gmle_status gmle__atomic_commit(gmle__atomic_file *af);
+gmle_status gmle__atomic_commit(gmle__atomic_file *af);
 /* Close and remove the temporary file (no-op after commit/abort). */
-GMLE_API void gmle__atomic_abort(gmle__atomic_file *af);
+void gmle__atomic_abort(gmle__atomic_file *af);
 
 #endif /* GMLE_ATOMIC_FILE_H */
