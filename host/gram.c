@@ -39,6 +39,7 @@
  * reads next are prefetched into L2.
  */
 #include "gram_kern.h"
+#include "isa.h"
 
 #include <omp.h>
 #include <string.h>
@@ -62,18 +63,17 @@ void gmle__gram_set_tuning(const gmle__gram_tuning *t) {
     memset(&tuning, 0, sizeof tuning);
 }
 
+/* The kernel set for this call. */
 static const gmle__gram_isa *pick_isa(void) {
 #ifdef GMLE__GRAM_X86
-  const int want = tuning.isa;
-  const int fma = __builtin_cpu_supports("fma");
-  const int avx2 = fma && __builtin_cpu_supports("avx2");
-  const int avx512 = fma && __builtin_cpu_supports("avx512f") &&
-                     __builtin_cpu_supports("avx512dq") &&
-                     __builtin_cpu_supports("avx512vl");
-  if ((want == 0 || want >= 3) && avx512)
+  switch (gmle__cpu_isa()) {
+  case GMLE__ISA_AVX512:
     return &gmle__gram_isa_avx512;
-  if ((want == 0 || want >= 2) && avx2)
+  case GMLE__ISA_AVX2:
     return &gmle__gram_isa_avx2;
+  case GMLE__ISA_GENERIC:
+    break;
+  }
 #endif
   return &gmle__gram_isa_generic;
 }
@@ -305,8 +305,8 @@ static void run_bucket(const plan *p, job *jb) {
     r = jb->bucket32 ? p->isa->scatter32(&bk, r, jb->row_hi, &full)
                      : p->isa->scatter(&bk, r, jb->row_hi, &full);
     if (full != SIZE_MAX) {
-      const size_t want = jb->row_hi - r < 2 * jb->btile ? jb->row_hi
-                                                          : r + 2 * jb->btile;
+      const size_t want =
+          jb->row_hi - r < 2 * jb->btile ? jb->row_hi : r + 2 * jb->btile;
       const size_t from = pf_next > r ? pf_next : r;
       gmle__gram_pf pf = {0};
       if (jb->bucket32 && want > from) {

@@ -141,9 +141,9 @@ extern const gmle__gram_isa gmle__gram_isa_avx512;
 #endif
 
 /* Tuning and test hooks (not thread safe; tests and benchmarks only). Zero
- * fields mean "choose automatically". */
+ * fields mean "choose automatically". The kernel set follows
+ * gmle__cpu_isa() (host/isa.h), lowered by gmle__cpu_isa_override. */
 typedef struct gmle__gram_tuning {
-  int isa;               /* 0 auto, 1 generic, 2 avx2, 3 avx512 */
   size_t tile_rows;      /* rows per packed tile (multiple of 8) */
   size_t chunk_rows;     /* rows per routing chunk */
   size_t private_budget; /* bytes of per-thread partials before the
