@@ -471,102 +471,99 @@ static void reduce_private(const plan *p, job *jobs, size_t nt) {
   }
 }
 
-gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
-                                 gmle__partial *out) {
-  if (!b || !out || b->dim != out->dim || out->dim == 0 || out->n_classes == 0)
-    return gmle__error(ctx, GMLE_E_INTERNAL,
-                       "gram: inconsistent batch and partial");
-  const size_t N = b->n_rows;
-  if (N == 0)
-    return GMLE_OK;
-
-  plan p;
-  memset(&p, 0, sizeof p);
-  p.b = b;
-  p.out = out;
-  p.isa = pick_isa();
-  p.dim = out->dim;
-  p.n_classes = out->n_classes;
-  p.gram_len = out->gram_len;
-  p.diag = out->mode == GMLE_STATS_DIAG;
-  p.np = (p.dim + 7) / 8;
-  p.nj = p.diag ? 1 : p.np;
-  p.dpad = 8 * p.np;
-  p.routed = b->labels != NULL && p.n_classes > 1;
-  p.f32 = out->f32_products && b->dtype == GMLE_F32 && !b->weights && !p.diag &&
-          p.isa->pack32 && p.isa->full32 && p.isa->scatter32;
+/* The plan's sizes and kernel set for batch b into out. */
+static void plan_init(plan *p, const gmle__batch *b, const gmle__partial *out) {
+  memset(p, 0, sizeof *p);
+  p->b = b;
+  p->out = out;
+  p->isa = pick_isa();
+  p->dim = out->dim;
+  p->n_classes = out->n_classes;
+  p->gram_len = out->gram_len;
+  p->diag = out->mode == GMLE_STATS_DIAG;
+  p->np = (p->dim + 7) / 8;
+  p->nj = p->diag ? 1 : p->np;
+  p->dpad = 8 * p->np;
+  p->routed = b->labels != NULL && p->n_classes > 1;
+  p->f32 = out->f32_products && b->dtype == GMLE_F32 && !b->weights &&
+           !p->diag && p->isa->pack32 && p->isa->full32 && p->isa->scatter32;
   /* the float32 kernels subtract float32 shifts */
-  for (size_t i = 0; p.f32 && i < p.n_classes * p.dim; i++)
-    p.f32 = (double)(float)out->shift[i] == out->shift[i];
-  const size_t C = p.n_classes, dim = p.dim;
-  const size_t isz = gmle__dtype_size(b->dtype);
-  const int weighted = b->weights != NULL;
+  for (size_t i = 0; p->f32 && i < p->n_classes * p->dim; i++)
+    p->f32 = (double)(float)out->shift[i] == out->shift[i];
+  p->isz = gmle__dtype_size(b->dtype);
+  p->stride_b = b->row_stride * p->isz;
+  p->row_b = p->dim * p->isz;
+}
 
-  /* Threads: enough work for each, and never more than asked for. */
+/* Threads: enough work (*work multiply-adds, roughly) for each, and never
+ * more than asked for. */
+static size_t plan_threads(const plan *p, const gmle_context *ctx,
+                           double *work) {
   size_t nt = ctx && ctx->n_threads > 1 ? (size_t)ctx->n_threads : 1;
-  const double work = /* multiply-adds, roughly */
-      (double)N *
-      (p.diag ? (double)p.dpad : (double)(p.np * (p.np + 1) / 2 * 64 + p.dpad));
-  {
-    const double min_work =
-        (double)(tuning.min_work ? tuning.min_work : DEFAULT_MIN_WORK);
-    const double want = work / min_work;
-    if (want < (double)nt)
-      nt = want < 1.0 ? 1 : (size_t)want;
-  }
+  *work = (double)p->b->n_rows *
+          (p->diag ? (double)p->dpad
+                   : (double)(p->np * (p->np + 1) / 2 * 64 + p->dpad));
+  const double min_work =
+      (double)(tuning.min_work ? tuning.min_work : DEFAULT_MIN_WORK);
+  const double want = *work / min_work;
+  if (want < (double)nt)
+    nt = want < 1.0 ? 1 : (size_t)want;
+  return nt;
+}
 
-  /* Tile rows: the packed tile in L1 where possible. */
+/* Tile rows: the packed tile in L1 where possible. Routing chunk: with few
+ * classes, small enough to sit in L2 beside the next one, which is
+ * prefetched while it is done; with many, a few MiB and enough rows per
+ * class, each gather prefetching its own rows. */
+static void plan_tiles(plan *p) {
+  const size_t C = p->n_classes;
   if (tuning.tile_rows) {
-    p.tile = (tuning.tile_rows + 7) / 8 * 8;
-  } else if (p.diag) {
-    p.tile = 256;
+    p->tile = (tuning.tile_rows + 7) / 8 * 8;
+  } else if (p->diag) {
+    p->tile = 256;
   } else {
-    const size_t per = p.np * 64 * (weighted ? 2 : 1);
-    p.tile = clamp_size(TILE_BYTES / per / 8 * 8, 64, 256);
+    const size_t per = p->np * 64 * (p->b->weights ? 2 : 1);
+    p->tile = clamp_size(TILE_BYTES / per / 8 * 8, 64, 256);
   }
-  p.isz = isz;
-  p.stride_b = b->row_stride * isz;
-  p.row_b = dim * isz;
-  /* Routing chunk: with few classes, small enough to sit in L2 beside the
-   * next one, which is prefetched while it is done; with many, a few MiB
-   * and enough rows per class, each gather prefetching its own rows. */
-  if (p.routed) {
-    const size_t small =
-        clamp_size(SMALL_CHUNK_BYTES / p.stride_b, 256, (size_t)1 << 16);
-    if (small >= 128 * C) {
-      p.chunk = small;
-      p.chunk_pf = 1;
-    } else {
-      size_t r = CHUNK_BYTES / p.stride_b;
-      if (C <= MAX_CHUNK_ROWS / 1024 && r < 1024 * C)
-        r = 1024 * C;
-      else if (C > MAX_CHUNK_ROWS / 1024)
-        r = MAX_CHUNK_ROWS;
-      p.chunk = clamp_size(r, MIN_CHUNK_ROWS, MAX_CHUNK_ROWS);
-    }
-    if (tuning.chunk_rows)
-      p.chunk = clamp_size(tuning.chunk_rows, 1, MAX_CHUNK_ROWS);
+  if (!p->routed)
+    return;
+  const size_t small =
+      clamp_size(SMALL_CHUNK_BYTES / p->stride_b, 256, (size_t)1 << 16);
+  if (small >= 128 * C) {
+    p->chunk = small;
+    p->chunk_pf = 1;
+  } else {
+    size_t r = CHUNK_BYTES / p->stride_b;
+    if (C <= MAX_CHUNK_ROWS / 1024 && r < 1024 * C)
+      r = 1024 * C;
+    else if (C > MAX_CHUNK_ROWS / 1024)
+      r = MAX_CHUNK_ROWS;
+    p->chunk = clamp_size(r, MIN_CHUNK_ROWS, MAX_CHUNK_ROWS);
   }
+  if (tuning.chunk_rows)
+    p->chunk = clamp_size(tuning.chunk_rows, 1, MAX_CHUNK_ROWS);
+}
 
-  /* Row partition with private partials, or the output partition: the
-   * partials must fit the budget, and zeroing and adding them (for at most
-   * the classes a job can reach) must cost little next to the job. */
-  int by_rows = 1;
-  if (nt > 1) {
-    const size_t budget =
-        tuning.private_budget ? tuning.private_budget : DEFAULT_PRIVATE_BUDGET;
-    const double per_class = (double)(p.gram_len + dim + 2);
-    const double priv_bytes = (double)(nt - 1) * (double)C * per_class * 8.0;
-    const size_t cr = p.routed ? C : 1;
-    const double reach = (double)(cr < N / nt + 1 ? cr : N / nt + 1);
-    by_rows = priv_bytes <= (double)budget &&
-              reach * per_class * 4.0 * 8.0 * (double)nt <= work;
-  }
+/* Row partition with private partials, or the output partition: the
+ * partials must fit the budget, and zeroing and adding them (for at most
+ * the classes a job can reach) must cost little next to the job. */
+static int use_row_partition(const plan *p, size_t nt, double work) {
+  if (nt <= 1)
+    return 1;
+  const size_t N = p->b->n_rows, C = p->n_classes;
+  const size_t budget =
+      tuning.private_budget ? tuning.private_budget : DEFAULT_PRIVATE_BUDGET;
+  const double per_class = (double)(p->gram_len + p->dim + 2);
+  const double priv_bytes = (double)(nt - 1) * (double)C * per_class * 8.0;
+  const size_t cr = p->routed ? C : 1;
+  const double reach = (double)(cr < N / nt + 1 ? cr : N / nt + 1);
+  return priv_bytes <= (double)budget &&
+         reach * per_class * 4.0 * 8.0 * (double)nt <= work;
+}
 
-  job *jobs = gmle__calloc(nt, sizeof *jobs);
-  uint64_t *cnt = NULL;
-  if (!jobs)
-    goto oom;
+/* The rows and units of each job; 0 when out of memory. */
+static int partition_jobs(const plan *p, job *jobs, size_t nt, int by_rows) {
+  const size_t N = p->b->n_rows, C = p->n_classes;
   if (by_rows) {
     for (size_t t = 0; t < nt; t++) {
       jobs[t].row_lo = N / nt * t + (N % nt) * t / nt;
@@ -574,124 +571,168 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
       jobs[t].c_lo = 0;
       jobs[t].c_hi = C;
       jobs[t].ja_lo = 0;
-      jobs[t].jb_hi = p.nj;
+      jobs[t].jb_hi = p->nj;
     }
-  } else {
-    cnt = gmle__calloc(C, sizeof *cnt);
-    if (!cnt)
-      goto oom;
-    if (p.routed)
-      for (size_t r = 0; r < N; r++)
-        cnt[(uint32_t)b->labels[r]]++;
-    else
-      cnt[0] = N;
-    split_units(&p, cnt, nt, jobs);
-    gmle__free(cnt);
-    cnt = NULL;
-    for (size_t t = 0; t < nt; t++) {
-      jobs[t].row_lo = 0;
-      jobs[t].row_hi = N;
-    }
+    return 1;
   }
+  uint64_t *cnt = gmle__calloc(C, sizeof *cnt);
+  if (!cnt)
+    return 0;
+  if (p->routed)
+    for (size_t r = 0; r < N; r++)
+      cnt[(uint32_t)p->b->labels[r]]++;
+  else
+    cnt[0] = N;
+  split_units(p, cnt, nt, jobs);
+  gmle__free(cnt);
+  for (size_t t = 0; t < nt; t++) {
+    jobs[t].row_lo = 0;
+    jobs[t].row_hi = N;
+  }
+  return 1;
+}
 
-  /* Workspace and destinations; nothing is written to out before this
-   * has all succeeded. */
+/* Bucket routing while the job's nc classes' staging tiles (at least
+ * MIN_STAGE_ROWS rows; DIAG: only sums) and their matrices stay in cache;
+ * otherwise sorted gathers. Sets jb->bucket and jb->btile. */
+static void choose_bucket(const plan *p, job *jb, size_t nc) {
+  if (!p->routed || tuning.no_bucket ||
+      (double)nc * (double)p->gram_len * 8.0 > (double)STAGE_BYTES)
+    return;
+  if (p->diag) {
+    jb->btile = p->tile;
+    jb->bucket = nc * 2 * p->dpad * sizeof(double) <= STAGE_BYTES;
+  } else {
+    const size_t per_row = nc * p->np * 64 * (p->b->weights ? 2 : 1);
+    const size_t rows = STAGE_BYTES / per_row / 8 * 8;
+    jb->btile = rows < p->tile ? rows : p->tile;
+    jb->bucket = jb->btile >= MIN_STAGE_ROWS;
+  }
+}
+
+/* A bucket job's staging tiles and sums; 0 when out of memory. */
+static int bucket_workspace(const plan *p, job *jb, size_t nc) {
+  const size_t dim = p->dim;
+  jb->bucket32 = p->f32 && jb->ja_lo == 0 && jb->jb_hi == p->nj;
+  if (jb->bucket32) {
+    const size_t ld32 = (dim + 15) / 16 * 16;
+    jb->k32 = gmle__aligned_alloc(nc * ld32 * sizeof(float));
+    if (!jb->k32)
+      return 0;
+    for (size_t c = 0; c < nc; c++)
+      for (size_t j = 0; j < ld32; j++)
+        jb->k32[c * ld32 + j] =
+            j < dim ? (float)p->out->shift[(jb->c_lo + c) * dim + j] : 0.0f;
+  }
+  jb->bst = gmle__aligned_alloc(nc * p->dpad * sizeof(double));
+  jb->wsum = gmle__malloc(nc * sizeof(double));
+  jb->cnt = gmle__malloc(nc * sizeof(uint32_t));
+  if (!jb->bst || !jb->wsum || !jb->cnt)
+    return 0;
+  if (p->diag) {
+    jb->bsq = gmle__aligned_alloc(nc * p->dpad * sizeof(double));
+    return jb->bsq != NULL;
+  }
+  jb->sb = gmle__aligned_alloc(nc * p->np * jb->btile * 64);
+  if (!jb->sb)
+    return 0;
+  if (p->b->weights) {
+    jb->sv = gmle__aligned_alloc(nc * p->np * jb->btile * 64);
+    if (!jb->sv)
+      return 0;
+  }
+  return 1;
+}
+
+/* A job without buckets: gather indices (routed), the tile's sums, and
+ * the packed tile (FULL) or the sums of squares (DIAG); 0 when out of
+ * memory. */
+static int tile_workspace(const plan *p, job *jb, size_t nc) {
+  if (p->routed) {
+    const size_t n = jb->row_hi - jb->row_lo;
+    jb->idx = gmle__malloc((n < p->chunk ? n : p->chunk) * sizeof *jb->idx);
+    jb->pos = gmle__malloc(nc * sizeof *jb->pos);
+    if (!jb->idx || !jb->pos)
+      return 0;
+  }
+  jb->st = gmle__aligned_alloc(p->dpad * sizeof(double));
+  if (!jb->st)
+    return 0;
+  if (p->diag) {
+    jb->sq = gmle__aligned_alloc(p->dpad * sizeof(double));
+    return jb->sq != NULL;
+  }
+  const size_t tb = p->np * p->tile * 8 * sizeof(double);
+  jb->bp = gmle__aligned_alloc(tb);
+  if (!jb->bp)
+    return 0;
+  if (p->b->weights) {
+    jb->vp = gmle__aligned_alloc(tb);
+    if (!jb->vp)
+      return 0;
+  }
+  return 1;
+}
+
+/* Where job t's sums go: its private partials (row partition, t > 0) or
+ * out itself; 0 when out of memory. */
+static int job_destination(const plan *p, job *jb, size_t t, int by_rows) {
+  const gmle__partial *out = p->out;
+  const size_t C = p->n_classes;
+  if (!by_rows || t == 0) {
+    jb->weight = out->weight;
+    jb->rows = out->rows;
+    jb->sum = out->sum;
+    jb->gram = out->gram;
+    return 1;
+  }
+  jb->touched = gmle__calloc(C, 1);
+  if (!jb->touched)
+    return 0;
+  jb->weight = gmle__calloc(C, sizeof(double));
+  jb->rows = gmle__calloc(C, sizeof(uint64_t));
+  jb->sum = gmle__calloc(C * p->dim, sizeof(double));
+  jb->gram = gmle__calloc(C * p->gram_len, sizeof(double));
+  return jb->weight && jb->rows && jb->sum && jb->gram;
+}
+
+/* Workspace and destinations of every job; nothing is written to out
+ * before this has all succeeded. 0 when out of memory. */
+static int prepare_jobs(const plan *p, job *jobs, size_t nt, int by_rows) {
   for (size_t t = 0; t < nt; t++) {
     job *jb = &jobs[t];
     if (jb->c_lo >= jb->c_hi)
       continue;
     const size_t nc = jb->c_hi - jb->c_lo;
-    /* Bucket routing while the classes' staging tiles (at least
-     * MIN_STAGE_ROWS rows; DIAG: only sums) and their matrices stay in
-     * cache; otherwise sorted gathers. */
-    if (p.routed && !tuning.no_bucket &&
-        (double)nc * (double)p.gram_len * 8.0 <= (double)STAGE_BYTES) {
-      if (p.diag) {
-        jb->btile = p.tile;
-        jb->bucket = nc * 2 * p.dpad * sizeof(double) <= STAGE_BYTES;
-      } else {
-        const size_t per_row = nc * p.np * 64 * (weighted ? 2 : 1);
-        const size_t rows = STAGE_BYTES / per_row / 8 * 8;
-        jb->btile = rows < p.tile ? rows : p.tile;
-        jb->bucket = jb->btile >= MIN_STAGE_ROWS;
-      }
-    }
-    if (jb->bucket) {
-      jb->bucket32 = p.f32 && jb->ja_lo == 0 && jb->jb_hi == p.nj;
-      if (jb->bucket32) {
-        const size_t ld32 = (dim + 15) / 16 * 16;
-        jb->k32 = gmle__aligned_alloc(nc * ld32 * sizeof(float));
-        if (!jb->k32)
-          goto oom;
-        for (size_t c = 0; c < nc; c++)
-          for (size_t j = 0; j < ld32; j++)
-            jb->k32[c * ld32 + j] =
-                j < dim ? (float)out->shift[(jb->c_lo + c) * dim + j] : 0.0f;
-      }
-      jb->bst = gmle__aligned_alloc(nc * p.dpad * sizeof(double));
-      jb->wsum = gmle__malloc(nc * sizeof(double));
-      jb->cnt = gmle__malloc(nc * sizeof(uint32_t));
-      if (!jb->bst || !jb->wsum || !jb->cnt)
-        goto oom;
-      if (p.diag) {
-        jb->bsq = gmle__aligned_alloc(nc * p.dpad * sizeof(double));
-        if (!jb->bsq)
-          goto oom;
-      } else {
-        jb->sb = gmle__aligned_alloc(nc * p.np * jb->btile * 64);
-        if (!jb->sb)
-          goto oom;
-        if (weighted) {
-          jb->sv = gmle__aligned_alloc(nc * p.np * jb->btile * 64);
-          if (!jb->sv)
-            goto oom;
-        }
-      }
-    } else if (p.routed) {
-      const size_t n = jb->row_hi - jb->row_lo;
-      jb->idx = gmle__malloc((n < p.chunk ? n : p.chunk) * sizeof *jb->idx);
-      jb->pos = gmle__malloc(nc * sizeof *jb->pos);
-      if (!jb->idx || !jb->pos)
-        goto oom;
-    }
-    if (!jb->bucket) {
-      jb->st = gmle__aligned_alloc(p.dpad * sizeof(double));
-      if (!jb->st)
-        goto oom;
-    }
-    if (p.diag && !jb->bucket) {
-      jb->sq = gmle__aligned_alloc(p.dpad * sizeof(double));
-      if (!jb->sq)
-        goto oom;
-    } else if (!p.diag && !jb->bucket) {
-      const size_t tb = p.np * p.tile * 8 * sizeof(double);
-      jb->bp = gmle__aligned_alloc(tb);
-      if (!jb->bp)
-        goto oom;
-      if (weighted) {
-        jb->vp = gmle__aligned_alloc(tb);
-        if (!jb->vp)
-          goto oom;
-      }
-    }
-    if (by_rows && t > 0) {
-      jb->touched = gmle__calloc(C, 1);
-      if (!jb->touched)
-        goto oom;
-      jb->weight = gmle__calloc(C, sizeof(double));
-      jb->rows = gmle__calloc(C, sizeof(uint64_t));
-      jb->sum = gmle__calloc(C * dim, sizeof(double));
-      jb->gram = gmle__calloc(C * p.gram_len, sizeof(double));
-      if (!jb->weight || !jb->rows || !jb->sum || !jb->gram)
-        goto oom;
-    } else {
-      jb->weight = out->weight;
-      jb->rows = out->rows;
-      jb->sum = out->sum;
-      jb->gram = out->gram;
-    }
+    choose_bucket(p, jb, nc);
+    if (!(jb->bucket ? bucket_workspace(p, jb, nc)
+                     : tile_workspace(p, jb, nc)) ||
+        !job_destination(p, jb, t, by_rows))
+      return 0;
   }
+  return 1;
+}
 
+gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
+                                 gmle__partial *out) {
+  if (!b || !out || b->dim != out->dim || out->dim == 0 || out->n_classes == 0)
+    return gmle__error(ctx, GMLE_E_INTERNAL,
+                       "gram: inconsistent batch and partial");
+  if (b->n_rows == 0)
+    return GMLE_OK;
+  plan p;
+  plan_init(&p, b, out);
+  double work;
+  const size_t nt = plan_threads(&p, ctx, &work);
+  plan_tiles(&p);
+  const int by_rows = use_row_partition(&p, nt, work);
+  job *jobs = gmle__calloc(nt, sizeof *jobs);
+  if (!jobs || !partition_jobs(&p, jobs, nt, by_rows) ||
+      !prepare_jobs(&p, jobs, nt, by_rows)) {
+    free_jobs(jobs, nt);
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                       "gram: out of memory for %zu threads' workspace", nt);
+  }
   if (nt == 1) {
     run_job(&p, &jobs[0]);
   } else {
@@ -707,10 +748,4 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
   }
   free_jobs(jobs, nt);
   return GMLE_OK;
-
-oom:
-  gmle__free(cnt);
-  free_jobs(jobs, nt);
-  return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
-                     "gram: out of memory for %zu threads' workspace", nt);
 }
