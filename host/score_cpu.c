@@ -115,10 +115,11 @@ typedef struct sched {
   atomic_int bad;
 } sched;
 
-/* One thread's tile buffers (64-byte aligned, in its part of the scratch):
- * XT, ZT (tied: z = L^-1 x), PT. */
+/* One thread's tile buffers (64-byte aligned, in its part of the scratch). */
 typedef struct tile_bufs {
-  double *xt, *zt, *pt;
+  double *x_tile; /* XT: the tile, feature-major */
+  double *z_tile; /* ZT (tied): z = L^-1 (x - m), feature-major */
+  double *q_tile; /* PT: the per-class values, class-major */
 } tile_bufs;
 
 /* The per-class q of a loaded tile of nvec vectors into PT. */
@@ -135,8 +136,8 @@ static void tile_distances(const gmle__score_job *jb, const tile_bufs *tb,
       for (size_t g = 0; g < nvec; g += GV) {
         const size_t nv = min_size(GV, nvec - g);
         for (size_t a = a0; a < a1; a++)
-          k->tri_q(sc->kp + a * tl, D, tb->xt + g * VW, ldx, nv,
-                   tb->pt + a * ldx + g * VW);
+          k->tri_q(sc->kp + a * tl, D, tb->x_tile + g * VW, ldx, nv,
+                   tb->q_tile + a * ldx + g * VW);
       }
     }
     return;
@@ -145,14 +146,15 @@ static void tile_distances(const gmle__score_job *jb, const tile_bufs *tb,
   const double *dp = sc->kp + (tied ? tl : 0);
   for (size_t g = 0; g < nvec; g += GV) {
     const size_t nv = min_size(GV, nvec - g);
-    const double *src = tb->xt + g * VW;
+    const double *src = tb->x_tile + g * VW;
     if (tied) {
-      k->tri_z(sc->kp, D, tb->xt + g * VW, ldx, nv, tb->zt + g * VW, ldx);
-      src = tb->zt + g * VW;
+      k->tri_z(sc->kp, D, tb->x_tile + g * VW, ldx, nv, tb->z_tile + g * VW,
+               ldx);
+      src = tb->z_tile + g * VW;
     }
     for (size_t bi = 0; bi < nblk; bi++)
       k->diag_q(dp + bi * 2 * CB * D, D, min_size(CB, Ca - bi * CB), src, ldx,
-                nv, tb->pt + bi * CB * ldx + g * VW, ldx);
+                nv, tb->q_tile + bi * CB * ldx + g * VW, ldx);
   }
 }
 
@@ -166,9 +168,9 @@ static void score_tiles(const gmle__score_job *jb, sched *sch, double *buf) {
                R = jb->tile_rows;
   const int centred = m->cov == GMLE_COV_FULL || m->cov == GMLE_COV_TIED;
   tile_bufs tb;
-  tb.xt = align64(buf);
-  tb.zt = align64(tb.xt + D * ldx);
-  tb.pt = align64(tb.zt + (m->cov == GMLE_COV_TIED ? D * ldx : 0));
+  tb.x_tile = align64(buf);
+  tb.z_tile = align64(tb.x_tile + D * ldx);
+  tb.q_tile = align64(tb.z_tile + (m->cov == GMLE_COV_TIED ? D * ldx : 0));
   for (;;) {
     if (atomic_load_explicit(&sch->bad, memory_order_relaxed))
       return;
@@ -179,12 +181,12 @@ static void score_tiles(const gmle__score_job *jb, sched *sch, double *buf) {
     const size_t t0 = t * R, rn = min_size(R, n - t0);
     const size_t nvec = (rn + VW - 1) / VW;
     if (jb->kern->load(jb->batch, t0, rn, nvec * VW,
-                       centred ? sc->center : NULL, tb.xt, ldx)) {
+                       centred ? sc->center : NULL, tb.x_tile, ldx)) {
       atomic_store_explicit(&sch->bad, 1, memory_order_relaxed);
       return;
     }
     tile_distances(jb, &tb, nvec);
-    jb->kern->emit(jb, tb.pt, nvec, rn, t0);
+    jb->kern->emit(jb, tb.q_tile, nvec, rn, t0);
   }
 }
 
