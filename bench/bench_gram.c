@@ -4,17 +4,19 @@
  * the source root:
  *
  *   gcc -std=c11 -O2 -fopenmp -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
- *       -Ihost bench/bench_gram.c host/gram*.c src/alloc.c src/error.c \
- *       -lm -o bench_gram
+ *       -Ihost bench/bench_gram.c host/gram*.c host/isa.c src/alloc.c
+ * src/error.c \ -lm -o bench_gram
  *
  * Usage: bench_gram table [reps [rows]]
  *        bench_gram N D C(1|10|1000) f32|f64 full|diag threads reps [weighted]
- * Environment: GRAM_TILE, GRAM_CHUNK, GRAM_BUDGET, GRAM_ISA, GRAM_NOBUCKET (gram_kern.h's
- * tuning); GRAM_F32=1 allows float32 products (gmle__partial.f32_products);
- * CPUTIME=1 times process CPU instead of wall-clock.
+ * Environment: GRAM_TILE, GRAM_CHUNK, GRAM_BUDGET, GRAM_NOBUCKET (gram_kern.h's
+ * tuning); GRAM_ISA (gmle__cpu_isa_override, host/isa.h); GRAM_F32=1 allows
+ * float32 products (gmle__partial.f32_products); CPUTIME=1 times process CPU
+ * instead of wall-clock.
  */
 #include "gram_kern.h"
 #include "internal.h"
+#include "isa.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -147,7 +149,7 @@ int main(int argc, char **argv) {
     if ((e = getenv("GRAM_BUDGET")))
       t.private_budget = strtoul(e, NULL, 10);
     if ((e = getenv("GRAM_ISA")))
-      t.isa = atoi(e);
+      gmle__cpu_isa_override(atoi(e));
     if ((e = getenv("GRAM_NOBUCKET")))
       t.no_bucket = atoi(e);
     gmle__gram_set_tuning(&t);

@@ -39,6 +39,7 @@
  * reads next are prefetched into L2.
  */
 #include "gram_kern.h"
+#include "isa.h"
 
 #include <omp.h>
 #include <string.h>
@@ -62,18 +63,17 @@ void gmle__gram_set_tuning(const gmle__gram_tuning *t) {
     memset(&tuning, 0, sizeof tuning);
 }
 
+/* The kernel set for this call. */
 static const gmle__gram_isa *pick_isa(void) {
 #ifdef GMLE__GRAM_X86
-  const int want = tuning.isa;
-  const int fma = __builtin_cpu_supports("fma");
-  const int avx2 = fma && __builtin_cpu_supports("avx2");
-  const int avx512 = fma && __builtin_cpu_supports("avx512f") &&
-                     __builtin_cpu_supports("avx512dq") &&
-                     __builtin_cpu_supports("avx512vl");
-  if ((want == 0 || want >= 3) && avx512)
+  switch (gmle__cpu_isa()) {
+  case GMLE__ISA_AVX512:
     return &gmle__gram_isa_avx512;
-  if ((want == 0 || want >= 2) && avx2)
+  case GMLE__ISA_AVX2:
     return &gmle__gram_isa_avx2;
+  case GMLE__ISA_GENERIC:
+    break;
+  }
 #endif
   return &gmle__gram_isa_generic;
 }
@@ -82,16 +82,16 @@ const char *gmle__gram_isa_name(void) { return pick_isa()->name; }
 
 /* What every job shares. */
 typedef struct plan {
-  const gmle__batch *b;
+  const gmle__batch *batch;
   const gmle__partial *out;
   const gmle__gram_isa *isa;
   size_t dim, n_classes, gram_len;
-  size_t np;    /* panels of 8 columns */
-  size_t nj;    /* column units per class: np (FULL) or 1 (DIAG) */
-  size_t dpad;  /* 8 * np */
-  size_t tile;  /* rows per tile */
-  size_t chunk; /* rows per routing chunk */
-  size_t isz, stride_b, row_b; /* bytes: element, row stride, row */
+  size_t panels; /* panels of 8 columns */
+  size_t units;  /* column units per class: panels (FULL) or 1 (DIAG) */
+  size_t dpad;   /* 8 * panels */
+  size_t tile;   /* rows per tile */
+  size_t chunk;  /* rows per routing chunk */
+  size_t elem_bytes, stride_b, row_b; /* bytes: element, row stride, row */
   int diag, routed;
   int chunk_pf; /* routed: chunks small enough to prefetch the next one */
   int f32;      /* float32 products (gmle__partial.f32_products) */
@@ -107,16 +107,18 @@ typedef struct job {
   unsigned char *touched; /* private partials only */
   /* workspace */
   uint32_t *idx, *pos;
-  double *bp, *vp, *st, *sq;
+  double *tile_d, *tile_wd;      /* packed tile: d = x - k, and w*d */
+  double *tile_sum, *tile_sumsq; /* its sums of w*d (and w*d*d, DIAG) */
   /* bucket routing (few classes): staging tiles, one per class */
   int bucket;
   int bucket32; /* staging tiles hold float32 rows (plan.f32, whole
                    classes) */
   size_t btile; /* rows per staging tile */
-  double *sb, *sv, *bst, *bsq, *wsum; /* staging d, w*d; sums (of
-                                          squares, DIAG); weights */
-  float *k32;                         /* bucket32: the shifts in float32 */
-  uint32_t *cnt;
+  double *stage_d, *stage_wd;      /* staging d, w*d */
+  double *stage_sum, *stage_sumsq; /* their sums (of squares, DIAG) */
+  double *wsum;                    /* their weights */
+  float *shift32;                  /* bucket32: the shifts in float32 */
+  uint32_t *stage_rows;            /* rows in each staging tile */
   /* the current routing chunk */
   size_t n_idx;       /* idx entries */
   int near;           /* gathers prefetch a few rows ahead themselves */
@@ -129,7 +131,7 @@ static gmle__gram_pf span_of(const plan *p, size_t r, size_t n, size_t off) {
   gmle__gram_pf f = {0};
   if (n == 0)
     return f;
-  f.p = (const char *)p->b->x + r * p->stride_b + off;
+  f.start = (const char *)p->batch->x + r * p->stride_b + off;
   if (p->stride_b <= 2 * p->row_b + 64) {
     f.count = ((n - 1) * p->stride_b + (p->row_b - off)) / 64 + 1;
   } else {
@@ -143,7 +145,7 @@ static gmle__gram_pf span_of(const plan *p, size_t r, size_t n, size_t off) {
 static void tile_into(const plan *p, job *jb, size_t c, size_t base,
                       const uint32_t *idx, size_t m, size_t ahead,
                       const gmle__gram_pf *far, size_t ja, size_t jhi) {
-  const gmle__batch *b = p->b;
+  const gmle__batch *b = p->batch;
   const size_t dim = p->dim;
   const int own = ja == 0; /* this job keeps the class's sums */
   gmle__gram_src s = {.x = b->x,
@@ -159,31 +161,32 @@ static void tile_into(const plan *p, job *jb, size_t c, size_t base,
                       .far = *far};
   double w;
   if (p->diag) {
-    memset(jb->st, 0, p->dpad * sizeof(double));
-    memset(jb->sq, 0, p->dpad * sizeof(double));
-    w = p->isa->diag(&s, m, jb->st, jb->sq);
+    memset(jb->tile_sum, 0, p->dpad * sizeof(double));
+    memset(jb->tile_sumsq, 0, p->dpad * sizeof(double));
+    w = p->isa->diag(&s, m, jb->tile_sum, jb->tile_sumsq);
     double *g = jb->gram + c * dim;
     for (size_t j = 0; j < dim; j++)
-      g[j] += jb->sq[j];
-  } else if (p->f32 && ja == 0 && jhi == p->nj) {
-    memset(jb->st, 0, p->dpad * sizeof(double));
-    p->isa->pack32(&s, m, (float *)jb->bp, jb->st);
-    p->isa->full32((const float *)jb->bp, m, dim, jb->gram + c * p->gram_len,
-                   NULL);
+      g[j] += jb->tile_sumsq[j];
+  } else if (p->f32 && ja == 0 && jhi == p->units) {
+    memset(jb->tile_sum, 0, p->dpad * sizeof(double));
+    p->isa->pack32(&s, m, (float *)jb->tile_d, jb->tile_sum);
+    p->isa->full32((const float *)jb->tile_d, m, dim,
+                   jb->gram + c * p->gram_len, NULL);
     w = (double)m;
   } else {
     const size_t ldp = p->tile * 8;
     if (own)
-      memset(jb->st, 0, p->dpad * sizeof(double));
-    w = p->isa->pack(&s, m, ja, ldp, jb->bp, b->weights ? jb->vp : NULL,
-                     own ? jb->st : NULL);
-    p->isa->full(jb->bp, b->weights ? jb->vp : jb->bp, ldp, m, dim, ja, jhi,
-                 jb->gram + c * p->gram_len);
+      memset(jb->tile_sum, 0, p->dpad * sizeof(double));
+    w = p->isa->pack(&s, m, ja, ldp, jb->tile_d,
+                     b->weights ? jb->tile_wd : NULL,
+                     own ? jb->tile_sum : NULL);
+    p->isa->full(jb->tile_d, b->weights ? jb->tile_wd : jb->tile_d, ldp, m, dim,
+                 ja, jhi, jb->gram + c * p->gram_len);
   }
   if (own) {
     double *sum = jb->sum + c * dim;
     for (size_t j = 0; j < dim; j++)
-      sum[j] += jb->st[j];
+      sum[j] += jb->tile_sum[j];
     jb->weight[c] += w;
     jb->rows[c] += m;
   }
@@ -196,16 +199,16 @@ static void tile_into(const plan *p, job *jb, size_t c, size_t base,
 static void class_rows(const plan *p, job *jb, size_t c, size_t base,
                        const uint32_t *idx, size_t m, size_t after) {
   const size_t ja = c == jb->c_lo ? jb->ja_lo : 0;
-  const size_t jhi = c + 1 == jb->c_hi ? jb->jb_hi : p->nj;
+  const size_t jhi = c + 1 == jb->c_hi ? jb->jb_hi : p->units;
   if (ja >= jhi)
     return;
-  const size_t off = p->diag ? 0 : 8 * ja * p->isz;
+  const size_t off = p->diag ? 0 : 8 * ja * p->elem_bytes;
   for (size_t k = 0; k < m; k += p->tile) {
     const size_t mt = m - k < p->tile ? m - k : p->tile;
     gmle__gram_pf far = {0};
     if (idx) {
       /* this tile's share of the next chunk */
-      if (jb->next.p) {
+      if (jb->next.start) {
         const size_t pos = (size_t)(idx + k - jb->idx), n = jb->n_idx;
         far = jb->next;
         far.first = (size_t)((double)pos * (double)jb->next.count / (double)n);
@@ -227,47 +230,47 @@ static void class_rows(const plan *p, job *jb, size_t c, size_t base,
  * job's destination. */
 static void bucket_flush(const plan *p, job *jb, size_t c,
                          const gmle__gram_pf *pf) {
-  const size_t m = jb->cnt[c], cls = jb->c_lo + c, dim = p->dim;
+  const size_t m = jb->stage_rows[c], cls = jb->c_lo + c, dim = p->dim;
   const size_t ja = cls == jb->c_lo ? jb->ja_lo : 0;
-  const size_t jhi = cls + 1 == jb->c_hi ? jb->jb_hi : p->nj;
-  const size_t stage = p->np * jb->btile * 8;
-  double *st = jb->bst + c * p->dpad;
+  const size_t jhi = cls + 1 == jb->c_hi ? jb->jb_hi : p->units;
+  const size_t stage = p->panels * jb->btile * 8;
+  double *st = jb->stage_sum + c * p->dpad;
   if (m == 0)
     return;
   if (p->diag) {
-    double *sq = jb->bsq + c * p->dpad, *g = jb->gram + cls * dim;
+    double *sq = jb->stage_sumsq + c * p->dpad, *g = jb->gram + cls * dim;
     for (size_t j = 0; j < dim; j++)
       g[j] += sq[j];
     memset(sq, 0, p->dpad * sizeof(double));
   } else if (jb->bucket32) {
     const size_t ld32 = (dim + 15) / 16 * 16;
-    p->isa->full32((const float *)jb->sb + c * jb->btile * ld32, m, dim,
+    p->isa->full32((const float *)jb->stage_d + c * jb->btile * ld32, m, dim,
                    jb->gram + cls * p->gram_len, pf);
     /* st holds the sums of x: sum(x) - m k, exact for such tiles */
     const double *k = p->out->shift + cls * dim;
     for (size_t j = 0; j < dim; j++)
       st[j] -= (double)m * k[j];
   } else if (ja < jhi) {
-    double *sb = jb->sb + c * stage;
-    p->isa->full(sb, jb->sv ? jb->sv + c * stage : sb, jb->btile * 8, m, dim,
-                 ja, jhi, jb->gram + cls * p->gram_len);
+    double *sb = jb->stage_d + c * stage;
+    p->isa->full(sb, jb->stage_wd ? jb->stage_wd + c * stage : sb,
+                 jb->btile * 8, m, dim, ja, jhi, jb->gram + cls * p->gram_len);
   }
   if (ja == 0) {
     double *sum = jb->sum + cls * dim;
     for (size_t j = 0; j < dim; j++)
       sum[j] += st[j];
-    jb->weight[cls] += p->b->weights ? jb->wsum[c] : (double)m;
+    jb->weight[cls] += p->batch->weights ? jb->wsum[c] : (double)m;
     jb->rows[cls] += m;
   }
   if (jb->touched)
     jb->touched[cls] = 1;
   memset(st, 0, p->dpad * sizeof(double));
   jb->wsum[c] = 0.0;
-  jb->cnt[c] = 0;
+  jb->stage_rows[c] = 0;
 }
 
 static void run_bucket(const plan *p, job *jb) {
-  const gmle__batch *b = p->b;
+  const gmle__batch *b = p->batch;
   const size_t nc = jb->c_hi - jb->c_lo;
   gmle__gram_bucket bk = {.x = b->x,
                           .dtype = b->dtype,
@@ -277,24 +280,24 @@ static void run_bucket(const plan *p, job *jb) {
                           .labels = b->labels,
                           .shift = p->out->shift,
                           .c_lo = jb->c_lo,
-                          .nc = nc,
-                          .sb = jb->sb,
-                          .sv = jb->sv,
+                          .n_cls = nc,
+                          .stage_d = jb->stage_d,
+                          .stage_wd = jb->stage_wd,
                           .stage = jb->bucket32
                                        ? jb->btile * ((p->dim + 15) / 16 * 16)
-                                       : p->np * jb->btile * 8,
+                                       : p->panels * jb->btile * 8,
                           .ldp = jb->btile * 8,
                           .tile = jb->btile,
                           .dpad = p->dpad,
-                          .cnt = jb->cnt,
-                          .st = jb->bst,
-                          .sq = jb->bsq,
+                          .stage_rows = jb->stage_rows,
+                          .stage_sum = jb->stage_sum,
+                          .stage_sumsq = jb->stage_sumsq,
                           .wsum = jb->wsum,
-                          .shift32 = jb->k32};
-  memset(jb->cnt, 0, nc * sizeof *jb->cnt);
-  memset(jb->bst, 0, nc * p->dpad * sizeof(double));
-  if (jb->bsq)
-    memset(jb->bsq, 0, nc * p->dpad * sizeof(double));
+                          .shift32 = jb->shift32};
+  memset(jb->stage_rows, 0, nc * sizeof *jb->stage_rows);
+  memset(jb->stage_sum, 0, nc * p->dpad * sizeof(double));
+  if (jb->stage_sumsq)
+    memset(jb->stage_sumsq, 0, nc * p->dpad * sizeof(double));
   memset(jb->wsum, 0, nc * sizeof(double));
   /* While a tile's Gram keeps the FMA units busy, the rows the scatter
    * reads next (about a tile's worth between flushes; two ahead) stream
@@ -305,8 +308,8 @@ static void run_bucket(const plan *p, job *jb) {
     r = jb->bucket32 ? p->isa->scatter32(&bk, r, jb->row_hi, &full)
                      : p->isa->scatter(&bk, r, jb->row_hi, &full);
     if (full != SIZE_MAX) {
-      const size_t want = jb->row_hi - r < 2 * jb->btile ? jb->row_hi
-                                                          : r + 2 * jb->btile;
+      const size_t want =
+          jb->row_hi - r < 2 * jb->btile ? jb->row_hi : r + 2 * jb->btile;
       const size_t from = pf_next > r ? pf_next : r;
       gmle__gram_pf pf = {0};
       if (jb->bucket32 && want > from) {
@@ -332,7 +335,7 @@ static void run_job(const plan *p, job *jb) {
       class_rows(p, jb, 0, jb->row_lo, NULL, jb->row_hi - jb->row_lo, 0);
     return;
   }
-  const int32_t *labels = p->b->labels;
+  const int32_t *labels = p->batch->labels;
   const size_t c_lo = jb->c_lo, nc = jb->c_hi - jb->c_lo;
   uint32_t *pos = jb->pos;
   for (size_t r0 = jb->row_lo; r0 < jb->row_hi; r0 += p->chunk) {
@@ -380,7 +383,7 @@ static void run_job(const plan *p, job *jb) {
  * rows of the triangle each column panel covers. */
 static void split_units(const plan *p, const uint64_t *cnt, size_t nt,
                         job *jobs) {
-  const size_t C = p->n_classes, nj = p->nj;
+  const size_t C = p->n_classes, nj = p->units;
   double total = 0.0;
   for (size_t c = 0; c < C; c++)
     for (size_t J = 0; J < nj; J++)
@@ -414,17 +417,17 @@ static void free_jobs(job *jobs, size_t nt) {
     job *jb = &jobs[t];
     gmle__free(jb->idx);
     gmle__free(jb->pos);
-    gmle__aligned_free(jb->bp);
-    gmle__aligned_free(jb->vp);
-    gmle__aligned_free(jb->st);
-    gmle__aligned_free(jb->sq);
-    gmle__aligned_free(jb->sb);
-    gmle__aligned_free(jb->sv);
-    gmle__aligned_free(jb->bst);
-    gmle__aligned_free(jb->bsq);
+    gmle__aligned_free(jb->tile_d);
+    gmle__aligned_free(jb->tile_wd);
+    gmle__aligned_free(jb->tile_sum);
+    gmle__aligned_free(jb->tile_sumsq);
+    gmle__aligned_free(jb->stage_d);
+    gmle__aligned_free(jb->stage_wd);
+    gmle__aligned_free(jb->stage_sum);
+    gmle__aligned_free(jb->stage_sumsq);
     gmle__free(jb->wsum);
-    gmle__aligned_free(jb->k32);
-    gmle__free(jb->cnt);
+    gmle__aligned_free(jb->shift32);
+    gmle__free(jb->stage_rows);
     if (jb->touched) { /* a private partial */
       gmle__free(jb->touched);
       gmle__free(jb->weight);
@@ -471,102 +474,99 @@ static void reduce_private(const plan *p, job *jobs, size_t nt) {
   }
 }
 
-gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
-                                 gmle__partial *out) {
-  if (!b || !out || b->dim != out->dim || out->dim == 0 || out->n_classes == 0)
-    return gmle__error(ctx, GMLE_E_INTERNAL,
-                       "gram: inconsistent batch and partial");
-  const size_t N = b->n_rows;
-  if (N == 0)
-    return GMLE_OK;
-
-  plan p;
-  memset(&p, 0, sizeof p);
-  p.b = b;
-  p.out = out;
-  p.isa = pick_isa();
-  p.dim = out->dim;
-  p.n_classes = out->n_classes;
-  p.gram_len = out->gram_len;
-  p.diag = out->mode == GMLE_STATS_DIAG;
-  p.np = (p.dim + 7) / 8;
-  p.nj = p.diag ? 1 : p.np;
-  p.dpad = 8 * p.np;
-  p.routed = b->labels != NULL && p.n_classes > 1;
-  p.f32 = out->f32_products && b->dtype == GMLE_F32 && !b->weights && !p.diag &&
-          p.isa->pack32 && p.isa->full32 && p.isa->scatter32;
+/* The plan's sizes and kernel set for batch b into out. */
+static void plan_init(plan *p, const gmle__batch *b, const gmle__partial *out) {
+  memset(p, 0, sizeof *p);
+  p->batch = b;
+  p->out = out;
+  p->isa = pick_isa();
+  p->dim = out->dim;
+  p->n_classes = out->n_classes;
+  p->gram_len = out->gram_len;
+  p->diag = out->mode == GMLE_STATS_DIAG;
+  p->panels = (p->dim + 7) / 8;
+  p->units = p->diag ? 1 : p->panels;
+  p->dpad = 8 * p->panels;
+  p->routed = b->labels != NULL && p->n_classes > 1;
+  p->f32 = out->f32_products && b->dtype == GMLE_F32 && !b->weights &&
+           !p->diag && p->isa->pack32 && p->isa->full32 && p->isa->scatter32;
   /* the float32 kernels subtract float32 shifts */
-  for (size_t i = 0; p.f32 && i < p.n_classes * p.dim; i++)
-    p.f32 = (double)(float)out->shift[i] == out->shift[i];
-  const size_t C = p.n_classes, dim = p.dim;
-  const size_t isz = gmle__dtype_size(b->dtype);
-  const int weighted = b->weights != NULL;
+  for (size_t i = 0; p->f32 && i < p->n_classes * p->dim; i++)
+    p->f32 = (double)(float)out->shift[i] == out->shift[i];
+  p->elem_bytes = gmle__dtype_size(b->dtype);
+  p->stride_b = b->row_stride * p->elem_bytes;
+  p->row_b = p->dim * p->elem_bytes;
+}
 
-  /* Threads: enough work for each, and never more than asked for. */
+/* Threads: enough work (*work multiply-adds, roughly) for each, and never
+ * more than asked for. */
+static size_t plan_threads(const plan *p, const gmle_context *ctx,
+                           double *work) {
   size_t nt = ctx && ctx->n_threads > 1 ? (size_t)ctx->n_threads : 1;
-  const double work = /* multiply-adds, roughly */
-      (double)N *
-      (p.diag ? (double)p.dpad : (double)(p.np * (p.np + 1) / 2 * 64 + p.dpad));
-  {
-    const double min_work =
-        (double)(tuning.min_work ? tuning.min_work : DEFAULT_MIN_WORK);
-    const double want = work / min_work;
-    if (want < (double)nt)
-      nt = want < 1.0 ? 1 : (size_t)want;
-  }
+  *work = (double)p->batch->n_rows *
+          (p->diag ? (double)p->dpad
+                   : (double)(p->panels * (p->panels + 1) / 2 * 64 + p->dpad));
+  const double min_work =
+      (double)(tuning.min_work ? tuning.min_work : DEFAULT_MIN_WORK);
+  const double want = *work / min_work;
+  if (want < (double)nt)
+    nt = want < 1.0 ? 1 : (size_t)want;
+  return nt;
+}
 
-  /* Tile rows: the packed tile in L1 where possible. */
+/* Tile rows: the packed tile in L1 where possible. Routing chunk: with few
+ * classes, small enough to sit in L2 beside the next one, which is
+ * prefetched while it is done; with many, a few MiB and enough rows per
+ * class, each gather prefetching its own rows. */
+static void plan_tiles(plan *p) {
+  const size_t C = p->n_classes;
   if (tuning.tile_rows) {
-    p.tile = (tuning.tile_rows + 7) / 8 * 8;
-  } else if (p.diag) {
-    p.tile = 256;
+    p->tile = (tuning.tile_rows + 7) / 8 * 8;
+  } else if (p->diag) {
+    p->tile = 256;
   } else {
-    const size_t per = p.np * 64 * (weighted ? 2 : 1);
-    p.tile = clamp_size(TILE_BYTES / per / 8 * 8, 64, 256);
+    const size_t per = p->panels * 64 * (p->batch->weights ? 2 : 1);
+    p->tile = clamp_size(TILE_BYTES / per / 8 * 8, 64, 256);
   }
-  p.isz = isz;
-  p.stride_b = b->row_stride * isz;
-  p.row_b = dim * isz;
-  /* Routing chunk: with few classes, small enough to sit in L2 beside the
-   * next one, which is prefetched while it is done; with many, a few MiB
-   * and enough rows per class, each gather prefetching its own rows. */
-  if (p.routed) {
-    const size_t small =
-        clamp_size(SMALL_CHUNK_BYTES / p.stride_b, 256, (size_t)1 << 16);
-    if (small >= 128 * C) {
-      p.chunk = small;
-      p.chunk_pf = 1;
-    } else {
-      size_t r = CHUNK_BYTES / p.stride_b;
-      if (C <= MAX_CHUNK_ROWS / 1024 && r < 1024 * C)
-        r = 1024 * C;
-      else if (C > MAX_CHUNK_ROWS / 1024)
-        r = MAX_CHUNK_ROWS;
-      p.chunk = clamp_size(r, MIN_CHUNK_ROWS, MAX_CHUNK_ROWS);
-    }
-    if (tuning.chunk_rows)
-      p.chunk = clamp_size(tuning.chunk_rows, 1, MAX_CHUNK_ROWS);
+  if (!p->routed)
+    return;
+  const size_t small =
+      clamp_size(SMALL_CHUNK_BYTES / p->stride_b, 256, (size_t)1 << 16);
+  if (small >= 128 * C) {
+    p->chunk = small;
+    p->chunk_pf = 1;
+  } else {
+    size_t r = CHUNK_BYTES / p->stride_b;
+    if (C <= MAX_CHUNK_ROWS / 1024 && r < 1024 * C)
+      r = 1024 * C;
+    else if (C > MAX_CHUNK_ROWS / 1024)
+      r = MAX_CHUNK_ROWS;
+    p->chunk = clamp_size(r, MIN_CHUNK_ROWS, MAX_CHUNK_ROWS);
   }
+  if (tuning.chunk_rows)
+    p->chunk = clamp_size(tuning.chunk_rows, 1, MAX_CHUNK_ROWS);
+}
 
-  /* Row partition with private partials, or the output partition: the
-   * partials must fit the budget, and zeroing and adding them (for at most
-   * the classes a job can reach) must cost little next to the job. */
-  int by_rows = 1;
-  if (nt > 1) {
-    const size_t budget =
-        tuning.private_budget ? tuning.private_budget : DEFAULT_PRIVATE_BUDGET;
-    const double per_class = (double)(p.gram_len + dim + 2);
-    const double priv_bytes = (double)(nt - 1) * (double)C * per_class * 8.0;
-    const size_t cr = p.routed ? C : 1;
-    const double reach = (double)(cr < N / nt + 1 ? cr : N / nt + 1);
-    by_rows = priv_bytes <= (double)budget &&
-              reach * per_class * 4.0 * 8.0 * (double)nt <= work;
-  }
+/* Row partition with private partials, or the output partition: the
+ * partials must fit the budget, and zeroing and adding them (for at most
+ * the classes a job can reach) must cost little next to the job. */
+static int use_row_partition(const plan *p, size_t nt, double work) {
+  if (nt <= 1)
+    return 1;
+  const size_t N = p->batch->n_rows, C = p->n_classes;
+  const size_t budget =
+      tuning.private_budget ? tuning.private_budget : DEFAULT_PRIVATE_BUDGET;
+  const double per_class = (double)(p->gram_len + p->dim + 2);
+  const double priv_bytes = (double)(nt - 1) * (double)C * per_class * 8.0;
+  const size_t cr = p->routed ? C : 1;
+  const double reach = (double)(cr < N / nt + 1 ? cr : N / nt + 1);
+  return priv_bytes <= (double)budget &&
+         reach * per_class * 4.0 * 8.0 * (double)nt <= work;
+}
 
-  job *jobs = gmle__calloc(nt, sizeof *jobs);
-  uint64_t *cnt = NULL;
-  if (!jobs)
-    goto oom;
+/* The rows and units of each job; 0 when out of memory. */
+static int partition_jobs(const plan *p, job *jobs, size_t nt, int by_rows) {
+  const size_t N = p->batch->n_rows, C = p->n_classes;
   if (by_rows) {
     for (size_t t = 0; t < nt; t++) {
       jobs[t].row_lo = N / nt * t + (N % nt) * t / nt;
@@ -574,124 +574,168 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
       jobs[t].c_lo = 0;
       jobs[t].c_hi = C;
       jobs[t].ja_lo = 0;
-      jobs[t].jb_hi = p.nj;
+      jobs[t].jb_hi = p->units;
     }
-  } else {
-    cnt = gmle__calloc(C, sizeof *cnt);
-    if (!cnt)
-      goto oom;
-    if (p.routed)
-      for (size_t r = 0; r < N; r++)
-        cnt[(uint32_t)b->labels[r]]++;
-    else
-      cnt[0] = N;
-    split_units(&p, cnt, nt, jobs);
-    gmle__free(cnt);
-    cnt = NULL;
-    for (size_t t = 0; t < nt; t++) {
-      jobs[t].row_lo = 0;
-      jobs[t].row_hi = N;
-    }
+    return 1;
   }
+  uint64_t *cnt = gmle__calloc(C, sizeof *cnt);
+  if (!cnt)
+    return 0;
+  if (p->routed)
+    for (size_t r = 0; r < N; r++)
+      cnt[(uint32_t)p->batch->labels[r]]++;
+  else
+    cnt[0] = N;
+  split_units(p, cnt, nt, jobs);
+  gmle__free(cnt);
+  for (size_t t = 0; t < nt; t++) {
+    jobs[t].row_lo = 0;
+    jobs[t].row_hi = N;
+  }
+  return 1;
+}
 
-  /* Workspace and destinations; nothing is written to out before this
-   * has all succeeded. */
+/* Bucket routing while the job's nc classes' staging tiles (at least
+ * MIN_STAGE_ROWS rows; DIAG: only sums) and their matrices stay in cache;
+ * otherwise sorted gathers. Sets jb->bucket and jb->btile. */
+static void choose_bucket(const plan *p, job *jb, size_t nc) {
+  if (!p->routed || tuning.no_bucket ||
+      (double)nc * (double)p->gram_len * 8.0 > (double)STAGE_BYTES)
+    return;
+  if (p->diag) {
+    jb->btile = p->tile;
+    jb->bucket = nc * 2 * p->dpad * sizeof(double) <= STAGE_BYTES;
+  } else {
+    const size_t per_row = nc * p->panels * 64 * (p->batch->weights ? 2 : 1);
+    const size_t rows = STAGE_BYTES / per_row / 8 * 8;
+    jb->btile = rows < p->tile ? rows : p->tile;
+    jb->bucket = jb->btile >= MIN_STAGE_ROWS;
+  }
+}
+
+/* A bucket job's staging tiles and sums; 0 when out of memory. */
+static int bucket_workspace(const plan *p, job *jb, size_t nc) {
+  const size_t dim = p->dim;
+  jb->bucket32 = p->f32 && jb->ja_lo == 0 && jb->jb_hi == p->units;
+  if (jb->bucket32) {
+    const size_t ld32 = (dim + 15) / 16 * 16;
+    jb->shift32 = gmle__aligned_alloc(nc * ld32 * sizeof(float));
+    if (!jb->shift32)
+      return 0;
+    for (size_t c = 0; c < nc; c++)
+      for (size_t j = 0; j < ld32; j++)
+        jb->shift32[c * ld32 + j] =
+            j < dim ? (float)p->out->shift[(jb->c_lo + c) * dim + j] : 0.0f;
+  }
+  jb->stage_sum = gmle__aligned_alloc(nc * p->dpad * sizeof(double));
+  jb->wsum = gmle__malloc(nc * sizeof(double));
+  jb->stage_rows = gmle__malloc(nc * sizeof(uint32_t));
+  if (!jb->stage_sum || !jb->wsum || !jb->stage_rows)
+    return 0;
+  if (p->diag) {
+    jb->stage_sumsq = gmle__aligned_alloc(nc * p->dpad * sizeof(double));
+    return jb->stage_sumsq != NULL;
+  }
+  jb->stage_d = gmle__aligned_alloc(nc * p->panels * jb->btile * 64);
+  if (!jb->stage_d)
+    return 0;
+  if (p->batch->weights) {
+    jb->stage_wd = gmle__aligned_alloc(nc * p->panels * jb->btile * 64);
+    if (!jb->stage_wd)
+      return 0;
+  }
+  return 1;
+}
+
+/* A job without buckets: gather indices (routed), the tile's sums, and
+ * the packed tile (FULL) or the sums of squares (DIAG); 0 when out of
+ * memory. */
+static int tile_workspace(const plan *p, job *jb, size_t nc) {
+  if (p->routed) {
+    const size_t n = jb->row_hi - jb->row_lo;
+    jb->idx = gmle__malloc((n < p->chunk ? n : p->chunk) * sizeof *jb->idx);
+    jb->pos = gmle__malloc(nc * sizeof *jb->pos);
+    if (!jb->idx || !jb->pos)
+      return 0;
+  }
+  jb->tile_sum = gmle__aligned_alloc(p->dpad * sizeof(double));
+  if (!jb->tile_sum)
+    return 0;
+  if (p->diag) {
+    jb->tile_sumsq = gmle__aligned_alloc(p->dpad * sizeof(double));
+    return jb->tile_sumsq != NULL;
+  }
+  const size_t tb = p->panels * p->tile * 8 * sizeof(double);
+  jb->tile_d = gmle__aligned_alloc(tb);
+  if (!jb->tile_d)
+    return 0;
+  if (p->batch->weights) {
+    jb->tile_wd = gmle__aligned_alloc(tb);
+    if (!jb->tile_wd)
+      return 0;
+  }
+  return 1;
+}
+
+/* Where job t's sums go: its private partials (row partition, t > 0) or
+ * out itself; 0 when out of memory. */
+static int job_destination(const plan *p, job *jb, size_t t, int by_rows) {
+  const gmle__partial *out = p->out;
+  const size_t C = p->n_classes;
+  if (!by_rows || t == 0) {
+    jb->weight = out->weight;
+    jb->rows = out->rows;
+    jb->sum = out->sum;
+    jb->gram = out->gram;
+    return 1;
+  }
+  jb->touched = gmle__calloc(C, 1);
+  if (!jb->touched)
+    return 0;
+  jb->weight = gmle__calloc(C, sizeof(double));
+  jb->rows = gmle__calloc(C, sizeof(uint64_t));
+  jb->sum = gmle__calloc(C * p->dim, sizeof(double));
+  jb->gram = gmle__calloc(C * p->gram_len, sizeof(double));
+  return jb->weight && jb->rows && jb->sum && jb->gram;
+}
+
+/* Workspace and destinations of every job; nothing is written to out
+ * before this has all succeeded. 0 when out of memory. */
+static int prepare_jobs(const plan *p, job *jobs, size_t nt, int by_rows) {
   for (size_t t = 0; t < nt; t++) {
     job *jb = &jobs[t];
     if (jb->c_lo >= jb->c_hi)
       continue;
     const size_t nc = jb->c_hi - jb->c_lo;
-    /* Bucket routing while the classes' staging tiles (at least
-     * MIN_STAGE_ROWS rows; DIAG: only sums) and their matrices stay in
-     * cache; otherwise sorted gathers. */
-    if (p.routed && !tuning.no_bucket &&
-        (double)nc * (double)p.gram_len * 8.0 <= (double)STAGE_BYTES) {
-      if (p.diag) {
-        jb->btile = p.tile;
-        jb->bucket = nc * 2 * p.dpad * sizeof(double) <= STAGE_BYTES;
-      } else {
-        const size_t per_row = nc * p.np * 64 * (weighted ? 2 : 1);
-        const size_t rows = STAGE_BYTES / per_row / 8 * 8;
-        jb->btile = rows < p.tile ? rows : p.tile;
-        jb->bucket = jb->btile >= MIN_STAGE_ROWS;
-      }
-    }
-    if (jb->bucket) {
-      jb->bucket32 = p.f32 && jb->ja_lo == 0 && jb->jb_hi == p.nj;
-      if (jb->bucket32) {
-        const size_t ld32 = (dim + 15) / 16 * 16;
-        jb->k32 = gmle__aligned_alloc(nc * ld32 * sizeof(float));
-        if (!jb->k32)
-          goto oom;
-        for (size_t c = 0; c < nc; c++)
-          for (size_t j = 0; j < ld32; j++)
-            jb->k32[c * ld32 + j] =
-                j < dim ? (float)out->shift[(jb->c_lo + c) * dim + j] : 0.0f;
-      }
-      jb->bst = gmle__aligned_alloc(nc * p.dpad * sizeof(double));
-      jb->wsum = gmle__malloc(nc * sizeof(double));
-      jb->cnt = gmle__malloc(nc * sizeof(uint32_t));
-      if (!jb->bst || !jb->wsum || !jb->cnt)
-        goto oom;
-      if (p.diag) {
-        jb->bsq = gmle__aligned_alloc(nc * p.dpad * sizeof(double));
-        if (!jb->bsq)
-          goto oom;
-      } else {
-        jb->sb = gmle__aligned_alloc(nc * p.np * jb->btile * 64);
-        if (!jb->sb)
-          goto oom;
-        if (weighted) {
-          jb->sv = gmle__aligned_alloc(nc * p.np * jb->btile * 64);
-          if (!jb->sv)
-            goto oom;
-        }
-      }
-    } else if (p.routed) {
-      const size_t n = jb->row_hi - jb->row_lo;
-      jb->idx = gmle__malloc((n < p.chunk ? n : p.chunk) * sizeof *jb->idx);
-      jb->pos = gmle__malloc(nc * sizeof *jb->pos);
-      if (!jb->idx || !jb->pos)
-        goto oom;
-    }
-    if (!jb->bucket) {
-      jb->st = gmle__aligned_alloc(p.dpad * sizeof(double));
-      if (!jb->st)
-        goto oom;
-    }
-    if (p.diag && !jb->bucket) {
-      jb->sq = gmle__aligned_alloc(p.dpad * sizeof(double));
-      if (!jb->sq)
-        goto oom;
-    } else if (!p.diag && !jb->bucket) {
-      const size_t tb = p.np * p.tile * 8 * sizeof(double);
-      jb->bp = gmle__aligned_alloc(tb);
-      if (!jb->bp)
-        goto oom;
-      if (weighted) {
-        jb->vp = gmle__aligned_alloc(tb);
-        if (!jb->vp)
-          goto oom;
-      }
-    }
-    if (by_rows && t > 0) {
-      jb->touched = gmle__calloc(C, 1);
-      if (!jb->touched)
-        goto oom;
-      jb->weight = gmle__calloc(C, sizeof(double));
-      jb->rows = gmle__calloc(C, sizeof(uint64_t));
-      jb->sum = gmle__calloc(C * dim, sizeof(double));
-      jb->gram = gmle__calloc(C * p.gram_len, sizeof(double));
-      if (!jb->weight || !jb->rows || !jb->sum || !jb->gram)
-        goto oom;
-    } else {
-      jb->weight = out->weight;
-      jb->rows = out->rows;
-      jb->sum = out->sum;
-      jb->gram = out->gram;
-    }
+    choose_bucket(p, jb, nc);
+    if (!(jb->bucket ? bucket_workspace(p, jb, nc)
+                     : tile_workspace(p, jb, nc)) ||
+        !job_destination(p, jb, t, by_rows))
+      return 0;
   }
+  return 1;
+}
 
+gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
+                                 gmle__partial *out) {
+  if (!b || !out || b->dim != out->dim || out->dim == 0 || out->n_classes == 0)
+    return gmle__error(ctx, GMLE_E_INTERNAL,
+                       "gram: inconsistent batch and partial");
+  if (b->n_rows == 0)
+    return GMLE_OK;
+  plan p;
+  plan_init(&p, b, out);
+  double work;
+  const size_t nt = plan_threads(&p, ctx, &work);
+  plan_tiles(&p);
+  const int by_rows = use_row_partition(&p, nt, work);
+  job *jobs = gmle__calloc(nt, sizeof *jobs);
+  if (!jobs || !partition_jobs(&p, jobs, nt, by_rows) ||
+      !prepare_jobs(&p, jobs, nt, by_rows)) {
+    free_jobs(jobs, nt);
+    return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
+                       "gram: out of memory for %zu threads' workspace", nt);
+  }
   if (nt == 1) {
     run_job(&p, &jobs[0]);
   } else {
@@ -707,10 +751,4 @@ gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
   }
   free_jobs(jobs, nt);
   return GMLE_OK;
-
-oom:
-  gmle__free(cnt);
-  free_jobs(jobs, nt);
-  return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
-                     "gram: out of memory for %zu threads' workspace", nt);
 }

@@ -87,11 +87,12 @@ typedef struct far_state {
 ALWAYS_INLINE void prefetch_far(const gmle__gram_src *s, size_t m,
                                 far_state *st) {
   const gmle__gram_pf *f = &s->far;
-  if (!f->p)
+  if (!f->start)
     return;
   st->acc += f->count;
   for (; st->acc >= m; st->acc -= m, st->i++) {
-    const char *q = f->p + (f->first + st->i) * (f->stride ? f->stride : 64);
+    const char *q =
+        f->start + (f->first + st->i) * (f->stride ? f->stride : 64);
     if (f->stride == 0)
       _mm_prefetch(q, _MM_HINT_T1);
     else
@@ -261,9 +262,11 @@ ALWAYS_INLINE double diag_impl(const gmle__gram_src *s, size_t m, double *st,
       qh = _mm256_fmadd_pd(vh, dh, qh);
     }
     _mm256_store_pd(st + c0, _mm256_add_pd(_mm256_load_pd(st + c0), sl));
-    _mm256_store_pd(st + c0 + 4, _mm256_add_pd(_mm256_load_pd(st + c0 + 4), sh));
+    _mm256_store_pd(st + c0 + 4,
+                    _mm256_add_pd(_mm256_load_pd(st + c0 + 4), sh));
     _mm256_store_pd(sq + c0, _mm256_add_pd(_mm256_load_pd(sq + c0), ql));
-    _mm256_store_pd(sq + c0 + 4, _mm256_add_pd(_mm256_load_pd(sq + c0 + 4), qh));
+    _mm256_store_pd(sq + c0 + 4,
+                    _mm256_add_pd(_mm256_load_pd(sq + c0 + 4), qh));
   }
   return weighted ? wsum : (double)m;
 }
@@ -280,12 +283,12 @@ static double diag_avx2(const gmle__gram_src *s, size_t m, double *st,
 
 GMLE__TARGET_END
 
-const gmle__gram_isa gmle__gram_isa_avx2 = {
-    .name = "avx2",
-    .pack = pack_avx2,
-    .full = full_avx2,
-    .diag = diag_avx2,
-    .scatter = gmle__gram_scatter_generic};
+const gmle__gram_isa gmle__gram_isa_avx2 = {.name = "avx2",
+                                            .pack = pack_avx2,
+                                            .full = full_avx2,
+                                            .diag = diag_avx2,
+                                            .scatter =
+                                                gmle__gram_scatter_generic};
 
 #else
 typedef int gmle__gram_avx2_unused;

@@ -67,11 +67,12 @@ typedef struct far_state {
 
 ALWAYS_INLINE void prefetch_spread(const gmle__gram_pf *f, size_t steps,
                                    far_state *st) {
-  if (!f || !f->p)
+  if (!f || !f->start)
     return;
   st->acc += f->count;
   for (; st->acc >= steps && st->i < f->count; st->acc -= steps, st->i++) {
-    const char *q = f->p + (f->first + st->i) * (f->stride ? f->stride : 64);
+    const char *q =
+        f->start + (f->first + st->i) * (f->stride ? f->stride : 64);
     if (f->stride == 0)
       _mm_prefetch(q, _MM_HINT_T1);
     else
@@ -433,7 +434,7 @@ static size_t walk32(const float *tp, size_t m, size_t dim, double *g,
 static void full32_512(const float *tp, size_t m, size_t dim, double *g,
                        const gmle__gram_pf *pf) {
   pf_state ps = {NULL, 1, {0, 0}};
-  if (pf && pf->p && pf->count) {
+  if (pf && pf->start && pf->count) {
     ps.f = pf;
     ps.steps = walk32(tp, m, dim, g, NULL, 0) * ((m + RUN32 - 1) / RUN32);
   }
@@ -612,17 +613,18 @@ ALWAYS_INLINE size_t scatter_impl(const gmle__gram_bucket *bk, size_t r0,
          a < row + stride_b + pf && a < pf_end; a += 64)
       _mm_prefetch(a, _MM_HINT_T0);
     const size_t c = (size_t)(uint32_t)bk->labels[r] - bk->c_lo;
-    if (c >= bk->nc)
+    if (c >= bk->n_cls)
       continue;
-    const size_t slot = bk->cnt[c];
-    double *b = diag ? NULL : bk->sb + c * bk->stage + slot * 8;
-    double *v = weighted && !diag ? bk->sv + c * bk->stage + slot * 8 : NULL;
-    double *st = bk->st + c * bk->dpad;
+    const size_t slot = bk->stage_rows[c];
+    double *b = diag ? NULL : bk->stage_d + c * bk->stage + slot * 8;
+    double *v =
+        weighted && !diag ? bk->stage_wd + c * bk->stage + slot * 8 : NULL;
+    double *st = bk->stage_sum + c * bk->dpad;
     const double *sh = bk->shift + (bk->c_lo + c) * dim;
     const double wv = weighted ? bk->weights[r] : 1.0;
     const __m512d w = _mm512_set1_pd(wv);
     if (diag) {
-      double *sq = bk->sq + c * bk->dpad;
+      double *sq = bk->stage_sumsq + c * bk->dpad;
       for (size_t p = 0; p < np; p++) {
         const __mmask8 km = tail_mask(dim - p * 8);
         const __m512d d = _mm512_sub_pd(load8(f32, row, p * 8, km),
@@ -649,7 +651,7 @@ ALWAYS_INLINE size_t scatter_impl(const gmle__gram_bucket *bk, size_t r0,
     }
     if (weighted)
       bk->wsum[c] += wv;
-    if (++bk->cnt[c] == bk->tile) {
+    if (++bk->stage_rows[c] == bk->tile) {
       *full = c;
       return r + 1;
     }
@@ -661,7 +663,7 @@ ALWAYS_INLINE size_t scatter_impl(const gmle__gram_bucket *bk, size_t r0,
 static size_t scatter512(const gmle__gram_bucket *bk, size_t r0, size_t r1,
                          size_t *full) {
   const int w = bk->weights != NULL;
-  if (bk->sq) {
+  if (bk->stage_sumsq) {
     if (bk->dtype == GMLE_F32)
       return w ? scatter_impl(bk, r0, r1, full, 1, 1, 1)
                : scatter_impl(bk, r0, r1, full, 1, 0, 1);
@@ -690,12 +692,12 @@ static size_t scatter32_512(const gmle__gram_bucket *bk, size_t r0, size_t r1,
          a < rowc + stride_b + pf && a < pf_end; a += 64)
       _mm_prefetch(a, _MM_HINT_T0);
     const size_t c = (size_t)(uint32_t)bk->labels[r] - bk->c_lo;
-    if (c >= bk->nc)
+    if (c >= bk->n_cls)
       continue;
     const float *row = (const float *)rowc;
-    float *t = (float *)bk->sb + c * bk->stage + bk->cnt[c] * ld32;
+    float *t = (float *)bk->stage_d + c * bk->stage + bk->stage_rows[c] * ld32;
     const float *k32 = bk->shift32 + c * ld32;
-    double *st = bk->st + c * bk->dpad;
+    double *st = bk->stage_sum + c * bk->dpad;
     for (size_t u = 0; u < nv; u++) {
       const size_t c0 = u * 16, rem = dim - c0;
       const __mmask16 km =
@@ -711,7 +713,7 @@ static size_t scatter32_512(const gmle__gram_bucket *bk, size_t r0, size_t r1,
             _mm512_add_pd(_mm512_load_pd(st + c0 + 8),
                           _mm512_cvtps_pd(_mm512_extractf32x8_ps(xv, 1))));
     }
-    if (++bk->cnt[c] == bk->tile) {
+    if (++bk->stage_rows[c] == bk->tile) {
       *full = c;
       return r + 1;
     }

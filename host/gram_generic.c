@@ -87,18 +87,18 @@ static double diag_generic(const gmle__gram_src *s, size_t m, double *st,
 size_t gmle__gram_scatter_generic(const gmle__gram_bucket *bk, size_t r0,
                                   size_t r1, size_t *full) {
   const size_t dim = bk->dim, np = (dim + 7) / 8;
-  gmle__gram_src s = {.x = bk->x, .dtype = bk->dtype,
-                      .row_stride = bk->row_stride};
+  gmle__gram_src s = {
+      .x = bk->x, .dtype = bk->dtype, .row_stride = bk->row_stride};
   for (size_t r = r0; r < r1; r++) {
     const size_t c = (size_t)(uint32_t)bk->labels[r] - bk->c_lo;
-    if (c >= bk->nc)
+    if (c >= bk->n_cls)
       continue;
-    const size_t slot = bk->cnt[c];
+    const size_t slot = bk->stage_rows[c];
     const double *sh = bk->shift + (bk->c_lo + c) * dim;
     const double w = bk->weights ? bk->weights[r] : 1.0;
-    double *st = bk->st + c * bk->dpad;
-    if (bk->sq) {
-      double *sq = bk->sq + c * bk->dpad;
+    double *st = bk->stage_sum + c * bk->dpad;
+    if (bk->stage_sumsq) {
+      double *sq = bk->stage_sumsq + c * bk->dpad;
       for (size_t j = 0; j < dim; j++) {
         const double d = row_value(&s, r, j) - sh[j];
         const double v = bk->weights ? w * d : d;
@@ -107,13 +107,14 @@ size_t gmle__gram_scatter_generic(const gmle__gram_bucket *bk, size_t r0,
       }
     } else {
       for (size_t p = 0; p < np; p++) {
-        double *b = bk->sb + c * bk->stage + p * bk->ldp + slot * 8;
-        double *v =
-            bk->sv ? bk->sv + c * bk->stage + p * bk->ldp + slot * 8 : b;
+        double *b = bk->stage_d + c * bk->stage + p * bk->ldp + slot * 8;
+        double *v = bk->stage_wd
+                        ? bk->stage_wd + c * bk->stage + p * bk->ldp + slot * 8
+                        : b;
         for (size_t l = 0; l < 8; l++) {
           const size_t j = p * 8 + l;
           b[l] = j < dim ? row_value(&s, r, j) - sh[j] : 0.0;
-          if (bk->sv)
+          if (bk->stage_wd)
             v[l] = w * b[l];
           st[j] += v[l];
         }
@@ -121,7 +122,7 @@ size_t gmle__gram_scatter_generic(const gmle__gram_bucket *bk, size_t r0,
     }
     if (bk->weights)
       bk->wsum[c] += w;
-    if (++bk->cnt[c] == bk->tile) {
+    if (++bk->stage_rows[c] == bk->tile) {
       *full = c;
       return r + 1;
     }
@@ -130,9 +131,9 @@ size_t gmle__gram_scatter_generic(const gmle__gram_bucket *bk, size_t r0,
   return r1;
 }
 
-const gmle__gram_isa gmle__gram_isa_generic = {
-    .name = "generic",
-    .pack = pack_generic,
-    .full = full_generic,
-    .diag = diag_generic,
-    .scatter = gmle__gram_scatter_generic};
+const gmle__gram_isa gmle__gram_isa_generic = {.name = "generic",
+                                               .pack = pack_generic,
+                                               .full = full_generic,
+                                               .diag = diag_generic,
+                                               .scatter =
+                                                   gmle__gram_scatter_generic};

@@ -21,9 +21,9 @@
  * rows: what comes after the tile (the next tile, or the next routing
  * chunk), so that it streams in while the kernels run on this one. */
 typedef struct gmle__gram_pf {
-  const char *p; /* NULL: nothing */
-  size_t stride; /* 0: items are the 64-byte lines p + 64*i; else rows
-                    p + stride*i of `bytes` bytes each */
+  const char *start; /* NULL: nothing */
+  size_t stride;     /* 0: items are the 64-byte lines start + 64*i; else
+                        rows start + stride*i of `bytes` bytes each */
   size_t bytes;
   size_t first, count; /* the items for this tile */
 } gmle__gram_pf;
@@ -67,11 +67,12 @@ typedef double (*gmle__gram_diag_fn)(const gmle__gram_src *s, size_t m,
 
 /* Routing by buckets (few classes): consecutive input rows are packed as
  * they come into the staging tile of their class, class c's at
- * sb + c*stage (w*d at sv + c*stage; sv NULL without weights), panel layout
- * as above with ldp = tile*8, slot cnt[c]; st[c*dpad..] gathers the tile's
- * sums of w*d and wsum[c] its weights (weighted only). In DIAG mode (sq not
- * NULL) nothing is staged: sq[c*dpad..] gathers the tile's sums of w*d*d.
- * Rows whose label is outside [c_lo, c_lo + nc) are skipped. */
+ * stage_d + c*stage (w*d at stage_wd + c*stage; stage_wd NULL without
+ * weights), panel layout as above with ldp = tile*8, slot stage_rows[c];
+ * stage_sum[c*dpad..] gathers the tile's sums of w*d and wsum[c] its
+ * weights (weighted only). In DIAG mode (stage_sumsq not NULL) nothing is
+ * staged: stage_sumsq[c*dpad..] gathers the tile's sums of w*d*d. Rows
+ * whose label is outside [c_lo, c_lo + n_cls) are skipped. */
 typedef struct gmle__gram_bucket {
   const void *x;
   gmle_dtype dtype;
@@ -79,12 +80,12 @@ typedef struct gmle__gram_bucket {
   const double *weights;
   const int32_t *labels;
   const double *shift; /* all classes' shifts, [C*dim] */
-  size_t c_lo, nc;
-  double *sb, *sv;
+  size_t c_lo, n_cls;
+  double *stage_d, *stage_wd;
   size_t stage, ldp, tile, dpad;
-  uint32_t *cnt;
-  double *st, *sq, *wsum;
-  const float *shift32; /* float32 products: [nc * ld32], the shifts of
+  uint32_t *stage_rows;
+  double *stage_sum, *stage_sumsq, *wsum;
+  const float *shift32; /* float32 products: [n_cls * ld32], the shifts of
                            classes c_lo.. in float32, zero past dim */
 } gmle__gram_bucket;
 
@@ -105,17 +106,17 @@ typedef void (*gmle__gram_pack32_fn)(const gmle__gram_src *s, size_t m,
 
 /* Lower triangle of the Gram of such a tile: blocks summed over the m rows
  * in float32 registers, then converted and added into g[i*dim + j]
- * (float64). The items of pf (NULL or pf->p NULL: none) are prefetched
+ * (float64). The items of pf (NULL or pf->start NULL: none) are prefetched
  * into L2, spread over the kernel's work, so that input streams in while
  * the FMA units are busy. */
 typedef void (*gmle__gram_full32_fn)(const float *tp, size_t m, size_t dim,
                                      double *g, const gmle__gram_pf *pf);
 
 /* Bucket routing with float32 products: as gmle__gram_scatter_fn, but
- * class c's staging tile is (float *)bk->sb + c*bk->stage in the layout of
- * gmle__gram_pack32_fn (bk->stage counts floats), d = x - shift32 in
- * float32, and st[c*dpad..] gathers the sums of x (not x - k) in float64;
- * never weighted or DIAG. */
+ * class c's staging tile is (float *)bk->stage_d + c*bk->stage in the
+ * layout of gmle__gram_pack32_fn (bk->stage counts floats), d = x - shift32
+ * in float32, and stage_sum[c*dpad..] gathers the sums of x (not x - k) in
+ * float64; never weighted or DIAG. */
 
 typedef struct gmle__gram_isa {
   const char *name;
@@ -141,9 +142,9 @@ extern const gmle__gram_isa gmle__gram_isa_avx512;
 #endif
 
 /* Tuning and test hooks (not thread safe; tests and benchmarks only). Zero
- * fields mean "choose automatically". */
+ * fields mean "choose automatically". The kernel set follows
+ * gmle__cpu_isa() (host/isa.h), lowered by gmle__cpu_isa_override. */
 typedef struct gmle__gram_tuning {
-  int isa;               /* 0 auto, 1 generic, 2 avx2, 3 avx512 */
   size_t tile_rows;      /* rows per packed tile (multiple of 8) */
   size_t chunk_rows;     /* rows per routing chunk */
   size_t private_budget; /* bytes of per-thread partials before the

@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include "../host/gram_kern.h"
+#include "../host/isa.h"
 #include "internal.h"
 
 #include <float.h>
@@ -342,12 +343,12 @@ static int check_cfg(const cfg *c) {
 
 static void set_tuning(int isa, size_t tile, size_t chunk, size_t budget,
                        size_t min_work) {
-  gmle__gram_tuning t = {.isa = isa,
-                         .tile_rows = tile,
+  gmle__gram_tuning t = {.tile_rows = tile,
                          .chunk_rows = chunk,
                          .private_budget = budget,
                          .min_work = min_work};
   gmle__gram_set_tuning(&t);
+  gmle__cpu_isa_override(isa);
 }
 
 static cfg base_cfg(size_t n, size_t d, size_t C) {
