@@ -294,7 +294,11 @@ enum { H2D = 1, D2H = 2 };
 static int rt_load(void) {
   if (rt.h)
     return 0;
-  rt.h = dlopen(GMLE_TEST_CUDART, RTLD_NOW | RTLD_LOCAL);
+  /* The soname first: the runtime the module already loaded, wherever the
+   * machine keeps it; the build machine's path second. */
+  rt.h = dlopen(GMLE_TEST_CUDART_SONAME, RTLD_NOW | RTLD_LOCAL);
+  if (!rt.h)
+    rt.h = dlopen(GMLE_TEST_CUDART, RTLD_NOW | RTLD_LOCAL);
   if (!rt.h) {
     printf("  dlopen(%s): %s\n", GMLE_TEST_CUDART, dlerror());
     return -1;
