@@ -43,10 +43,11 @@ if [ ${#gen[@]} = 0 ]; then
 fi
 
 # ---- build --------------------------------------------------------------------
+mkdir -p "$build"
 cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DGMLE_ENABLE_CUDA=ON -DGMLE_ENABLE_OPENCL=OFF -DGMLE_TEST_CUDA_SUITES=ON \
-  -DGMLE_BUILD_BENCH=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" > "$build.configure.log"
-cmake --build "$build" -j"$(nproc)" > "$build.build.log"
+  -DGMLE_BUILD_BENCH=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" > "$build/prepare-configure.log"
+cmake --build "$build" -j"$(nproc)" > "$build/prepare-build.log"
 
 # ---- the programs check.sh runs -------------------------------------------------
 # The suites that create a context (so GMLE_BACKEND=cuda reaches the GPU),
