@@ -94,5 +94,5 @@ if [ "$size" -gt $((64 * 1024)) ]; then
   echo "the pack is over 64 MiB" >&2
   exit 1
 fi
-echo "ready: copy $out/{build,lib,check.sh} to the GPU machine, run bash check.sh there"
+echo "ready: copy $out (build/, lib/, check.sh, MANIFEST) to the GPU machine; run bash check.sh there"
 echo "(the build tree $build and its logs stay here)"
