@@ -5,14 +5,22 @@
  *   full:  Z = (X - m) [L_1^-1; ...; L_C^-1]^T, one cublasDgemm per tile of
  *          rows and classes; q_c = |Z_c - L_c^-1 (mu_c - m)|^2;
  *   tied:  Z = (X - m) L^-T once, q_c = |Z - L^-1 (mu_c - m)|^2;
- *   diag/spherical: q = [X - m, (X - m)^2] K + B_c, one cublasDgemm, with
- *          the same recomputation as the CPU where the expanded form
- *          cancels.
+ *   diag/spherical: q = [X - m, (X - m)^2] K + B_c, one cublasDgemm, where
+ *          B_c = |(mu_c - m)/sigma_c|^2. Unlike host/score_cpu.c, which
+ *          sums ((x - mu_c)/sigma_c)^2 directly (error about eps q), this
+ *          expanded form has error about eps (|x - m|^2/sigma^2 + B_c):
+ *          a class far from the centre in its own standard deviations
+ *          loses digits. Where B_c > 16 (q + D) the reduction recomputes
+ *          q directly; elsewhere B_c <= 16 (q + D) and |x - m|^2/sigma^2
+ *          <= 2 q + 2 B_c, so the error is at most about 50 eps (q + D)
+ *          (times the GEMM's inner length 2D in the worst case of
+ *          rounding; test_cuda checks that bound against a long-double
+ *          reference).
  * loglik_c = -1/2 (D log 2pi + log|Sigma_c| + q_c); the requested output
  * (log-likelihood, joint, log-posterior, label or mixture density) is
  * reduced on the device and only it is copied back. Everything is float64
- * (cublasDgemm, no TF32), so results match the CPU backend to ~1e-14
- * relative.
+ * (cublasDgemm, no TF32); full and tied covariances match the CPU backend
+ * to ~1e-14 relative, diag and spherical to the bound above.
  *
  * Memory: the rows in float64 (n x P), the n x C log-likelihoods and one
  * GEMM tile, for tiles of rows bounded by SCORE_BUDGET bytes. */

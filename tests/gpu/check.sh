@@ -1,152 +1,180 @@
 #!/usr/bin/env bash
-# check.sh -- everything the CUDA backend needs checked on a machine with an
-# NVIDIA GPU, in one command:
+# check.sh -- the CUDA backend's check on a bare NVIDIA machine, from the
+# folder tests/gpu/prepare.sh made (copied there with this script as its
+# check.sh). Needs the NVIDIA driver and a CUDA runtime with cuBLAS of the
+# major version the pack was built with; no network, no build, no cmake,
+# make, pkg-config or apt:
 #
-#   bash tests/gpu/check.sh [--quick] [--no-bench] [--build DIR]
+#   bash check.sh [--quick] [--no-bench] [--logs DIR]
 #
-# 1. installs what is missing and can be installed (cmake, pkg-config,
-#    OpenBLAS, LAPACKE, zlib; apt-get, as root) -- the CUDA toolkit (nvcc,
-#    cuBLAS) must already be there (PATH, or /usr/local/cuda/bin);
-# 2. configures Release with -DGMLE_ENABLE_CUDA=ON and
-#    -DGMLE_TEST_CUDA_SUITES=ON (every suite registered once more as
-#    NAME.cuda with GMLE_BACKEND=cuda), builds;
-# 3. runs the whole ctest suite: the CPU/OpenCL tests in parallel, then the
-#    CUDA ones (NAME.cuda, test_cuda.*) one at a time -- test_cuda compares
-#    statistics and every scoring output with the CPU backend, repeated runs
-#    bit for bit, 1000 classes, device-resident input, fault-injection
-#    sweeps (GMLE_CUDA_FAIL_AT / gmle_cuda_inject_fault), a lost context
-#    with a CPU continuation, and more than 2^31 elements;
-# 4. runs bench/bench_cuda (pinned H2D and device read bandwidth, f32/f64
-#    peaks, SGEMM/DGEMM, SSYRK/DSYRK, streamed and device-resident fits for
-#    D in {13,40,128,512,1024} x C in {1,1000}, the C=1000 / C=1 time
-#    ratios, full-covariance scoring against SGEMM on the same product);
-# 5. prints one summary table: test counts, then every measurement against
-#    its limit with PASS / FAIL for the acceptance criteria of issue #5.
-#    Logs are kept in DIR/gpu-check/.
-# Exit status: 0 when every test passed, 1 when some failed, 2 on setup
-# errors (no GPU, no toolkit, build failure).
+# 1. copies the pack's libraries (OpenBLAS, LAPACKE, libgfortran, ...) into
+#    a private prefix under $TMPDIR (never over /) and puts it, the pack's
+#    build/ and the CUDA toolkit's library folder on LD_LIBRARY_PATH;
+# 2. checks that every library of libgmle, libgmle_cuda.so and the programs
+#    resolves, printing what does not (exit 2);
+# 3. checks that nvidia-smi lists a GPU (else exit 2: nothing to check) and
+#    that a CUDA context opens (test_cuda with GMLE_REQUIRE_GPU=1; else the
+#    CUDA error, exit 2);
+# 4. runs test_cuda once (parity with the CPU, bit-identical repeats, 1000
+#    classes, device-resident input, the fault sweeps, > 2^31 elements), the
+#    suites with GMLE_BACKEND=cuda (four at a time), and bench_cuda --quick;
+#    --quick: only test_cuda's parity tests and test_cross_backend;
+# 5. prints one summary table (see README, "GPU check").
+# Whole run about 8 minutes on an H100 at most (each step has a time
+# limit), --quick under 3. Logs: DIR (default ./gpu-logs).
+# Exit status: 0 all passed, 1 something failed or timed out, 2 setup (a
+# library missing, no GPU, no CUDA context).
 set -uo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-build=$root/build-gpu
+pack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+quick=0
 bench=1
-quick=()
+logs=$PWD/gpu-logs
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) quick=(--quick) ;;
+    --quick) quick=1 ;;
     --no-bench) bench=0 ;;
-    --build) build=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--no-bench] [--build DIR]" >&2; exit 2 ;;
+    --logs) logs=$2; shift ;;
+    *) echo "usage: $0 [--quick] [--no-bench] [--logs DIR]" >&2; exit 2 ;;
   esac
   shift
 done
-logs=$build/gpu-check
-mkdir -p "$logs"
-jobs=$(nproc 2>/dev/null || echo 4)
-
+mkdir -p "$logs" || exit 2
 say() { printf '\n== %s\n' "$*"; }
 
-# ---- the GPU and the toolkit ------------------------------------------------
-say "GPU"
-if ! nvidia-smi -L 2>&1 | tee "$logs/gpus.txt" | grep -q "GPU [0-9]"; then
-  echo "no NVIDIA GPU visible (nvidia-smi -L); nothing to check here" >&2
-  exit 2
-fi
-nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap \
-  --format=csv 2>/dev/null | tee -a "$logs/gpus.txt" || true
-if ! command -v nvcc > /dev/null; then
-  for d in /usr/local/cuda/bin /usr/local/cuda-*/bin; do
-    [ -x "$d/nvcc" ] && export PATH=$d:$PATH && break
+# ---- 1. the private prefix and the loader's path --------------------------------
+prefix=$(mktemp -d "${TMPDIR:-/tmp}/gmle-gpu.XXXXXX") || exit 2
+trap 'rm -rf "$prefix"' EXIT
+mkdir -p "$prefix/lib"
+[ -d "$pack/lib" ] && cp -a "$pack/lib/." "$prefix/lib/"
+cuda_libs=""
+nvcc_dir=$(dirname "$(command -v nvcc 2> /dev/null || echo /nonexistent/bin/nvcc)")
+for d in "${CUDA_HOME:-/nonexistent}" "$nvcc_dir/.." /usr/local/cuda /usr/local/cuda-*; do
+  for sub in lib64 lib targets/x86_64-linux/lib targets/sbsa-linux/lib; do
+    if ls "$d/$sub"/libcudart.so.* > /dev/null 2>&1; then
+      cuda_libs=$(cd "$d/$sub" && pwd)
+      break 2
+    fi
   done
-fi
-if ! command -v nvcc > /dev/null; then
-  echo "nvcc not found: install the CUDA toolkit (12.x or 13.x with cuBLAS)" >&2
-  exit 2
-fi
-nvcc --version | tail -2
+done
+export LD_LIBRARY_PATH="$pack/build:$prefix/lib${cuda_libs:+:$cuda_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
 
-# ---- missing packages ---------------------------------------------------------
-say "packages"
-missing=()
-command -v cmake > /dev/null || missing+=(cmake)
-command -v pkg-config > /dev/null || missing+=(pkg-config)
-command -v cc > /dev/null || missing+=(gcc g++)
-pkg-config --exists openblas 2> /dev/null || missing+=(libopenblas-dev)
-pkg-config --exists lapacke 2> /dev/null || missing+=(liblapacke-dev)
-pkg-config --exists zlib 2> /dev/null || missing+=(zlib1g-dev)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" != 0 ] && command -v sudo > /dev/null && sudo=sudo
-  if command -v apt-get > /dev/null; then
-    $sudo apt-get update -q > "$logs/apt.txt" 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q \
-      "${missing[@]}" >> "$logs/apt.txt" 2>&1 ||
-      { tail -20 "$logs/apt.txt"; echo "could not install ${missing[*]}" >&2; exit 2; }
-  else
-    echo "no apt-get: install ${missing[*]} by hand" >&2
-    exit 2
+# ---- 2. every library resolves ------------------------------------------------------
+say "libraries (private prefix $prefix/lib; CUDA ${cuda_libs:-not found, the loader decides})"
+progs=("$pack"/build/libgmle.so.0 "$pack"/build/libgmle_cuda.so
+  "$pack"/build/tests/* "$pack"/build/bench/*)
+: > "$logs/ldd.txt"
+unresolved=0
+for f in "${progs[@]}"; do
+  out=$(ldd "$f" 2>&1)
+  printf '%s\n%s\n' "$f:" "$out" >> "$logs/ldd.txt"
+  if printf '%s\n' "$out" | grep -q "not found"; then
+    printf '%s\n' "$out" | grep "not found" | sed "s|^|  $(basename "$f"): |"
+    unresolved=1
   fi
+done
+# Where each library came from: the pack's own, CUDA's, or the system's.
+awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' "$logs/ldd.txt" | sort -u |
+  awk -v p="$prefix/lib/" -v b="$pack/build/" '
+    index($2, p) == 1 { n_pack++; next }
+    index($2, b) == 1 { next }
+    { other[$1] = $2 }
+    END {
+      printf "  %d from the private prefix;", n_pack
+      for (k in other) printf " %s => %s;", k, other[k]
+      printf "\n"
+    }'
+if [ $unresolved = 1 ]; then
+  echo "libraries missing (above): a CUDA runtime / cuBLAS of another major version, or an incomplete pack" >&2
+  exit 2
+fi
+echo "  every library resolves"
+
+# ---- 3. a GPU and a CUDA context ------------------------------------------------------
+say "GPU"
+if ! nvidia-smi -L > "$logs/gpus.txt" 2>&1 || ! grep -q "^GPU [0-9]" "$logs/gpus.txt"; then
+  echo "no NVIDIA GPU visible (nvidia-smi -L lists none): nothing to check on this machine" >&2
+  exit 2
+fi
+cat "$logs/gpus.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap \
+  --format=csv,noheader >> "$logs/gpus.txt" 2> /dev/null || true
+if ! GMLE_REQUIRE_GPU=1 "$pack/build/tests/test_cuda" cuda_context_opens \
+  > "$logs/context.txt" 2>&1; then
+  cat "$logs/context.txt"
+  echo "a GPU is listed but no CUDA context opens (above)" >&2
+  exit 2
+fi
+grep "^CUDA device" "$logs/context.txt"
+
+# ---- 4. the steps -----------------------------------------------------------------------
+# step NAME LIMIT_S ENV... -- COMMAND...: one row of the summary.
+rows=()
+failed=0
+step() {
+  local name=$1 limit=$2 log="$logs/$1.txt"
+  shift 2
+  local envs=()
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  local t0=$SECONDS
+  env "${envs[@]}" timeout "$limit" "$@" > "$log" 2>&1
+  local rc=$? took=$((SECONDS - t0)) result=PASS
+  [ $rc = 0 ] || { result=FAIL; failed=1; }
+  [ $rc = 124 ] && result="TIMEOUT>${limit}s"
+  local counts skips
+  counts=$(grep -Eo "^[0-9]+ passed, [0-9]+ failed" "$log" | tail -1)
+  skips=$(grep -Eci "^ *(SKIPPED|skipped)" "$log")
+  [ "$skips" != 0 ] && counts="$counts, $skips skipped"
+  rows+=("$(printf '%-28s %-14s %6ss  %s' "$name" "$result" "$took" "$counts")")
+}
+
+say "tests"
+if [ $quick = 1 ]; then
+  step test_cuda.parity 120 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda" match
+  step test_cross_backend.cuda 60 GMLE_BACKEND=cuda -- \
+    "$pack/build/tests/test_cross_backend"
 else
-  echo "all present"
+  step test_cuda 210 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda"
+  step test_cuda_plan 30 -- "$pack/build/tests/test_cuda_plan"
+  # The suites four at a time; each writes its own log.
+  suites=()
+  for t in "$pack"/build/tests/test_*; do
+    case "$(basename "$t")" in test_cuda | test_cuda_plan) continue ;; esac
+    suites+=("$t")
+  done
+  for t in "${suites[@]}"; do
+    (
+      rows=()
+      step "$(basename "$t").cuda" 120 GMLE_BACKEND=cuda -- "$t"
+      printf '%s\n' "${rows[0]}" > "$logs/$(basename "$t").row"
+      exit $failed
+    ) &
+    while [ "$(jobs -rp | wc -l)" -ge 4 ]; do wait -n; done
+  done
+  wait
+  for t in "${suites[@]}"; do
+    row=$(cat "$logs/$(basename "$t").row" 2> /dev/null)
+    rows+=("$row")
+    case "$row" in *" PASS "*) ;; *) failed=1 ;; esac
+  done
+  if [ $bench = 1 ]; then
+    step bench_cuda.quick 150 -- "$pack/build/bench/bench_cuda" --quick
+  fi
 fi
 
-# ---- configure and build --------------------------------------------------------
-say "configure and build ($build)"
-if ! cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-     -DGMLE_ENABLE_CUDA=ON -DGMLE_TEST_CUDA_SUITES=ON \
-     > "$logs/configure.txt" 2>&1; then
-  tail -30 "$logs/configure.txt"
-  exit 2
-fi
-grep -E "CUDA|OpenCL" "$logs/configure.txt" || true
-if ! cmake --build "$build" -j"$jobs" > "$logs/build.txt" 2>&1; then
-  grep -E "error|Error" "$logs/build.txt" | head -40
-  exit 2
-fi
-echo "built"
-
-# ---- tests ------------------------------------------------------------------------
-say "tests (CPU and OpenCL, parallel)"
-(cd "$build" && ctest -E '(\.cuda$|^test_cuda)' -j"$jobs" --output-on-failure \
-  > "$logs/ctest-host.txt" 2>&1)
-host_rc=$?
-tail -4 "$logs/ctest-host.txt"
-say "tests (CUDA, one at a time)"
-(cd "$build" && ctest -R '(\.cuda$|^test_cuda)' --output-on-failure \
-  > "$logs/ctest-cuda.txt" 2>&1)
-cuda_rc=$?
-tail -4 "$logs/ctest-cuda.txt"
-echo "-- test_cuda:"
-"$build/tests/test_cuda" > "$logs/test_cuda.txt" 2>&1
-grep -E "^(CUDA device|FAIL|  )|passed" "$logs/test_cuda.txt" | head -60
-
-# ---- benchmarks ---------------------------------------------------------------------
-bench_rc=0
-if [ "$bench" = 1 ]; then
-  say "bench_cuda ${quick[*]:-}"
-  "$build/bench/bench_cuda" "${quick[@]}" > "$logs/bench_cuda.txt" 2>&1
-  bench_rc=$?
-  [ $bench_rc = 0 ] || tail -20 "$logs/bench_cuda.txt"
-fi
-
-# ---- summary ----------------------------------------------------------------------
+# ---- 5. the summary -------------------------------------------------------------------------
 say "summary"
-count() { grep -Eo "[0-9]+ tests failed out of [0-9]+" "$1" | head -1; }
-printf '%-34s %s\n' "GPU" "$(sed -n 1p "$logs/gpus.txt")"
-printf '%-34s %s\n' "ctest CPU/OpenCL" "$(count "$logs/ctest-host.txt") (rc $host_rc)"
-printf '%-34s %s\n' "ctest CUDA" "$(count "$logs/ctest-cuda.txt") (rc $cuda_rc)"
-printf '%-34s %s\n' "test_cuda (GPU checks)" \
-  "$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logs/test_cuda.txt" | tail -1)"
-failed=$(grep -E "^\s+[0-9]+ - " "$logs/ctest-host.txt" "$logs/ctest-cuda.txt" |
-  sed 's/^.*- //' | tr '\n' ' ')
-[ -n "$failed" ] && printf '%-34s %s\n' "failed" "$failed"
-if [ "$bench" = 1 ] && [ $bench_rc = 0 ]; then
+printf '%-28s %s\n' "GPU" "$(sed -n '$p' "$logs/gpus.txt")"
+printf '%-28s %s\n' "pack" "$(sed -n 1p "$pack/MANIFEST" 2> /dev/null)"
+printf '%-28s %-14s %7s  %s\n' "step" "result" "time" "tests"
+printf '%s\n' "${rows[@]}"
+if [ -f "$logs/bench_cuda.quick.txt" ]; then
   echo
-  sed -n '/^summary/,$p' "$logs/bench_cuda.txt"
+  grep -E "^acceptance criteria" "$logs/bench_cuda.quick.txt"
+  sed -n '/^summary/,$p' "$logs/bench_cuda.quick.txt"
 fi
 echo
 echo "logs: $logs"
-[ $host_rc = 0 ] && [ $cuda_rc = 0 ] || exit 1
-[ $bench_rc = 0 ] || exit 2
-exit 0
+exit $failed
