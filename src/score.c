@@ -77,8 +77,8 @@ static void find_nonfinite(const void *x, gmle_dtype dtype, size_t n,
  * (all ones: NaN or Inf) with an OR of integer flags, which the compiler
  * vectorises; a floating-point reduction would be a serial chain of adds
  * (it took as long as scoring a diagonal model). */
-static int all_finite(const void *x, gmle_dtype dtype, size_t n,
-                      size_t stride, size_t dim) {
+static int all_finite(const void *x, gmle_dtype dtype, size_t n, size_t stride,
+                      size_t dim) {
   size_t rows = n, len = dim;
   if (stride == dim) { /* contiguous: one long run */
     rows = 1;
@@ -159,10 +159,11 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
 
   const size_t isz = gmle__dtype_size(dtype);
   gmle_status s = GMLE_OK;
-  if (ctx->ops->score == gmle__cpu_score) {
-    /* The CPU backend checks for NaN and Inf as it loads its tiles and
-     * bounds its own memory: one call, one pass over x, no serial scan. On
-     * a non-finite value, name the first one as the batch loop would. */
+  if (ctx->ops->caps & GMLE__CAP_SCORE_WHOLE) {
+    /* A GMLE__CAP_SCORE_WHOLE backend checks for NaN and Inf as it loads its
+     * tiles and bounds its own memory: one call, one pass over x, no serial
+     * scan. On a non-finite value, name the first one as the batch loop would.
+     */
     gmle__batch b = {.x = x,
                      .dtype = dtype,
                      .n_rows = n_rows,
@@ -170,7 +171,7 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
                      .dim = m->dim,
                      .labels = NULL,
                      .weights = NULL};
-    s = gmle__cpu_score(ctx, m, &b, what, out_dtype, out);
+    s = ctx->ops->score(ctx, m, &b, what, out_dtype, out);
     if (s == GMLE_E_NONFINITE_INPUT) {
       size_t r, j;
       double v;
