@@ -283,6 +283,10 @@ typedef struct gmle__backend_ops {
 
 /* registry.c */
 const gmle__backend_ops *gmle__backend_lookup(gmle_backend b);
+/* registry.c: the backend that scores on the host for a backend whose
+ * score answers GMLE_E_UNSUPPORTED (src/score.c); its state is not
+ * needed (it reads ctx->n_threads and ctx->score_scratch only). */
+const gmle__backend_ops *gmle__backend_host_fallback(void);
 
 /* host/cpu_backend.c */
 extern const gmle__backend_ops gmle__cpu_backend;

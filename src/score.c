@@ -129,6 +129,20 @@ static gmle_status check_batch(gmle_context *ctx, const void *xb,
                      isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
 }
 
+/* One batch on the context's backend. A backend that cannot score on its
+ * device (an OpenCL device without float64) answers GMLE_E_UNSUPPORTED, and
+ * the batch is then scored by the host fallback backend (the registry's). */
+static gmle_status backend_score(gmle_context *ctx, const gmle_model *m,
+                                 const gmle__batch *b, gmle_output what,
+                                 gmle_dtype out_dtype, void *out) {
+  gmle_status s = ctx->ops->score(ctx, m, b, what, out_dtype, out);
+  const gmle__backend_ops *host = gmle__backend_host_fallback();
+  if (s != GMLE_E_UNSUPPORTED || host == ctx->ops)
+    return s;
+  gmle__clear_error(ctx);
+  return host->score(ctx, m, b, what, out_dtype, out);
+}
+
 gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
                        gmle_dtype dtype, size_t n_rows, size_t row_stride,
                        gmle_output what, gmle_dtype out_dtype, void *out) {
@@ -171,7 +185,7 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
                      .dim = m->dim,
                      .labels = NULL,
                      .weights = NULL};
-    s = ctx->ops->score(ctx, m, &b, what, out_dtype, out);
+    s = backend_score(ctx, m, &b, what, out_dtype, out);
     if (s == GMLE_E_NONFINITE_INPUT) {
       size_t r, j;
       double v;
@@ -201,8 +215,8 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
                      .dim = m->dim,
                      .labels = NULL,
                      .weights = NULL};
-    s = ctx->ops->score(ctx, m, &b, what, out_dtype,
-                        (char *)out + r0 * per_row * osz);
+    s = backend_score(ctx, m, &b, what, out_dtype,
+                      (char *)out + r0 * per_row * osz);
   }
   gmle__score_scratch_release(ctx);
   return s;
@@ -280,8 +294,8 @@ gmle_status gmle_total_loglik(gmle_context *ctx, const gmle_model *m,
                      .dim = m->dim,
                      .labels = NULL,
                      .weights = NULL};
-    s = ctx->ops->score(ctx, m, &b, labels ? GMLE_OUT_LOGLIK : GMLE_OUT_DENSITY,
-                        GMLE_F64, buf);
+    s = backend_score(ctx, m, &b, labels ? GMLE_OUT_LOGLIK : GMLE_OUT_DENSITY,
+                      GMLE_F64, buf);
     if (s != GMLE_OK)
       break;
     for (size_t r = 0; r < nb; r++) {

@@ -15,8 +15,7 @@ set -eu
 NM=$1
 OBJ=$2
 MOD=${3:-}
-ALLOW='prepare.c.o gmle__cpu_score_pack
-cl_score.c.o gmle__cpu_score'
+ALLOW='prepare.c.o gmle__cpu_score_pack'
 REGISTRY_OK='gmle__cpu_backend gmle__opencl_backend gmle__cuda_backend'
 
 tmp=$(mktemp -d)
