@@ -9,7 +9,7 @@
  * float64 (rows in blocks of VR, transposed by the host so that a vector
  * holds one feature of VR rows; q = |L^-1 (x - mu)|^2 with x - mu formed
  * per class in float64) and one that makes the requested output of them
- * (joint, log-posterior, label, density; logsumexp as host/linalg.c), so
+ * (joint, log-posterior, label, density; logsumexp as src/linalg.c), so
  * that only the output crosses back, read straight into the caller's
  * buffer. Sub-batches alternate between two staging slots: the packing and
  * copy of sub-batch i+1 overlap the kernels of sub-batch i. Devices
