@@ -1,5 +1,5 @@
 /* cu_score.c -- bulk scoring on the device, in the GEMM form of
- * host/score_cpu.c, with the cache host/prepare.c builds (stacked inverse
+ * host/score_cpu.c, with the cache src/prepare.c builds (stacked inverse
  * Cholesky factors around a global centre m, which rows are centred on in
  * float64 so that |mean| >> std does not cancel):
  *   full:  Z = (X - m) [L_1^-1; ...; L_C^-1]^T, one cublasDgemm per tile of

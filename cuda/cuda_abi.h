@@ -23,7 +23,7 @@
 
 /* Bump on any change to the structs below or to how the module reads the
  * core's structs. */
-#define GMLE__CUDA_ABI 2
+#define GMLE__CUDA_ABI 3
 #define GMLE__CUDA_ENTRY_NAME "gmle__cuda_module_entry_v1"
 #define GMLE__CUDA_MODULE_FILE "libgmle_cuda.so"
 

@@ -111,7 +111,7 @@ __device__ inline void put(void *out, int f64, int64_t k, double v) {
     static_cast<float *>(out)[k] = (float)v;
 }
 
-// One warp per row. The log-sum-exp is host/linalg.c's: the maximum (first
+// One warp per row. The log-sum-exp is src/linalg.c's: the maximum (first
 // index on ties), then max + log1p(sum of the other exp(v - max)); all -inf
 // gives -inf, a NaN gives NaN.
 __global__ void k_emit(const double *__restrict__ J, int64_t n, int64_t C,

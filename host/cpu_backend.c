@@ -26,6 +26,8 @@ static void cpu_shutdown(void *state) { (void)state; }
 const gmle__backend_ops gmle__cpu_backend = {
     .id = GMLE_BACKEND_CPU,
     .name = "cpu",
+    .caps = GMLE__CAP_FUSED_NONFINITE | GMLE__CAP_DIRECT_ACCUM |
+            GMLE__CAP_F32_PRODUCTS | GMLE__CAP_SCORE_WHOLE,
     .init = cpu_init,
     .shutdown = cpu_shutdown,
     .accumulate = gmle__cpu_accumulate,

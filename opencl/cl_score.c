@@ -9,11 +9,12 @@
  * float64 (rows in blocks of VR, transposed by the host so that a vector
  * holds one feature of VR rows; q = |L^-1 (x - mu)|^2 with x - mu formed
  * per class in float64) and one that makes the requested output of them
- * (joint, log-posterior, label, density; logsumexp as host/linalg.c), so
+ * (joint, log-posterior, label, density; logsumexp as src/linalg.c), so
  * that only the output crosses back, read straight into the caller's
  * buffer. Sub-batches alternate between two staging slots: the packing and
  * copy of sub-batch i+1 overlap the kernels of sub-batch i. Devices
- * without cl_khr_fp64 score on the host (gmle__cpu_score). Out of device
+ * without cl_khr_fp64 answer GMLE_E_UNSUPPORTED and the core scores on
+ * the host instead (src/score.c backend_score). Out of device
  * memory, sub-batches are halved and the unfinished rows retried; any
  * other failure of queued work marks the context lost.
  */
@@ -379,8 +380,8 @@ gmle_status gmle__cl_score(gmle_context *ctx, const gmle_model *m,
   GMLE_TRY(gmle__cl_enter(ctx));
   if (b->n_rows == 0)
     return GMLE_OK;
-  if (!s->fp64)
-    return gmle__cpu_score(ctx, m, b, what, out_dtype, out);
+  GMLE_RETURN_IF(!s->fp64, ctx, GMLE_E_UNSUPPORTED,
+                 "OpenCL score: the device has no cl_khr_fp64");
   GMLE_RETURN_IF(m->n_classes > UINT32_MAX || b->n_rows > UINT32_MAX, ctx,
                  GMLE_E_TOO_LARGE,
                  "OpenCL score: %zu classes x %zu rows exceed 32-bit counts",

@@ -145,7 +145,7 @@ struct gmle_model {
   uint64_t *rows;  /* [C] */
   gmle_class_report *reports; /* [C] */
   char **names;    /* [C] or NULL */
-  /* Prepared for scoring (host/prepare.c): */
+  /* Prepared for scoring (src/prepare.c): */
   double *log_priors; /* [C], -inf for empty classes / zero priors */
   double *factor;  /* full [C*D*D] lower Cholesky L_c; tied [D*D];
                       diag [C*D] sqrt of variances; spherical [C] std */
@@ -158,10 +158,10 @@ struct gmle_model {
   double train_n;            /* sum_c n_c */
   void *backend_model;       /* backend's prepared copy (device), or NULL */
   struct gmle__score_cache *score_cache; /* host GEMM-form scoring data
-                                            (host/prepare.c), or NULL */
+                                            (src/prepare.c), or NULL */
 };
 
-/* What host/prepare.c precomputes for GEMM-form scoring (host/score_cpu.c).
+/* What src/prepare.c precomputes for GEMM-form scoring (host/score_cpu.c).
  * Only the non-empty ("active") classes are stored. E is D for diag and 1
  * for spherical. */
 typedef struct gmle__score_cache {
@@ -178,7 +178,7 @@ typedef struct gmle__score_cache {
                        gmle__cpu_score_pack); 64-byte aligned */
   size_t kp_len;    /* doubles in kp */
 } gmle__score_cache;
-void gmle__score_cache_free(gmle__score_cache *sc); /* host/prepare.c */
+void gmle__score_cache_free(gmle__score_cache *sc); /* src/prepare.c */
 /* src/score.c: free ctx->score_scratch (callers of ops->score other than
  * gmle_score call it after their batch loop). */
 void gmle__score_scratch_release(gmle_context *ctx);
@@ -234,11 +234,30 @@ size_t gmle__present_first_nonfinite(const gmle_stats *st,
 /* Add every slot into st (shifts of classes without one are taken). */
 void gmle__present_commit(gmle_stats *st, const gmle__present *pp);
 
+/* What a backend declares it can do (gmle__backend_ops.caps); the core
+ * decides from these flags, never from which backend it is. */
+enum {
+  /* accumulate reads rows that were not scanned for NaN and Inf: a
+   * non-finite value makes the batch's sums non-finite, and only then does
+   * the core scan the batch to name it */
+  GMLE__CAP_FUSED_NONFINITE = 1u << 0,
+  /* accumulate may add straight into the accumulator (a partial over every
+   * class holding the accumulator's own arrays) for many classes */
+  GMLE__CAP_DIRECT_ACCUM = 1u << 1,
+  /* accumulate honours gmle__partial.f32_products (float32 products where
+   * the core's accuracy conditions hold) */
+  GMLE__CAP_F32_PRODUCTS = 1u << 2,
+  /* score takes a whole unvalidated call as one batch, bounds its own
+   * memory and returns GMLE_E_NONFINITE_INPUT on NaN or Inf */
+  GMLE__CAP_SCORE_WHOLE = 1u << 3,
+};
+
 /* The backend table. Entries marked optional may be NULL: the core then
  * uses the host (CPU) implementation. */
 typedef struct gmle__backend_ops {
   gmle_backend id;
   const char *name;
+  unsigned caps; /* GMLE__CAP_* */
   /* Open device `device` (-1 default); write a description into
    * ctx->device_name; GMLE_E_NO_DEVICE with the native error when absent. */
   gmle_status (*init)(gmle_context *ctx, int device, void **state);
@@ -264,6 +283,10 @@ typedef struct gmle__backend_ops {
 
 /* registry.c */
 const gmle__backend_ops *gmle__backend_lookup(gmle_backend b);
+/* registry.c: the backend that scores on the host for a backend whose
+ * score answers GMLE_E_UNSUPPORTED (src/score.c); its state is not
+ * needed (it reads ctx->n_threads and ctx->score_scratch only). */
+const gmle__backend_ops *gmle__backend_host_fallback(void);
 
 /* host/cpu_backend.c */
 extern const gmle__backend_ops gmle__cpu_backend;
@@ -285,12 +308,12 @@ gmle_status gmle__cpu_score(gmle_context *ctx, const gmle_model *m,
                             gmle_dtype out_dtype, void *out);
 
 /* host/score_cpu.c: pack sc's parameters for the CPU kernels (sc->kp);
- * called by host/prepare.c once w, b and lconst are set. */
+ * called by src/prepare.c once w, b and lconst are set. */
 gmle_status gmle__cpu_score_pack(const gmle_model *m, gmle__score_cache *sc);
 
-/* host/prepare.c: Cholesky factors, log-determinants, log priors. */
+/* src/prepare.c: Cholesky factors, log-determinants, log priors. */
 gmle_status gmle__model_prepare(gmle_model *m);
-/* host/linalg.c */
+/* src/linalg.c */
 double gmle__logsumexp(const double *v, size_t n);
 
 /* Around gmle's own dense LAPACK/BLAS calls on D x D matrices: for D below

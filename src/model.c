@@ -2,7 +2,7 @@
  * information criteria, and models built directly from parameters.
  *
  * Scoring data (factors, log-determinants, log priors, the GEMM-form cache)
- * are filled by gmle__model_prepare (host/prepare.c). */
+ * are filled by gmle__model_prepare (src/prepare.c). */
 #include "internal.h"
 
 #include <math.h>

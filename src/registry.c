@@ -23,6 +23,11 @@ const gmle__backend_ops *gmle__backend_lookup(gmle_backend b) {
   return NULL;
 }
 
+/* The host backend, for calls a device backend declines (src/score.c). */
+const gmle__backend_ops *gmle__backend_host_fallback(void) {
+  return &gmle__cpu_backend;
+}
+
 int gmle_backend_compiled(gmle_backend b) {
   return b == GMLE_BACKEND_AUTO || gmle__backend_lookup(b) != NULL;
 }

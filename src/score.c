@@ -57,8 +57,8 @@ static gmle_status check_input(gmle_context *ctx, const gmle_model *m,
  * (all ones: NaN or Inf) with an OR of integer flags, which the compiler
  * vectorises; a floating-point reduction would be a serial chain of adds
  * (it took as long as scoring a diagonal model). */
-static int all_finite(const void *x, gmle_dtype dtype, size_t n,
-                      size_t stride, size_t dim) {
+static int all_finite(const void *x, gmle_dtype dtype, size_t n, size_t stride,
+                      size_t dim) {
   size_t rows = n, len = dim;
   if (stride == dim) { /* contiguous: one long run */
     rows = 1;
@@ -109,6 +109,20 @@ static gmle_status check_batch(gmle_context *ctx, const void *xb,
                      gmle__nonfinite_name(v));
 }
 
+/* One batch on the context's backend. A backend that cannot score on its
+ * device (an OpenCL device without float64) answers GMLE_E_UNSUPPORTED, and
+ * the batch is then scored by the host fallback backend (the registry's). */
+static gmle_status backend_score(gmle_context *ctx, const gmle_model *m,
+                                 const gmle__batch *b, gmle_output what,
+                                 gmle_dtype out_dtype, void *out) {
+  gmle_status s = ctx->ops->score(ctx, m, b, what, out_dtype, out);
+  const gmle__backend_ops *host = gmle__backend_host_fallback();
+  if (s != GMLE_E_UNSUPPORTED || host == ctx->ops)
+    return s;
+  gmle__clear_error(ctx);
+  return host->score(ctx, m, b, what, out_dtype, out);
+}
+
 gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
                        gmle_dtype dtype, size_t n_rows, size_t row_stride,
                        gmle_output what, gmle_dtype out_dtype, void *out) {
@@ -139,10 +153,11 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
 
   const size_t isz = gmle__dtype_size(dtype);
   gmle_status s = GMLE_OK;
-  if (ctx->ops->score == gmle__cpu_score) {
-    /* The CPU backend checks for NaN and Inf as it loads its tiles and
-     * bounds its own memory: one call, one pass over x, no serial scan. On
-     * a non-finite value, name the first one as the batch loop would. */
+  if (ctx->ops->caps & GMLE__CAP_SCORE_WHOLE) {
+    /* A GMLE__CAP_SCORE_WHOLE backend checks for NaN and Inf as it loads its
+     * tiles and bounds its own memory: one call, one pass over x, no serial
+     * scan. On a non-finite value, name the first one as the batch loop would.
+     */
     gmle__batch b = {.x = x,
                      .dtype = dtype,
                      .n_rows = n_rows,
@@ -150,7 +165,7 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
                      .dim = m->dim,
                      .labels = NULL,
                      .weights = NULL};
-    s = gmle__cpu_score(ctx, m, &b, what, out_dtype, out);
+    s = backend_score(ctx, m, &b, what, out_dtype, out);
     if (s == GMLE_E_NONFINITE_INPUT) {
       size_t r, j;
       double v;
@@ -180,8 +195,8 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
                      .dim = m->dim,
                      .labels = NULL,
                      .weights = NULL};
-    s = ctx->ops->score(ctx, m, &b, what, out_dtype,
-                        (char *)out + r0 * per_row * osz);
+    s = backend_score(ctx, m, &b, what, out_dtype,
+                      (char *)out + r0 * per_row * osz);
   }
   gmle__score_scratch_release(ctx);
   return s;
@@ -259,8 +274,8 @@ gmle_status gmle_total_loglik(gmle_context *ctx, const gmle_model *m,
                      .dim = m->dim,
                      .labels = NULL,
                      .weights = NULL};
-    s = ctx->ops->score(ctx, m, &b, labels ? GMLE_OUT_LOGLIK : GMLE_OUT_DENSITY,
-                        GMLE_F64, buf);
+    s = backend_score(ctx, m, &b, labels ? GMLE_OUT_LOGLIK : GMLE_OUT_DENSITY,
+                      GMLE_F64, buf);
     if (s != GMLE_OK)
       break;
     for (size_t r = 0; r < nb; r++) {

@@ -427,14 +427,19 @@ static void partial_zero(const gmle_stats *st, batch_work *w) {
   memset(w->part.gram, 0, np * st->gram_len * sizeof(double));
 }
 
-/* The CPU backend reads the rows unvalidated (fused): NaN and Inf make the
- * batch's sums non-finite, and only then is the batch scanned for them. */
-static int fused_check(const gmle_context *ctx) {
-  return ctx->ops->accumulate == gmle__cpu_accumulate;
+/* Whether the backend declares capability `cap` (GMLE__CAP_*). */
+static int has_cap(const gmle_context *ctx, unsigned cap) {
+  return (ctx->ops->caps & cap) != 0;
 }
 
-/* Many classes, float32 rows, CPU backend: the rows are scanned for NaN and
- * Inf first and then added straight into the accumulator (float64
+/* The backend reads the rows unvalidated (fused): NaN and Inf make the
+ * batch's sums non-finite, and only then is the batch scanned for them. */
+static int fused_check(const gmle_context *ctx) {
+  return has_cap(ctx, GMLE__CAP_FUSED_NONFINITE);
+}
+
+/* Many classes, float32 rows, GMLE__CAP_DIRECT_ACCUM: the rows are scanned for
+ * NaN and Inf first and then added straight into the accumulator (float64
  * products; float32 values cannot overflow its sums), without a partial
  * to zero and add for every class present. Shifts of new classes in
  * `shift` ([C*D], the others copied). */
@@ -496,7 +501,8 @@ static gmle_status add_batch(gmle_stats *st, const gmle__batch *in,
     b.labels = w.compact;
   /* Float32 products where the contract allows them (f32_class_ok); a
    * batch whose float32 sums are not finite is redone in float64. */
-  w.part.f32_products = fused_check(ctx) && b.dtype == GMLE_F32 && !b.weights &&
+  w.part.f32_products = has_cap(ctx, GMLE__CAP_F32_PRODUCTS) &&
+                        b.dtype == GMLE_F32 && !b.weights &&
                         st->mode == GMLE_STATS_FULL && w.f32_ok;
   s = ctx->ops->accumulate(ctx, &b, &w.part);
   gmle__present pp = work_present(&w);
@@ -567,7 +573,8 @@ static int direct_cannot_overflow(const gmle_stats *st, const gmle__batch *b,
  * adding the partial would cost more than one more read of the rows. */
 static int want_direct(const gmle_stats *st, const gmle__batch *b,
                        const unsigned char *seen) {
-  if (!fused_check(st->ctx) || b->dtype != GMLE_F32 || !b->labels)
+  if (!has_cap(st->ctx, GMLE__CAP_DIRECT_ACCUM) || b->dtype != GMLE_F32 ||
+      !b->labels)
     return 0;
   size_t np = 0;
   for (size_t c = 0; c < st->n_classes; c++)
@@ -608,10 +615,10 @@ gmle_status gmle_stats_add_checked(gmle_stats *st, const void *x,
   GMLE_RETURN_IF(!labels && st->n_classes > 1, ctx, GMLE_E_INVALID_ARG,
                  "stats_add: labels are required with %zu classes",
                  st->n_classes);
-  /* Errors are reported in this order: NaN/Inf, labels, weights. The CPU
-   * backend finds NaN and Inf while accumulating (fused_check); the rows
-   * are scanned here only for the other backends or when a label or a
-   * weight is bad. */
+  /* Errors are reported in this order: NaN/Inf, labels, weights. A
+   * GMLE__CAP_FUSED_NONFINITE backend finds NaN and Inf while accumulating
+   * (fused_check); the rows are scanned here only for the other backends or
+   * when a label or a weight is bad. */
   const int fused = fused_check(ctx);
   if (!fused)
     GMLE_TRY(gmle__check_finite(ctx, x, dtype, n_rows, row_stride, st->dim,

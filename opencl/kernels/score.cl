@@ -108,7 +108,7 @@ __kernel void score_diag(__global const IN_T *xt, uint nb, uint n,
 #endif
 
 #ifdef KIND
-/* log sum_c exp(v_c + lp_c) of one row, as host/linalg.c computes it:
+/* log sum_c exp(v_c + lp_c) of one row, as src/linalg.c computes it:
  * max + log1p(sum of the other terms scaled by exp(-max)); -inf when every
  * term is -inf. */
 inline double row_lse(__global const double *v, __global const double *lp,

@@ -1,4 +1,4 @@
-/* linalg.c -- small host-side numerical helpers shared by every backend. */
+/* linalg.c -- small numerical helpers of the core, shared by every backend. */
 #include "internal.h"
 
 #include <cblas.h>

@@ -1,4 +1,4 @@
-/* prepare.c -- the host-side finishing every backend shares: log priors,
+/* prepare.c -- the model finishing every backend shares (core): log priors,
  * Cholesky factors and log-determinants, and the GEMM-form scoring cache of
  * the CPU backend (stacked inverse factors around a global centre).
  *
