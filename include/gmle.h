@@ -19,7 +19,8 @@
  * - The library never aborts and never prints. Diagnostics go to the log
  *   callback of the context, which is silent by default.
  *
- * The mathematics (see DESIGN.md): for rows x_n with weights w_n >= 0,
+ * The mathematics (see docs/ARCHITECTURE.md): for rows x_n with weights
+ * w_n >= 0,
  *   n = sum w,  mu = sum w x / n,  Sigma = sum w (x-mu)(x-mu)^T / n.
  * Statistics are kept per class as n_c, s_c = sum w (x - k_c),
  * S_c = sum w (x - k_c)(x - k_c)^T in float64, around a per-class shift k_c.
@@ -323,8 +324,8 @@ GMLE_API const char *gmle_stats_class_name(const gmle_stats *st, size_t c);
 /* Fitting                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/** How a fit is regularised (see DESIGN.md, "Degenerate data is normal").
- *  The default is the exact MLE plus a relative floor: every variance (every
+/** How a fit is regularised (see docs/ARCHITECTURE.md, "Degenerate data is
+ *  normal data"). The default is the exact MLE plus a relative floor: every variance (every
  *  eigenvalue for full and tied covariances) is at least rel_floor * (the
  *  largest within-class feature variance over all accumulated data). */
 typedef struct gmle_fit_options {

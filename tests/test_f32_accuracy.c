@@ -7,8 +7,8 @@
  * CLI streams them) and compares with testutil's long double two-pass
  * reference: means within 1e-7 relative (relative to max(|mean|, sd) per
  * feature, so that a mean of zero is measurable), covariances within 1e-6
- * relative Frobenius (DESIGN.md). The errors are printed: BENCHMARKS.md
- * quotes them. */
+ * relative Frobenius (docs/ARCHITECTURE.md, accuracy contract). The errors are
+ * printed: BENCHMARKS.md quotes them. */
 #include "check.h"
 #include "testutil.h"
 

@@ -4,8 +4,8 @@
  * eigenvalue floor, OAS shrinkage), the per-class report, the closed-form
  * training log-likelihood and BIC/AIC.
  *
- * Tolerances (DESIGN.md, accuracy contract): float64 input 1e-12 relative
- * for means and covariances; float32 input means 1e-7 relative and
+ * Tolerances (docs/ARCHITECTURE.md, accuracy contract): float64 input 1e-12
+ * relative for means and covariances; float32 input means 1e-7 relative and
  * ||dSigma||_F / ||Sigma||_F <= 1e-6. */
 #include "check.h"
 #include "testutil.h"
