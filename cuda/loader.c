@@ -212,7 +212,6 @@ static gmle_status px_accumulate(gmle_context *ctx, const gmle__batch *b,
 }
 
 static void px_free_model(gmle_context *ctx, gmle_model *m) {
-  (void)ctx;
   if (module && m->backend_model)
     module->free_model(ctx->bstate, m->backend_model);
   m->backend_model = NULL;
