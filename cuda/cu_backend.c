@@ -21,17 +21,18 @@ const gmle__cuda_host *gmle__cu_host;
 /* Messages                                                                 */
 /* ------------------------------------------------------------------------ */
 
-gmle_status gmle__cu_error(const gmle_context *ctx, gmle_status s,
-                           const char *fmt, ...) {
+gmle_status gmle__cu_error_at(gmle__cuda_hctx *h, gmle_status s,
+                              const char *file, int line, const char *fmt,
+                              ...) {
   va_list ap;
   va_start(ap, fmt);
   if (gmle__cu_host && gmle__cu_host->verror)
-    s = gmle__cu_host->verror(ctx, s, fmt, ap);
+    s = gmle__cu_host->verror(h, s, file, line, fmt, ap);
   va_end(ap);
   return s;
 }
 
-void gmle__cu_log(const gmle_context *ctx, gmle_log_level lvl, const char *fmt,
+void gmle__cu_log(gmle__cuda_hctx *h, gmle_log_level lvl, const char *fmt,
                   ...) {
   if (!gmle__cu_host || !gmle__cu_host->log)
     return;
@@ -40,7 +41,7 @@ void gmle__cu_log(const gmle_context *ctx, gmle_log_level lvl, const char *fmt,
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  gmle__cu_host->log(ctx, lvl, msg);
+  gmle__cu_host->log(h, lvl, msg);
 }
 
 /* The classification (cu_classify.c) names the codes as integers: they
@@ -84,7 +85,7 @@ size_t gmle__cu_free_mem(cu_state *S) {
 static gmle_status lose(cu_state *S, const char *call, const char *err) {
   S->lost = 1;
   snprintf(S->lost_msg, sizeof S->lost_msg, "%.300s: %.300s", call, err);
-  return gmle__cu_error(S->ctx, GMLE_E_DEVICE_LOST,
+  return gmle__cu_error(S->h, GMLE_E_DEVICE_LOST,
                         "CUDA device %d: %s: %s; the device context is lost "
                         "and this gmle context can no longer be used "
                         "(statistics accumulated so far are intact on the "
@@ -105,7 +106,7 @@ gmle_status gmle__cu_fail(cu_state *S, cudaError_t e, const char *what, ...) {
     size_t fr = 0, tot = 0;
     if (cudaMemGetInfo(&fr, &tot) != cudaSuccess)
       (void)cudaGetLastError();
-    return gmle__cu_error(S->ctx, GMLE_E_DEVICE_OOM,
+    return gmle__cu_error(S->h, GMLE_E_DEVICE_OOM,
                           "CUDA device %d: %s: %s; %zu bytes free of %zu",
                           S->device, call, err, fr, tot);
   }
@@ -117,7 +118,7 @@ gmle_status gmle__cu_fail(cu_state *S, cudaError_t e, const char *what, ...) {
   }
   if (sticky)
     return lose(S, call, err);
-  return gmle__cu_error(S->ctx, GMLE_E_DEVICE, "CUDA device %d: %s: %s",
+  return gmle__cu_error(S->h, GMLE_E_DEVICE, "CUDA device %d: %s: %s",
                         S->device, call, err);
 }
 
@@ -131,7 +132,7 @@ gmle_status gmle__cu_blas_fail(cu_state *S, cublasStatus_t e, const char *what,
   snprintf(err, sizeof err, "%s (%s, %d)", cublasGetStatusString(e),
            cublasGetStatusName(e), (int)e);
   if (e == CUBLAS_STATUS_ALLOC_FAILED)
-    return gmle__cu_error(S->ctx, GMLE_E_DEVICE_OOM,
+    return gmle__cu_error(S->h, GMLE_E_DEVICE_OOM,
                           "CUDA device %d: %s: %s; %zu bytes free", S->device,
                           call, err, gmle__cu_free_mem(S));
   /* An execution failure may be a kernel fault underneath: the last
@@ -147,13 +148,13 @@ gmle_status gmle__cu_blas_fail(cu_state *S, cublasStatus_t e, const char *what,
     return lose(S, call, both);
   }
   (void)cudaGetLastError();
-  return gmle__cu_error(S->ctx, GMLE_E_DEVICE, "CUDA device %d: %s: %s",
+  return gmle__cu_error(S->h, GMLE_E_DEVICE, "CUDA device %d: %s: %s",
                         S->device, call, err);
 }
 
 gmle_status gmle__cu_enter(cu_state *S) {
   if (S->lost)
-    return gmle__cu_error(S->ctx, GMLE_E_DEVICE_LOST,
+    return gmle__cu_error(S->h, GMLE_E_DEVICE_LOST,
                           "CUDA device %d was lost earlier (%s); create a new "
                           "context (statistics accumulated so far are intact "
                           "on the host)",
@@ -188,9 +189,10 @@ cudaError_t gmle__cu_inject(cu_state *S, unsigned site) {
   }
 }
 
-static gmle_status cu_inject_fault(gmle_context *ctx, gmle_cuda_fault kind,
+static gmle_status cu_inject_fault(void *state, gmle_cuda_fault kind,
                                    unsigned sites, long k) {
-  cu_state *S = ctx->bstate;
+  cu_state *S = state;
+  gmle__cuda_hctx *ctx = S->h;
   if (kind != GMLE_CUDA_FAULT_NONE && kind != GMLE_CUDA_FAULT_ERROR &&
       kind != GMLE_CUDA_FAULT_OOM && kind != GMLE_CUDA_FAULT_STICKY)
     return gmle__cu_error(ctx, GMLE_E_INVALID_ARG,
@@ -206,13 +208,13 @@ static gmle_status cu_inject_fault(gmle_context *ctx, gmle_cuda_fault kind,
   return GMLE_OK;
 }
 
-static long cu_call_count(const gmle_context *ctx) {
-  const cu_state *S = ctx->bstate;
+static long cu_call_count(const void *state) {
+  const cu_state *S = state;
   return S->calls;
 }
 
-static int cu_device_index(const gmle_context *ctx) {
-  const cu_state *S = ctx->bstate;
+static int cu_device_index(const void *state) {
+  const cu_state *S = state;
   return S ? S->device : -1;
 }
 
@@ -248,26 +250,26 @@ static void fault_init(cu_state *S) {
 /* ------------------------------------------------------------------------ */
 
 static const char *const dev_buf_name[] = {"staging slot 0",
-                                               "staging slot 1",
-                                               "staging slot 2",
-                                               "routing keys",
-                                               "sorted labels",
-                                               "routed order",
-                                               "row indices",
-                                               "sort scratch",
-                                               "class bounds",
-                                               "chunk table",
-                                               "moment partials",
-                                               "Gram partials",
-                                               "statistics accumulators",
-                                               "shifts",
-                                               "validation flags",
-                                               "scoring rows",
-                                               "scoring centred rows",
-                                               "scoring log-likelihoods",
-                                               "scoring GEMM tile",
-                                               "scoring output",
-                                               "cuBLAS workspace"};
+                                           "staging slot 1",
+                                           "staging slot 2",
+                                           "routing keys",
+                                           "sorted labels",
+                                           "routed order",
+                                           "row indices",
+                                           "sort scratch",
+                                           "class bounds",
+                                           "chunk table",
+                                           "moment partials",
+                                           "Gram partials",
+                                           "statistics accumulators",
+                                           "shifts",
+                                           "validation flags",
+                                           "scoring rows",
+                                           "scoring centred rows",
+                                           "scoring log-likelihoods",
+                                           "scoring GEMM tile",
+                                           "scoring output",
+                                           "cuBLAS workspace"};
 
 _Static_assert(sizeof dev_buf_name / sizeof dev_buf_name[0] == DB_N,
                "a name for every device buffer");
@@ -522,7 +524,7 @@ static void cu_shutdown(void *state) {
 
 /* Every failure to open a device is GMLE_E_NO_DEVICE, so that AUTO falls
  * back to the next backend. */
-static gmle_status no_device(gmle_context *ctx, int dev, const char *call,
+static gmle_status no_device(gmle__cuda_hctx *ctx, int dev, const char *call,
                              cudaError_t e) {
   (void)cudaGetLastError();
   return gmle__cu_error(ctx, GMLE_E_NO_DEVICE,
@@ -530,7 +532,8 @@ static gmle_status no_device(gmle_context *ctx, int dev, const char *call,
                         cudaGetErrorString(e), cudaGetErrorName(e), (int)e);
 }
 
-static gmle_status cu_init(gmle_context *ctx, int device, void **state) {
+static gmle_status cu_init(gmle__cuda_hctx *ctx, int device, char *name,
+                           size_t name_len, int *n_threads, void **state) {
   *state = NULL;
   int n = 0;
   cudaError_t e = cudaGetDeviceCount(&n);
@@ -568,7 +571,7 @@ static gmle_status cu_init(gmle_context *ctx, int device, void **state) {
   cu_state *S = calloc(1, sizeof *S);
   if (!S)
     return gmle__cu_error(ctx, GMLE_E_OUT_OF_MEMORY, "CUDA: out of memory");
-  S->ctx = ctx;
+  S->h = ctx;
   S->device = dev;
   S->sms = prop.multiProcessorCount > 0 ? prop.multiProcessorCount : 1;
   S->cc_major = prop.major;
@@ -623,18 +626,18 @@ static gmle_status cu_init(gmle_context *ctx, int device, void **state) {
   fault_init(S);
   char ver[96];
   version_text(ver, sizeof ver);
-  snprintf(ctx->device_name, sizeof ctx->device_name,
+  snprintf(name, name_len,
            "%.100s (CUDA device %d, compute capability %d.%d, %d SMs, %.1f "
            "GiB; %.60s)",
            prop.name, dev, prop.major, prop.minor, prop.multiProcessorCount,
            (double)prop.totalGlobalMem / (double)((size_t)1 << 30), ver);
-  ctx->n_threads = S->n_threads;
+  *n_threads = S->n_threads;
   *state = S;
   return GMLE_OK;
 }
 
-static gmle_status cu_synchronize(gmle_context *ctx) {
-  cu_state *S = ctx->bstate;
+static gmle_status cu_synchronize(void *state) {
+  cu_state *S = state;
   gmle_status st = gmle__cu_enter(S);
   if (st != GMLE_OK)
     return st;
@@ -698,7 +701,7 @@ static gmle_status cu_devices(gmle_cuda_device_info *out, size_t max,
 
 /* gmle_device_list: the CUDA devices this build runs on (compute
  * capability 8.0 and newer), by ordinal. */
-static gmle_status cu_list_devices(gmle_context *ctx, gmle_device_info *out,
+static gmle_status cu_list_devices(gmle__cuda_hctx *ctx, gmle_device_info *out,
                                    size_t cap, size_t *n_found) {
   *n_found = 0;
   int n = 0;
@@ -752,15 +755,11 @@ static gmle_status cu_list_devices(gmle_context *ctx, gmle_device_info *out,
   return GMLE_OK;
 }
 
-static gmle_status cu_add_device_entry(gmle_context *ctx,
-                                       const gmle__cuda_dev_batch *b,
-                                       gmle__cuda_dev_result *out) {
-  return gmle__cu_add_device(ctx, b, out);
-}
-
-static const gmle__backend_ops cu_ops = {
-    .id = GMLE_BACKEND_CUDA,
-    .name = "cuda",
+static const gmle__cuda_module cu_module = {
+    .abi_major = GMLE__CUDA_ABI_MAJOR,
+    .abi_minor = GMLE__CUDA_ABI_MINOR,
+    .size = sizeof(gmle__cuda_module),
+    .gmle_version = GMLE_VERSION_NUMBER,
     .init = cu_init,
     .shutdown = cu_shutdown,
     .accumulate = gmle__cu_accumulate,
@@ -769,14 +768,7 @@ static const gmle__backend_ops cu_ops = {
     .score = gmle__cu_score,
     .synchronize = cu_synchronize,
     .list_devices = cu_list_devices,
-};
-
-static const gmle__cuda_module cu_module = {
-    .abi = GMLE__CUDA_ABI,
-    .gmle_version = GMLE_VERSION_NUMBER,
-    .layout = GMLE__CUDA_LAYOUT_INIT,
-    .ops = &cu_ops,
-    .add_device = cu_add_device_entry,
+    .add_device = gmle__cu_add_device,
     .score_device = gmle__cu_score_device,
     .devices = cu_devices,
     .inject_fault = cu_inject_fault,
@@ -784,9 +776,13 @@ static const gmle__cuda_module cu_module = {
     .device_index = cu_device_index,
 };
 
+/* The host table is kept only when it is of this major and holds every
+ * callback this module calls; the table is returned regardless, so that
+ * the loader can refuse a mismatch with both versions named. */
 __attribute__((visibility("default"))) const gmle__cuda_module *
 gmle__cuda_module_entry_v1(const gmle__cuda_host *host) {
-  if (host && host->abi == GMLE__CUDA_ABI)
+  if (host && host->abi_major == GMLE__CUDA_ABI_MAJOR &&
+      host->size >= sizeof(gmle__cuda_host))
     gmle__cu_host = host;
   return &cu_module;
 }

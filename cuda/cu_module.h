@@ -12,6 +12,14 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GMLE__CU_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define GMLE__CU_PRINTF(a, b)
+#endif
 
 /* Staging slots of the host-to-device ring. */
 #define CU_NSLOT 3
@@ -60,7 +68,7 @@ typedef struct cu_buf {
 } cu_buf;
 
 typedef struct cu_state {
-  gmle_context *ctx;
+  gmle__cuda_hctx *h; /* the host context, for messages */
   int device;
   int sms;
   int cc_major, cc_minor;
@@ -83,11 +91,15 @@ typedef struct cu_state {
 /* The host services libgmle lent the module (cu_backend.c). */
 extern const gmle__cuda_host *gmle__cu_host;
 
-/* Record a message on ctx and return s. */
-gmle_status gmle__cu_error(const gmle_context *ctx, gmle_status s,
-                           const char *fmt, ...) GMLE__PRINTF(3, 4);
-void gmle__cu_log(const gmle_context *ctx, gmle_log_level lvl, const char *fmt,
-                  ...) GMLE__PRINTF(3, 4);
+/* Record a message on the host context h and return s (gmle__cu_error
+ * names the source line to the host). */
+gmle_status gmle__cu_error_at(gmle__cuda_hctx *h, gmle_status s,
+                              const char *file, int line, const char *fmt, ...)
+    GMLE__CU_PRINTF(5, 6);
+#define gmle__cu_error(h, s, ...)                                              \
+  gmle__cu_error_at((h), (s), __FILE__, __LINE__, __VA_ARGS__)
+void gmle__cu_log(gmle__cuda_hctx *h, gmle_log_level lvl, const char *fmt, ...)
+    GMLE__CU_PRINTF(3, 4);
 
 /* Fault injection: the error to return instead of making the next call, at
  * call site `site` (GMLE__CU_SITE_*; cudaSuccess: make it). Counts the call
@@ -99,9 +111,9 @@ cudaError_t gmle__cu_inject(cu_state *S, unsigned site);
  * errors -> GMLE_E_DEVICE_LOST (the context is marked lost); others ->
  * GMLE_E_DEVICE (error cleared). */
 gmle_status gmle__cu_fail(cu_state *S, cudaError_t e, const char *what, ...)
-    GMLE__PRINTF(3, 4);
+    GMLE__CU_PRINTF(3, 4);
 gmle_status gmle__cu_blas_fail(cu_state *S, cublasStatus_t e, const char *what,
-                               ...) GMLE__PRINTF(3, 4);
+                               ...) GMLE__CU_PRINTF(3, 4);
 
 /* Start of every entry point: GMLE_E_DEVICE_LOST on a lost context, else
  * make the context's device current. */
@@ -131,23 +143,23 @@ int gmle__cu_is_pinned(const void *p);
  * description in buf. */
 int gmle__cu_check_device_ptr(const void *p, int dev, char *buf, size_t len);
 
-/* cu_stats.c */
-gmle_status gmle__cu_accumulate(gmle_context *ctx, const gmle__batch *b,
-                                gmle__partial *out);
-gmle_status gmle__cu_add_device(gmle_context *ctx,
-                                const gmle__cuda_dev_batch *b,
+/* cu_stats.c (entries of the module table, cuda_abi.h) */
+gmle_status gmle__cu_accumulate(void *state, const gmle__cuda_batch_view *b,
+                                gmle__cuda_partial_view *out);
+gmle_status gmle__cu_add_device(void *state, const gmle__cuda_dev_batch *b,
                                 gmle__cuda_dev_result *out);
-/* cu_score.c */
-gmle_status gmle__cu_prepare_model(gmle_context *ctx, gmle_model *m);
-void gmle__cu_free_model(gmle_context *ctx, gmle_model *m);
-gmle_status gmle__cu_score(gmle_context *ctx, const gmle_model *m,
-                           const gmle__batch *b, gmle_output what,
-                           gmle_dtype out_dtype, void *out);
-gmle_status gmle__cu_score_device(gmle_context *ctx, const gmle_model *m,
-                                  const void *d_x, gmle_dtype dtype,
-                                  size_t n_rows, size_t row_stride,
-                                  gmle_output what, gmle_dtype out_dtype,
-                                  void *d_out);
+/* cu_score.c (entries of the module table, cuda_abi.h) */
+gmle_status gmle__cu_prepare_model(void *state, const gmle__cuda_model_view *m,
+                                   void **model_data);
+void gmle__cu_free_model(void *state, void *model_data);
+gmle_status gmle__cu_score(void *state, const gmle__cuda_model_view *m,
+                           void **model_data, const gmle__cuda_batch_view *b,
+                           gmle_output what, gmle_dtype out_dtype, void *out);
+gmle_status gmle__cu_score_device(void *state, const gmle__cuda_model_view *m,
+                                  void **model_data, const void *d_x,
+                                  gmle_dtype dtype, size_t n_rows,
+                                  size_t row_stride, gmle_output what,
+                                  gmle_dtype out_dtype, void *d_out);
 
 /* Check a CUDA call (after fault injection); on failure set `st` and jump
  * to `done`. The remaining arguments name the call (printf format). */

@@ -44,23 +44,23 @@ typedef struct cu_model {
 
 static size_t al(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
-void gmle__cu_free_model(gmle_context *ctx, gmle_model *m) {
-  cu_model *cm = m->backend_model;
-  (void)ctx;
+void gmle__cu_free_model(void *state, void *model_data) {
+  cu_model *cm = model_data;
+  (void)state;
   if (!cm)
     return;
   if (cudaSetDevice(cm->device) != cudaSuccess ||
       (cm->block && cudaFree(cm->block) != cudaSuccess))
     (void)cudaGetLastError();
   free(cm);
-  m->backend_model = NULL;
 }
 
-/* Upload the prepared model (m->score_cache, log priors, empty flags, and
+/* Upload the prepared model (its score cache, log priors, empty flags, and
  * for diag/spherical the means and standard deviations). */
-static gmle_status upload(cu_state *S, const gmle_model *m, cu_model **out) {
+static gmle_status upload(cu_state *S, const gmle__cuda_model_view *m,
+                          cu_model **out) {
   gmle_status st = GMLE_OK;
-  const gmle__score_cache *sc = m->score_cache;
+  const gmle__cuda_model_view *sc = m; /* the score-cache arrays */
   const size_t D = m->dim, C = m->n_classes, Ca = sc->n_active;
   const int dg = m->cov == GMLE_COV_DIAG || m->cov == GMLE_COV_SPHERICAL;
   const size_t E = m->cov == GMLE_COV_DIAG ? D : 1;
@@ -90,7 +90,7 @@ static gmle_status upload(cu_state *S, const gmle_model *m, cu_model **out) {
     total += sz[i];
   cu_model *cm = calloc(1, sizeof *cm);
   if (!cm)
-    return gmle__cu_error(S->ctx, GMLE_E_OUT_OF_MEMORY,
+    return gmle__cu_error(S->h, GMLE_E_OUT_OF_MEMORY,
                           "CUDA: out of host memory");
   cm->device = S->device;
   cm->Ca = Ca;
@@ -130,8 +130,7 @@ static gmle_status upload(cu_state *S, const gmle_model *m, cu_model **out) {
   }
   act = malloc((Ca ? Ca : 1) * sizeof(int32_t));
   if (!act) {
-    st = gmle__cu_error(S->ctx, GMLE_E_OUT_OF_MEMORY,
-                        "CUDA: out of host memory");
+    st = gmle__cu_error(S->h, GMLE_E_OUT_OF_MEMORY, "CUDA: out of host memory");
     goto done;
   }
   for (size_t a = 0; a < Ca; a++)
@@ -175,48 +174,53 @@ done:
   return GMLE_OK;
 }
 
-gmle_status gmle__cu_prepare_model(gmle_context *ctx, gmle_model *m) {
-  cu_state *S = ctx->bstate;
-  gmle__cu_free_model(ctx, m);
+gmle_status gmle__cu_prepare_model(void *state, const gmle__cuda_model_view *m,
+                                   void **model_data) {
+  cu_state *S = state;
+  *model_data = NULL;
   gmle_status st = gmle__cu_enter(S);
   if (st != GMLE_OK)
     return st;
-  if (!m->score_cache)
+  if (!m->has_cache)
     return GMLE_OK;
   cu_model *cm = NULL;
   st = upload(S, m, &cm);
   if (st == GMLE_OK) {
-    m->backend_model = cm;
+    *model_data = cm;
     return GMLE_OK;
   }
   if (st == GMLE_E_DEVICE_LOST)
     return st;
   /* Out of device memory or a transient fault: the fit stands; scoring
    * uploads the model again (and reports what goes wrong then). */
-  gmle__cu_log(ctx, GMLE_LOG_WARNING,
-               "the model stays on the host until it is scored: %s", ctx->err);
-  ctx->err[0] = '\0';
+  char why[1024] = "";
+  if (gmle__cu_host && gmle__cu_host->take_error)
+    gmle__cu_host->take_error(S->h, why, sizeof why);
+  gmle__cu_log(S->h, GMLE_LOG_WARNING,
+               "the model stays on the host until it is scored: %s", why);
   return GMLE_OK;
 }
 
-static gmle_status ensure_model(cu_state *S, const gmle_model *m,
-                                cu_model **out) {
-  if (m->backend_model) {
-    *out = m->backend_model;
+/* The model's device copy, uploaded into *model_data when absent (the
+ * model is logically const: its device copy is a cache). */
+static gmle_status ensure_model(cu_state *S, const gmle__cuda_model_view *m,
+                                void **model_data, cu_model **out) {
+  if (*model_data) {
+    *out = *model_data;
     return GMLE_OK;
   }
-  if (!m->score_cache)
-    return gmle__cu_error(S->ctx, GMLE_E_INTERNAL,
+  if (!m->has_cache)
+    return gmle__cu_error(S->h, GMLE_E_INTERNAL,
                           "score: the model has not been prepared for "
                           "scoring");
-  GMLE_TRY(upload(S, m, out));
-  /* The model is logically const: its device copy is a cache. */
-  ((gmle_model *)(uintptr_t)m)->backend_model = *out;
-  return GMLE_OK;
+  gmle_status st = upload(S, m, out);
+  if (st == GMLE_OK)
+    *model_data = *out;
+  return st;
 }
 
 /* Score n rows of device data x (row stride `stride`) into device out. */
-static gmle_status score_rows(cu_state *S, const gmle_model *m,
+static gmle_status score_rows(cu_state *S, const gmle__cuda_model_view *m,
                               const cu_model *cm, const void *x, int f64,
                               size_t n, size_t stride, gmle_output what,
                               int out_f64, void *out, size_t budget) {
@@ -324,12 +328,13 @@ done:
   return st;
 }
 
-static gmle_status score_host(cu_state *S, const gmle_model *m,
-                              const gmle__batch *b, gmle_output what,
-                              gmle_dtype out_dtype, void *out, size_t budget) {
+static gmle_status score_host(cu_state *S, const gmle__cuda_model_view *m,
+                              void **model_data, const gmle__cuda_batch_view *b,
+                              gmle_output what, gmle_dtype out_dtype, void *out,
+                              size_t budget) {
   gmle_status st = GMLE_OK;
   cu_model *cm = NULL;
-  CU_CHECK(ensure_model(S, m, &cm));
+  CU_CHECK(ensure_model(S, m, model_data, &cm));
   {
     const size_t D = m->dim, C = m->n_classes, n = b->n_rows;
     const int f64 = b->dtype == GMLE_F64, out_f64 = out_dtype == GMLE_F64;
@@ -384,29 +389,29 @@ done:
   return st;
 }
 
-gmle_status gmle__cu_score(gmle_context *ctx, const gmle_model *m,
-                           const gmle__batch *b, gmle_output what,
-                           gmle_dtype out_dtype, void *out) {
-  cu_state *S = ctx->bstate;
+gmle_status gmle__cu_score(void *state, const gmle__cuda_model_view *m,
+                           void **model_data, const gmle__cuda_batch_view *b,
+                           gmle_output what, gmle_dtype out_dtype, void *out) {
+  cu_state *S = state;
   gmle_status st = gmle__cu_enter(S);
   if (st != GMLE_OK || b->n_rows == 0)
     return st;
   /* Out of device memory: release the cached buffers and try with smaller
    * tiles. */
   for (size_t budget = SCORE_BUDGET;; budget /= 4) {
-    st = score_host(S, m, b, what, out_dtype, out, budget);
+    st = score_host(S, m, model_data, b, what, out_dtype, out, budget);
     if (st != GMLE_E_DEVICE_OOM || budget < MIN_BUDGET)
       return st;
     gmle__cu_release_all(S);
   }
 }
 
-gmle_status gmle__cu_score_device(gmle_context *ctx, const gmle_model *m,
-                                  const void *d_x, gmle_dtype dtype,
-                                  size_t n_rows, size_t row_stride,
-                                  gmle_output what, gmle_dtype out_dtype,
-                                  void *d_out) {
-  cu_state *S = ctx->bstate;
+gmle_status gmle__cu_score_device(void *state, const gmle__cuda_model_view *m,
+                                  void **model_data, const void *d_x,
+                                  gmle_dtype dtype, size_t n_rows,
+                                  size_t row_stride, gmle_output what,
+                                  gmle_dtype out_dtype, void *d_out) {
+  cu_state *S = state;
   gmle_status st = gmle__cu_enter(S);
   if (st != GMLE_OK || n_rows == 0)
     return st;
@@ -418,14 +423,14 @@ gmle_status gmle__cu_score_device(gmle_context *ctx, const gmle_model *m,
     bad = gmle__cu_check_device_ptr(d_out, S->device, why, sizeof why);
   }
   if (bad)
-    return gmle__cu_error(ctx, GMLE_E_INVALID_ARG,
+    return gmle__cu_error(S->h, GMLE_E_INVALID_ARG,
                           "cuda_score_device: %s is not device memory of CUDA "
                           "device %d: %s",
                           which, S->device, why);
   const int f64 = dtype == GMLE_F64;
   const size_t D = m->dim;
   cu_model *cm = NULL;
-  CU_CHECK(ensure_model(S, m, &cm));
+  CU_CHECK(ensure_model(S, m, model_data, &cm));
   {
     /* Rows must be finite: scan on the device, name the first bad cell. */
     void *p;
@@ -459,7 +464,7 @@ gmle_status gmle__cu_score_device(gmle_context *ctx, const gmle_model *m,
                "cudaMemcpy(one value, device to host)");
         v = (double)f;
       }
-      st = gmle__cu_error(ctx, GMLE_E_NONFINITE_INPUT,
+      st = gmle__cu_error(S->h, GMLE_E_NONFINITE_INPUT,
                           "score: row %zu col %zu: %s", r, j,
                           v != v ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
       goto done;

@@ -133,7 +133,7 @@ static gmle_status run_alloc(run *R, size_t n_sub, int labelled) {
   R->p.list = (gmle__cu_chunk *)((char *)p + m_bounds + m_chunks + m_groups);
   R->p.segs = calloc(nseg ? nseg : 1, sizeof(gmle__cu_seg));
   if (!R->p.segs)
-    return gmle__cu_error(S->ctx, GMLE_E_OUT_OF_MEMORY,
+    return gmle__cu_error(S->h, GMLE_E_OUT_OF_MEMORY,
                           "CUDA: out of host memory (%zu segments)", nseg);
   if (labelled) {
     const size_t ib = align_up(n_sub * sizeof(uint32_t));
@@ -208,7 +208,7 @@ static gmle_status compute(run *R, const gmle__cu_input *in_rows, size_t ni,
                         labelled ? R->h_bounds + n_keys : NULL, R->slot_of,
                         R->np, GMLE__CU_SHIFT_ROWS, R->rows, R->need_shift, P);
   if (rc != 0)
-    return gmle__cu_error(S->ctx, GMLE_E_INTERNAL,
+    return gmle__cu_error(S->h, GMLE_E_INTERNAL,
                           rc == -1 ? "CUDA: a label of a sub-batch has no "
                                      "output slot"
                                    : "CUDA: chunk plan overflow (%zu chunks, "
@@ -312,7 +312,7 @@ typedef struct host_slots {
 } host_slots;
 
 /* Pack sub-batch i into its pinned slot and start its copy. */
-static gmle_status stage(run *R, const gmle__batch *b, host_slots *hs,
+static gmle_status stage(run *R, const gmle__cuda_batch_view *b, host_slots *hs,
                          size_t n_sub, size_t i, int labelled) {
   cu_state *S = R->S;
   gmle_status st = GMLE_OK;
@@ -352,8 +352,8 @@ done:
 }
 
 /* The run of a host batch, before any allocation. */
-static void host_run_init(run *R, cu_state *S, const gmle__batch *b,
-                          const gmle__partial *out) {
+static void host_run_init(run *R, cu_state *S, const gmle__cuda_batch_view *b,
+                          const gmle__cuda_partial_view *out) {
   memset(R, 0, sizeof *R);
   const size_t np = out->n_classes;
   R->S = S;
@@ -368,8 +368,8 @@ static void host_run_init(run *R, cu_state *S, const gmle__batch *b,
 }
 
 /* The batch in sub-batches of k segments. */
-static gmle_status accumulate_run(cu_state *S, const gmle__batch *b,
-                                  gmle__partial *out, size_t k) {
+static gmle_status accumulate_run(cu_state *S, const gmle__cuda_batch_view *b,
+                                  gmle__cuda_partial_view *out, size_t k) {
   gmle_status st = GMLE_OK;
   const size_t n = b->n_rows, D = b->dim, np = out->n_classes;
   const int labelled = b->labels != NULL && np > 1;
@@ -377,7 +377,7 @@ static gmle_status accumulate_run(cu_state *S, const gmle__batch *b,
   host_run_init(&R, S, b, out);
   R.rows = calloc(np, sizeof(uint64_t));
   if (!R.rows)
-    return gmle__cu_error(S->ctx, GMLE_E_OUT_OF_MEMORY,
+    return gmle__cu_error(S->h, GMLE_E_OUT_OF_MEMORY,
                           "CUDA: out of host memory (%zu classes)", np);
   const size_t isz = R.f64 ? 8 : 4;
   size_t n_sub = k * (size_t)R.g.seg;
@@ -441,9 +441,9 @@ done:
   return st;
 }
 
-gmle_status gmle__cu_accumulate(gmle_context *ctx, const gmle__batch *b,
-                                gmle__partial *out) {
-  cu_state *S = ctx->bstate;
+gmle_status gmle__cu_accumulate(void *state, const gmle__cuda_batch_view *b,
+                                gmle__cuda_partial_view *out) {
+  cu_state *S = state;
   gmle_status st = gmle__cu_enter(S);
   if (st != GMLE_OK || b->n_rows == 0)
     return st;
@@ -509,7 +509,7 @@ static gmle_status validate_device(cu_state *S, const gmle__cuda_dev_batch *b,
   if (dflags) {
     hflags = malloc(flag_n * 8);
     if (!hflags) {
-      st = gmle__cu_error(S->ctx, GMLE_E_OUT_OF_MEMORY,
+      st = gmle__cu_error(S->h, GMLE_E_OUT_OF_MEMORY,
                           "CUDA: out of host memory (%zu classes)", C);
       goto done;
     }
@@ -537,7 +537,7 @@ static gmle_status validate_device(cu_state *S, const gmle__cuda_dev_batch *b,
              "cudaMemcpy(one value, device to host)");
       v = (double)f;
     }
-    st = gmle__cu_error(S->ctx, GMLE_E_NONFINITE_INPUT,
+    st = gmle__cu_error(S->h, GMLE_E_NONFINITE_INPUT,
                         "batch %llu row %zu col %zu: %s", batch, r, j,
                         nonfinite_name(v));
     goto done;
@@ -547,7 +547,7 @@ static gmle_status validate_device(cu_state *S, const gmle__cuda_dev_batch *b,
     int32_t l = 0;
     CU_TRY(S, cudaMemcpy(&l, b->labels + r, sizeof l, cudaMemcpyDeviceToHost),
            "cudaMemcpy(one label, device to host)");
-    st = gmle__cu_error(S->ctx, GMLE_E_BAD_LABEL,
+    st = gmle__cu_error(S->h, GMLE_E_BAD_LABEL,
                         "batch %llu row %zu: label %ld is outside the %zu "
                         "declared classes [0, %zu)",
                         batch, r, (long)l, C, C);
@@ -558,13 +558,13 @@ static gmle_status validate_device(cu_state *S, const gmle__cuda_dev_batch *b,
     double w = 0;
     CU_TRY(S, cudaMemcpy(&w, b->weights + r, sizeof w, cudaMemcpyDeviceToHost),
            "cudaMemcpy(one weight, device to host)");
-    st = gmle__cu_error(S->ctx, GMLE_E_INVALID_WEIGHTS,
+    st = gmle__cu_error(S->h, GMLE_E_INVALID_WEIGHTS,
                         "batch %llu row %zu: weight %g is %s", batch, r, w,
                         isfinite(w) ? "negative" : "not finite");
     goto done;
   }
   if (b->weights && !res.any_positive) {
-    st = gmle__cu_error(S->ctx, GMLE_E_INVALID_WEIGHTS,
+    st = gmle__cu_error(S->h, GMLE_E_INVALID_WEIGHTS,
                         "batch %llu: all %zu weights are zero", batch, n);
     goto done;
   }
@@ -668,7 +668,7 @@ static gmle_status add_device_run(cu_state *S, const gmle__cuda_dev_batch *b,
   CU_CHECK(download(&R, out->weight, out->sum, out->gram));
   goto done;
 oom:
-  st = gmle__cu_error(S->ctx, GMLE_E_OUT_OF_MEMORY,
+  st = gmle__cu_error(S->h, GMLE_E_OUT_OF_MEMORY,
                       "CUDA: out of host memory for the partial statistics of "
                       "%zu classes x %zu features",
                       C, D);
@@ -681,10 +681,9 @@ done:
   return st;
 }
 
-gmle_status gmle__cu_add_device(gmle_context *ctx,
-                                const gmle__cuda_dev_batch *b,
+gmle_status gmle__cu_add_device(void *state, const gmle__cuda_dev_batch *b,
                                 gmle__cuda_dev_result *out) {
-  cu_state *S = ctx->bstate;
+  cu_state *S = state;
   memset(out, 0, sizeof *out);
   gmle_status st = gmle__cu_enter(S);
   if (st != GMLE_OK || b->n_rows == 0)
@@ -701,13 +700,13 @@ gmle_status gmle__cu_add_device(gmle_context *ctx,
     bad = gmle__cu_check_device_ptr(b->weights, S->device, why, sizeof why);
   }
   if (bad)
-    return gmle__cu_error(ctx, GMLE_E_INVALID_ARG,
+    return gmle__cu_error(S->h, GMLE_E_INVALID_ARG,
                           "cuda_stats_add_device: %s is not device memory of "
                           "CUDA device %d: %s",
                           which, S->device, why);
   unsigned char *present = calloc(b->n_classes, 1);
   if (!present)
-    return gmle__cu_error(ctx, GMLE_E_OUT_OF_MEMORY,
+    return gmle__cu_error(S->h, GMLE_E_OUT_OF_MEMORY,
                           "CUDA: out of host memory (%zu classes)",
                           b->n_classes);
   /* Nothing is staged: sub-batches as large as the routing allows. */

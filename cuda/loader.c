@@ -8,41 +8,81 @@
  * A missing module, or a missing libcudart/libcublas behind it, is
  * GMLE_E_NO_DEVICE naming the dlopen error, so that AUTO falls back to the
  * next backend and programs start on machines without NVIDIA software. The
- * module's table is checked against this build (ABI number, version, struct
- * sizes) before use. Once loaded, the module stays loaded.
+ * module's table is checked against this build (ABI major, minor and table
+ * size, cuda_abi.h) before use. Once loaded, the module stays loaded.
  *
- * The backend table here forwards to the module's; include/gmle_cuda.h's
- * functions are implemented here too (argument checks and the commit of
- * device-computed statistics happen on the core's side). */
+ * This file is the only translator between the core's internal structs and
+ * the module's plain views (cuda_abi.h): the backend table here builds the
+ * views and calls the module's table; include/gmle_cuda.h's functions are
+ * implemented here too (argument checks and the commit of device-computed
+ * statistics are the core's, src/stats.c). */
 #define _GNU_SOURCE /* dladdr */
 #include "cuda_abi.h"
+#include "internal.h"
 
 #include <dlfcn.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
 #include <string.h>
 
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 static const gmle__cuda_module *module;
 
-static gmle_status host_verror(const gmle_context *ctx, gmle_status s,
-                               const char *fmt, va_list ap) {
-  return gmle__verror(ctx, s, fmt, ap);
+/* The module's handle for a context is the context itself. */
+static gmle__cuda_hctx *hctx(gmle_context *ctx) {
+  return (gmle__cuda_hctx *)ctx;
+}
+static gmle_context *from_hctx(gmle__cuda_hctx *h) { return (gmle_context *)h; }
+
+/* The module's source location is not part of the message. */
+static gmle_status host_verror(gmle__cuda_hctx *h, gmle_status s,
+                               const char *file, int line, const char *fmt,
+                               va_list ap) {
+  (void)file;
+  (void)line;
+  return gmle__verror(from_hctx(h), s, fmt, ap);
 }
 
-static void host_log(const gmle_context *ctx, gmle_log_level lvl,
-                     const char *msg) {
-  gmle__log(ctx, lvl, "%s", msg);
+static void host_log(gmle__cuda_hctx *h, gmle_log_level lvl, const char *msg) {
+  gmle__log(from_hctx(h), lvl, "%s", msg);
+}
+
+static void host_take_error(gmle__cuda_hctx *h, char *buf, size_t len) {
+  gmle_context *ctx = from_hctx(h);
+  snprintf(buf, len, "%s", ctx->err);
+  gmle__clear_error(ctx);
 }
 
 static const gmle__cuda_host host_services = {
-    .abi = GMLE__CUDA_ABI,
-    .gmle_version = GMLE_VERSION_NUMBER,
-    .layout = GMLE__CUDA_LAYOUT_INIT,
+    .abi_major = GMLE__CUDA_ABI_MAJOR,
+    .abi_minor = GMLE__CUDA_ABI_MINOR,
+    .size = sizeof(gmle__cuda_host),
     .verror = host_verror,
     .log = host_log,
+    .take_error = host_take_error,
 };
+
+/* A module of this major whose table holds every entry this loader calls
+ * (minors only append entries, so the table's size says which it has).
+ * Only the table's first three fields are read before that is known. */
+static int module_fits(const gmle__cuda_module *m) {
+  return m->abi_major == GMLE__CUDA_ABI_MAJOR &&
+         m->size >= sizeof(gmle__cuda_module);
+}
+
+/* Why a module that does not fit is refused. Its minor is named only
+ * within this major: an older table's second field is not a minor. */
+static void refusal(const gmle__cuda_module *m, char *why, size_t len) {
+  char minor[16] = "";
+  if (m->abi_major == GMLE__CUDA_ABI_MAJOR)
+    snprintf(minor, sizeof minor, ".%u", m->abi_minor);
+  snprintf(why, len,
+           "the CUDA module was built for another gmle (module ABI %u%s, "
+           "this library ABI %u.%u); install the libgmle_cuda.so of this "
+           "build",
+           m->abi_major, minor, (unsigned)GMLE__CUDA_ABI_MAJOR,
+           (unsigned)GMLE__CUDA_ABI_MINOR);
+}
 
 /* dlopen `path`; on failure append the dlerror text to why. */
 static void *try_open(const char *path, char *why, size_t len) {
@@ -89,19 +129,10 @@ static const gmle__cuda_module *load_module(char *why, size_t len) {
     if (sym)
       memcpy(&entry, &sym, sizeof entry);
     const gmle__cuda_module *cand = entry ? entry(&host_services) : NULL;
-    static const size_t layout[GMLE__CUDA_LAYOUT_N] = GMLE__CUDA_LAYOUT_INIT;
     if (!cand) {
       snprintf(why, len, "the CUDA module has no %s", GMLE__CUDA_ENTRY_NAME);
-    } else if (cand->abi != GMLE__CUDA_ABI ||
-               cand->gmle_version != GMLE_VERSION_NUMBER ||
-               memcmp(cand->layout, layout, sizeof layout) != 0 || !cand->ops ||
-               cand->ops->id != GMLE_BACKEND_CUDA) {
-      snprintf(why, len,
-               "the CUDA module was built for another gmle (module ABI %u, "
-               "version %u; this library ABI %u, version %u, or a different "
-               "struct layout); install the libgmle_cuda.so of this build",
-               cand->abi, cand->gmle_version, (unsigned)GMLE__CUDA_ABI,
-               (unsigned)GMLE_VERSION_NUMBER);
+    } else if (!module_fits(cand)) {
+      refusal(cand, why, len);
     } else {
       module = m = cand;
     }
@@ -116,44 +147,93 @@ static const gmle__cuda_module *load_module(char *why, size_t len) {
 /* The backend table: forwards to the module's                              */
 /* ------------------------------------------------------------------------ */
 
+static gmle_status no_module(gmle_context *ctx, const char *why) {
+  return gmle__error(ctx, GMLE_E_NO_DEVICE,
+                     "CUDA: cannot load the CUDA backend: %s", why);
+}
+
+static gmle__cuda_batch_view batch_view(const gmle__batch *b) {
+  const gmle__cuda_batch_view v = {b->x,   b->dtype,  b->n_rows, b->row_stride,
+                                   b->dim, b->labels, b->weights};
+  return v;
+}
+
+/* The model as the module reads it: the prepared arrays and, when the core
+ * built one, its score cache. */
+static gmle__cuda_model_view model_view(const gmle_model *m) {
+  gmle__cuda_model_view v = {.dim = m->dim,
+                             .n_classes = m->n_classes,
+                             .cov = m->cov,
+                             .means = m->means,
+                             .factor = m->factor,
+                             .logdet = m->logdet,
+                             .log_priors = m->log_priors,
+                             .empty = m->empty};
+  const gmle__score_cache *sc = m->score_cache;
+  if (sc) {
+    v.has_cache = 1;
+    v.n_active = sc->n_active;
+    v.active = sc->active;
+    v.center = sc->center;
+    v.w = sc->w;
+    v.b = sc->b;
+    v.lconst = sc->lconst;
+  }
+  return v;
+}
+
+/* The model's device copy is a cache on a logically const model. */
+static void **model_data(const gmle_model *m) {
+  return &((gmle_model *)(uintptr_t)m)->backend_model;
+}
+
 static gmle_status px_init(gmle_context *ctx, int device, void **state) {
   *state = NULL;
   char why[1536];
   const gmle__cuda_module *m = load_module(why, sizeof why);
   if (!m)
-    return gmle__error(ctx, GMLE_E_NO_DEVICE,
-                       "CUDA: cannot load the CUDA backend: %s", why);
-  return m->ops->init(ctx, device, state);
+    return no_module(ctx, why);
+  return m->init(hctx(ctx), device, ctx->device_name, sizeof ctx->device_name,
+                 &ctx->n_threads, state);
 }
 
 static void px_shutdown(void *state) {
   if (module && state)
-    module->ops->shutdown(state);
+    module->shutdown(state);
 }
 
 static gmle_status px_accumulate(gmle_context *ctx, const gmle__batch *b,
                                  gmle__partial *out) {
-  return module->ops->accumulate(ctx, b, out);
-}
-
-static gmle_status px_prepare_model(gmle_context *ctx, gmle_model *m) {
-  return module->ops->prepare_model ? module->ops->prepare_model(ctx, m)
-                                    : GMLE_OK;
+  const gmle__cuda_batch_view bv = batch_view(b);
+  gmle__cuda_partial_view pv = {out->dim,  out->n_classes, out->gram_len,
+                                out->mode, out->shift,     out->weight,
+                                out->rows, out->sum,       out->gram};
+  return module->accumulate(ctx->bstate, &bv, &pv);
 }
 
 static void px_free_model(gmle_context *ctx, gmle_model *m) {
-  if (module && module->ops->free_model)
-    module->ops->free_model(ctx, m);
+  if (module && m->backend_model)
+    module->free_model(ctx->bstate, m->backend_model);
+  m->backend_model = NULL;
+}
+
+static gmle_status px_prepare_model(gmle_context *ctx, gmle_model *m) {
+  px_free_model(ctx, m);
+  const gmle__cuda_model_view mv = model_view(m);
+  return module->prepare_model(ctx->bstate, &mv, &m->backend_model);
 }
 
 static gmle_status px_score(gmle_context *ctx, const gmle_model *m,
                             const gmle__batch *b, gmle_output what,
                             gmle_dtype out_dtype, void *out) {
-  return module->ops->score(ctx, m, b, what, out_dtype, out);
+  const gmle__cuda_model_view mv = model_view(m);
+  const gmle__cuda_batch_view bv = batch_view(b);
+  return module->score(ctx->bstate, &mv, model_data(m), &bv, what, out_dtype,
+                       out);
 }
 
 static gmle_status px_synchronize(gmle_context *ctx) {
-  return module->ops->synchronize ? module->ops->synchronize(ctx) : GMLE_OK;
+  return module->synchronize(ctx->bstate);
 }
 
 static gmle_status px_list_devices(gmle_context *ctx, gmle_device_info *out,
@@ -162,12 +242,8 @@ static gmle_status px_list_devices(gmle_context *ctx, gmle_device_info *out,
   char why[1536];
   const gmle__cuda_module *m = load_module(why, sizeof why);
   if (!m)
-    return gmle__error(ctx, GMLE_E_NO_DEVICE,
-                       "CUDA: cannot load the CUDA backend: %s", why);
-  if (!m->ops->list_devices)
-    return gmle__error(ctx, GMLE_E_NO_DEVICE,
-                       "CUDA: the module cannot list devices");
-  return m->ops->list_devices(ctx, out, cap, n_found);
+    return no_module(ctx, why);
+  return m->list_devices(hctx(ctx), out, cap, n_found);
 }
 
 const gmle__backend_ops gmle__cuda_backend = {
@@ -200,20 +276,12 @@ static void result_free(gmle__cuda_dev_result *r) {
   free(r->gram);
 }
 
-/* Commit a device batch's partial statistics into st, as src/stats.c does:
- * every sum is checked finite first, then everything is added. */
+/* Commit a device batch's partial statistics into st (src/stats.c). */
 static gmle_status commit(gmle_stats *st, const gmle__cuda_dev_result *r,
                           uint64_t batch) {
   const gmle__present pp = {r->n_present, r->class_of, r->shift, r->weight,
                             r->sum,       r->gram,     r->rows};
-  const size_t bad = gmle__present_first_nonfinite(st, &pp);
-  if (bad < pp.n_present)
-    return gmle__error(st->ctx, GMLE_E_OVERFLOW,
-                       "batch %llu: class %zu: the sums of squares overflow "
-                       "float64 (values too large; rescale the data)",
-                       (unsigned long long)batch, (size_t)r->class_of[bad]);
-  gmle__present_commit(st, &pp);
-  return GMLE_OK;
+  return gmle__stats_commit(st, &pp, batch);
 }
 
 gmle_status gmle_cuda_stats_add_device(gmle_stats *st, const void *d_x,
@@ -229,27 +297,10 @@ gmle_status gmle_cuda_stats_add_device(gmle_stats *st, const void *d_x,
                  "cuda_stats_add_device: the statistics are on the %s "
                  "backend; device data needs a CUDA context",
                  gmle_backend_name(ctx->backend));
-  GMLE_RETURN_IF(dtype != GMLE_F32 && dtype != GMLE_F64, ctx,
-                 GMLE_E_INVALID_ARG, "cuda_stats_add_device: unknown dtype %d",
-                 (int)dtype);
+  GMLE_TRY(gmle__stats_check_batch(st, "cuda_stats_add_device", d_x, dtype,
+                                   n_rows, row_stride, d_labels));
   if (n_rows == 0)
     return GMLE_OK;
-  const size_t isz = gmle__dtype_size(dtype);
-  size_t bytes;
-  GMLE_RETURN_IF(gmle__mul3_size(n_rows, row_stride, isz, &bytes), ctx,
-                 GMLE_E_INVALID_ARG,
-                 "cuda_stats_add_device: N*D*%zu overflows size_t (N = %zu "
-                 "rows, row stride %zu)",
-                 isz, n_rows, row_stride);
-  GMLE_RETURN_IF(!d_x, ctx, GMLE_E_INVALID_ARG,
-                 "cuda_stats_add_device: x is NULL");
-  GMLE_RETURN_IF(row_stride < st->dim, ctx, GMLE_E_INVALID_ARG,
-                 "cuda_stats_add_device: row stride %zu is smaller than the "
-                 "%zu features",
-                 row_stride, st->dim);
-  GMLE_RETURN_IF(!d_labels && st->n_classes > 1, ctx, GMLE_E_INVALID_ARG,
-                 "cuda_stats_add_device: labels are required with %zu classes",
-                 st->n_classes);
   const uint64_t batch = st->n_batches;
   const gmle__cuda_dev_batch b = {.x = d_x,
                                   .dtype = dtype,
@@ -266,15 +317,13 @@ gmle_status gmle_cuda_stats_add_device(gmle_stats *st, const void *d_x,
                                   .batch_index = batch};
   gmle__cuda_dev_result r;
   memset(&r, 0, sizeof r);
-  gmle_status s = module->add_device(ctx, &b, &r);
+  gmle_status s = module->add_device(ctx->bstate, &b, &r);
   if (s == GMLE_OK)
     s = commit(st, &r, batch);
   result_free(&r);
   if (s != GMLE_OK)
     return s;
-  st->n_batches++;
-  if (dtype == GMLE_F32)
-    st->saw_f32 = 1;
+  gmle__stats_batch_done(st, dtype);
   return GMLE_OK;
 }
 
@@ -323,8 +372,9 @@ gmle_status gmle_cuda_score_device(gmle_context *ctx, const gmle_model *m,
     return GMLE_OK;
   GMLE_RETURN_IF(!d_x || !d_out, ctx, GMLE_E_INVALID_ARG,
                  "cuda_score_device: %s is NULL", d_x ? "out" : "x");
-  return module->score_device(ctx, m, d_x, dtype, n_rows, row_stride, what,
-                              out_dtype, d_out);
+  const gmle__cuda_model_view mv = model_view(m);
+  return module->score_device(ctx->bstate, &mv, model_data(m), d_x, dtype,
+                              n_rows, row_stride, what, out_dtype, d_out);
 }
 
 gmle_status gmle_cuda_devices(gmle_cuda_device_info *out, size_t max,
@@ -342,7 +392,7 @@ gmle_status gmle_cuda_devices(gmle_cuda_device_info *out, size_t max,
 }
 
 int gmle_cuda_context_device(const gmle_context *ctx) {
-  return is_cuda(ctx) ? module->device_index(ctx) : -1;
+  return is_cuda(ctx) ? module->device_index(ctx->bstate) : -1;
 }
 
 gmle_status gmle_cuda_inject_fault_at(gmle_context *ctx, gmle_cuda_fault kind,
@@ -353,7 +403,7 @@ gmle_status gmle_cuda_inject_fault_at(gmle_context *ctx, gmle_cuda_fault kind,
   GMLE_RETURN_IF(!is_cuda(ctx), ctx, GMLE_E_UNSUPPORTED,
                  "cuda_inject_fault: the context is on the %s backend",
                  gmle_backend_name(ctx->backend));
-  return module->inject_fault(ctx, kind, sites, k);
+  return module->inject_fault(ctx->bstate, kind, sites, k);
 }
 
 gmle_status gmle_cuda_inject_fault(gmle_context *ctx, gmle_cuda_fault kind,
@@ -362,5 +412,5 @@ gmle_status gmle_cuda_inject_fault(gmle_context *ctx, gmle_cuda_fault kind,
 }
 
 long gmle_cuda_call_count(const gmle_context *ctx) {
-  return is_cuda(ctx) ? module->call_count(ctx) : -1;
+  return is_cuda(ctx) ? module->call_count(ctx->bstate) : -1;
 }

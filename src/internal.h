@@ -234,6 +234,20 @@ size_t gmle__present_first_nonfinite(const gmle_stats *st,
 /* Add every slot into st (shifts of classes without one are taken). */
 void gmle__present_commit(gmle_stats *st, const gmle__present *pp);
 
+/* src/stats.c, shared by gmle_stats_add and the CUDA loader's device
+ * batches (gmle_cuda_stats_add_device): the argument checks of a batch of
+ * n_rows rows for st (`who` names the caller in messages; n_rows == 0 only
+ * checks the dtype); the commit of its present classes (GMLE_E_OVERFLOW
+ * naming the class when a sum is not finite, else everything added); and
+ * the bookkeeping of a batch added. */
+gmle_status gmle__stats_check_batch(const gmle_stats *st, const char *who,
+                                    const void *x, gmle_dtype dtype,
+                                    size_t n_rows, size_t row_stride,
+                                    const int32_t *labels);
+gmle_status gmle__stats_commit(gmle_stats *st, const gmle__present *pp,
+                               uint64_t batch);
+void gmle__stats_batch_done(gmle_stats *st, gmle_dtype dtype);
+
 /* What a backend declares it can do (gmle__backend_ops.caps); the core
  * decides from these flags, never from which backend it is. */
 enum {

@@ -483,6 +483,24 @@ static gmle_status add_direct(gmle_stats *st, const gmle__batch *b,
   return s;
 }
 
+/* A batch whose sums (or the accumulator's after adding them) overflow. */
+static gmle_status overflow_error(const gmle_context *ctx, uint64_t batch,
+                                  size_t c) {
+  return gmle__error(ctx, GMLE_E_OVERFLOW,
+                     "batch %llu: class %zu: the sums of squares overflow "
+                     "float64 (values too large; rescale the data)",
+                     (unsigned long long)batch, c);
+}
+
+gmle_status gmle__stats_commit(gmle_stats *st, const gmle__present *pp,
+                               uint64_t batch) {
+  const size_t bad = gmle__present_first_nonfinite(st, pp);
+  if (bad < pp->n_present)
+    return overflow_error(st->ctx, batch, (size_t)pp->class_of[bad]);
+  gmle__present_commit(st, pp);
+  return GMLE_OK;
+}
+
 static gmle_status add_batch(gmle_stats *st, const gmle__batch *in,
                              const unsigned char *seen, uint64_t batch) {
   gmle_context *ctx = st->ctx;
@@ -524,10 +542,7 @@ static gmle_status add_batch(gmle_stats *st, const gmle__batch *in,
     if (fused_check(ctx))
       GMLE_TRY(gmle__check_finite(ctx, b.x, b.dtype, b.n_rows, b.row_stride, D,
                                   batch, "stats_add"));
-    return gmle__error(ctx, GMLE_E_OVERFLOW,
-                       "batch %llu: class %zu: the sums of squares overflow "
-                       "float64 (values too large; rescale the data)",
-                       (unsigned long long)batch, c);
+    return overflow_error(ctx, batch, c);
   }
   gmle__present_commit(st, &pp);
   work_free(&w);
@@ -584,6 +599,38 @@ static int want_direct(const gmle_stats *st, const gmle__batch *b,
   return 2.0 * part > rows && direct_cannot_overflow(st, b, seen);
 }
 
+gmle_status gmle__stats_check_batch(const gmle_stats *st, const char *who,
+                                    const void *x, gmle_dtype dtype,
+                                    size_t n_rows, size_t row_stride,
+                                    const int32_t *labels) {
+  const gmle_context *ctx = st->ctx;
+  GMLE_RETURN_IF(dtype != GMLE_F32 && dtype != GMLE_F64, ctx,
+                 GMLE_E_INVALID_ARG, "%s: unknown dtype %d", who, (int)dtype);
+  if (n_rows == 0)
+    return GMLE_OK;
+  const size_t isz = gmle__dtype_size(dtype);
+  size_t bytes;
+  GMLE_RETURN_IF(gmle__mul3_size(n_rows, row_stride, isz, &bytes), ctx,
+                 GMLE_E_INVALID_ARG,
+                 "%s: N*D*%zu overflows size_t (N = %zu rows, row "
+                 "stride %zu)",
+                 who, isz, n_rows, row_stride);
+  GMLE_RETURN_IF(!x, ctx, GMLE_E_INVALID_ARG, "%s: x is NULL", who);
+  GMLE_RETURN_IF(row_stride < st->dim, ctx, GMLE_E_INVALID_ARG,
+                 "%s: row stride %zu is smaller than the %zu features", who,
+                 row_stride, st->dim);
+  GMLE_RETURN_IF(!labels && st->n_classes > 1, ctx, GMLE_E_INVALID_ARG,
+                 "%s: labels are required with %zu classes", who,
+                 st->n_classes);
+  return GMLE_OK;
+}
+
+void gmle__stats_batch_done(gmle_stats *st, gmle_dtype dtype) {
+  st->n_batches++;
+  if (dtype == GMLE_F32)
+    st->saw_f32 = 1;
+}
+
 gmle_status gmle_stats_add_checked(gmle_stats *st, const void *x,
                                    gmle_dtype dtype, size_t n_rows,
                                    size_t n_cols, size_t row_stride,
@@ -597,24 +644,10 @@ gmle_status gmle_stats_add_checked(gmle_stats *st, const void *x,
   GMLE_RETURN_IF(n_cols != st->dim, ctx, GMLE_E_DIM_MISMATCH,
                  "Number of features %zu does not match previous data %zu",
                  n_cols, st->dim);
-  GMLE_RETURN_IF(dtype != GMLE_F32 && dtype != GMLE_F64, ctx,
-                 GMLE_E_INVALID_ARG, "stats_add: unknown dtype %d", (int)dtype);
+  GMLE_TRY(gmle__stats_check_batch(st, "stats_add", x, dtype, n_rows,
+                                   row_stride, labels));
   if (n_rows == 0)
     return GMLE_OK;
-  const size_t isz = gmle__dtype_size(dtype);
-  size_t bytes;
-  GMLE_RETURN_IF(gmle__mul3_size(n_rows, row_stride, isz, &bytes), ctx,
-                 GMLE_E_INVALID_ARG,
-                 "stats_add: N*D*%zu overflows size_t (N = %zu rows, row "
-                 "stride %zu)",
-                 isz, n_rows, row_stride);
-  GMLE_RETURN_IF(!x, ctx, GMLE_E_INVALID_ARG, "stats_add: x is NULL");
-  GMLE_RETURN_IF(row_stride < st->dim, ctx, GMLE_E_INVALID_ARG,
-                 "stats_add: row stride %zu is smaller than the %zu features",
-                 row_stride, st->dim);
-  GMLE_RETURN_IF(!labels && st->n_classes > 1, ctx, GMLE_E_INVALID_ARG,
-                 "stats_add: labels are required with %zu classes",
-                 st->n_classes);
   /* Errors are reported in this order: NaN/Inf, labels, weights. A
    * GMLE__CAP_FUSED_NONFINITE backend finds NaN and Inf while accumulating
    * (fused_check); the rows are scanned here only for the other backends or
@@ -646,9 +679,7 @@ gmle_status gmle_stats_add_checked(gmle_stats *st, const void *x,
   gmle__free(seen);
   if (s != GMLE_OK)
     return s;
-  st->n_batches++;
-  if (dtype == GMLE_F32)
-    st->saw_f32 = 1;
+  gmle__stats_batch_done(st, dtype);
   return GMLE_OK;
 }
 

@@ -3,7 +3,10 @@
 # built object files (nm), fails when a core object (src/) references a
 # symbol defined by a backend (host/, opencl/, cuda/) other than through the
 # registry (src/registry.c may name each backend's table and nothing else),
-# or when one backend's objects reference another backend's symbols.
+# or when one backend's objects reference another backend's symbols; and,
+# from the sources, when a file of the CUDA module (cuda/ but loader.c, which
+# is libgmle's) includes the core's internal.h: the module sees the core only
+# through cuda/cuda_abi.h.
 #
 # usage: check_boundary.sh NM SOURCE_DIR GMLE_OBJ_DIR [CUDA_MODULE_OBJ_DIR]
 #   GMLE_OBJ_DIR: libgmle's object directory (CMakeFiles/gmle.dir), whose
@@ -78,5 +81,15 @@ check src host opencl cuda
 check host opencl cuda
 check opencl host cuda
 check cuda host opencl
+# The CUDA module's sources include cuda_abi.h, never src/internal.h.
+for f in "$SRC"/cuda/*.c "$SRC"/cuda/*.h "$SRC"/cuda/*.cu; do
+  [ -f "$f" ] || continue
+  [ "$(basename "$f")" = loader.c ] && continue
+  if grep -Eq '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]([^">]*/)?internal\.h[">]' "$f"; then
+    echo "boundary: cuda/$(basename "$f") (CUDA module) includes internal.h; use cuda_abi.h" >&2
+    bad=1
+  fi
+done
+
 [ $bad -eq 0 ] || exit 1
 echo "check_boundary: $n_syms symbols checked, no reference across the boundary"

@@ -235,6 +235,24 @@ TEST(missing_module_is_no_device_naming_dlopen) {
   CHECK_MSG(strstr(why, "dlopen") != NULL, "%s", why);
 }
 
+/* Run by test_cuda.abi3_module only (GMLE_CUDA_MODULE names a stand-in
+ * for a module of ABI 3, tests/cuda_abi3_module.c). */
+TEST(module_of_another_abi_is_refused_naming_both) {
+  const char *mp = getenv("GMLE_CUDA_MODULE");
+  if (!mp || !strstr(mp, "abi3"))
+    return;
+  gmle_context *ctx = NULL;
+  CHECK_STATUS(gmle_context_create(GMLE_BACKEND_CUDA, -1, &ctx),
+               GMLE_E_NO_DEVICE);
+  CHECK_ERROR_HAS(ctx, "module ABI 3");
+  CHECK_ERROR_HAS(ctx, "install the libgmle_cuda.so of this build");
+  gmle_context_free(ctx);
+  char why[512] = "";
+  CHECK_STATUS(gmle_cuda_devices(NULL, 0, NULL, why, sizeof why),
+               GMLE_E_NO_DEVICE);
+  CHECK_MSG(strstr(why, "module ABI 3") != NULL, "%s", why);
+}
+
 TEST(auto_falls_back_with_one_notice_and_fits) {
   if (have_gpu)
     return;
@@ -1388,6 +1406,7 @@ int main(int argc, char **argv) {
   RUN(explicit_cuda_without_gpu_names_the_cuda_error);
   RUN(gpu_devices_are_listed);
   RUN(missing_module_is_no_device_naming_dlopen);
+  RUN(module_of_another_abi_is_refused_naming_both);
   RUN(auto_falls_back_with_one_notice_and_fits);
   RUN(cuda_entry_points_refuse_other_backends);
   RUN(gpu_statistics_match_cpu_and_repeat_bitwise);
