@@ -138,16 +138,17 @@ gmle_status gmle__cu_add_device(gmle_context *ctx,
                                 const gmle__cuda_dev_batch *b,
                                 gmle__cuda_dev_result *out);
 /* cu_score.c */
-gmle_status gmle__cu_prepare_model(gmle_context *ctx, gmle_model *m);
-void gmle__cu_free_model(gmle_context *ctx, gmle_model *m);
+gmle_status gmle__cu_prepare_model(gmle_context *ctx, const gmle_model *m,
+                                   void **data);
+void gmle__cu_free_model(void *state, void *data);
 gmle_status gmle__cu_score(gmle_context *ctx, const gmle_model *m,
-                           const gmle__batch *b, gmle_output what,
-                           gmle_dtype out_dtype, void *out);
+                           const void *model_data, const gmle__batch *b,
+                           gmle_output what, gmle_dtype out_dtype, void *out);
 gmle_status gmle__cu_score_device(gmle_context *ctx, const gmle_model *m,
-                                  const void *d_x, gmle_dtype dtype,
-                                  size_t n_rows, size_t row_stride,
-                                  gmle_output what, gmle_dtype out_dtype,
-                                  void *d_out);
+                                  const void *model_data, const void *d_x,
+                                  gmle_dtype dtype, size_t n_rows,
+                                  size_t row_stride, gmle_output what,
+                                  gmle_dtype out_dtype, void *d_out);
 
 /* Check a CUDA call (after fault injection); on failure set `st` and jump
  * to `done`. The remaining arguments name the call (printf format). */

@@ -44,16 +44,15 @@ typedef struct cu_model {
 
 static size_t al(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
-void gmle__cu_free_model(gmle_context *ctx, gmle_model *m) {
-  cu_model *cm = m->backend_model;
-  (void)ctx;
+void gmle__cu_free_model(void *state, void *data) {
+  cu_model *cm = data;
+  (void)state;
   if (!cm)
     return;
   if (cudaSetDevice(cm->device) != cudaSuccess ||
       (cm->block && cudaFree(cm->block) != cudaSuccess))
     (void)cudaGetLastError();
   free(cm);
-  m->backend_model = NULL;
 }
 
 /* Upload the prepared model (m->score_cache, log priors, empty flags, and
@@ -175,43 +174,35 @@ done:
   return GMLE_OK;
 }
 
-gmle_status gmle__cu_prepare_model(gmle_context *ctx, gmle_model *m) {
+/* The model's device copy, made at its first score (the core keeps it in
+ * the model: gmle__model_backend_data). */
+gmle_status gmle__cu_prepare_model(gmle_context *ctx, const gmle_model *m,
+                                   void **data) {
   cu_state *S = ctx->bstate;
-  gmle__cu_free_model(ctx, m);
-  gmle_status st = gmle__cu_enter(S);
-  if (st != GMLE_OK)
-    return st;
+  *data = NULL;
+  GMLE_TRY(gmle__cu_enter(S));
   if (!m->score_cache)
     return GMLE_OK;
   cu_model *cm = NULL;
-  st = upload(S, m, &cm);
-  if (st == GMLE_OK) {
-    m->backend_model = cm;
-    return GMLE_OK;
+  gmle_status st = upload(S, m, &cm);
+  if (st == GMLE_E_DEVICE_OOM) {
+    /* as scoring does: release the cached buffers and try once more */
+    gmle__cu_release_all(S);
+    st = upload(S, m, &cm);
   }
-  if (st == GMLE_E_DEVICE_LOST)
-    return st;
-  /* Out of device memory or a transient fault: the fit stands; scoring
-   * uploads the model again (and reports what goes wrong then). */
-  gmle__cu_log(ctx, GMLE_LOG_WARNING,
-               "the model stays on the host until it is scored: %s", ctx->err);
-  ctx->err[0] = '\0';
+  if (st != GMLE_OK)
+    return gmle__cu_settle(S, st);
+  *data = cm;
   return GMLE_OK;
 }
 
-static gmle_status ensure_model(cu_state *S, const gmle_model *m,
+static gmle_status ensure_model(cu_state *S, const void *model_data,
                                 cu_model **out) {
-  if (m->backend_model) {
-    *out = m->backend_model;
-    return GMLE_OK;
-  }
-  if (!m->score_cache)
+  *out = (cu_model *)(uintptr_t)model_data;
+  if (!*out)
     return gmle__cu_error(S->ctx, GMLE_E_INTERNAL,
                           "score: the model has not been prepared for "
                           "scoring");
-  GMLE_TRY(upload(S, m, out));
-  /* The model is logically const: its device copy is a cache. */
-  ((gmle_model *)(uintptr_t)m)->backend_model = *out;
   return GMLE_OK;
 }
 
@@ -325,11 +316,12 @@ done:
 }
 
 static gmle_status score_host(cu_state *S, const gmle_model *m,
-                              const gmle__batch *b, gmle_output what,
-                              gmle_dtype out_dtype, void *out, size_t budget) {
+                              const void *model_data, const gmle__batch *b,
+                              gmle_output what, gmle_dtype out_dtype, void *out,
+                              size_t budget) {
   gmle_status st = GMLE_OK;
   cu_model *cm = NULL;
-  CU_CHECK(ensure_model(S, m, &cm));
+  CU_CHECK(ensure_model(S, model_data, &cm));
   {
     const size_t D = m->dim, C = m->n_classes, n = b->n_rows;
     const int f64 = b->dtype == GMLE_F64, out_f64 = out_dtype == GMLE_F64;
@@ -385,8 +377,8 @@ done:
 }
 
 gmle_status gmle__cu_score(gmle_context *ctx, const gmle_model *m,
-                           const gmle__batch *b, gmle_output what,
-                           gmle_dtype out_dtype, void *out) {
+                           const void *model_data, const gmle__batch *b,
+                           gmle_output what, gmle_dtype out_dtype, void *out) {
   cu_state *S = ctx->bstate;
   gmle_status st = gmle__cu_enter(S);
   if (st != GMLE_OK || b->n_rows == 0)
@@ -394,7 +386,7 @@ gmle_status gmle__cu_score(gmle_context *ctx, const gmle_model *m,
   /* Out of device memory: release the cached buffers and try with smaller
    * tiles. */
   for (size_t budget = SCORE_BUDGET;; budget /= 4) {
-    st = score_host(S, m, b, what, out_dtype, out, budget);
+    st = score_host(S, m, model_data, b, what, out_dtype, out, budget);
     if (st != GMLE_E_DEVICE_OOM || budget < MIN_BUDGET)
       return st;
     gmle__cu_release_all(S);
@@ -402,10 +394,10 @@ gmle_status gmle__cu_score(gmle_context *ctx, const gmle_model *m,
 }
 
 gmle_status gmle__cu_score_device(gmle_context *ctx, const gmle_model *m,
-                                  const void *d_x, gmle_dtype dtype,
-                                  size_t n_rows, size_t row_stride,
-                                  gmle_output what, gmle_dtype out_dtype,
-                                  void *d_out) {
+                                  const void *model_data, const void *d_x,
+                                  gmle_dtype dtype, size_t n_rows,
+                                  size_t row_stride, gmle_output what,
+                                  gmle_dtype out_dtype, void *d_out) {
   cu_state *S = ctx->bstate;
   gmle_status st = gmle__cu_enter(S);
   if (st != GMLE_OK || n_rows == 0)
@@ -425,7 +417,7 @@ gmle_status gmle__cu_score_device(gmle_context *ctx, const gmle_model *m,
   const int f64 = dtype == GMLE_F64;
   const size_t D = m->dim;
   cu_model *cm = NULL;
-  CU_CHECK(ensure_model(S, m, &cm));
+  CU_CHECK(ensure_model(S, model_data, &cm));
   {
     /* Rows must be finite: scan on the device, name the first bad cell. */
     void *p;

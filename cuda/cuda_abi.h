@@ -23,7 +23,7 @@
 
 /* Bump on any change to the structs below or to how the module reads the
  * core's structs. */
-#define GMLE__CUDA_ABI 3
+#define GMLE__CUDA_ABI 4
 #define GMLE__CUDA_ENTRY_NAME "gmle__cuda_module_entry_v1"
 #define GMLE__CUDA_MODULE_FILE "libgmle_cuda.so"
 
@@ -89,9 +89,10 @@ typedef struct gmle__cuda_module {
    * partial statistics; the loader commits them. */
   gmle_status (*add_device)(gmle_context *ctx, const gmle__cuda_dev_batch *b,
                             gmle__cuda_dev_result *out);
-  /* gmle_cuda_score_device. */
+  /* gmle_cuda_score_device, with the backend's model data (ops->score's). */
   gmle_status (*score_device)(gmle_context *ctx, const gmle_model *m,
-                              const void *d_x, gmle_dtype dtype, size_t n_rows,
+                              const void *model_data, const void *d_x,
+                              gmle_dtype dtype, size_t n_rows,
                               size_t row_stride, gmle_output what,
                               gmle_dtype out_dtype, void *d_out);
   /* gmle_cuda_devices (no context: the message goes to why). */

@@ -136,20 +136,22 @@ static gmle_status px_accumulate(gmle_context *ctx, const gmle__batch *b,
   return module->ops->accumulate(ctx, b, out);
 }
 
-static gmle_status px_prepare_model(gmle_context *ctx, gmle_model *m) {
-  return module->ops->prepare_model ? module->ops->prepare_model(ctx, m)
+static gmle_status px_prepare_model(gmle_context *ctx, const gmle_model *m,
+                                    void **data) {
+  *data = NULL;
+  return module->ops->prepare_model ? module->ops->prepare_model(ctx, m, data)
                                     : GMLE_OK;
 }
 
-static void px_free_model(gmle_context *ctx, gmle_model *m) {
+static void px_free_model(void *state, void *data) {
   if (module && module->ops->free_model)
-    module->ops->free_model(ctx, m);
+    module->ops->free_model(state, data);
 }
 
 static gmle_status px_score(gmle_context *ctx, const gmle_model *m,
-                            const gmle__batch *b, gmle_output what,
-                            gmle_dtype out_dtype, void *out) {
-  return module->ops->score(ctx, m, b, what, out_dtype, out);
+                            const void *model_data, const gmle__batch *b,
+                            gmle_output what, gmle_dtype out_dtype, void *out) {
+  return module->ops->score(ctx, m, model_data, b, what, out_dtype, out);
 }
 
 static gmle_status px_synchronize(gmle_context *ctx) {
@@ -323,8 +325,16 @@ gmle_status gmle_cuda_score_device(gmle_context *ctx, const gmle_model *m,
     return GMLE_OK;
   GMLE_RETURN_IF(!d_x || !d_out, ctx, GMLE_E_INVALID_ARG,
                  "cuda_score_device: %s is NULL", d_x ? "out" : "x");
-  return module->score_device(ctx, m, d_x, dtype, n_rows, row_stride, what,
-                              out_dtype, d_out);
+  /* The model's device copy, as gmle_score gets it (built at first use). */
+  void *data;
+  int transient;
+  GMLE_TRY(gmle__model_backend_data(ctx, ctx->ops, ctx->bstate, m, &data,
+                                    &transient));
+  const gmle_status s = module->score_device(
+      ctx, m, data, d_x, dtype, n_rows, row_stride, what, out_dtype, d_out);
+  if (transient)
+    px_free_model(ctx->bstate, data);
+  return s;
 }
 
 gmle_status gmle_cuda_devices(gmle_cuda_device_info *out, size_t max,
