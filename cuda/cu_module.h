@@ -153,10 +153,11 @@ gmle_status gmle__cu_prepare_model(void *state, const gmle__cuda_model_view *m,
                                    void **model_data);
 void gmle__cu_free_model(void *state, void *model_data);
 gmle_status gmle__cu_score(void *state, const gmle__cuda_model_view *m,
-                           void **model_data, const gmle__cuda_batch_view *b,
-                           gmle_output what, gmle_dtype out_dtype, void *out);
+                           const void *model_data,
+                           const gmle__cuda_batch_view *b, gmle_output what,
+                           gmle_dtype out_dtype, void *out);
 gmle_status gmle__cu_score_device(void *state, const gmle__cuda_model_view *m,
-                                  void **model_data, const void *d_x,
+                                  const void *model_data, const void *d_x,
                                   gmle_dtype dtype, size_t n_rows,
                                   size_t row_stride, gmle_output what,
                                   gmle_dtype out_dtype, void *d_out);

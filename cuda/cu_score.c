@@ -183,40 +183,31 @@ gmle_status gmle__cu_prepare_model(void *state, const gmle__cuda_model_view *m,
     return st;
   if (!m->has_cache)
     return GMLE_OK;
+  /* Called at the model's first score on this context (the core caches
+   * the result in the model). */
   cu_model *cm = NULL;
   st = upload(S, m, &cm);
-  if (st == GMLE_OK) {
-    *model_data = cm;
-    return GMLE_OK;
+  if (st == GMLE_E_DEVICE_OOM) {
+    /* as scoring does: release the cached buffers and try once more */
+    gmle__cu_release_all(S);
+    st = upload(S, m, &cm);
   }
-  if (st == GMLE_E_DEVICE_LOST)
-    return st;
-  /* Out of device memory or a transient fault: the fit stands; scoring
-   * uploads the model again (and reports what goes wrong then). */
-  char why[1024] = "";
-  if (gmle__cu_host && gmle__cu_host->take_error)
-    gmle__cu_host->take_error(S->h, why, sizeof why);
-  gmle__cu_log(S->h, GMLE_LOG_WARNING,
-               "the model stays on the host until it is scored: %s", why);
+  if (st != GMLE_OK)
+    return gmle__cu_settle(S, st);
+  *model_data = cm;
   return GMLE_OK;
 }
 
-/* The model's device copy, uploaded into *model_data when absent (the
- * model is logically const: its device copy is a cache). */
-static gmle_status ensure_model(cu_state *S, const gmle__cuda_model_view *m,
-                                void **model_data, cu_model **out) {
-  if (*model_data) {
-    *out = *model_data;
-    return GMLE_OK;
-  }
-  if (!m->has_cache)
+/* The model's device copy, uploaded by prepare_model at the model's first
+ * score on this context (the core keeps it in the model). */
+static gmle_status ensure_model(cu_state *S, const void *model_data,
+                                const cu_model **out) {
+  *out = model_data;
+  if (!*out)
     return gmle__cu_error(S->h, GMLE_E_INTERNAL,
                           "score: the model has not been prepared for "
                           "scoring");
-  gmle_status st = upload(S, m, out);
-  if (st == GMLE_OK)
-    *model_data = *out;
-  return st;
+  return GMLE_OK;
 }
 
 /* Score n rows of device data x (row stride `stride`) into device out. */
@@ -329,12 +320,12 @@ done:
 }
 
 static gmle_status score_host(cu_state *S, const gmle__cuda_model_view *m,
-                              void **model_data, const gmle__cuda_batch_view *b,
-                              gmle_output what, gmle_dtype out_dtype, void *out,
-                              size_t budget) {
+                              const void *model_data,
+                              const gmle__cuda_batch_view *b, gmle_output what,
+                              gmle_dtype out_dtype, void *out, size_t budget) {
   gmle_status st = GMLE_OK;
-  cu_model *cm = NULL;
-  CU_CHECK(ensure_model(S, m, model_data, &cm));
+  const cu_model *cm = NULL;
+  CU_CHECK(ensure_model(S, model_data, &cm));
   {
     const size_t D = m->dim, C = m->n_classes, n = b->n_rows;
     const int f64 = b->dtype == GMLE_F64, out_f64 = out_dtype == GMLE_F64;
@@ -390,8 +381,9 @@ done:
 }
 
 gmle_status gmle__cu_score(void *state, const gmle__cuda_model_view *m,
-                           void **model_data, const gmle__cuda_batch_view *b,
-                           gmle_output what, gmle_dtype out_dtype, void *out) {
+                           const void *model_data,
+                           const gmle__cuda_batch_view *b, gmle_output what,
+                           gmle_dtype out_dtype, void *out) {
   cu_state *S = state;
   gmle_status st = gmle__cu_enter(S);
   if (st != GMLE_OK || b->n_rows == 0)
@@ -407,7 +399,7 @@ gmle_status gmle__cu_score(void *state, const gmle__cuda_model_view *m,
 }
 
 gmle_status gmle__cu_score_device(void *state, const gmle__cuda_model_view *m,
-                                  void **model_data, const void *d_x,
+                                  const void *model_data, const void *d_x,
                                   gmle_dtype dtype, size_t n_rows,
                                   size_t row_stride, gmle_output what,
                                   gmle_dtype out_dtype, void *d_out) {
@@ -429,8 +421,8 @@ gmle_status gmle__cu_score_device(void *state, const gmle__cuda_model_view *m,
                           which, S->device, why);
   const int f64 = dtype == GMLE_F64;
   const size_t D = m->dim;
-  cu_model *cm = NULL;
-  CU_CHECK(ensure_model(S, m, model_data, &cm));
+  const cu_model *cm = NULL;
+  CU_CHECK(ensure_model(S, model_data, &cm));
   {
     /* Rows must be finite: scan on the device, name the first bad cell. */
     void *p;

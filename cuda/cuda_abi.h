@@ -51,9 +51,6 @@ typedef struct gmle__cuda_host {
                         int line, const char *fmt, va_list ap);
   /* Deliver a preformatted message to the context's log callback. */
   void (*log)(gmle__cuda_hctx *h, gmle_log_level lvl, const char *msg);
-  /* Copy the context's current message into buf and clear it (a failure
-   * the module turns into a warning). */
-  void (*take_error)(gmle__cuda_hctx *h, char *buf, size_t len);
 } gmle__cuda_host;
 
 /* A validated host batch (rows finite, labels in range, weights finite and
@@ -146,15 +143,15 @@ typedef struct gmle__cuda_module {
   void (*shutdown)(void *state);
   gmle_status (*accumulate)(void *state, const gmle__cuda_batch_view *b,
                             gmle__cuda_partial_view *out);
-  /* Upload a prepared model: *model_data is the module's copy, or NULL
-   * when it stays on the host until scored (not an error). */
+  /* Upload a prepared model into *model_data, the module's copy (the core
+   * calls it at the model's first score on a context and keeps the copy in
+   * the model until free_model). */
   gmle_status (*prepare_model)(void *state, const gmle__cuda_model_view *m,
                                void **model_data);
   void (*free_model)(void *state, void *model_data);
-  /* Score a validated batch; *model_data as from prepare_model, uploaded
-   * here when still NULL. */
+  /* Score a validated batch; model_data as from prepare_model. */
   gmle_status (*score)(void *state, const gmle__cuda_model_view *m,
-                       void **model_data, const gmle__cuda_batch_view *b,
+                       const void *model_data, const gmle__cuda_batch_view *b,
                        gmle_output what, gmle_dtype out_dtype, void *out);
   gmle_status (*synchronize)(void *state);
   gmle_status (*list_devices)(gmle__cuda_hctx *h, gmle_device_info *out,
@@ -165,7 +162,7 @@ typedef struct gmle__cuda_module {
                             gmle__cuda_dev_result *out);
   /* gmle_cuda_score_device (arguments checked by the loader). */
   gmle_status (*score_device)(void *state, const gmle__cuda_model_view *m,
-                              void **model_data, const void *d_x,
+                              const void *model_data, const void *d_x,
                               gmle_dtype dtype, size_t n_rows,
                               size_t row_stride, gmle_output what,
                               gmle_dtype out_dtype, void *d_out);

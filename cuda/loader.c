@@ -47,19 +47,12 @@ static void host_log(gmle__cuda_hctx *h, gmle_log_level lvl, const char *msg) {
   gmle__log(from_hctx(h), lvl, "%s", msg);
 }
 
-static void host_take_error(gmle__cuda_hctx *h, char *buf, size_t len) {
-  gmle_context *ctx = from_hctx(h);
-  snprintf(buf, len, "%s", ctx->err);
-  gmle__clear_error(ctx);
-}
-
 static const gmle__cuda_host host_services = {
     .abi_major = GMLE__CUDA_ABI_MAJOR,
     .abi_minor = GMLE__CUDA_ABI_MINOR,
     .size = sizeof(gmle__cuda_host),
     .verror = host_verror,
     .log = host_log,
-    .take_error = host_take_error,
 };
 
 /* A module of this major whose table holds every entry this loader calls
@@ -182,11 +175,6 @@ static gmle__cuda_model_view model_view(const gmle_model *m) {
   return v;
 }
 
-/* The model's device copy is a cache on a logically const model. */
-static void **model_data(const gmle_model *m) {
-  return &((gmle_model *)(uintptr_t)m)->backend_model;
-}
-
 static gmle_status px_init(gmle_context *ctx, int device, void **state) {
   *state = NULL;
   char why[1536];
@@ -211,25 +199,26 @@ static gmle_status px_accumulate(gmle_context *ctx, const gmle__batch *b,
   return module->accumulate(ctx->bstate, &bv, &pv);
 }
 
-static void px_free_model(gmle_context *ctx, gmle_model *m) {
-  if (module && m->backend_model)
-    module->free_model(ctx->bstate, m->backend_model);
-  m->backend_model = NULL;
+/* The model's device copy: built by the core at the first score on this
+ * context (gmle__model_backend_data), kept in the model, freed through
+ * free_model with the state that built it. */
+static gmle_status px_prepare_model(gmle_context *ctx, const gmle_model *m,
+                                    void **data) {
+  const gmle__cuda_model_view mv = model_view(m);
+  return module->prepare_model(ctx->bstate, &mv, data);
 }
 
-static gmle_status px_prepare_model(gmle_context *ctx, gmle_model *m) {
-  px_free_model(ctx, m);
-  const gmle__cuda_model_view mv = model_view(m);
-  return module->prepare_model(ctx->bstate, &mv, &m->backend_model);
+static void px_free_model(void *state, void *data) {
+  if (module && data)
+    module->free_model(state, data);
 }
 
 static gmle_status px_score(gmle_context *ctx, const gmle_model *m,
-                            const gmle__batch *b, gmle_output what,
-                            gmle_dtype out_dtype, void *out) {
+                            const void *model_data, const gmle__batch *b,
+                            gmle_output what, gmle_dtype out_dtype, void *out) {
   const gmle__cuda_model_view mv = model_view(m);
   const gmle__cuda_batch_view bv = batch_view(b);
-  return module->score(ctx->bstate, &mv, model_data(m), &bv, what, out_dtype,
-                       out);
+  return module->score(ctx->bstate, &mv, model_data, &bv, what, out_dtype, out);
 }
 
 static gmle_status px_synchronize(gmle_context *ctx) {
@@ -372,9 +361,18 @@ gmle_status gmle_cuda_score_device(gmle_context *ctx, const gmle_model *m,
     return GMLE_OK;
   GMLE_RETURN_IF(!d_x || !d_out, ctx, GMLE_E_INVALID_ARG,
                  "cuda_score_device: %s is NULL", d_x ? "out" : "x");
+  /* The model's device copy, as gmle_score gets it (built at first use). */
+  void *data;
+  int transient;
+  GMLE_TRY(gmle__model_backend_data(ctx, ctx->ops, ctx->bstate, m, &data,
+                                    &transient));
   const gmle__cuda_model_view mv = model_view(m);
-  return module->score_device(ctx->bstate, &mv, model_data(m), d_x, dtype,
-                              n_rows, row_stride, what, out_dtype, d_out);
+  const gmle_status s =
+      module->score_device(ctx->bstate, &mv, data, d_x, dtype, n_rows,
+                           row_stride, what, out_dtype, d_out);
+  if (transient)
+    px_free_model(ctx->bstate, data);
+  return s;
 }
 
 gmle_status gmle_cuda_devices(gmle_cuda_device_info *out, size_t max,

@@ -44,9 +44,10 @@
  * (PAR_WORK), taking tiles from a shared counter, so a thread slowed by
  * other work on the machine takes fewer. Memory: per thread one tile (D x R
  * doubles, twice for tied) and its per-class values (C x R doubles; R
- * shrinks when C is large), in ctx->score_scratch, whatever the number of
- * rows.
+ * shrinks when C is large), in the CPU state's scratch (host/cpu_state.h),
+ * whatever the number of rows.
  */
+#include "cpu_state.h"
 #include "isa.h"
 #include "score_kern.h"
 
@@ -136,19 +137,19 @@ static void tile_distances(const gmle__score_job *jb, const tile_bufs *tb,
       for (size_t g = 0; g < nvec; g += GV) {
         const size_t nv = min_size(GV, nvec - g);
         for (size_t a = a0; a < a1; a++)
-          k->tri_q(sc->kp + a * tl, D, tb->x_tile + g * VW, ldx, nv,
+          k->tri_q(jb->kp + a * tl, D, tb->x_tile + g * VW, ldx, nv,
                    tb->q_tile + a * ldx + g * VW);
       }
     }
     return;
   }
   const int tied = m->cov == GMLE_COV_TIED;
-  const double *dp = sc->kp + (tied ? tl : 0);
+  const double *dp = jb->kp + (tied ? tl : 0);
   for (size_t g = 0; g < nvec; g += GV) {
     const size_t nv = min_size(GV, nvec - g);
     const double *src = tb->x_tile + g * VW;
     if (tied) {
-      k->tri_z(sc->kp, D, tb->x_tile + g * VW, ldx, nv, tb->z_tile + g * VW,
+      k->tri_z(jb->kp, D, tb->x_tile + g * VW, ldx, nv, tb->z_tile + g * VW,
                ldx);
       src = tb->z_tile + g * VW;
     }
@@ -257,22 +258,23 @@ static size_t plan_tiles(gmle__score_job *jb, size_t n, int n_threads) {
 }
 
 /* Scratch of at least n doubles, reused across the batches of a call. */
-static double *scratch(gmle_context *ctx, size_t n) {
+static double *scratch(gmle__cpu_state *cs, size_t n) {
   size_t bytes;
   if (gmle__mul_size(n, sizeof(double), &bytes))
     return NULL;
-  if (ctx->score_scratch && ctx->score_scratch_bytes >= bytes)
-    return ctx->score_scratch;
-  gmle__free(ctx->score_scratch);
-  ctx->score_scratch = gmle__malloc(bytes);
-  ctx->score_scratch_bytes = ctx->score_scratch ? bytes : 0;
-  return ctx->score_scratch;
+  if (cs->scratch && cs->scratch_bytes >= bytes)
+    return cs->scratch;
+  gmle__free(cs->scratch);
+  cs->scratch = gmle__malloc(bytes);
+  cs->scratch_bytes = cs->scratch ? bytes : 0;
+  return cs->scratch;
 }
 
 /* The scratch of nt threads (per thread XT (+ ZT) and PT, each 64-byte
  * aligned, *per doubles), then the class constants, which are filled in. */
-static gmle_status thread_scratch(gmle_context *ctx, gmle__score_job *jb,
-                                  size_t nt, double **buf, size_t *per) {
+static gmle_status thread_scratch(gmle_context *ctx, gmle__cpu_state *cs,
+                                  gmle__score_job *jb, size_t nt, double **buf,
+                                  size_t *per) {
   const gmle_model *m = jb->model;
   const gmle__score_cache *sc = m->score_cache;
   const size_t D = m->dim, Ca = sc->n_active;
@@ -286,7 +288,7 @@ static gmle_status thread_scratch(gmle_context *ctx, gmle__score_job *jb,
                  "score: %zu classes x %zu features is too large for the "
                  "host scratch",
                  Ca, D);
-  double *S = scratch(ctx, total);
+  double *S = scratch(cs, total);
   GMLE_RETURN_IF(!S, ctx, GMLE_E_OUT_OF_MEMORY,
                  "score: out of memory (%zu doubles of scratch)", total);
   double *jc = S + nt * *per;
@@ -299,16 +301,18 @@ static gmle_status thread_scratch(gmle_context *ctx, gmle__score_job *jb,
   return GMLE_OK;
 }
 
-gmle_status gmle__cpu_score(gmle_context *ctx, const gmle_model *m,
+gmle_status gmle__cpu_score(gmle_context *ctx, gmle__cpu_state *cs,
+                            const gmle_model *m, const void *model_data,
                             const gmle__batch *b, gmle_output what,
                             gmle_dtype out_dtype, void *out) {
   const gmle__score_cache *sc = m->score_cache;
-  GMLE_RETURN_IF(!sc || (!sc->kp && sc->n_active > 0), ctx, GMLE_E_INTERNAL,
+  GMLE_RETURN_IF(!sc || !model_data, ctx, GMLE_E_INTERNAL,
                  "score: the model has not been prepared for scoring");
   if (b->n_rows == 0)
     return GMLE_OK;
   gmle__score_job jb = {.model = m,
                         .batch = b,
+                        .kp = model_data,
                         .what = what,
                         .out_dtype = out_dtype,
                         .out = out,
@@ -318,7 +322,7 @@ gmle_status gmle__cpu_score(gmle_context *ctx, const gmle_model *m,
   const size_t nt = plan_tiles(&jb, b->n_rows, ctx->n_threads);
   double *buf;
   size_t per;
-  gmle_status st = thread_scratch(ctx, &jb, nt, &buf, &per);
+  gmle_status st = thread_scratch(ctx, cs, &jb, nt, &buf, &per);
   if (st != GMLE_OK)
     return st;
   sched sch;

@@ -13,7 +13,7 @@
  * outputs while in cache. Each row is computed on its own, so results do
  * not depend on tiling, thread count or batch boundaries.
  *
- * The kernels' parameters (sc->kp) are packed by gmle__cpu_score_pack
+ * The kernels' parameters (jb->kp) are packed by gmle__cpu_score_pack
  * (host/score_pack.c) in two layouts:
  *   triangular (full, tied): by blocks of IB rows of L^-1 (pack_tri);
  *   diagonal (diag, spherical, and tied after z = L^-1 (x - m)): by blocks
@@ -68,6 +68,7 @@ size_t gmle__score_tri_len(size_t D);
 typedef struct gmle__score_job {
   const gmle_model *model;
   const gmle__batch *batch;
+  const double *kp; /* the packed parameters (gmle__cpu_score_pack) */
   gmle_output what;
   gmle_dtype out_dtype;
   void *out;

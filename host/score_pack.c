@@ -1,5 +1,7 @@
-/* score_pack.c -- the CPU scoring kernels' parameters (sc->kp), packed
- * once per model in the layouts the kernels walk (see score_kern.h). */
+/* score_pack.c -- the CPU scoring kernels' parameters (the CPU backend's
+ * model data), packed once per model, at its first score on the CPU, in
+ * the layouts the kernels walk (see score_kern.h). */
+#include "cpu_state.h"
 #include "score_kern.h"
 
 #include <string.h>
@@ -59,7 +61,9 @@ static void pack_diag(const gmle_model *m, const gmle__score_cache *sc,
     }
 }
 
-gmle_status gmle__cpu_score_pack(const gmle_model *m, gmle__score_cache *sc) {
+gmle_status gmle__cpu_score_pack(gmle_context *ctx, const gmle_model *m,
+                                 double **out) {
+  const gmle__score_cache *sc = m->score_cache;
   const size_t D = m->dim, Ca = sc->n_active, tl = gmle__score_tri_len(D);
   size_t n = 0, t;
   int bad = 0;
@@ -76,13 +80,13 @@ gmle_status gmle__cpu_score_pack(const gmle_model *m, gmle__score_cache *sc) {
     break;
   }
   size_t bytes = 0;
-  GMLE_RETURN_IF(bad || gmle__mul_size(n ? n : 1, sizeof(double), &bytes),
-                 m->ctx, GMLE_E_TOO_LARGE,
+  GMLE_RETURN_IF(bad || gmle__mul_size(n ? n : 1, sizeof(double), &bytes), ctx,
+                 GMLE_E_TOO_LARGE,
                  "prepare: the scoring kernels' parameters (%zu classes x "
                  "%zu features) overflow size_t",
                  Ca, D);
   double *kp = gmle__aligned_alloc(bytes);
-  GMLE_RETURN_IF(!kp, m->ctx, GMLE_E_OUT_OF_MEMORY,
+  GMLE_RETURN_IF(!kp, ctx, GMLE_E_OUT_OF_MEMORY,
                  "prepare: out of memory (%zu bytes of scoring kernel "
                  "parameters)",
                  bytes);
@@ -101,7 +105,6 @@ gmle_status gmle__cpu_score_pack(const gmle_model *m, gmle__score_cache *sc) {
     pack_diag(m, sc, kp);
     break;
   }
-  sc->kp = kp;
-  sc->kp_len = n;
+  *out = kp;
   return GMLE_OK;
 }

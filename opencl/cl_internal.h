@@ -256,11 +256,12 @@ gmle_status gmle__cl_arg(gmle_context *ctx, cl_kernel k, cl_uint i, size_t size,
 gmle_status gmle__cl_accumulate(gmle_context *ctx, const gmle__batch *b,
                                 gmle__partial *out);
 /* cl_score.c */
-gmle_status gmle__cl_prepare_model(gmle_context *ctx, gmle_model *m);
-void gmle__cl_free_model(gmle_context *ctx, gmle_model *m);
+gmle_status gmle__cl_prepare_model(gmle_context *ctx, const gmle_model *m,
+                                   void **data);
+void gmle__cl_free_model(void *state, void *data);
 gmle_status gmle__cl_score(gmle_context *ctx, const gmle_model *m,
-                           const gmle__batch *b, gmle_output what,
-                           gmle_dtype out_dtype, void *out);
+                           const void *model_data, const gmle__batch *b,
+                           gmle_output what, gmle_dtype out_dtype, void *out);
 
 /* ------------------------------------------------------------------------ */
 /* Test hooks (exported for tests/test_opencl.c only)                       */

@@ -1,6 +1,7 @@
 /* cl_score.c -- bulk scoring on an OpenCL device.
  *
- * prepare_model uploads a model's scoring parameters once: the means, the
+ * prepare_model uploads a model's scoring parameters once, at its first
+ * score on this context (the core keeps the copy in the model): the means, the
  * inverse Cholesky factors of the host's scoring cache (full: one per
  * non-empty class; tied: one; padded to a multiple of JB rows) or the
  * inverse standard deviations (diag, spherical), lconst_c = -1/2 (D log 2pi
@@ -25,7 +26,6 @@
 
 #define CL_MODEL_MAGIC 0x676d6c65636c6d64ULL /* "gmleclmd" */
 
-
 typedef struct cl_model {
   uint64_t magic;
   const gmle__cl_state *owner;
@@ -45,9 +45,9 @@ static void model_release(cl_model *cm) {
   gmle__free(cm);
 }
 
-/* The model's device copy on this context, or NULL. */
-static cl_model *model_of(const gmle_context *ctx, const gmle_model *m) {
-  cl_model *cm = m->backend_model;
+/* The model's device copy made on this context, or NULL. */
+static const cl_model *model_of(const gmle_context *ctx, const void *data) {
+  const cl_model *cm = data;
   if (cm && cm->magic == CL_MODEL_MAGIC && cm->owner == ctx->bstate)
     return cm;
   return NULL;
@@ -140,32 +140,22 @@ static gmle_status model_build(gmle_context *ctx, const gmle_model *m,
   return GMLE_OK;
 }
 
-gmle_status gmle__cl_prepare_model(gmle_context *ctx, gmle_model *m) {
+gmle_status gmle__cl_prepare_model(gmle_context *ctx, const gmle_model *m,
+                                   void **data) {
   gmle__cl_state *s = gmle__cl_state_of(ctx);
-  gmle__cl_free_model(ctx, m);
+  *data = NULL;
   GMLE_TRY(gmle__cl_enter(ctx));
   if (!s->fp64)
     return GMLE_OK; /* scored on the host */
   cl_model *cm = NULL;
-  gmle_status st = model_build(ctx, m, &cm);
-  if (st == GMLE_OK) {
-    m->backend_model = cm;
-    return GMLE_OK;
-  }
-  if (st == GMLE_E_OUT_OF_MEMORY || st == GMLE_E_INTERNAL)
-    return st;
-  /* A device failure does not make the model unusable: scoring tries the
-   * upload again and reports the error there. */
-  gmle__clear_error(ctx);
+  GMLE_TRY(model_build(ctx, m, &cm));
+  *data = cm;
   return GMLE_OK;
 }
 
-void gmle__cl_free_model(gmle_context *ctx, gmle_model *m) {
-  cl_model *cm = model_of(ctx, m);
-  if (!cm)
-    return;
-  model_release(cm);
-  m->backend_model = NULL;
+void gmle__cl_free_model(void *state, void *data) {
+  (void)state;
+  model_release(data);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -374,8 +364,8 @@ static gmle_status score_run(gmle_context *ctx, const splan *p) {
 }
 
 gmle_status gmle__cl_score(gmle_context *ctx, const gmle_model *m,
-                           const gmle__batch *b, gmle_output what,
-                           gmle_dtype out_dtype, void *out) {
+                           const void *model_data, const gmle__batch *b,
+                           gmle_output what, gmle_dtype out_dtype, void *out) {
   gmle__cl_state *s = gmle__cl_state_of(ctx);
   GMLE_TRY(gmle__cl_enter(ctx));
   if (b->n_rows == 0)
@@ -386,16 +376,9 @@ gmle_status gmle__cl_score(gmle_context *ctx, const gmle_model *m,
                  GMLE_E_TOO_LARGE,
                  "OpenCL score: %zu classes x %zu rows exceed 32-bit counts",
                  m->n_classes, b->n_rows);
-  cl_model *cm = model_of(ctx, m), *tmp = NULL;
-  if (!cm) {
-    /* Not uploaded yet (prepare_model could not): do it now. A model of
-     * another context is uploaded for this call only. */
-    GMLE_TRY(model_build(ctx, m, &cm));
-    if (m->ctx == ctx && !m->backend_model)
-      ((gmle_model *)(uintptr_t)m)->backend_model = cm;
-    else
-      tmp = cm;
-  }
+  const cl_model *cm = model_of(ctx, model_data);
+  GMLE_RETURN_IF(!cm, ctx, GMLE_E_INTERNAL,
+                 "OpenCL score: the model was not uploaded to this context");
   splan p;
   memset(&p, 0, sizeof p);
   p.m = m;
@@ -428,6 +411,5 @@ gmle_status gmle__cl_score(gmle_context *ctx, const gmle_model *m,
   }
   if (st == GMLE_OK) /* work is queued: other than OOM, a failure loses */
     st = gmle__cl_lose(ctx, score_run(ctx, &p));
-  model_release(tmp);
   return st;
 }

@@ -8,6 +8,7 @@
 
 #include "gmle.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -108,11 +109,10 @@ struct gmle_context {
   char notice[512];          /* AUTO fallback notice, delivered to the log
                                 callback when one is installed */
   char err[GMLE__ERR_LEN];   /* written through const pointers: see error.c */
-  /* Host scratch reused across the batches of one scoring call: grown by
-   * host/score_cpu.c, released by gmle__score_scratch_release (src/score.c)
-   * at the end of gmle_score / gmle_total_loglik. */
-  void *score_scratch;
-  size_t score_scratch_bytes;
+  /* The host fallback backend's own state (gmle__backend_host_fallback),
+   * created by src/registry.c at the first batch a device backend declines,
+   * shut down by gmle_context_free; NULL until then. */
+  void *fallback_state;
 };
 
 /* Per-class sufficient statistics, float64, around per-class shifts. */
@@ -156,9 +156,17 @@ struct gmle_model {
   double train_loglik;       /* class-conditional: sum_c n_c E[log N] */
   double train_loglik_joint; /* plus sum_c n_c log pi_c */
   double train_n;            /* sum_c n_c */
-  void *backend_model;       /* backend's prepared copy (device), or NULL */
-  struct gmle__score_cache *score_cache; /* host GEMM-form scoring data
-                                            (src/prepare.c), or NULL */
+  struct gmle__score_cache *score_cache; /* GEMM-form scoring data every
+                                            backend reads (src/prepare.c),
+                                            or NULL */
+  /* Each backend's own scoring data, built at the first score by
+   * gmle__model_backend_data (src/model.c) under data_lock. */
+  pthread_mutex_t data_lock;
+  struct gmle__model_data {
+    const struct gmle__backend_ops *ops; /* NULL: slot unused */
+    void *state; /* the backend state that built it */
+    void *data;  /* what prepare_model made */
+  } backend_data[2];
 };
 
 /* What src/prepare.c precomputes for GEMM-form scoring (host/score_cpu.c).
@@ -174,14 +182,8 @@ typedef struct gmle__score_cache {
   double *b;        /* full/tied: [n_active*D] L_c^-1 (mu_c - m);
                        diag/spherical: [n_active] sum (mu_c - m)^2 / var */
   double *lconst;   /* [n_active] -1/2 (D log 2pi + log|Sigma_c|) */
-  double *kp;       /* the CPU kernels' packed parameters (host/score_cpu.c,
-                       gmle__cpu_score_pack); 64-byte aligned */
-  size_t kp_len;    /* doubles in kp */
 } gmle__score_cache;
 void gmle__score_cache_free(gmle__score_cache *sc); /* src/prepare.c */
-/* src/score.c: free ctx->score_scratch (callers of ops->score other than
- * gmle_score call it after their batch loop). */
-void gmle__score_scratch_release(gmle_context *ctx);
 
 /* ------------------------------------------------------------------------ */
 /* Backends                                                                 */
@@ -279,13 +281,22 @@ typedef struct gmle__backend_ops {
   /* Accumulate a batch into a zeroed partial. */
   gmle_status (*accumulate)(gmle_context *ctx, const gmle__batch *b,
                             gmle__partial *out);
-  /* optional: build the backend's copy of a prepared model */
-  gmle_status (*prepare_model)(gmle_context *ctx, gmle_model *m);
-  void (*free_model)(gmle_context *ctx, gmle_model *m); /* optional */
-  /* Score a validated batch (rows finite); out as for gmle_score. */
+  /* optional: build the backend's scoring data for the prepared model m
+   * into *data (NULL is allowed). Called by the core at the first score of
+   * m, never at fit or load: see gmle__model_backend_data. */
+  gmle_status (*prepare_model)(gmle_context *ctx, const gmle_model *m,
+                               void **data);
+  /* optional: free what prepare_model made, with the state that made it
+   * (still alive: a context outlives its models) */
+  void (*free_model)(void *backend_state, void *data);
+  /* Score a validated batch (rows finite) with model_data from
+   * prepare_model (NULL without one); out as for gmle_score. */
   gmle_status (*score)(gmle_context *ctx, const gmle_model *m,
-                       const gmle__batch *b, gmle_output what,
-                       gmle_dtype out_dtype, void *out);
+                       const void *model_data, const gmle__batch *b,
+                       gmle_output what, gmle_dtype out_dtype, void *out);
+  /* optional: a scoring call (gmle_score, gmle_total_loglik's batch loop)
+   * has ended; the backend may release what it kept across its batches */
+  void (*score_end)(void *backend_state);
   gmle_status (*synchronize)(gmle_context *ctx); /* optional */
   /* optional: describe the backend's devices for gmle_device_list (out
    * holds cap entries; *n_found may exceed cap). ctx is a scratch context
@@ -298,9 +309,34 @@ typedef struct gmle__backend_ops {
 /* registry.c */
 const gmle__backend_ops *gmle__backend_lookup(gmle_backend b);
 /* registry.c: the backend that scores on the host for a backend whose
- * score answers GMLE_E_UNSUPPORTED (src/score.c); its state is not
- * needed (it reads ctx->n_threads and ctx->score_scratch only). */
+ * score answers GMLE_E_UNSUPPORTED (src/score.c). */
 const gmle__backend_ops *gmle__backend_host_fallback(void);
+/* registry.c: the host fallback's own state on ctx, created at first use
+ * (with host->init on a scratch context: ctx's device name stays). */
+gmle_status gmle__backend_fallback_state(gmle_context *ctx, void **state);
+/* registry.c: the state of backend `ops` on ctx: ctx->bstate when ops is
+ * the context's backend, else the fallback state (NULL when not created). */
+void *gmle__backend_state(const gmle_context *ctx,
+                          const gmle__backend_ops *ops);
+/* registry.c: tell the context's backend, and the fallback when it has a
+ * state, that a scoring call ended (gmle__backend_ops.score_end). */
+void gmle__backend_score_end(gmle_context *ctx);
+
+/* src/model.c: backend `ops` (with its `state` on ctx)'s scoring data for
+ * m, built by ops->prepare_model at the first call and kept in the model
+ * for later calls, keyed by (ops, state). A model is scored only on the
+ * context it was made on (src/score.c refuses others), so at most two
+ * states ever ask: the context's backend and the host fallback; the model
+ * keeps a slot for each. Should a third ask, its data is built for that
+ * call only: *transient is then 1 and the caller frees *data with
+ * ops->free_model after the call. Thread-safe (m->data_lock). The data
+ * is freed by gmle_model_free through the backend that built it, with
+ * the state that built it: a context (and so its states, the fallback's
+ * included) must outlive its models, as gmle.h requires. */
+gmle_status gmle__model_backend_data(gmle_context *ctx,
+                                     const gmle__backend_ops *ops, void *state,
+                                     const gmle_model *m, void **data,
+                                     int *transient);
 
 /* host/cpu_backend.c */
 extern const gmle__backend_ops gmle__cpu_backend;
@@ -315,15 +351,6 @@ extern const gmle__backend_ops gmle__cuda_backend;
 /* host/gram.c: the per-class shifted Gram kernel (uses all threads). */
 gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
                                  gmle__partial *out);
-
-/* host/score_cpu.c */
-gmle_status gmle__cpu_score(gmle_context *ctx, const gmle_model *m,
-                            const gmle__batch *b, gmle_output what,
-                            gmle_dtype out_dtype, void *out);
-
-/* host/score_cpu.c: pack sc's parameters for the CPU kernels (sc->kp);
- * called by src/prepare.c once w, b and lconst are set. */
-gmle_status gmle__cpu_score_pack(const gmle_model *m, gmle__score_cache *sc);
 
 /* src/prepare.c: Cholesky factors, log-determinants, log priors. */
 gmle_status gmle__model_prepare(gmle_model *m);

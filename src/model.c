@@ -29,11 +29,72 @@ size_t gmle__cov_len(gmle_cov_type cov, size_t dim, size_t n_classes) {
   return 0;
 }
 
+/* Each backend's scoring data, through the backend (and state) that built
+ * it: the model need not know its context for this. */
+static void free_backend_data(gmle_model *m) {
+  for (size_t i = 0; i < sizeof m->backend_data / sizeof m->backend_data[0];
+       i++) {
+    struct gmle__model_data *d = &m->backend_data[i];
+    if (d->ops && d->ops->free_model)
+      d->ops->free_model(d->state, d->data);
+    d->ops = NULL;
+  }
+}
+
+/* Build the data of (ops, state) into a free slot, or for this call only
+ * when none is free. Called with m->data_lock held. */
+static gmle_status build_backend_data(gmle_context *ctx,
+                                      const gmle__backend_ops *ops, void *state,
+                                      gmle_model *m, void **data,
+                                      int *transient) {
+  struct gmle__model_data *slot = NULL;
+  for (size_t i = 0; i < sizeof m->backend_data / sizeof m->backend_data[0];
+       i++)
+    if (!m->backend_data[i].ops) {
+      slot = &m->backend_data[i];
+      break;
+    }
+  GMLE_TRY(ops->prepare_model(ctx, m, data));
+  if (!slot) {
+    *transient = 1;
+    return GMLE_OK;
+  }
+  slot->ops = ops;
+  slot->state = state;
+  slot->data = *data;
+  return GMLE_OK;
+}
+
+gmle_status gmle__model_backend_data(gmle_context *ctx,
+                                     const gmle__backend_ops *ops, void *state,
+                                     const gmle_model *cm, void **data,
+                                     int *transient) {
+  *data = NULL;
+  *transient = 0;
+  if (!ops->prepare_model)
+    return GMLE_OK;
+  /* The model is logically const: its backend data is a cache. */
+  gmle_model *m = (gmle_model *)(uintptr_t)cm;
+  pthread_mutex_lock(&m->data_lock);
+  for (size_t i = 0; i < sizeof m->backend_data / sizeof m->backend_data[0];
+       i++) {
+    const struct gmle__model_data *d = &m->backend_data[i];
+    if (d->ops == ops && d->state == state) {
+      *data = d->data;
+      pthread_mutex_unlock(&m->data_lock);
+      return GMLE_OK;
+    }
+  }
+  const gmle_status s = build_backend_data(ctx, ops, state, m, data, transient);
+  pthread_mutex_unlock(&m->data_lock);
+  return s;
+}
+
 void gmle_model_free(gmle_model *m) {
   if (!m)
     return;
-  if (m->ctx && m->ctx->ops && m->ctx->ops->free_model)
-    m->ctx->ops->free_model(m->ctx, m);
+  free_backend_data(m);
+  pthread_mutex_destroy(&m->data_lock);
   if (m->names) {
     for (size_t c = 0; c < m->n_classes; c++)
       gmle__free(m->names[c]);
@@ -71,6 +132,10 @@ gmle_status gmle__model_alloc(gmle_context *ctx, size_t dim, size_t n_classes,
                  "overflows size_t",
                  n_classes, dim, gmle_cov_name(cov));
   gmle_model *m = gmle__calloc(1, sizeof *m);
+  if (m && pthread_mutex_init(&m->data_lock, NULL) != 0) {
+    gmle__free(m);
+    m = NULL;
+  }
   if (!m)
     return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "model: out of memory");
   m->ctx = ctx;

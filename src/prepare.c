@@ -1,6 +1,9 @@
 /* prepare.c -- the model finishing every backend shares (core): log priors,
- * Cholesky factors and log-determinants, and the GEMM-form scoring cache of
- * the CPU backend (stacked inverse factors around a global centre).
+ * Cholesky factors and log-determinants, and the GEMM-form scoring cache
+ * every backend reads (stacked inverse factors around a global centre).
+ * What a backend derives from these for itself (packed kernel parameters,
+ * device copies) it builds at the first score (gmle__model_backend_data,
+ * src/model.c), not here: a model fitted or loaded may never be scored.
  *
  * Empty classes (count 0 or prior 0) are never factorised: their
  * covariances may be zero or garbage. They get an identity factor, a zero
@@ -14,7 +17,6 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
-
 
 /* What would fix a covariance that does not factorise. */
 static const char *remedy(const gmle_model *m) {
@@ -110,7 +112,6 @@ void gmle__score_cache_free(gmle__score_cache *sc) {
   gmle__free(sc->w);
   gmle__free(sc->b);
   gmle__free(sc->lconst);
-  gmle__aligned_free(sc->kp);
   gmle__free(sc);
 }
 
@@ -235,11 +236,6 @@ static gmle_status build_cache(gmle_model *m) {
                        "scored",
                        c);
   }
-  gmle_status ps = gmle__cpu_score_pack(m, sc);
-  if (ps != GMLE_OK) {
-    gmle__score_cache_free(sc);
-    return ps;
-  }
   gmle__score_cache_free(m->score_cache);
   m->score_cache = sc;
   return GMLE_OK;
@@ -316,8 +312,11 @@ static gmle_status prepare(gmle_model *m) {
     break;
   }
   GMLE_TRY(build_cache(m));
-  if (ctx && ctx->ops && ctx->ops->prepare_model)
-    GMLE_TRY(ctx->ops->prepare_model(ctx, m));
+  /* Finishing runs on the host, but a context whose device was lost
+   * answers every call with GMLE_E_DEVICE_LOST (gmle.h), fit and load
+   * included: the backend says whether it still works. */
+  if (ctx && ctx->ops && ctx->ops->synchronize)
+    GMLE_TRY(ctx->ops->synchronize(ctx));
   return GMLE_OK;
 }
 

@@ -28,6 +28,39 @@ const gmle__backend_ops *gmle__backend_host_fallback(void) {
   return &gmle__cpu_backend;
 }
 
+gmle_status gmle__backend_fallback_state(gmle_context *ctx, void **state) {
+  *state = ctx->fallback_state;
+  if (*state)
+    return GMLE_OK;
+  /* init describes its device into the context it is given: a scratch one,
+   * so that ctx keeps its own description; only an error is carried over. */
+  static const gmle_context blank;
+  gmle_context *tmp = gmle__malloc(sizeof *tmp);
+  GMLE_RETURN_IF(!tmp, ctx, GMLE_E_OUT_OF_MEMORY,
+                 "score: out of memory (host fallback backend)");
+  *tmp = blank;
+  gmle_status s = gmle__backend_host_fallback()->init(tmp, -1, state);
+  if (s != GMLE_OK)
+    gmle__error(ctx, s, "score: host fallback backend: %s", tmp->err);
+  else
+    ctx->fallback_state = *state;
+  gmle__free(tmp);
+  return s;
+}
+
+void *gmle__backend_state(const gmle_context *ctx,
+                          const gmle__backend_ops *ops) {
+  return ops == ctx->ops ? ctx->bstate : ctx->fallback_state;
+}
+
+void gmle__backend_score_end(gmle_context *ctx) {
+  const gmle__backend_ops *host = gmle__backend_host_fallback();
+  if (ctx->ops && ctx->ops->score_end)
+    ctx->ops->score_end(ctx->bstate);
+  if (ctx->fallback_state && host->score_end)
+    host->score_end(ctx->fallback_state);
+}
+
 int gmle_backend_compiled(gmle_backend b) {
   return b == GMLE_BACKEND_AUTO || gmle__backend_lookup(b) != NULL;
 }
@@ -124,7 +157,9 @@ void gmle_context_free(gmle_context *ctx) {
     return;
   if (ctx->ops && ctx->ops->shutdown)
     ctx->ops->shutdown(ctx->bstate);
-  gmle__score_scratch_release(ctx);
+  const gmle__backend_ops *host = gmle__backend_host_fallback();
+  if (ctx->fallback_state && host->shutdown)
+    host->shutdown(ctx->fallback_state);
   gmle__free(ctx);
 }
 

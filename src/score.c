@@ -6,14 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-void gmle__score_scratch_release(gmle_context *ctx) {
-  if (!ctx)
-    return;
-  gmle__free(ctx->score_scratch);
-  ctx->score_scratch = NULL;
-  ctx->score_scratch_bytes = 0;
-}
-
 static int valid_output(gmle_output w) {
   return w == GMLE_OUT_LOGLIK || w == GMLE_OUT_JOINT || w == GMLE_OUT_LOGPOST ||
          w == GMLE_OUT_LABEL || w == GMLE_OUT_DENSITY;
@@ -31,8 +23,7 @@ static gmle_status check_input(gmle_context *ctx, const gmle_model *m,
   GMLE_RETURN_IF(!ctx->ops || !ctx->ops->score, ctx, GMLE_E_UNSUPPORTED,
                  "%s: the %s backend cannot score", fn,
                  gmle_backend_name(ctx->backend));
-  GMLE_RETURN_IF(!m->score_cache && m->n_classes > 0 && !m->backend_model, ctx,
-                 GMLE_E_INVALID_ARG,
+  GMLE_RETURN_IF(!m->score_cache && m->n_classes > 0, ctx, GMLE_E_INVALID_ARG,
                  "%s: the model has not been prepared for scoring", fn);
   GMLE_RETURN_IF(
       dtype != GMLE_F32 && dtype != GMLE_F64, ctx, GMLE_E_INVALID_ARG,
@@ -109,18 +100,37 @@ static gmle_status check_batch(gmle_context *ctx, const void *xb,
                      gmle__nonfinite_name(v));
 }
 
+/* One batch on backend `ops` (with its state on ctx), with that backend's
+ * scoring data for m, built at the model's first score. */
+static gmle_status score_on(gmle_context *ctx, const gmle__backend_ops *ops,
+                            void *state, const gmle_model *m,
+                            const gmle__batch *b, gmle_output what,
+                            gmle_dtype out_dtype, void *out) {
+  void *data;
+  int transient;
+  GMLE_TRY(gmle__model_backend_data(ctx, ops, state, m, &data, &transient));
+  const gmle_status s = ops->score(ctx, m, data, b, what, out_dtype, out);
+  if (transient && ops->free_model)
+    ops->free_model(state, data);
+  return s;
+}
+
 /* One batch on the context's backend. A backend that cannot score on its
  * device (an OpenCL device without float64) answers GMLE_E_UNSUPPORTED, and
- * the batch is then scored by the host fallback backend (the registry's). */
+ * the batch is then scored by the host fallback backend (the registry's),
+ * with its own state and model data. */
 static gmle_status backend_score(gmle_context *ctx, const gmle_model *m,
                                  const gmle__batch *b, gmle_output what,
                                  gmle_dtype out_dtype, void *out) {
-  gmle_status s = ctx->ops->score(ctx, m, b, what, out_dtype, out);
+  gmle_status s =
+      score_on(ctx, ctx->ops, ctx->bstate, m, b, what, out_dtype, out);
   const gmle__backend_ops *host = gmle__backend_host_fallback();
   if (s != GMLE_E_UNSUPPORTED || host == ctx->ops)
     return s;
   gmle__clear_error(ctx);
-  return host->score(ctx, m, b, what, out_dtype, out);
+  void *state;
+  GMLE_TRY(gmle__backend_fallback_state(ctx, &state));
+  return score_on(ctx, host, state, m, b, what, out_dtype, out);
 }
 
 gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
@@ -175,7 +185,7 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
                       (unsigned long long)(r / GMLE__SCORE_BATCH_ROWS), r, j,
                       gmle__nonfinite_name(v));
     }
-    gmle__score_scratch_release(ctx);
+    gmle__backend_score_end(ctx);
     return s;
   }
   uint64_t bi = 0;
@@ -198,7 +208,7 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
     s = backend_score(ctx, m, &b, what, out_dtype,
                       (char *)out + r0 * per_row * osz);
   }
-  gmle__score_scratch_release(ctx);
+  gmle__backend_score_end(ctx);
   return s;
 }
 
@@ -287,7 +297,7 @@ gmle_status gmle_total_loglik(gmle_context *ctx, const gmle_model *m,
     }
   }
   gmle__free(buf);
-  gmle__score_scratch_release(ctx);
+  gmle__backend_score_end(ctx);
   if (s != GMLE_OK)
     return s;
   *out = acc.neg_inf ? -INFINITY : acc.s + acc.c;

@@ -19,6 +19,8 @@
 
 #include "gmle_io.h"
 
+#include "../host/cpu_state.h"
+
 #include <dirent.h>
 #include <limits.h>
 #include <math.h>
@@ -191,7 +193,7 @@ static gmle_model *model_copy(const gmle_model *m) {
     for (size_t k = 0; k < C; k++)
       if ((c->names[k] = malloc(strlen(m->names[k]) + 1)) != NULL)
         strcpy(c->names[k], m->names[k]);
-  c->backend_model = NULL;
+  memset(c->backend_data, 0, sizeof c->backend_data);
   c->score_cache = NULL;
   return c;
 }
@@ -600,9 +602,18 @@ static gmle_status score_run(void *e) {
                     s->out_dtype, s->out);
 }
 
+/* The CPU scorer's scratch is released at the end of every scoring call,
+ * whether the CPU is the context's backend or scores as its host fallback. */
+static int cpu_scratch_released(void) {
+  const gmle__cpu_state *cs = ctx->fallback_state;
+  if (!cs && gmle_context_backend(ctx) == GMLE_BACKEND_CPU)
+    cs = ctx->bstate;
+  return !cs || cs->scratch == NULL;
+}
+
 static int score_same(void *e) {
   score_env *s = e;
-  return model_state_equal(s->m, s->snap) && ctx->score_scratch == NULL;
+  return model_state_equal(s->m, s->snap) && cpu_scratch_released();
 }
 
 static void score_undo(void *e) {

@@ -7,6 +7,7 @@
  * gmle__cpu_isa_override. */
 #include "check.h"
 
+#include "../host/cpu_state.h"
 #include "../host/isa.h"
 #include "internal.h"
 
@@ -30,10 +31,13 @@ static double uniform(void) {
 typedef struct fixture {
   gmle_model m;
   gmle__score_cache sc;
+  double *kp; /* the CPU backend's model data (gmle__cpu_score_pack) */
   double *means, *covars, *log_priors, *w, *b, *center, *lconst;
   size_t *active;
   unsigned char *empty;
 } fixture;
+
+static gmle__cpu_state cpu_state; /* the scorer's scratch */
 
 static void fixture_init(fixture *f, gmle_context *ctx, gmle_cov_type cov,
                          size_t D, size_t C, int with_empty) {
@@ -86,7 +90,7 @@ static void fixture_init(fixture *f, gmle_context *ctx, gmle_cov_type cov,
 }
 
 static void fixture_free(fixture *f) {
-  gmle__free(f->sc.kp);
+  gmle__aligned_free(f->kp);
   free(f->means);
   free(f->covars);
   free(f->log_priors);
@@ -188,7 +192,8 @@ static int check_level(gmle_context *ctx, fixture *f, int level, size_t n,
   gmle__cpu_isa_override(level);
   gmle__batch b = {
       .x = xin, .dtype = in_dt, .n_rows = n, .row_stride = stride, .dim = D};
-  int ok = gmle__cpu_score(ctx, &f->m, &b, what, odt, out) == GMLE_OK;
+  int ok = gmle__cpu_score(ctx, &cpu_state, &f->m, f->kp, &b, what, odt, out) ==
+           GMLE_OK;
   CHECK_MSG(ok, "score failed: %s", gmle_context_error(ctx));
   const double tol = odt == GMLE_F32 ? 2e-6 : 1e-10;
   for (size_t r = 0; r < n && ok; r++) {
@@ -221,8 +226,8 @@ static void check_nonfinite(gmle_context *ctx, fixture *f, int level) {
   gmle__cpu_isa_override(level);
   gmle__batch b = {
       .x = x, .dtype = GMLE_F64, .n_rows = n, .row_stride = D, .dim = D};
-  CHECK(gmle__cpu_score(ctx, &f->m, &b, GMLE_OUT_LOGLIK, GMLE_F64, out) ==
-        GMLE_E_NONFINITE_INPUT);
+  CHECK(gmle__cpu_score(ctx, &cpu_state, &f->m, f->kp, &b, GMLE_OUT_LOGLIK,
+                        GMLE_F64, out) == GMLE_E_NONFINITE_INPUT);
   free(x);
   free(out);
 }
@@ -238,7 +243,7 @@ static void run_model(int level, gmle_cov_type cov, size_t D, size_t C,
                                       GMLE_OUT_LABEL};
   fixture f;
   fixture_init(&f, &ctx, cov, D, C, with_empty);
-  CHECK(gmle__cpu_score_pack(&f.m, &f.sc) == GMLE_OK);
+  CHECK(gmle__cpu_score_pack(&ctx, &f.m, &f.kp) == GMLE_OK);
   for (size_t ri = 0; ri < sizeof rows / sizeof *rows; ri++)
     for (size_t wi = 0; wi < sizeof whats / sizeof *whats; wi++)
       for (int dt = 0; dt < 4; dt++)
@@ -275,6 +280,6 @@ int main(int argc, char **argv) {
   RUN(score_kernels_generic_match_direct);
   RUN(score_kernels_avx2_match_direct);
   RUN(score_kernels_avx512_match_direct);
-  gmle__free(ctx.score_scratch);
+  gmle__free(cpu_state.scratch);
   return CHECK_DONE();
 }
