@@ -83,8 +83,8 @@ int gmle__mul_size(size_t a, size_t b, size_t *out);
 int gmle__mul3_size(size_t a, size_t b, size_t c, size_t *out);
 /* Test hook: make the k-th allocation from now fail (k >= 1); 0 disables.
  * Returns the number of allocations seen since the last arm. */
-GMLE_API void gmle__test_fail_alloc_after(long k);
-GMLE_API long gmle__test_alloc_count(void);
+void gmle__test_fail_alloc_after(long k);
+long gmle__test_alloc_count(void);
 
 size_t gmle__dtype_size(gmle_dtype t);
 
