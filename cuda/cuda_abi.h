@@ -19,6 +19,7 @@
 
 #include "internal.h"
 
+#include "cuda_testing.h"
 #include "gmle_cuda.h"
 
 /* Bump on any change to the structs below or to how the module reads the
@@ -97,7 +98,7 @@ typedef struct gmle__cuda_module {
   /* gmle_cuda_devices (no context: the message goes to why). */
   gmle_status (*devices)(gmle_cuda_device_info *out, size_t max,
                          size_t *n_found, char *why, size_t why_len);
-  /* gmle_cuda_inject_fault_at / gmle_cuda_call_count. */
+  /* gmle__cuda_inject_fault_at / gmle__cuda_call_count. */
   gmle_status (*inject_fault)(gmle_context *ctx, gmle_cuda_fault kind,
                               unsigned sites, long k);
   long (*call_count)(const gmle_context *ctx);

@@ -81,10 +81,6 @@ void gmle__aligned_free(void *p);
 /* a*b and a*b*c without overflow: 0 on success, -1 on overflow. */
 int gmle__mul_size(size_t a, size_t b, size_t *out);
 int gmle__mul3_size(size_t a, size_t b, size_t c, size_t *out);
-/* Test hook: make the k-th allocation from now fail (k >= 1); 0 disables.
- * Returns the number of allocations seen since the last arm. */
-void gmle__test_fail_alloc_after(long k);
-long gmle__test_alloc_count(void);
 
 size_t gmle__dtype_size(gmle_dtype t);
 
