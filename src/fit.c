@@ -10,7 +10,6 @@
 #include <omp.h>
 #include <string.h>
 
-
 /* Multiply-adds (C D^3) above which full covariances are fitted on
  * several threads. */
 #define FIT_PAR_WORK 4e6
@@ -91,8 +90,8 @@ typedef struct fit_ctx {
   const gmle_stats *st;
   const gmle_fit_options *opt;
   gmle_context *ctx;
-  double floor;   /* relative floor in absolute terms */
-  double *work;   /* eigen workspace: D*D + D */
+  double floor; /* relative floor in absolute terms */
+  double *work; /* eigen workspace: D*D + D */
 } fit_ctx;
 
 /* OAS shrinkage (Chen, Wiesel, Eldar and Hero 2010) toward tr(S)/D I. */
@@ -120,32 +119,34 @@ static gmle_status singular_error(const fit_ctx *f, size_t c, const char *what,
   const gmle_stats *st = f->st;
   const char *remedy = "set abs_floor (--abs-floor 1e-6), keep the default "
                        "rel_floor, or fit a diagonal covariance";
+  const gmle_error_location loc = {.class_index = c, .fields = GMLE_LOC_CLASS};
   if (f->opt->cov != GMLE_COV_TIED && st->rows[c] == 1)
-    return gmle__error(f->ctx, GMLE_E_ILL_DEFINED_COV,
-                       "class %zu has 1 sample; covariance is ill defined (%s)",
-                       c, remedy);
+    return gmle__error_at(
+        f->ctx, GMLE_E_ILL_DEFINED_COV, &loc,
+        "class %zu has 1 sample; covariance is ill defined (%s)", c, remedy);
   for (size_t j = 0; j < D; j++)
     if (S[j * D + j] <= 0)
-      return gmle__error(f->ctx, GMLE_E_SINGULAR_COV,
-                         "%s %zu: feature %zu is constant (variance 0); "
-                         "covariance is singular (%s)",
-                         f->opt->cov == GMLE_COV_TIED ? "tied covariance, class"
-                                                      : "class",
-                         c, j, remedy);
+      return gmle__error_at(
+          f->ctx, GMLE_E_SINGULAR_COV, &loc,
+          "%s %zu: feature %zu is constant (variance 0); "
+          "covariance is singular (%s)",
+          f->opt->cov == GMLE_COV_TIED ? "tied covariance, class" : "class", c,
+          j, remedy);
   if (f->opt->cov != GMLE_COV_TIED && (double)st->rows[c] <= (double)D)
-    return gmle__error(f->ctx, GMLE_E_SINGULAR_COV,
-                       "class %zu has %llu rows <= %zu features; covariance is "
-                       "singular (%s)",
-                       c, (unsigned long long)st->rows[c], D, remedy);
-  return gmle__error(f->ctx, GMLE_E_SINGULAR_COV,
-                     "class %zu: covariance is singular (%s; %s)", c, what,
-                     remedy);
+    return gmle__error_at(
+        f->ctx, GMLE_E_SINGULAR_COV, &loc,
+        "class %zu has %llu rows <= %zu features; covariance is "
+        "singular (%s)",
+        c, (unsigned long long)st->rows[c], D, remedy);
+  return gmle__error_at(f->ctx, GMLE_E_SINGULAR_COV, &loc,
+                        "class %zu: covariance is singular (%s; %s)", c, what,
+                        remedy);
 }
 
 /* Regularise a full covariance S (D x D, symmetric) in place and fill the
  * report's eigenvalue diagnostics. */
-static gmle_status finish_full(const fit_ctx *f, size_t c, double *S,
-                               double n, gmle_class_report *rep) {
+static gmle_status finish_full(const fit_ctx *f, size_t c, double *S, double n,
+                               gmle_class_report *rep) {
   const size_t D = f->st->dim;
   const gmle_fit_options *o = f->opt;
   for (size_t i = 0; i < D * D; i++)
@@ -163,8 +164,8 @@ static gmle_status finish_full(const fit_ctx *f, size_t c, double *S,
    * when a floor has to be applied (several times cheaper without). */
   double *V = f->work, *w = f->work + D * D;
   memcpy(V, S, D * D * sizeof(double));
-  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)D,
-                                   V, (lapack_int)D, w);
+  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)D, V,
+                                   (lapack_int)D, w);
   if (info != 0 || !isfinite(w[0]) || !isfinite(w[D - 1]))
     return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
                        "class %zu: eigen-decomposition failed (info %d)", c,
@@ -209,8 +210,8 @@ static gmle_status finish_full(const fit_ctx *f, size_t c, double *S,
 }
 
 /* Regularise variances v[0..D) in place (diag; spherical with D = 1). */
-static gmle_status finish_diag(const fit_ctx *f, size_t c, double *v,
-                               size_t D, gmle_class_report *rep) {
+static gmle_status finish_diag(const fit_ctx *f, size_t c, double *v, size_t D,
+                               gmle_class_report *rep) {
   const gmle_fit_options *o = f->opt;
   double vmax = 0;
   for (size_t j = 0; j < D; j++) {
@@ -330,8 +331,8 @@ static gmle_status check_priors(const gmle_stats *st, const double *p) {
   double sum = 0;
   for (size_t c = 0; c < st->n_classes; c++) {
     GMLE_RETURN_IF(!isfinite(p[c]) || p[c] < 0, st->ctx, GMLE_E_INVALID_ARG,
-                   "fit: prior of class %zu is %g (must be finite and >= 0)",
-                   c, p[c]);
+                   "fit: prior of class %zu is %g (must be finite and >= 0)", c,
+                   p[c]);
     sum += p[c];
   }
   GMLE_RETURN_IF(fabs(sum - 1.0) > 1e-9, st->ctx, GMLE_E_INVALID_ARG,
@@ -392,8 +393,8 @@ static gmle_status fit_classes(const fit_ctx *f, gmle_model *m,
   if (f->opt->cov == GMLE_COV_FULL && D < GMLE__BLAS_SMALL && C > 1 &&
       (double)C * (double)D * (double)D * (double)D >= FIT_PAR_WORK)
     nt = f->ctx->n_threads < (int)C ? f->ctx->n_threads : (int)C;
-  double *work = nt > 1 ? gmle__malloc((size_t)nt * wlen * sizeof(double))
-                        : NULL;
+  double *work =
+      nt > 1 ? gmle__malloc((size_t)nt * wlen * sizeof(double)) : NULL;
   if (!work)
     nt = 1;
   gmle_status s = GMLE_OK;

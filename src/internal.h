@@ -50,7 +50,11 @@ gmle_status gmle__error(const gmle_context *ctx, gmle_status s,
                         const char *fmt, ...) GMLE__PRINTF(3, 4);
 gmle_status gmle__verror(const gmle_context *ctx, gmle_status s,
                          const char *fmt, va_list ap);
-/* Clear the context's message (start of every public call). */
+/* gmle__error that also records where (loc: may be NULL). */
+gmle_status gmle__error_at(const gmle_context *ctx, gmle_status s,
+                           const gmle_error_location *loc, const char *fmt,
+                           ...) GMLE__PRINTF(4, 5);
+/* Clear the context's message and location (start of every public call). */
 void gmle__clear_error(const gmle_context *ctx);
 /* Send a message to the context's log callback, if any. */
 void gmle__log(const gmle_context *ctx, gmle_log_level lvl, const char *fmt,
@@ -104,6 +108,7 @@ struct gmle_context {
   char notice[512];          /* AUTO fallback notice, delivered to the log
                                 callback when one is installed */
   char err[GMLE__ERR_LEN];   /* written through const pointers: see error.c */
+  gmle_error_location err_loc; /* beside err, written the same way */
   /* Host scratch reused across the batches of one scoring call: grown by
    * host/score_cpu.c, released by gmle__score_scratch_release (src/score.c)
    * at the end of gmle_score / gmle_total_loglik. */
