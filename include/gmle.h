@@ -18,6 +18,12 @@
  *   context.
  * - Sizes and counts are size_t. Row strides count elements, not bytes:
  *   row r of X starts at X + r * row_stride.
+ * - Option structs (gmle_fit_options, gmle_reader_options) lead with
+ *   `size_t struct_size`, set by their gmle_X_options_init(): fill them with
+ *   it, then change members. The library reads only the members inside the
+ *   caller's struct_size and uses the defaults for the rest, so a struct can
+ *   gain members without breaking programs built against an older gmle.h;
+ *   a struct_size of 0, or below the first version's, is GMLE_E_INVALID_ARG.
  * - The library never aborts and never prints. Diagnostics go to the log
  *   callback of the context, which is silent by default.
  *
@@ -357,6 +363,7 @@ GMLE_API const char *gmle_stats_class_name(const gmle_stats *st, size_t c);
  *  eigenvalue for full and tied covariances) is at least rel_floor * (the
  *  largest within-class feature variance over all accumulated data). */
 typedef struct gmle_fit_options {
+  size_t struct_size;   /**< set by gmle_fit_options_init (see the top) */
   gmle_cov_type cov;    /**< default GMLE_COV_FULL */
   const double *priors; /**< n_classes priors summing to 1, or NULL: n_c/n */
   double rel_floor;     /**< default 1e-9; 0 disables */
@@ -368,7 +375,9 @@ typedef struct gmle_fit_options {
                              score -inf; 0: an empty class is an error */
 } gmle_fit_options;
 
-/** Fill opt with the defaults. */
+/** Fill opt with the defaults and struct_size = sizeof *opt. Members added
+ *  later go at the end; a program built against an older gmle.h gets their
+ *  defaults. */
 GMLE_API void gmle_fit_options_init(gmle_fit_options *opt);
 
 /** Fit a model from statistics. opt may be NULL (defaults).

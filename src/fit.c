@@ -14,10 +14,15 @@
  * several threads. */
 #define FIT_PAR_WORK 4e6
 
+/* The first version of gmle_fit_options ended with allow_empty. */
+#define FIT_OPTIONS_FIRST_SIZE                                                 \
+  (offsetof(gmle_fit_options, allow_empty) + sizeof(int))
+
 void gmle_fit_options_init(gmle_fit_options *opt) {
   if (!opt)
     return;
   memset(opt, 0, sizeof *opt);
+  opt->struct_size = sizeof *opt;
   opt->cov = GMLE_COV_FULL;
   opt->priors = NULL;
   opt->rel_floor = 1e-9;
@@ -538,11 +543,12 @@ gmle_status gmle_fit(const gmle_stats *st, const gmle_fit_options *opt,
   gmle__clear_error(ctx);
   GMLE_RETURN_IF(!out, ctx, GMLE_E_INVALID_ARG, "fit: out is NULL");
   *out = NULL;
-  gmle_fit_options defaults;
-  if (!opt) {
-    gmle_fit_options_init(&defaults);
-    opt = &defaults;
-  }
+  gmle_fit_options given;
+  gmle_fit_options_init(&given);
+  if (opt)
+    GMLE_TRY(gmle__read_options(ctx, &given, sizeof given, opt,
+                                FIT_OPTIONS_FIRST_SIZE, "fit"));
+  opt = &given;
   const size_t D = st->dim, C = st->n_classes;
   GMLE_RETURN_IF(opt->cov < GMLE_COV_FULL || opt->cov > GMLE_COV_TIED, ctx,
                  GMLE_E_INVALID_ARG, "fit: unknown covariance type %d",

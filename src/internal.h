@@ -88,6 +88,15 @@ int gmle__mul3_size(size_t a, size_t b, size_t c, size_t *out);
 
 size_t gmle__dtype_size(gmle_dtype t);
 
+/* Copy a caller's option struct (src, which leads with size_t struct_size)
+ * over dst (dst_size bytes, already holding the defaults): only the members
+ * inside the caller's struct_size are read, and dst's struct_size becomes
+ * dst_size. GMLE_E_INVALID_ARG (naming `what`) when struct_size is below
+ * first_size, the size of the struct's first version (0 included). */
+gmle_status gmle__read_options(const gmle_context *ctx, void *dst,
+                               size_t dst_size, const void *src,
+                               size_t first_size, const char *what);
+
 /* ------------------------------------------------------------------------ */
 /* Objects                                                                  */
 /* ------------------------------------------------------------------------ */
