@@ -239,7 +239,7 @@ static void fault_from_env(cu_state *S) {
 }
 
 /* Counting starts with every site selected (the environment variable and
- * gmle_cuda_inject_fault without sites). */
+ * gmle__cuda_inject_fault without sites). */
 static void fault_init(cu_state *S) {
   S->fault_sites = GMLE__CU_SITE_ALL;
   fault_from_env(S);

@@ -24,6 +24,8 @@
 #define GMLE_CUDA_ABI_H
 
 #include "gmle.h"
+
+#include "cuda_testing.h"
 #include "gmle_cuda.h"
 
 #include <stdarg.h>
@@ -169,7 +171,7 @@ typedef struct gmle__cuda_module {
   /* gmle_cuda_devices (no context: the message goes to why). */
   gmle_status (*devices)(gmle_cuda_device_info *out, size_t max,
                          size_t *n_found, char *why, size_t why_len);
-  /* gmle_cuda_inject_fault_at / gmle_cuda_call_count /
+  /* gmle__cuda_inject_fault_at / gmle__cuda_call_count /
    * gmle_cuda_context_device. */
   gmle_status (*inject_fault)(void *state, gmle_cuda_fault kind, unsigned sites,
                               long k);

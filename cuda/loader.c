@@ -393,8 +393,8 @@ int gmle_cuda_context_device(const gmle_context *ctx) {
   return is_cuda(ctx) ? module->device_index(ctx->bstate) : -1;
 }
 
-gmle_status gmle_cuda_inject_fault_at(gmle_context *ctx, gmle_cuda_fault kind,
-                                      unsigned sites, long k) {
+gmle_status gmle__cuda_inject_fault_at(gmle_context *ctx, gmle_cuda_fault kind,
+                                       unsigned sites, long k) {
   if (!ctx)
     return GMLE_E_INVALID_ARG;
   gmle__clear_error(ctx);
@@ -404,11 +404,11 @@ gmle_status gmle_cuda_inject_fault_at(gmle_context *ctx, gmle_cuda_fault kind,
   return module->inject_fault(ctx->bstate, kind, sites, k);
 }
 
-gmle_status gmle_cuda_inject_fault(gmle_context *ctx, gmle_cuda_fault kind,
-                                   long k) {
-  return gmle_cuda_inject_fault_at(ctx, kind, GMLE_CUDA_SITE_ALL, k);
+gmle_status gmle__cuda_inject_fault(gmle_context *ctx, gmle_cuda_fault kind,
+                                    long k) {
+  return gmle__cuda_inject_fault_at(ctx, kind, GMLE_CUDA_SITE_ALL, k);
 }
 
-long gmle_cuda_call_count(const gmle_context *ctx) {
+long gmle__cuda_call_count(const gmle_context *ctx) {
   return is_cuda(ctx) ? module->call_count(ctx->bstate) : -1;
 }

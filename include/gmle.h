@@ -13,9 +13,17 @@
  *   released by gmle_X_free(), which accepts NULL.
  * - The detailed message of the last failing call on a context (naming the
  *   batch, row, column, class or file offset involved) is read with
- *   gmle_context_error(). Statistics and models remember their context.
+ *   gmle_context_error(), and where it happened, as numbers, with
+ *   gmle_context_error_location(). Statistics and models remember their
+ *   context.
  * - Sizes and counts are size_t. Row strides count elements, not bytes:
  *   row r of X starts at X + r * row_stride.
+ * - Option structs (gmle_fit_options, gmle_reader_options) lead with
+ *   `size_t struct_size`, set by their gmle_X_options_init(): fill them with
+ *   it, then change members. The library reads only the members inside the
+ *   caller's struct_size and uses the defaults for the rest, so a struct can
+ *   gain members without breaking programs built against an older gmle.h;
+ *   a struct_size of 0, or below the first version's, is GMLE_E_INVALID_ARG.
  * - The library never aborts and never prints. Diagnostics go to the log
  *   callback of the context, which is silent by default.
  *
@@ -191,6 +199,33 @@ GMLE_API void gmle_context_free(gmle_context *ctx);
  *  "" when there was none. Owned by the context; valid until its next call.
  *  Returns "(null context)" for NULL. */
 GMLE_API const char *gmle_context_error(const gmle_context *ctx);
+
+/** Where the last error on a context happened, beside its message: the
+ *  batch, row (within the call's data, as the message counts it), column,
+ *  byte offset, line (1-based, text files) and class involved. Only the
+ *  members whose GMLE_LOC_ bit is set in `fields` are meaningful; an error
+ *  that names no place has fields == 0. */
+typedef struct gmle_error_location {
+  uint64_t batch;       /**< GMLE_LOC_BATCH: the batch index of the call */
+  uint64_t row;         /**< GMLE_LOC_ROW: the row, as the message says */
+  uint64_t column;      /**< GMLE_LOC_COLUMN: 0-based (CSV: 1-based field) */
+  uint64_t byte_offset; /**< GMLE_LOC_OFFSET: bytes from the file's start */
+  uint64_t line;        /**< GMLE_LOC_LINE: 1-based line of a text file */
+  size_t class_index;   /**< GMLE_LOC_CLASS: the class involved */
+  unsigned fields;      /**< the GMLE_LOC_ bits of the members set */
+} gmle_error_location;
+#define GMLE_LOC_BATCH 1u
+#define GMLE_LOC_ROW 2u
+#define GMLE_LOC_COLUMN 4u
+#define GMLE_LOC_OFFSET 8u
+#define GMLE_LOC_LINE 16u
+#define GMLE_LOC_CLASS 32u
+/** Copy the location of the last failing call made with ctx into *out
+ *  (fields == 0 when it named none, or when there was no error). Valid until
+ *  the context's next call, as gmle_context_error. GMLE_E_INVALID_ARG when
+ *  ctx or out is NULL. */
+GMLE_API gmle_status gmle_context_error_location(const gmle_context *ctx,
+                                                 gmle_error_location *out);
 /** The backend actually in use (never AUTO). */
 GMLE_API gmle_backend gmle_context_backend(const gmle_context *ctx);
 /** A human-readable description of the device in use ("CPU (2 threads,
@@ -329,6 +364,7 @@ GMLE_API const char *gmle_stats_class_name(const gmle_stats *st, size_t c);
  *  eigenvalue for full and tied covariances) is at least rel_floor * (the
  *  largest within-class feature variance over all accumulated data). */
 typedef struct gmle_fit_options {
+  size_t struct_size;   /**< set by gmle_fit_options_init (see the top) */
   gmle_cov_type cov;    /**< default GMLE_COV_FULL */
   const double *priors; /**< n_classes priors summing to 1, or NULL: n_c/n */
   double rel_floor;     /**< default 1e-9; 0 disables */
@@ -340,7 +376,9 @@ typedef struct gmle_fit_options {
                              score -inf; 0: an empty class is an error */
 } gmle_fit_options;
 
-/** Fill opt with the defaults. */
+/** Fill opt with the defaults and struct_size = sizeof *opt. Members added
+ *  later go at the end; a program built against an older gmle.h gets their
+ *  defaults. */
 GMLE_API void gmle_fit_options_init(gmle_fit_options *opt);
 
 /** Fit a model from statistics. opt may be NULL (defaults).

@@ -1,7 +1,7 @@
 /*
  * gmle_cuda.h -- CUDA interop for gmle: statistics and scoring from data
- * that already lives in GPU memory, device discovery, and a fault-injection
- * hook for tests.
+ * that already lives in GPU memory, and device discovery. (The
+ * fault-injection hooks for tests are in cuda/cuda_testing.h, not installed.)
  *
  * These functions exist only in a libgmle built with GMLE_ENABLE_CUDA
  * (gmle_backend_compiled(GMLE_BACKEND_CUDA) == 1). Like the rest of gmle
@@ -75,50 +75,6 @@ GMLE_API gmle_status gmle_cuda_devices(gmle_cuda_device_info *out, size_t max,
 
 /** The CUDA device ordinal of a CUDA context, or -1 for other contexts. */
 GMLE_API int gmle_cuda_context_device(const gmle_context *ctx);
-
-/** Fault injection, for tests: after this call the k-th CUDA or cuBLAS call
- *  made for ctx (k >= 1) fails instead of running. GMLE_CUDA_FAULT_ERROR
- *  fails it with a non-sticky error (cudaErrorInvalidValue, or
- *  CUBLAS_STATUS_EXECUTION_FAILED for a cuBLAS call): GMLE_E_DEVICE, the
- *  context goes on. GMLE_CUDA_FAULT_OOM counts only device and pinned
- *  allocations and fails the k-th with cudaErrorMemoryAllocation:
- *  GMLE_E_DEVICE_OOM unless a split batch fits. GMLE_CUDA_FAULT_STICKY fails
- *  it with cudaErrorIllegalAddress, which marks the context lost
- *  (GMLE_E_DEVICE_LOST on that call and every later one). k = 0 or
- *  GMLE_CUDA_FAULT_NONE disarms. The environment variable
- *  GMLE_CUDA_FAIL_AT=k[:error|oom|sticky] arms the same at context
- *  creation. GMLE_E_UNSUPPORTED for contexts that are not CUDA. */
-typedef enum gmle_cuda_fault {
-  GMLE_CUDA_FAULT_NONE = 0,
-  GMLE_CUDA_FAULT_ERROR = 1,
-  GMLE_CUDA_FAULT_OOM = 2,
-  GMLE_CUDA_FAULT_STICKY = 3
-} gmle_cuda_fault;
-GMLE_API gmle_status gmle_cuda_inject_fault(gmle_context *ctx,
-                                            gmle_cuda_fault kind, long k);
-
-/** Kinds of call sites, for gmle_cuda_inject_fault_at (a bit mask). */
-typedef enum gmle_cuda_site {
-  GMLE_CUDA_SITE_ALLOC = 1,  /**< cudaMalloc, cudaHostAlloc */
-  GMLE_CUDA_SITE_COPY = 2,   /**< cudaMemcpy*, cudaMemset* */
-  GMLE_CUDA_SITE_KERNEL = 4, /**< kernel launches (CUB's sort included) */
-  GMLE_CUDA_SITE_BLAS = 8,   /**< cuBLAS calls */
-  GMLE_CUDA_SITE_SYNC = 16,  /**< stream and event waits, records, syncs */
-  GMLE_CUDA_SITE_ALL = 31
-} gmle_cuda_site;
-
-/** gmle_cuda_inject_fault counting only the calls at `sites` (a mask of
- *  gmle_cuda_site; 0 means all): the k-th such call fails with `kind`.
- *  GMLE_CUDA_FAULT_OOM always counts allocations only. GMLE_E_INVALID_ARG
- *  for an unknown kind or site bit. */
-GMLE_API gmle_status gmle_cuda_inject_fault_at(gmle_context *ctx,
-                                               gmle_cuda_fault kind,
-                                               unsigned sites, long k);
-
-/** The calls counted (as for the fault armed) since the last
- *  gmle_cuda_inject_fault(_at) on ctx; -1 for contexts that are not CUDA.
- *  A sweep over k stops once k exceeds the count of a fault-free run. */
-GMLE_API long gmle_cuda_call_count(const gmle_context *ctx);
 
 #ifdef __cplusplus
 }

@@ -102,8 +102,10 @@ GMLE_API gmle_status gmle_model_load(gmle_context *ctx, const char *path,
 /** An open data file. */
 typedef struct gmle_reader gmle_reader;
 
-/** Reader options; fill with gmle_reader_options_init() first. */
+/** Reader options; fill with gmle_reader_options_init() first (struct_size:
+ *  see "Option structs" at the top of gmle.h). */
 typedef struct gmle_reader_options {
+  size_t struct_size; /**< set by gmle_reader_options_init */
   char delimiter; /**< CSV: 0 = detect among ',' ';' TAB ' ' from the first
                        line; else that character (' ': runs of blanks) */
   int header;     /**< CSV: -1 = detect (the first line is a header when
@@ -123,8 +125,9 @@ typedef struct gmle_reader_options {
                         label texts and cols() is 0 */
 } gmle_reader_options;
 
-/** Fill opt with the defaults: delimiter 0 (detect), header -1 (detect),
- *  label_column NULL, ark_dtype 0, labels_only 0. */
+/** Fill opt with the defaults: struct_size = sizeof *opt, delimiter 0
+ *  (detect), header -1 (detect), label_column NULL, ark_dtype 0,
+ *  labels_only 0. */
 GMLE_API void gmle_reader_options_init(gmle_reader_options *opt);
 
 /** Open `path` for reading (opt NULL: defaults). A Kaldi rspecifier

@@ -366,24 +366,26 @@ static gmle_status number_error(gmle_reader *r, csv_state *st, int why,
   char ex[64];
   excerpt(ex, sizeof ex, line + f->beg, f->len);
   unsigned long long ln = (unsigned long long)st->line_no;
+  const gmle_error_location loc = {
+      .line = ln, .column = f->col, .fields = GMLE_LOC_LINE | GMLE_LOC_COLUMN};
   if (f->len == 0)
-    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
-                       "%s:%llu:%zu: empty field (field %zu of %zu): could "
-                       "not convert string '' to float64; missing values "
-                       "are not supported",
-                       r->path, ln, f->col, j + 1, st->nfields);
+    return gmle__error_at(r->ctx, GMLE_E_BAD_FORMAT, &loc,
+                          "%s:%llu:%zu: empty field (field %zu of %zu): could "
+                          "not convert string '' to float64; missing values "
+                          "are not supported",
+                          r->path, ln, f->col, j + 1, st->nfields);
   if (why == 2)
-    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
-                       "%s:%llu:%zu: value '%s' is out of range for float64 "
-                       "(field %zu)",
-                       r->path, ln, f->col, ex, j + 1);
+    return gmle__error_at(r->ctx, GMLE_E_BAD_FORMAT, &loc,
+                          "%s:%llu:%zu: value '%s' is out of range for float64 "
+                          "(field %zu)",
+                          r->path, ln, f->col, ex, j + 1);
   const char *hint = "";
   if (st->delim != ',' && memchr(line + f->beg, ',', f->len))
     hint = " (the decimal separator must be '.')";
-  return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
-                     "%s:%llu:%zu: could not convert string to float: '%s' "
-                     "(field %zu)%s",
-                     r->path, ln, f->col, ex, j + 1, hint);
+  return gmle__error_at(r->ctx, GMLE_E_BAD_FORMAT, &loc,
+                        "%s:%llu:%zu: could not convert string to float: '%s' "
+                        "(field %zu)%s",
+                        r->path, ln, f->col, ex, j + 1, hint);
 }
 
 /* ------------------------------------------------------------------------ */

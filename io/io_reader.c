@@ -15,9 +15,15 @@
 /* Public API                                                               */
 /* ------------------------------------------------------------------------ */
 
+/* The first version of gmle_reader_options ended with labels_only. */
+#define READER_OPTIONS_FIRST_SIZE                                              \
+  (offsetof(gmle_reader_options, labels_only) + sizeof(int))
+
 void gmle_reader_options_init(gmle_reader_options *opt) {
   if (!opt)
     return;
+  memset(opt, 0, sizeof *opt);
+  opt->struct_size = sizeof *opt;
   opt->delimiter = 0;
   opt->header = -1;
   opt->label_column = NULL;
@@ -58,15 +64,15 @@ gmle_status gmle_reader_open(gmle_context *ctx, const char *path,
     return gmle__error(ctx, GMLE_E_UNSUPPORTED,
                        "reading data from standard input ('-') is not "
                        "supported; give a file name");
+  gmle_reader_options given;
+  gmle_reader_options_init(&given);
+  if (opt)
+    GMLE_TRY(gmle__read_options(ctx, &given, sizeof given, opt,
+                                READER_OPTIONS_FIRST_SIZE, "gmle_reader_open"));
+  opt = &given;
   GMLE_TRY(check_options(ctx, opt));
-  if (gmle__ark_is_rspecifier(path)) {
-    gmle_reader_options def;
-    if (!opt) {
-      gmle_reader_options_init(&def);
-      opt = &def;
-    }
+  if (gmle__ark_is_rspecifier(path))
     return gmle__ark_reader_open(ctx, path, opt, out);
-  }
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return gmle__error(ctx, GMLE_E_IO, "%s: cannot open: %s", path,

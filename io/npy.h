@@ -17,8 +17,6 @@
  *   therefore refused before anything is read or allocated from it.
  * - At most GMLE__NPY_MAX_NDIM = 8 dimensions.
  *
- * Functions marked GMLE_API are internal but exported for the test suite.
- *
  * Statuses of gmle__npy_parse_header (messages name the file and the byte
  * offset, numpy style):
  *   GMLE_E_BAD_FORMAT  bad magic, malformed header text, missing or extra
@@ -70,24 +68,22 @@ typedef struct gmle__npy_header {
  * of the file (or member). On success the data (data_bytes of it) is known
  * to lie within file_size; bytes after it are allowed (numpy ignores
  * them). See the statuses above. */
-GMLE_API gmle_status gmle__npy_parse_header(const gmle_context *ctx,
-                                            const char *name,
-                                            const unsigned char *buf,
-                                            size_t avail, uint64_t file_size,
-                                            gmle__npy_header *out);
+gmle_status gmle__npy_parse_header(const gmle_context *ctx, const char *name,
+                                   const unsigned char *buf, size_t avail,
+                                   uint64_t file_size, gmle__npy_header *out);
 
 /* Write a version 1.0 header for `descr` ("<f8", "<U7", ...), C order unless
  * fortran_order, and shape[ndim] into buf: numpy's layout, space padded so
  * that the data starts at a multiple of 64 bytes, ended by '\n'. Returns the
  * number of bytes written (the data offset), or 0 when it does not fit in
  * cap, ndim > GMLE__NPY_MAX_NDIM or descr is unusable. Writes no NUL. */
-GMLE_API size_t gmle__npy_format_header(char *buf, size_t cap,
-                                        const char *descr, int fortran_order,
-                                        size_t ndim, const size_t *shape);
+size_t gmle__npy_format_header(char *buf, size_t cap, const char *descr,
+                               int fortran_order, size_t ndim,
+                               const size_t *shape);
 
 /* 1 when elements of h convert to numbers (kinds f with itemsize 2, 4, 8;
  * i and u with itemsize 1, 2, 4, 8; b with itemsize 1), else 0. */
-GMLE_API int gmle__npy_is_numeric(const gmle__npy_header *h);
+int gmle__npy_is_numeric(const gmle__npy_header *h);
 
 /* Element conversion. `src` points at element data laid out as h says
  * (byte order handled here); elements are read one itemsize apart.
@@ -99,25 +95,24 @@ GMLE_API int gmle__npy_is_numeric(const gmle__npy_header *h);
  *   Returns the index of the first element that cannot be represented
  *   exactly as int64 (NaN, 2.5, a uint64 above INT64_MAX), or n on success.
  * src may be unaligned. */
-GMLE_API void gmle__npy_to_f64(const gmle__npy_header *h,
-                               const unsigned char *src, size_t n, double *dst);
-GMLE_API int gmle__npy_to_f32(const gmle__npy_header *h,
-                              const unsigned char *src, size_t n, float *dst);
-GMLE_API size_t gmle__npy_to_i64(const gmle__npy_header *h,
-                                 const unsigned char *src, size_t n,
-                                 int64_t *dst);
+void gmle__npy_to_f64(const gmle__npy_header *h, const unsigned char *src,
+                      size_t n, double *dst);
+int gmle__npy_to_f32(const gmle__npy_header *h, const unsigned char *src,
+                     size_t n, float *dst);
+size_t gmle__npy_to_i64(const gmle__npy_header *h, const unsigned char *src,
+                        size_t n, int64_t *dst);
 
 /* IEEE half -> double (exact). */
-GMLE_API double gmle__npy_half_to_double(uint16_t h);
+double gmle__npy_half_to_double(uint16_t h);
 
 /* Whole arrays in C (row-major) order, whatever h->fortran_order says:
  * dst receives h->n_elements values. `data` is the array data (data_bytes
  * bytes after the header). array_to_f64 needs gmle__npy_is_numeric(h);
  * array_to_i64 returns the C-order index of the first element that is not
  * an exact int64 (see gmle__npy_to_i64), or n_elements on success. */
-GMLE_API void gmle__npy_array_to_f64(const gmle__npy_header *h,
-                                     const unsigned char *data, double *dst);
-GMLE_API size_t gmle__npy_array_to_i64(const gmle__npy_header *h,
-                                       const unsigned char *data, int64_t *dst);
+void gmle__npy_array_to_f64(const gmle__npy_header *h,
+                            const unsigned char *data, double *dst);
+size_t gmle__npy_array_to_i64(const gmle__npy_header *h,
+                              const unsigned char *data, int64_t *dst);
 
 #endif /* GMLE_NPY_H */

@@ -17,8 +17,6 @@
  *
  * Not checked (informational in the zip format): "version made by" and the
  * internal/external attributes of central directory entries.
- *
- * Functions marked GMLE_API are internal but exported for the test suite.
  */
 #ifndef GMLE_ZIP_H
 #define GMLE_ZIP_H
@@ -32,7 +30,7 @@
 #define GMLE__ZIP_MAX_NAME 128
 
 /* CRC-32 (zlib's) of any length. */
-GMLE_API uint32_t gmle__crc32(uint32_t crc, const void *p, size_t n);
+uint32_t gmle__crc32(uint32_t crc, const void *p, size_t n);
 
 /* ---------------------------------------------------------------- writer */
 
@@ -50,15 +48,14 @@ typedef struct gmle__zip_writer {
 } gmle__zip_writer;
 
 /* Start an archive on f (positioned at its start; not closed here). */
-GMLE_API void gmle__zip_writer_init(gmle__zip_writer *w,
-                                    const gmle_context *ctx, FILE *f,
-                                    const char *path);
+void gmle__zip_writer_init(gmle__zip_writer *w, const gmle_context *ctx,
+                           FILE *f, const char *path);
 /* Add member `name` whose bytes are the concatenation of n_parts buffers. */
-GMLE_API gmle_status gmle__zip_add(gmle__zip_writer *w, const char *name,
-                                   const void *const *parts, const size_t *lens,
-                                   size_t n_parts);
+gmle_status gmle__zip_add(gmle__zip_writer *w, const char *name,
+                          const void *const *parts, const size_t *lens,
+                          size_t n_parts);
 /* Write the central directory and the end record. */
-GMLE_API gmle_status gmle__zip_finish(gmle__zip_writer *w);
+gmle_status gmle__zip_finish(gmle__zip_writer *w);
 
 /* ---------------------------------------------------------------- reader */
 
@@ -83,22 +80,22 @@ typedef struct gmle__zip_reader {
 
 /* Open and validate an archive from a file or from memory (not copied; it
  * must outlive the reader). On failure nothing needs closing. */
-GMLE_API gmle_status gmle__zip_open_file(const gmle_context *ctx,
-                                         const char *path, gmle__zip_reader *r);
-GMLE_API gmle_status gmle__zip_open_mem(const gmle_context *ctx,
-                                        const char *name, const void *data,
-                                        size_t size, gmle__zip_reader *r);
-GMLE_API void gmle__zip_close(gmle__zip_reader *r);
+gmle_status gmle__zip_open_file(const gmle_context *ctx, const char *path,
+                                gmle__zip_reader *r);
+gmle_status gmle__zip_open_mem(const gmle_context *ctx, const char *name,
+                               const void *data, size_t size,
+                               gmle__zip_reader *r);
+void gmle__zip_close(gmle__zip_reader *r);
 /* The entry called name, or NULL. */
-GMLE_API const gmle__zip_entry *gmle__zip_find(const gmle__zip_reader *r,
-                                               const char *name);
+const gmle__zip_entry *gmle__zip_find(const gmle__zip_reader *r,
+                                      const char *name);
 /* Read a whole member into a new gmle__malloc'd buffer (free with
  * gmle__free) and check its CRC-32. */
-GMLE_API gmle_status gmle__zip_read_member(const gmle__zip_reader *r,
-                                           const gmle__zip_entry *e,
-                                           unsigned char **out);
+gmle_status gmle__zip_read_member(const gmle__zip_reader *r,
+                                  const gmle__zip_entry *e,
+                                  unsigned char **out);
 /* Stream a member through CRC-32 in bounded memory. */
-GMLE_API gmle_status gmle__zip_check_crc(const gmle__zip_reader *r,
-                                         const gmle__zip_entry *e);
+gmle_status gmle__zip_check_crc(const gmle__zip_reader *r,
+                                const gmle__zip_entry *e);
 
 #endif /* GMLE_ZIP_H */

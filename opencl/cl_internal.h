@@ -264,24 +264,23 @@ gmle_status gmle__cl_score(gmle_context *ctx, const gmle_model *m,
                            gmle_output what, gmle_dtype out_dtype, void *out);
 
 /* ------------------------------------------------------------------------ */
-/* Test hooks (exported for tests/test_opencl.c only)                       */
+/* Test hooks (tests/test_opencl.c, through gmle_internal)                  */
 /* ------------------------------------------------------------------------ */
 
 /* Build `source` with `options` on ctx's device through the backend's own
  * path (GMLE_E_DEVICE with the build log when it fails). The program is not
  * cached. ctx must be an OpenCL context (GMLE_E_INVALID_ARG otherwise). */
-GMLE_API gmle_status gmle__opencl_test_build(gmle_context *ctx,
-                                             const char *source,
-                                             const char *options);
+gmle_status gmle__opencl_test_build(gmle_context *ctx, const char *source,
+                                    const char *options);
 /* Make every device buffer allocation of more than `bytes` bytes fail with
  * CL_MEM_OBJECT_ALLOCATION_FAILURE (0 disables): the batch-splitting path. */
-GMLE_API void gmle__opencl_test_limit_alloc(size_t bytes);
+void gmle__opencl_test_limit_alloc(size_t bytes);
 /* The file name dlopen is given for the ICD loader (default
  * "libOpenCL.so.1"); only before the first OpenCL use in the process. */
-GMLE_API void gmle__opencl_test_library(const char *name);
+void gmle__opencl_test_library(const char *name);
 /* 1: behave as a device without cl_khr_fp64 (float32 accumulation, host
  * scoring, float64 input refused); 0: the device's own capability. */
-GMLE_API gmle_status gmle__opencl_test_force_fp32(gmle_context *ctx, int on);
+gmle_status gmle__opencl_test_force_fp32(gmle_context *ctx, int on);
 /* Device-fault injection (cl_loader.c): the k-th counted OpenCL call from
  * now (k >= 1) fails with `err` (a cl_int: CL_OUT_OF_RESOURCES,
  * CL_MEM_OBJECT_ALLOCATION_FAILURE, CL_INVALID_KERNEL_ARGS, ...) instead of
@@ -290,9 +289,9 @@ GMLE_API gmle_status gmle__opencl_test_force_fp32(gmle_context *ctx, int on);
  * enqueues (kernels, reads, writes, maps, unmaps), flush, finish and waits
  * (a failing wait waits first, as a device reports a command's failure).
  * Queries and releases are not counted. */
-GMLE_API void gmle__opencl_test_fail_call(long k, int err);
+void gmle__opencl_test_fail_call(long k, int err);
 /* Calls counted since the last gmle__opencl_test_fail_call: a sweep over k
  * stops once k exceeds the count of an undisturbed call. */
-GMLE_API long gmle__opencl_test_call_count(void);
+long gmle__opencl_test_call_count(void);
 
 #endif /* GMLE_CL_INTERNAL_H */

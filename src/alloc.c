@@ -1,6 +1,7 @@
 /* alloc.c -- every allocation of the library goes through here, so that the
  * test suite can make the k-th one fail. */
 #include "internal.h"
+#include "testing.h"
 
 #include <stdatomic.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* error.c -- status strings and the per-context error message. */
+/* error.c -- status strings and the per-context error message and location.
+ */
 #include "internal.h"
 
 #include <string.h>
@@ -32,17 +33,22 @@ static char *err_buf(const gmle_context *ctx) {
   return ((gmle_context *)(uintptr_t)ctx)->err;
 }
 
+static gmle_error_location *err_loc(const gmle_context *ctx) {
+  return &((gmle_context *)(uintptr_t)ctx)->err_loc;
+}
+
 gmle_status gmle__verror(const gmle_context *ctx, gmle_status s,
                          const char *fmt, va_list ap) {
   if (ctx) {
     char *buf = err_buf(ctx);
     vsnprintf(buf, GMLE__ERR_LEN, fmt, ap);
+    memset(err_loc(ctx), 0, sizeof *err_loc(ctx));
   }
   return s;
 }
 
-gmle_status gmle__error(const gmle_context *ctx, gmle_status s,
-                        const char *fmt, ...) {
+gmle_status gmle__error(const gmle_context *ctx, gmle_status s, const char *fmt,
+                        ...) {
   va_list ap;
   va_start(ap, fmt);
   gmle__verror(ctx, s, fmt, ap);
@@ -50,9 +56,23 @@ gmle_status gmle__error(const gmle_context *ctx, gmle_status s,
   return s;
 }
 
+gmle_status gmle__error_at(const gmle_context *ctx, gmle_status s,
+                           const gmle_error_location *loc, const char *fmt,
+                           ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  gmle__verror(ctx, s, fmt, ap);
+  va_end(ap);
+  if (ctx && loc)
+    *err_loc(ctx) = *loc;
+  return s;
+}
+
 void gmle__clear_error(const gmle_context *ctx) {
-  if (ctx)
+  if (ctx) {
     err_buf(ctx)[0] = '\0';
+    memset(err_loc(ctx), 0, sizeof *err_loc(ctx));
+  }
 }
 
 void gmle__log(const gmle_context *ctx, gmle_log_level lvl, const char *fmt,
@@ -69,4 +89,12 @@ void gmle__log(const gmle_context *ctx, gmle_log_level lvl, const char *fmt,
 
 const char *gmle_context_error(const gmle_context *ctx) {
   return ctx ? ctx->err : "(null context)";
+}
+
+gmle_status gmle_context_error_location(const gmle_context *ctx,
+                                        gmle_error_location *out) {
+  if (!ctx || !out)
+    return GMLE_E_INVALID_ARG;
+  *out = ctx->err_loc;
+  return GMLE_OK;
 }

@@ -10,15 +10,19 @@
 #include <omp.h>
 #include <string.h>
 
-
 /* Multiply-adds (C D^3) above which full covariances are fitted on
  * several threads. */
 #define FIT_PAR_WORK 4e6
+
+/* The first version of gmle_fit_options ended with allow_empty. */
+#define FIT_OPTIONS_FIRST_SIZE                                                 \
+  (offsetof(gmle_fit_options, allow_empty) + sizeof(int))
 
 void gmle_fit_options_init(gmle_fit_options *opt) {
   if (!opt)
     return;
   memset(opt, 0, sizeof *opt);
+  opt->struct_size = sizeof *opt;
   opt->cov = GMLE_COV_FULL;
   opt->priors = NULL;
   opt->rel_floor = 1e-9;
@@ -91,8 +95,8 @@ typedef struct fit_ctx {
   const gmle_stats *st;
   const gmle_fit_options *opt;
   gmle_context *ctx;
-  double floor;   /* relative floor in absolute terms */
-  double *work;   /* eigen workspace: D*D + D */
+  double floor; /* relative floor in absolute terms */
+  double *work; /* eigen workspace: D*D + D */
 } fit_ctx;
 
 /* OAS shrinkage (Chen, Wiesel, Eldar and Hero 2010) toward tr(S)/D I. */
@@ -120,32 +124,34 @@ static gmle_status singular_error(const fit_ctx *f, size_t c, const char *what,
   const gmle_stats *st = f->st;
   const char *remedy = "set abs_floor (--abs-floor 1e-6), keep the default "
                        "rel_floor, or fit a diagonal covariance";
+  const gmle_error_location loc = {.class_index = c, .fields = GMLE_LOC_CLASS};
   if (f->opt->cov != GMLE_COV_TIED && st->rows[c] == 1)
-    return gmle__error(f->ctx, GMLE_E_ILL_DEFINED_COV,
-                       "class %zu has 1 sample; covariance is ill defined (%s)",
-                       c, remedy);
+    return gmle__error_at(
+        f->ctx, GMLE_E_ILL_DEFINED_COV, &loc,
+        "class %zu has 1 sample; covariance is ill defined (%s)", c, remedy);
   for (size_t j = 0; j < D; j++)
     if (S[j * D + j] <= 0)
-      return gmle__error(f->ctx, GMLE_E_SINGULAR_COV,
-                         "%s %zu: feature %zu is constant (variance 0); "
-                         "covariance is singular (%s)",
-                         f->opt->cov == GMLE_COV_TIED ? "tied covariance, class"
-                                                      : "class",
-                         c, j, remedy);
+      return gmle__error_at(
+          f->ctx, GMLE_E_SINGULAR_COV, &loc,
+          "%s %zu: feature %zu is constant (variance 0); "
+          "covariance is singular (%s)",
+          f->opt->cov == GMLE_COV_TIED ? "tied covariance, class" : "class", c,
+          j, remedy);
   if (f->opt->cov != GMLE_COV_TIED && (double)st->rows[c] <= (double)D)
-    return gmle__error(f->ctx, GMLE_E_SINGULAR_COV,
-                       "class %zu has %llu rows <= %zu features; covariance is "
-                       "singular (%s)",
-                       c, (unsigned long long)st->rows[c], D, remedy);
-  return gmle__error(f->ctx, GMLE_E_SINGULAR_COV,
-                     "class %zu: covariance is singular (%s; %s)", c, what,
-                     remedy);
+    return gmle__error_at(
+        f->ctx, GMLE_E_SINGULAR_COV, &loc,
+        "class %zu has %llu rows <= %zu features; covariance is "
+        "singular (%s)",
+        c, (unsigned long long)st->rows[c], D, remedy);
+  return gmle__error_at(f->ctx, GMLE_E_SINGULAR_COV, &loc,
+                        "class %zu: covariance is singular (%s; %s)", c, what,
+                        remedy);
 }
 
 /* Regularise a full covariance S (D x D, symmetric) in place and fill the
  * report's eigenvalue diagnostics. */
-static gmle_status finish_full(const fit_ctx *f, size_t c, double *S,
-                               double n, gmle_class_report *rep) {
+static gmle_status finish_full(const fit_ctx *f, size_t c, double *S, double n,
+                               gmle_class_report *rep) {
   const size_t D = f->st->dim;
   const gmle_fit_options *o = f->opt;
   for (size_t i = 0; i < D * D; i++)
@@ -163,8 +169,8 @@ static gmle_status finish_full(const fit_ctx *f, size_t c, double *S,
    * when a floor has to be applied (several times cheaper without). */
   double *V = f->work, *w = f->work + D * D;
   memcpy(V, S, D * D * sizeof(double));
-  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)D,
-                                   V, (lapack_int)D, w);
+  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)D, V,
+                                   (lapack_int)D, w);
   if (info != 0 || !isfinite(w[0]) || !isfinite(w[D - 1]))
     return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
                        "class %zu: eigen-decomposition failed (info %d)", c,
@@ -209,8 +215,8 @@ static gmle_status finish_full(const fit_ctx *f, size_t c, double *S,
 }
 
 /* Regularise variances v[0..D) in place (diag; spherical with D = 1). */
-static gmle_status finish_diag(const fit_ctx *f, size_t c, double *v,
-                               size_t D, gmle_class_report *rep) {
+static gmle_status finish_diag(const fit_ctx *f, size_t c, double *v, size_t D,
+                               gmle_class_report *rep) {
   const gmle_fit_options *o = f->opt;
   double vmax = 0;
   for (size_t j = 0; j < D; j++) {
@@ -330,8 +336,8 @@ static gmle_status check_priors(const gmle_stats *st, const double *p) {
   double sum = 0;
   for (size_t c = 0; c < st->n_classes; c++) {
     GMLE_RETURN_IF(!isfinite(p[c]) || p[c] < 0, st->ctx, GMLE_E_INVALID_ARG,
-                   "fit: prior of class %zu is %g (must be finite and >= 0)",
-                   c, p[c]);
+                   "fit: prior of class %zu is %g (must be finite and >= 0)", c,
+                   p[c]);
     sum += p[c];
   }
   GMLE_RETURN_IF(fabs(sum - 1.0) > 1e-9, st->ctx, GMLE_E_INVALID_ARG,
@@ -392,8 +398,8 @@ static gmle_status fit_classes(const fit_ctx *f, gmle_model *m,
   if (f->opt->cov == GMLE_COV_FULL && D < GMLE__BLAS_SMALL && C > 1 &&
       (double)C * (double)D * (double)D * (double)D >= FIT_PAR_WORK)
     nt = f->ctx->n_threads < (int)C ? f->ctx->n_threads : (int)C;
-  double *work = nt > 1 ? gmle__malloc((size_t)nt * wlen * sizeof(double))
-                        : NULL;
+  double *work =
+      nt > 1 ? gmle__malloc((size_t)nt * wlen * sizeof(double)) : NULL;
   if (!work)
     nt = 1;
   gmle_status s = GMLE_OK;
@@ -537,11 +543,12 @@ gmle_status gmle_fit(const gmle_stats *st, const gmle_fit_options *opt,
   gmle__clear_error(ctx);
   GMLE_RETURN_IF(!out, ctx, GMLE_E_INVALID_ARG, "fit: out is NULL");
   *out = NULL;
-  gmle_fit_options defaults;
-  if (!opt) {
-    gmle_fit_options_init(&defaults);
-    opt = &defaults;
-  }
+  gmle_fit_options given;
+  gmle_fit_options_init(&given);
+  if (opt)
+    GMLE_TRY(gmle__read_options(ctx, &given, sizeof given, opt,
+                                FIT_OPTIONS_FIRST_SIZE, "fit"));
+  opt = &given;
   const size_t D = st->dim, C = st->n_classes;
   GMLE_RETURN_IF(opt->cov < GMLE_COV_FULL || opt->cov > GMLE_COV_TIED, ctx,
                  GMLE_E_INVALID_ARG, "fit: unknown covariance type %d",

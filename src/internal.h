@@ -51,7 +51,11 @@ gmle_status gmle__error(const gmle_context *ctx, gmle_status s,
                         const char *fmt, ...) GMLE__PRINTF(3, 4);
 gmle_status gmle__verror(const gmle_context *ctx, gmle_status s,
                          const char *fmt, va_list ap);
-/* Clear the context's message (start of every public call). */
+/* gmle__error that also records where (loc: may be NULL). */
+gmle_status gmle__error_at(const gmle_context *ctx, gmle_status s,
+                           const gmle_error_location *loc, const char *fmt,
+                           ...) GMLE__PRINTF(4, 5);
+/* Clear the context's message and location (start of every public call). */
 void gmle__clear_error(const gmle_context *ctx);
 /* Send a message to the context's log callback, if any. */
 void gmle__log(const gmle_context *ctx, gmle_log_level lvl, const char *fmt,
@@ -82,12 +86,17 @@ void gmle__aligned_free(void *p);
 /* a*b and a*b*c without overflow: 0 on success, -1 on overflow. */
 int gmle__mul_size(size_t a, size_t b, size_t *out);
 int gmle__mul3_size(size_t a, size_t b, size_t c, size_t *out);
-/* Test hook: make the k-th allocation from now fail (k >= 1); 0 disables.
- * Returns the number of allocations seen since the last arm. */
-GMLE_API void gmle__test_fail_alloc_after(long k);
-GMLE_API long gmle__test_alloc_count(void);
 
 size_t gmle__dtype_size(gmle_dtype t);
+
+/* Copy a caller's option struct (src, which leads with size_t struct_size)
+ * over dst (dst_size bytes, already holding the defaults): only the members
+ * inside the caller's struct_size are read, and dst's struct_size becomes
+ * dst_size. GMLE_E_INVALID_ARG (naming `what`) when struct_size is below
+ * first_size, the size of the struct's first version (0 included). */
+gmle_status gmle__read_options(const gmle_context *ctx, void *dst,
+                               size_t dst_size, const void *src,
+                               size_t first_size, const char *what);
 
 /* ------------------------------------------------------------------------ */
 /* Objects                                                                  */
@@ -113,6 +122,7 @@ struct gmle_context {
    * created by src/registry.c at the first batch a device backend declines,
    * shut down by gmle_context_free; NULL until then. */
   void *fallback_state;
+  gmle_error_location err_loc; /* beside err, written the same way */
 };
 
 /* Per-class sufficient statistics, float64, around per-class shifts. */

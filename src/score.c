@@ -94,10 +94,14 @@ static gmle_status check_batch(gmle_context *ctx, const void *xb,
   size_t r, j;
   double v;
   gmle__find_nonfinite(xb, dtype, n, stride, dim, &r, &j, &v);
-  return gmle__error(ctx, GMLE_E_NONFINITE_INPUT,
-                     "%s: batch %llu row %zu col %zu: %s", what,
-                     (unsigned long long)bi, r0 + r, j,
-                     gmle__nonfinite_name(v));
+  const gmle_error_location loc = {.batch = bi,
+                                   .row = r0 + r,
+                                   .column = j,
+                                   .fields = GMLE_LOC_BATCH | GMLE_LOC_ROW |
+                                             GMLE_LOC_COLUMN};
+  return gmle__error_at(
+      ctx, GMLE_E_NONFINITE_INPUT, &loc, "%s: batch %llu row %zu col %zu: %s",
+      what, (unsigned long long)bi, r0 + r, j, gmle__nonfinite_name(v));
 }
 
 /* One batch on backend `ops` (with its state on ctx), with that backend's
@@ -180,10 +184,15 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
       size_t r, j;
       double v;
       gmle__find_nonfinite(x, dtype, n_rows, row_stride, m->dim, &r, &j, &v);
-      s = gmle__error(ctx, GMLE_E_NONFINITE_INPUT,
-                      "score: batch %llu row %zu col %zu: %s",
-                      (unsigned long long)(r / GMLE__SCORE_BATCH_ROWS), r, j,
-                      gmle__nonfinite_name(v));
+      const gmle_error_location loc = {.batch = r / GMLE__SCORE_BATCH_ROWS,
+                                       .row = r,
+                                       .column = j,
+                                       .fields = GMLE_LOC_BATCH | GMLE_LOC_ROW |
+                                                 GMLE_LOC_COLUMN};
+      s = gmle__error_at(ctx, GMLE_E_NONFINITE_INPUT, &loc,
+                         "score: batch %llu row %zu col %zu: %s",
+                         (unsigned long long)(r / GMLE__SCORE_BATCH_ROWS), r, j,
+                         gmle__nonfinite_name(v));
     }
     gmle__backend_score_end(ctx);
     return s;
@@ -263,14 +272,18 @@ gmle_status gmle_total_loglik(gmle_context *ctx, const gmle_model *m,
     const char *xb = (const char *)x + r0 * row_stride * isz;
     for (size_t r = r0; r < r0 + nb && s == GMLE_OK; r++) {
       if (labels && (labels[r] < 0 || (size_t)labels[r] >= C))
-        s = gmle__error(ctx, GMLE_E_BAD_LABEL,
-                        "total_loglik: row %zu: label %ld is outside "
-                        "[0, %zu)",
-                        r, (long)labels[r], C);
+        s = gmle__error_at(
+            ctx, GMLE_E_BAD_LABEL,
+            &(gmle_error_location){.row = r, .fields = GMLE_LOC_ROW},
+            "total_loglik: row %zu: label %ld is outside "
+            "[0, %zu)",
+            r, (long)labels[r], C);
       else if (weights && (!isfinite(weights[r]) || weights[r] < 0))
-        s = gmle__error(ctx, GMLE_E_INVALID_WEIGHTS,
-                        "total_loglik: row %zu: weight %g is %s", r, weights[r],
-                        isfinite(weights[r]) ? "negative" : "not finite");
+        s = gmle__error_at(
+            ctx, GMLE_E_INVALID_WEIGHTS,
+            &(gmle_error_location){.row = r, .fields = GMLE_LOC_ROW},
+            "total_loglik: row %zu: weight %g is %s", r, weights[r],
+            isfinite(weights[r]) ? "negative" : "not finite");
     }
     if (s == GMLE_OK)
       s = check_batch(ctx, xb, dtype, nb, row_stride, m->dim, bi, r0,

@@ -126,11 +126,15 @@ static gmle_status scan_labels(const gmle_stats *st, const int32_t *labels,
   for (size_t r = 0; r < n; r++) {
     const uint32_t c = (uint32_t)labels[r];
     if (c >= C)
-      return gmle__error(st->ctx, GMLE_E_BAD_LABEL,
-                         "batch %llu row %zu: label %ld is outside the %zu "
-                         "declared classes [0, %zu)",
-                         (unsigned long long)batch, r, (long)labels[r],
-                         st->n_classes, st->n_classes);
+      return gmle__error_at(
+          st->ctx, GMLE_E_BAD_LABEL,
+          &(gmle_error_location){.batch = batch,
+                                 .row = r,
+                                 .fields = GMLE_LOC_BATCH | GMLE_LOC_ROW},
+          "batch %llu row %zu: label %ld is outside the %zu "
+          "declared classes [0, %zu)",
+          (unsigned long long)batch, r, (long)labels[r], st->n_classes,
+          st->n_classes);
     seen[c] = 1;
   }
   return GMLE_OK;
@@ -141,10 +145,13 @@ static gmle_status check_weights(const gmle_stats *st, const double *w,
   int any = 0;
   for (size_t r = 0; r < n; r++) {
     if (!isfinite(w[r]) || w[r] < 0)
-      return gmle__error(st->ctx, GMLE_E_INVALID_WEIGHTS,
-                         "batch %llu row %zu: weight %g is %s",
-                         (unsigned long long)batch, r, w[r],
-                         isfinite(w[r]) ? "negative" : "not finite");
+      return gmle__error_at(
+          st->ctx, GMLE_E_INVALID_WEIGHTS,
+          &(gmle_error_location){.batch = batch,
+                                 .row = r,
+                                 .fields = GMLE_LOC_BATCH | GMLE_LOC_ROW},
+          "batch %llu row %zu: weight %g is %s", (unsigned long long)batch, r,
+          w[r], isfinite(w[r]) ? "negative" : "not finite");
     any |= w[r] > 0;
   }
   GMLE_RETURN_IF(!any, st->ctx, GMLE_E_INVALID_WEIGHTS,

@@ -79,7 +79,12 @@ gmle_status gmle__check_finite(const gmle_context *ctx, const void *x,
   gmle__find_nonfinite((const char *)x +
                            first * row_stride * gmle__dtype_size(dtype),
                        dtype, 1, row_stride, dim, &r, &j, &v);
-  return gmle__error(
-      ctx, GMLE_E_NONFINITE_INPUT, "batch %llu row %zu col %zu: %s",
+  const gmle_error_location loc = {.batch = batch_index,
+                                   .row = first,
+                                   .column = j,
+                                   .fields = GMLE_LOC_BATCH | GMLE_LOC_ROW |
+                                             GMLE_LOC_COLUMN};
+  return gmle__error_at(
+      ctx, GMLE_E_NONFINITE_INPUT, &loc, "batch %llu row %zu col %zu: %s",
       (unsigned long long)batch_index, first, j, gmle__nonfinite_name(v));
 }

@@ -13,7 +13,7 @@
  * from float32 rows, which the CPU multiplies in float32; scores 1e-10
  * relative), bit-identical repeated runs, 1000 classes, device-resident input,
  * validation of device data, fault-injection sweeps over k at every kind of
- * call site (gmle_cuda_inject_fault_at: allocations, copies, kernel
+ * call site (gmle__cuda_inject_fault_at: allocations, copies, kernel
  * launches, stream/event calls, cuBLAS in scoring): statistics unchanged
  * after a failed batch; an out-of-memory split and retried gives
  * statistics bit-identical to an undisturbed run (host and device input);
@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #ifdef GMLE_TEST_CUDA
+#include "cuda_testing.h"
 #include "gmle_cuda.h"
 #include "gmle_io.h"
 #endif
@@ -291,9 +292,9 @@ TEST(cuda_entry_points_refuse_other_backends) {
   CHECK_STATUS(gmle_cuda_score_device(ctx, NULL, x, GMLE_F64, 1, 2,
                                       GMLE_OUT_DENSITY, GMLE_F64, out),
                GMLE_E_UNSUPPORTED);
-  CHECK_STATUS(gmle_cuda_inject_fault(ctx, GMLE_CUDA_FAULT_ERROR, 1),
+  CHECK_STATUS(gmle__cuda_inject_fault(ctx, GMLE_CUDA_FAULT_ERROR, 1),
                GMLE_E_UNSUPPORTED);
-  CHECK(gmle_cuda_call_count(ctx) == -1);
+  CHECK(gmle__cuda_call_count(ctx) == -1);
   CHECK(gmle_cuda_context_device(ctx) == -1);
   CHECK(gmle_cuda_context_device(NULL) == -1);
   gmle_stats_free(st);
@@ -1075,12 +1076,12 @@ static long stats_fault_sweep(fault_ref *f, gmle_cuda_fault kind, unsigned site,
     CHECK_STATUS(gmle_stats_create(gpu, FS_D, FS_C, &st), GMLE_OK);
     CHECK_STATUS(tu_dataset_add(st, &f->ds, 0, FS_N1), GMLE_OK);
     CHECK_STATUS(gmle_stats_clone(st, &snap), GMLE_OK);
-    CHECK_STATUS(gmle_cuda_inject_fault_at(gpu, kind, site, k), GMLE_OK);
+    CHECK_STATUS(gmle__cuda_inject_fault_at(gpu, kind, site, k), GMLE_OK);
     const gmle_status s =
         device_input
             ? gmle_cuda_stats_add_device(st, dx, GMLE_F64, n2, FS_D, dl, dw)
             : tu_dataset_add(st, &f->ds, FS_N1, FS_N2);
-    const long calls = gmle_cuda_call_count(gpu);
+    const long calls = gmle__cuda_call_count(gpu);
     if (s == GMLE_OK) {
       CHECK_MSG(kind == GMLE_CUDA_FAULT_OOM || calls < k,
                 "%s at %s k %ld: the fault fired but the call succeeded",
@@ -1207,11 +1208,11 @@ static void score_fault_sweep(gmle_cuda_fault kind, unsigned site,
     CHECK_STATUS(gmle_fit(st, NULL, &m), GMLE_OK);
     long calls = 0;
     if (m) {
-      CHECK_STATUS(gmle_cuda_inject_fault_at(gpu, kind, site, k), GMLE_OK);
+      CHECK_STATUS(gmle__cuda_inject_fault_at(gpu, kind, site, k), GMLE_OK);
       const gmle_status s = gmle_score(gpu, m, ds.x, GMLE_F64, ds.n, D,
                                        GMLE_OUT_LOGPOST, GMLE_F64, out);
-      calls = gmle_cuda_call_count(gpu);
-      CHECK_STATUS(gmle_cuda_inject_fault(gpu, GMLE_CUDA_FAULT_NONE, 0),
+      calls = gmle__cuda_call_count(gpu);
+      CHECK_STATUS(gmle__cuda_inject_fault(gpu, GMLE_CUDA_FAULT_NONE, 0),
                    GMLE_OK);
       fired += s != GMLE_OK;
       if (kind == GMLE_CUDA_FAULT_STICKY && s != GMLE_OK) {
@@ -1292,7 +1293,7 @@ TEST(gpu_fault_from_environment) {
     CHECK_STATUS(gmle_stats_add(st, x, GMLE_F64, 2, 3, NULL, NULL),
                  GMLE_E_DEVICE_LOST);
     CHECK(st && st->rows[0] == 0 && st->weight[0] == 0.0);
-    CHECK_STATUS(gmle_cuda_inject_fault_at(gpu, GMLE_CUDA_FAULT_ERROR, 64, 1),
+    CHECK_STATUS(gmle__cuda_inject_fault_at(gpu, GMLE_CUDA_FAULT_ERROR, 64, 1),
                  GMLE_E_INVALID_ARG);
   }
   gmle_stats_free(st);

@@ -7,6 +7,7 @@
 #include "../host/gram_kern.h"
 #include "../host/isa.h"
 #include "internal.h"
+#include "testing.h"
 
 #include <float.h>
 #include <math.h>

@@ -5,7 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
 #include "gmle_io.h"
-#include "internal.h" /* gmle__test_fail_alloc_after */
+#include "testing.h"
 
 #include <locale.h>
 #include <math.h>

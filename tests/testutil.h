@@ -183,6 +183,7 @@ int tu_tmpdir_remove(const char *dir);
 /* ---------------------------------------------------------------------- */
 
 #include "../src/internal.h"
+#include "../src/testing.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -82,8 +82,8 @@ void cli_track_writer(gmle_writer *w);
  * output; cancel once the output is complete. At most 8 at a time. */
 void cli_on_fail(void (*fn)(void *), void *obj);
 void cli_on_fail_cancel(void *obj);
-/* "row N" (a word) in a library message: N, or -1. */
-long long cli_find_row(const char *msg);
+/* The row the context's last error names (its location), or -1. */
+long long cli_find_row(const gmle_context *ctx);
 
 /* Create the context of the common options and install the log callback. */
 gmle_context *cli_context(const cli_common *common);

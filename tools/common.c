@@ -130,8 +130,16 @@ void cli_die(int code, const char *what, const char *fmt, ...) {
   exit(code);
 }
 
-/* Find "row N" (a word) in msg; return N, or -1. */
-long long cli_find_row(const char *msg) {
+/* The row the context's last error names: its structured location, or, for
+ * an error site that records none yet, "row N" (a word) in its message;
+ * -1 when neither names one. */
+long long cli_find_row(const gmle_context *ctx) {
+  gmle_error_location loc;
+  if (!ctx || gmle_context_error_location(ctx, &loc) != GMLE_OK)
+    return -1;
+  if (loc.fields & GMLE_LOC_ROW)
+    return (long long)loc.row;
+  const char *msg = gmle_context_error(ctx);
   for (const char *p = strstr(msg, "row "); p; p = strstr(p + 1, "row ")) {
     if (p != msg && (p[-1] != ' ' && p[-1] != '('))
       continue;
@@ -157,7 +165,7 @@ void cli_fail(gmle_context *ctx, gmle_status s, const char *what,
   if (wl)
     fprintf(stderr, "%s: ", what);
   fputs(msg, stderr);
-  long long r = row0 > 0 ? cli_find_row(msg) : -1;
+  long long r = row0 > 0 ? cli_find_row(ctx) : -1;
   if (r >= 0)
     fprintf(stderr, " (row %lld of the file)", row0 + r);
   fputc('\n', stderr);

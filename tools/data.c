@@ -293,7 +293,7 @@ void cli_data_map(cli_data *d, const cli_classes *c, size_t n) {
 }
 
 void cli_data_fail(cli_data *d, gmle_status s) {
-  long long r = d->ark ? cli_find_row(gmle_context_error(d->ctx)) : -1;
+  long long r = d->ark ? cli_find_row(d->ctx) : -1;
   for (size_t u = 0; r >= 0 && u < d->n_utts; u++) {
     const gmle_utterance *g = &d->utts[u];
     if ((size_t)r >= g->row0 && (size_t)r < g->row0 + g->n_rows)
