@@ -324,9 +324,14 @@ GMLE_API const char *gmle_stats_class_name(const gmle_stats *st, size_t c);
 /* ------------------------------------------------------------------------ */
 
 /** How a fit is regularised (see DESIGN.md, "Degenerate data is normal").
- *  The default is the exact MLE plus a relative floor: every variance (every
- *  eigenvalue for full and tied covariances) is at least rel_floor * (the
- *  largest within-class feature variance over all accumulated data). */
+ *  The default is the exact MLE plus a relative floor in each feature's own
+ *  scale s_j (feature j's largest within-class variance over all
+ *  accumulated data, never another feature's): a variance is at least
+ *  rel_floor * s_j; for full and tied covariances every eigenvalue of
+ *  diag(s)^-1/2 Sigma diag(s)^-1/2 is at least rel_floor. Rescaling a
+ *  feature rescales the model and changes no prediction, and a well-defined
+ *  covariance is left as the plain MLE; where the floor acts the class
+ *  report counts it (n_floored). Spherical uses the mean of the s_j. */
 typedef struct gmle_fit_options {
   gmle_cov_type cov;    /**< default GMLE_COV_FULL */
   const double *priors; /**< n_classes priors summing to 1, or NULL: n_c/n */
