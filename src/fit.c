@@ -164,6 +164,30 @@ static void to_scaled(const fit_ctx *f, const double *S, double *R) {
       R[i * D + j] = S[i * D + j] / (sqrt(f->scale[i]) * sqrt(f->scale[j]));
 }
 
+/* V (D x D, symmetric) decomposed as V w V^T and S rebuilt from it with
+ * its eigenvalues raised to lo: S = diag(scale)^1/2 V max(w, lo) V^T
+ * diag(scale)^1/2 (scale NULL: the identity). V and w are overwritten. */
+static gmle_status rebuild_floored(const fit_ctx *f, size_t c, double *V,
+                                   double *w, double lo, const double *scale,
+                                   double *S) {
+  const size_t D = f->st->dim;
+  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)D, V,
+                                   (lapack_int)D, w);
+  if (info != 0)
+    return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
+                       "class %zu: eigen-decomposition failed (info %d)", c,
+                       (int)info);
+  for (size_t i = 0; i < D; i++)
+    for (size_t j = 0; j <= i; j++) {
+      double acc = 0;
+      for (size_t k = 0; k < D; k++)
+        acc += V[i * D + k] * V[j * D + k] * (w[k] < lo ? lo : w[k]);
+      S[i * D + j] = S[j * D + i] =
+          scale ? acc * (sqrt(scale[i]) * sqrt(scale[j])) : acc;
+    }
+  return GMLE_OK;
+}
+
 /* The relative floor of a full covariance, in each feature's scale: the
  * eigenvalues of R (to_scaled) below rel_floor are raised to it and S is
  * rebuilt from the floored R, so the floor is equivariant to every
@@ -192,22 +216,7 @@ static gmle_status relative_floor_full(const fit_ctx *f, size_t c, double *S,
   if (!*floored)
     return GMLE_OK;
   to_scaled(f, S, V);
-  info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)D, V,
-                        (lapack_int)D, w);
-  if (info != 0)
-    return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
-                       "class %zu: eigen-decomposition failed (info %d)", c,
-                       (int)info);
-  /* S = diag(scale)^1/2 V max(w, rel) V^T diag(scale)^1/2 */
-  for (size_t i = 0; i < D; i++)
-    for (size_t j = 0; j <= i; j++) {
-      double acc = 0;
-      for (size_t k = 0; k < D; k++)
-        acc += V[i * D + k] * V[j * D + k] * (w[k] < rel ? rel : w[k]);
-      S[i * D + j] = S[j * D + i] =
-          acc * (sqrt(f->scale[i]) * sqrt(f->scale[j]));
-    }
-  return GMLE_OK;
+  return rebuild_floored(f, c, V, w, rel, f->scale, S);
 }
 
 /* Regularise a full covariance S (D x D, symmetric) in place and fill the
@@ -250,20 +259,7 @@ static gmle_status finish_full(const fit_ctx *f, size_t c, double *S, double n,
       raised++;
   if (raised) {
     memcpy(V, S, D * D * sizeof(double));
-    info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)D, V,
-                          (lapack_int)D, w);
-    if (info != 0)
-      return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
-                         "class %zu: eigen-decomposition failed (info %d)", c,
-                         (int)info);
-    /* S = V max(w, lo) V^T */
-    for (size_t i = 0; i < D; i++)
-      for (size_t j = 0; j <= i; j++) {
-        double acc = 0;
-        for (size_t k = 0; k < D; k++)
-          acc += V[i * D + k] * V[j * D + k] * (w[k] < lo ? lo : w[k]);
-        S[i * D + j] = S[j * D + i] = acc;
-      }
+    GMLE_TRY(rebuild_floored(f, c, V, w, lo, NULL, S));
     for (size_t i = 0; i < D; i++)
       if (w[i] < lo)
         w[i] = lo;
