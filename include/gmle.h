@@ -339,7 +339,8 @@ typedef struct gmle_fit_options {
   double abs_floor;     /**< added to the diagonal (reg_covar); default 0 */
   double max_condition; /**< > 0: eigenvalue floor so that cond(Sigma_c) <=
                              max_condition (Kaldi style); default 0 = off */
-  int shrinkage;        /**< 1: OAS shrinkage toward a scaled identity */
+  int shrinkage;        /**< 1: OAS shrinkage toward a scaled identity
+                             (full and tied; no effect on diag/spherical) */
   int allow_empty;      /**< 1 (default): empty classes get prior 0 and
                              score -inf; 0: an empty class is an error */
 } gmle_fit_options;

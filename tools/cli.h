@@ -114,7 +114,8 @@ double cli_now(void);
 /* ---- classes ------------------------------------------------------------ */
 
 /* A class set: sorted distinct labels, numerically when every label is an
- * integer, else lexicographically (byte order). */
+ * integer, else lexicographically (byte order); from --classes, the order
+ * the list gives. */
 typedef struct cli_classes {
   size_t n;
   char **names;      /* [n], canonical text ("3", "cat") */

@@ -368,6 +368,13 @@ static void print_confusion(const cli_classes *cls, const uint64_t *cm,
   }
 }
 
+/* Data with no rows has no accuracy and no mean: an error (exit 2), not a
+ * report of "nan" or "0 of 0"; any output begun is removed. */
+static void refuse_zero_rows(const cli_data *d, const char *verb) {
+  if (d->rows_done == 0)
+    cli_die(CLI_EXIT_DATA, d->path, "no rows to %s (the data is empty)", verb);
+}
+
 /* Accuracy and confusion matrix, accumulated. */
 typedef struct tally {
   size_t C;
@@ -495,6 +502,7 @@ static void classify_ark(gmle_context *ctx, const gmle_model *m,
     cli_progress_update(&pr, d->rows_done);
   }
   cli_progress_end(&pr, d->rows_done);
+  refuse_zero_rows(d, "classify");
   if (p.w) {
     cli_track_writer(NULL);
     gmle_status s = gmle_writer_commit(p.w);
@@ -617,6 +625,7 @@ int cmd_classify(int argc, char **argv) {
     cli_progress_update(&pr, d.rows_done);
   }
   cli_progress_end(&pr, d.rows_done);
+  refuse_zero_rows(&d, "classify");
   if (w) {
     cli_track_writer(NULL);
     s = gmle_writer_commit(w);
@@ -697,6 +706,7 @@ int cmd_eval(int argc, char **argv) {
     cli_progress_update(&pr, d.rows_done);
   }
   cli_progress_end(&pr, d.rows_done);
+  refuse_zero_rows(&d, "evaluate");
   uint64_t rows = d.rows_done;
   printf("rows: %llu\n", (unsigned long long)rows);
   printf("scored under: %s\n",
