@@ -76,14 +76,17 @@ static gmle_status class_moments(const gmle_stats *st, size_t c, double *mean,
  * floor by a^2 and changes no prediction. Within-class, not total: with
  * class means 1e4 standard deviations apart the total variance is 1e8 times
  * the within-class one. A feature constant within every class falls back
- * to the spread of its class means, then to its mean square (both scale
- * with the feature), then to 1 (a feature constant in all the data adds
- * the same term to every class). */
-static void feature_scales(const gmle_stats *st, const double *diag_vars,
-                           const double *means, double *scale) {
+ * to the spread of its class means (which scales with it), and a feature
+ * constant in all the data to the largest within-class variance of any
+ * feature: it adds the same term to every class, so its floor changes no
+ * prediction. Returns 0 when every feature is constant in all the data
+ * (there is no scale; the scales are then 1 and the floor is off). */
+static int feature_scales(const gmle_stats *st, const double *diag_vars,
+                          const double *means, double *scale) {
   const size_t D = st->dim, C = st->n_classes;
+  double any = 0;
   for (size_t j = 0; j < D; j++) {
-    double within = 0, lo = INFINITY, hi = -INFINITY, square = 0;
+    double within = 0, lo = INFINITY, hi = -INFINITY;
     for (size_t c = 0; c < C; c++) {
       if (st->weight[c] <= 0)
         continue;
@@ -91,20 +94,24 @@ static void feature_scales(const gmle_stats *st, const double *diag_vars,
       within = v > within ? v : within;
       lo = mu < lo ? mu : lo;
       hi = mu > hi ? mu : hi;
-      square = mu * mu > square ? mu * mu : square;
     }
     const double spread = (hi - lo) * (hi - lo);
+    any = within > any ? within : any;
     scale[j] = within > 0                       ? within
                : spread > 0 && isfinite(spread) ? spread
-               : square > 0 && isfinite(square) ? square
-                                                : 1.0;
+                                                : 0.0;
   }
+  for (size_t j = 0; j < D; j++)
+    if (scale[j] == 0)
+      scale[j] = any > 0 ? any : 1.0;
+  return any > 0;
 }
 
 typedef struct fit_ctx {
   const gmle_stats *st;
   const gmle_fit_options *opt;
   gmle_context *ctx;
+  double rel;    /* rel_floor, or 0 when the data has no scale */
   double *scale; /* each feature's scale for the relative floor (D) */
   double *work;  /* eigen workspace: 3 D*D + D for full and tied, else 0 */
 } fit_ctx;
@@ -198,7 +205,7 @@ static gmle_status rebuild_floored(const fit_ctx *f, size_t c, double *V,
 static gmle_status relative_floor_full(const fit_ctx *f, size_t c, double *S,
                                        size_t *floored) {
   const size_t D = f->st->dim;
-  const double rel = f->opt->rel_floor;
+  const double rel = f->rel;
   double *V = f->work, *w = f->work + D * D;
   *floored = 0;
   to_scaled(f, S, V);
@@ -291,7 +298,7 @@ static gmle_status finish_diag(const fit_ctx *f, size_t c, double *v,
   size_t floored = 0;
   double vmin = INFINITY;
   for (size_t j = 0; j < D; j++) {
-    const double rel_lo = o->rel_floor * scale[j];
+    const double rel_lo = f->rel * scale[j];
     const double lo = rel_lo > cond_lo ? rel_lo : cond_lo;
     if (v[j] < lo) {
       v[j] = lo;
@@ -542,7 +549,7 @@ static gmle_status fit_model(fit_ctx *f, gmle_model *m, double *Shat_all) {
       diagv[c * D + j] = full ? S[j * D + j] : S[j];
     resolution_check(st, c, m->means + c * D, diagv + c * D);
   }
-  feature_scales(st, diagv, m->means, f->scale);
+  f->rel = feature_scales(st, diagv, m->means, f->scale) ? o->rel_floor : 0;
   gmle__free(diagv);
   /* Priors. */
   for (size_t c = 0; c < C; c++)
@@ -641,7 +648,7 @@ gmle_status gmle_fit(const gmle_stats *st, const gmle_fit_options *opt,
   const size_t G = full ? D * D : D;
   gmle_model *m = NULL;
   GMLE_TRY(gmle__model_alloc(ctx, D, C, opt->cov, &m));
-  fit_ctx f = {st, opt, ctx, NULL, NULL};
+  fit_ctx f = {st, opt, ctx, 0, NULL, NULL};
   double *Shat = gmle__malloc(C * G * sizeof(double));
   /* Only full and tied covariances need D x D scratch: a diagonal fit of
    * wide data stays O(C D). */

@@ -76,6 +76,10 @@ void cli_data_open(cli_data *d, gmle_context *ctx, const char *path,
     if (b < 1)
       b = 1;
   }
+  /* No batch larger than the data: --batch-rows 1e12 on a file of ten
+   * rows allocates ten rows (when the reader knows its row count). */
+  if (d->total > 0 && b > d->total)
+    b = (size_t)d->total;
   if (b > SIZE_MAX / per_row)
     cli_usage_error("--batch-rows %zu is too large", b);
   d->batch = b;

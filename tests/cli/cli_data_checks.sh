@@ -89,4 +89,9 @@ for v in abc 1x -1; do
   GMLE_DEVICE=$v expect_fail 1 "GMLE_DEVICE=$v" "GMLE_DEVICE=$v" "" eval good.npz X.csv
 done
 
+# --batch-rows is capped by the data's row count (a .npy knows it): 1e12
+# rows of 3 doubles would be 24 TB.
+"$GEN" small.npy 10 3 f64 || bad "cli_gen_npy small.npy"
+expect 0 "--batch-rows 1e12 on 10 rows" stats small.npy --batch-rows 1000000000000 -o small.st -q
+
 finish
