@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -343,4 +344,30 @@ int cli_classes_from_stats(const gmle_stats *st, cli_classes *out) {
   }
   from_names(names, n, out);
   return 1;
+}
+
+/* Text from the data (class names, labels, utterance keys) shown on a
+ * terminal: control bytes (below 0x20, and 0x7f) become \xNN so that a
+ * name cannot move the cursor, clear the screen or forge a line. Returns
+ * one of a few rotating buffers, so that several can appear in one printf;
+ * long texts are cut (with "...") at 200 bytes. */
+const char *cli_show(const char *s) {
+  static char ring[4][216];
+  static unsigned next;
+  char *out = ring[next++ % 4];
+  size_t k = 0;
+  if (!s)
+    s = "";
+  for (; *s && k < 200; s++) {
+    const unsigned char ch = (unsigned char)*s;
+    if (ch < 0x20 || ch == 0x7f)
+      k += (size_t)snprintf(out + k, 8, "\\x%02x", ch);
+    else
+      out[k++] = (char)ch;
+  }
+  if (*s)
+    memcpy(out + k, "...", 4);
+  else
+    out[k] = '\0';
+  return out;
 }

@@ -358,10 +358,10 @@ static void print_confusion(const cli_classes *cls, const uint64_t *cm,
   printf("confusion matrix (%srows: true class, columns: predicted):\n", what);
   printf("%*s", w, "");
   for (size_t k = 0; k < C; k++)
-    printf(" %*.*s", w, w, cls->names[k]);
+    printf(" %*.*s", w, w, cli_show(cls->names[k]));
   printf("\n");
   for (size_t c = 0; c < C; c++) {
-    printf("%*.*s", w, w, cls->names[c]);
+    printf("%*.*s", w, w, cli_show(cls->names[c]));
     for (size_t k = 0; k < C; k++)
       printf(" %*llu", w, (unsigned long long)cm[c * C + k]);
     printf("\n");
@@ -426,8 +426,8 @@ static void utt_predicted(void *user, const char *key, uint64_t frames,
     long t = l ? cli_classes_find(cls, l) : -1;
     if (t < 0)
       cli_die(CLI_EXIT_DATA, p->d->label_path,
-              "utterance '%s': label '%s' is not a class of the model %s", key,
-              l ? l : "", p->model_path);
+              "utterance '%s': label '%s' is not a class of the model %s",
+              cli_show(key), cli_show(l), p->model_path);
     tally_add(&p->ut, t, pred);
   } else {
     p->ut.n++;
@@ -495,7 +495,8 @@ static void classify_ark(gmle_context *ctx, const gmle_model *m,
       if (t < 0)
         cli_die(CLI_EXIT_DATA, d->label_path,
                 "row %llu: label '%s' is not a class of the model %s",
-                (unsigned long long)(d->row0 + i), d->labels[i], model_path);
+                (unsigned long long)(d->row0 + i), cli_show(d->labels[i]),
+                model_path);
       tally_add(&fr, t, pred[i]);
     }
     cli_uttacc_add(acc, d, ll, utt_predicted, &p);
@@ -601,7 +602,8 @@ int cmd_classify(int argc, char **argv) {
         if (t < 0) {
           cli_die(CLI_EXIT_DATA, d.label_path,
                   "row %llu: label '%s' is not a class of the model %s",
-                  (unsigned long long)(d.row0 + i), d.labels[i], pos[0]);
+                  (unsigned long long)(d.row0 + i), cli_show(d.labels[i]),
+                  pos[0]);
         }
         if (pred[i] >= 0) { /* -1: every class scored -inf */
           cm[(size_t)t * C + (size_t)pred[i]]++;
@@ -693,7 +695,8 @@ int cmd_eval(int argc, char **argv) {
         if (t < 0)
           cli_die(CLI_EXIT_DATA, d.label_path,
                   "row %llu: label '%s' is not a class of the model %s",
-                  (unsigned long long)(d.row0 + i), d.labels[i], pos[0]);
+                  (unsigned long long)(d.row0 + i), cli_show(d.labels[i]),
+                  pos[0]);
         d.idx[i] = (int32_t)t;
       }
     }

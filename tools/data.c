@@ -135,7 +135,7 @@ static void utt_labels(cli_data *d) {
     const char *l = cli_uttmap_get(d->utt2, g->key);
     if (!l)
       cli_die(CLI_EXIT_DATA, d->label_path, "no label for utterance '%s' of %s",
-              g->key, d->path);
+              cli_show(g->key), d->path);
     for (size_t i = g->row0; i < g->row0 + g->n_rows; i++)
       d->labels[i] = l;
   }
@@ -157,14 +157,14 @@ static void ali_labels(cli_data *d, size_t n) {
         cli_die(CLI_EXIT_DATA, d->label_path,
                 "the alignments end before frame %llu of utterance '%s' of "
                 "%s",
-                (unsigned long long)(g->frame0 + i), g->key, d->path);
+                (unsigned long long)(g->frame0 + i), cli_show(g->key), d->path);
       if (strcmp(a[j].key, g->key) != 0 || a[j].frame0 + used != g->frame0 + i)
         cli_die(CLI_EXIT_DATA, d->label_path,
                 "frame %llu of utterance '%s' of %s has the alignment of "
                 "'%s' frame %llu (the utterances or their frame counts "
                 "differ)",
-                (unsigned long long)(g->frame0 + i), g->key, d->path, a[j].key,
-                (unsigned long long)(a[j].frame0 + used));
+                (unsigned long long)(g->frame0 + i), cli_show(g->key), d->path,
+                cli_show(a[j].key), (unsigned long long)(a[j].frame0 + used));
       size_t m = g->n_rows - i < a[j].n_rows - used ? g->n_rows - i
                                                     : a[j].n_rows - used;
       i += m;
@@ -177,7 +177,8 @@ static void ali_labels(cli_data *d, size_t n) {
     if (g->last && (used != 0 || j == 0 || !a[j - 1].last))
       cli_die(CLI_EXIT_DATA, d->label_path,
               "the alignment of '%s' is longer than its %llu frames in %s",
-              g->key, (unsigned long long)(g->frame0 + g->n_rows), d->path);
+              cli_show(g->key), (unsigned long long)(g->frame0 + g->n_rows),
+              d->path);
   }
   if (k < n)
     cli_die(CLI_EXIT_DATA, d->label_path, "%llu labels, but %s has more rows",
@@ -290,7 +291,8 @@ void cli_data_map(cli_data *d, const cli_classes *c, size_t n) {
         snprintf(list + 196, sizeof list - 196, ", ...");
       cli_die(CLI_EXIT_DATA, d->label_path,
               "row %llu: label '%s' is not one of the classes (%s)",
-              (unsigned long long)(d->row0 + i), d->labels[i], list);
+              (unsigned long long)(d->row0 + i), cli_show(d->labels[i]),
+              cli_show(list));
     }
     d->idx[i] = (int32_t)k;
   }
@@ -302,7 +304,8 @@ void cli_data_fail(cli_data *d, gmle_status s) {
     const gmle_utterance *g = &d->utts[u];
     if ((size_t)r >= g->row0 && (size_t)r < g->row0 + g->n_rows)
       cli_die(cli_exit_code(s), d->path, "utterance '%s' frame %llu: %s",
-              g->key, (unsigned long long)(g->frame0 + (size_t)r - g->row0),
+              cli_show(g->key),
+              (unsigned long long)(g->frame0 + (size_t)r - g->row0),
               gmle_context_error(d->ctx));
   }
   cli_fail(d->ctx, s, d->path, (long long)d->row0);

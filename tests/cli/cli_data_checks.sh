@@ -94,4 +94,22 @@ done
 "$GEN" small.npy 10 3 f64 || bad "cli_gen_npy small.npy"
 expect 0 "--batch-rows 1e12 on 10 rows" stats small.npy --batch-rows 1000000000000 -o small.st -q
 
+# Class names and labels shown on the terminal have their control bytes
+# escaped (a name must not clear the screen or forge a line).
+awk '{ print (NR % 2) ? "a\033[2J" : "b" }' y.txt >esc.txt
+expect 0 "fit with a class name holding ESC" fit X.csv --labels esc.txt -o esc.npz -q
+run info esc.npz
+if grep -q 'a\\x1b\[2J' out.txt && ! grep -q "$(printf '\033')" out.txt; then
+  ok "info shows the name as a\\x1b[2J"
+else
+  bad "info prints the raw control byte: $(grep -E '^0 ' out.txt | od -c | head -2)"
+fi
+awk '{ print (NR == 3) ? "c\007\rrow 0: fine" : ((NR % 2) ? "a\033[2J" : "b") }' y.txt >esc2.txt
+expect 2 "eval with an unknown label holding BEL and CR" eval esc.npz X.csv --labels esc2.txt
+if grep -q 'c\\x07\\x0drow 0' err.txt && [ "$(wc -l <err.txt)" -eq 1 ] && ! grep -q "$(printf '\r')" err.txt; then
+  ok "the label is escaped in the message: $(cat err.txt)"
+else
+  bad "the label is not escaped: $(od -c err.txt | head -3)"
+fi
+
 finish
