@@ -90,9 +90,10 @@ GMLE_API gmle_status gmle_model_load(gmle_context *ctx, const char *path,
  * if it has at least as many tabs as commas and semicolons, else ';' if it
  * has any, else ',' if it has any, else ' ' when it has blanks between
  * fields, else one column. Header detection (header -1): the first line is
- * a header when it has a non-empty field, other than the label column given
- * by index, that is not a number, or when label_column is a name found on
- * it.
+ * a header when none of its fields, other than the label column given by
+ * index, is a number and one is not empty ("1,2x" is data with a typo, an
+ * error), or when label_column is a name found on it; a detected header is
+ * reported through the log callback (GMLE_LOG_INFO).
  *
  * Text labels files (labels_only without label_column): one label per
  * line, trimmed of spaces and tabs, CRLF and BOM handled, a label quoted
@@ -107,7 +108,7 @@ typedef struct gmle_reader_options {
   char delimiter; /**< CSV: 0 = detect among ',' ';' TAB ' ' from the first
                        line; else that character (' ': runs of blanks) */
   int header;     /**< CSV: -1 = detect (the first line is a header when
-                       one of its fields is not a number), 0 none, 1 yes */
+                       none of its fields is a number), 0 none, 1 yes */
   const char *label_column; /**< CSV: the column holding the labels, as a
                         header name or a 0-based index written as text
                         ("0", "4"); NULL: no label column */

@@ -617,6 +617,27 @@ static gmle_status copy_names(gmle_reader *r, csv_state *st, const char *line,
 }
 
 /* Work out the layout from the first non-blank line. */
+/* A first line is a header when none of its fields (the label column given
+ * by index aside) parses as a number and one is not empty: "1,2x" is data
+ * with a typo (an error at its field), not a header to drop. */
+static int looks_like_header(csv_state *st, const char *line, size_t nf,
+                             size_t skip) {
+  int text = 0, number = 0;
+  locale_t old = uselocale(st->cloc);
+  for (size_t j = 0; j < nf; j++) {
+    double v;
+    const csv_field *f = &st->f[j];
+    if (j == skip || !f->len)
+      continue;
+    if (parse_num(line + f->beg, f->len, &v) == 1)
+      text = 1;
+    else
+      number = 1;
+  }
+  uselocale(old);
+  return text && !number;
+}
+
 static gmle_status csv_layout(gmle_reader *r, csv_state *st,
                               const gmle_reader_options *opt) {
   char *line;
@@ -658,18 +679,13 @@ static gmle_status csv_layout(gmle_reader *r, csv_state *st,
     if (lc && !by_index && named != SIZE_MAX) {
       header = 1;
     } else {
-      header = 0;
-      locale_t old = uselocale(st->cloc);
-      for (size_t j = 0; j < nf && !header; j++) {
-        double v;
-        const csv_field *f = &st->f[j];
-        if (by_index && j == idx)
-          continue;
-        if (f->len && parse_num(line + f->beg, f->len, &v) == 1)
-          header = 1;
-      }
-      uselocale(old);
+      header = looks_like_header(st, line, nf, by_index ? idx : SIZE_MAX);
     }
+    if (header)
+      gmle__log(r->ctx, GMLE_LOG_INFO,
+                "%s: line %llu is taken as a header (none of its fields is a "
+                "number)",
+                r->path, (unsigned long long)first);
   }
   if (lc) {
     if (header && named != SIZE_MAX)
