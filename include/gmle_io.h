@@ -85,7 +85,9 @@ GMLE_API gmle_status gmle_model_load(gmle_context *ctx, const char *path,
  * floats ("0x1.8p1") are accepted. A NUL byte anywhere is an error. A row
  * with a different number of fields than the first row is an error naming
  * the line and both counts. Lines may be of any length up to 1 GiB (a line
- * is buffered whole, so memory is bounded by the longest line).
+ * is buffered whole, so memory is bounded by the longest line: a line of
+ * more than 1 GiB or 16,777,216 fields is an error naming it, and a data
+ * line stops being split 64 fields past the first line's count).
  * Delimiter detection (delimiter 0) looks at the first non-blank line: TAB
  * if it has at least as many tabs as commas and semicolons, else ';' if it
  * has any, else ',' if it has any, else ' ' when it has blanks between

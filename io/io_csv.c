@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #define CSV_FIRST_CAP ((size_t)64 * 1024)
+/* Fields a data line may have beyond the first line's before reading it
+ * stops (the error is the same; the count is bounded). */
+#define CSV_EXTRA_FIELDS 64
 
 typedef struct csv_field {
   size_t beg, len; /* in the line; the text is NUL-terminated at beg+len */
@@ -91,7 +94,7 @@ static gmle_status next_line(gmle_reader *r, csv_state *st, char **line,
       st->beg = 0;
     }
     if (st->end + 1 >= st->cap) {
-      if (st->cap > GMLE__CSV_MAX_LINE)
+      if (st->cap >= GMLE__CSV_MAX_LINE) /* the buffer stays <= the limit */
         return gmle__error(
             r->ctx, GMLE_E_TOO_LARGE, "%s:%llu: line longer than %zu bytes",
             r->path, (unsigned long long)st->line_no + 1, GMLE__CSV_MAX_LINE);
@@ -163,6 +166,22 @@ static int is_pad(char c, const csv_state *st) {
 static gmle_status push_field(gmle_reader *r, csv_state *st, size_t *nf,
                               char *line, size_t beg, size_t len, size_t col,
                               int quoted) {
+  /* The fields of a line are bounded before they are stored (32 bytes
+   * each): a line of 537 million fields must not take 17 GB to be found
+   * wrong. Past the first line a row may only have a few more fields than
+   * it (trailing delimiters, trimmed later). */
+  if (st->nfields && *nf >= st->nfields + CSV_EXTRA_FIELDS)
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s:%llu: the number of columns changed from %zu to "
+                       "more than %zu at this line",
+                       r->path, (unsigned long long)st->line_no, st->nfields,
+                       *nf);
+  if (*nf >= GMLE__CSV_MAX_FIELDS)
+    return gmle__error(r->ctx, GMLE_E_TOO_LARGE,
+                       "%s:%llu: more than %zu fields on one line (the limit "
+                       "of a CSV line)",
+                       r->path, (unsigned long long)st->line_no,
+                       (size_t)GMLE__CSV_MAX_FIELDS);
   void *p = st->f;
   GMLE_TRY(
       gmle__io_grow(r->ctx, &p, &st->f_cap, *nf + 1, *nf, sizeof(csv_field)));

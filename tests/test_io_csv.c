@@ -182,6 +182,27 @@ TEST(csv_first_line_with_a_number_is_data_and_a_header_is_reported) {
   gmle_context_set_log(ctx, NULL, NULL);
 }
 
+TEST(csv_a_very_long_line_is_refused_before_its_fields_are_stored) {
+  /* Issue 16 item 9: a second line of 4 million fields (8 MB) after a line
+   * of 2 is an error naming line 2 as soon as 64 extra fields are seen, not
+   * after 4 million field records (128 MB) are stored. */
+  const size_t fields = (size_t)1 << 22, len = 4 + 2 * fields;
+  char *text = malloc(len + 1);
+  if (!text) {
+    CHECK(!"setup");
+    return;
+  }
+  memcpy(text, "1,2\n", 4);
+  for (size_t i = 0; i < fields; i++)
+    memcpy(text + 4 + 2 * i, i + 1 < fields ? "0," : "0\n", 2);
+  gmle_reader_options o;
+  gmle_reader_options_init(&o);
+  CHECK_STATUS(first_error(text, len, &o), GMLE_E_BAD_FORMAT);
+  CHECK_ERROR_HAS(ctx, "e.csv:2: the number of columns changed from 2 to "
+                       "more than 66 at this line");
+  free(text);
+}
+
 TEST(csv_label_column_by_index_and_header_options) {
   gmle_reader_options o;
   gmle_reader_options_init(&o);
@@ -586,6 +607,7 @@ int main(int argc, char **argv) {
   RUN(csv_header_names_and_label_column_by_name_across_batches);
   RUN(csv_label_column_by_index_and_header_options);
   RUN(csv_first_line_with_a_number_is_data_and_a_header_is_reported);
+  RUN(csv_a_very_long_line_is_refused_before_its_fields_are_stored);
   RUN(csv_detects_and_accepts_delimiters);
   RUN(csv_bad_inputs_case27_errors_name_line_and_column);
   RUN(csv_bad_inputs_case27_values_bom_crlf_trailing_delimiter);
