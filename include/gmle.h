@@ -356,7 +356,9 @@ GMLE_API void gmle_fit_options_init(gmle_fit_options *opt);
  *  mean or covariance overflows float64), GMLE_E_EMPTY (no data at all, or
  *  an empty class with allow_empty = 0), GMLE_E_INVALID_MODEL (full or tied
  *  class means too many standard deviations apart to be scored in
- *  float64), GMLE_E_INVALID_ARG.
+ *  float64), GMLE_E_OVERFLOW (values below about 3e-151, whose squared
+ *  deviations underflow float64: the message says so and asks for the
+ *  data to be rescaled), GMLE_E_INVALID_ARG.
  *  Threads: many classes are fitted on the context's threads (the result
  *  is the same on any number). While this call, gmle_model_create and
  *  gmle_model_load factorise D x D matrices with D < 256, they set

@@ -70,6 +70,32 @@ static gmle_status class_moments(const gmle_stats *st, size_t c, double *mean,
   return GMLE_OK;
 }
 
+/* Values below about 2^-500 (3e-151) have squared deviations below
+ * 2^-1000, where float64 products turn subnormal and lose the digits the
+ * accuracy contract needs (at 1e-170 they vanish and a varying feature
+ * would look constant). Refuse with what is true instead of fitting
+ * garbage; an all-zero feature is not tiny, it is constant. */
+#define TINY_SQUARE 0x1p-1000
+#define TINY_VALUE 0x1p-500
+
+static gmle_status check_underflow(const gmle_stats *st, size_t c) {
+  const size_t D = st->dim;
+  const double n = st->weight[c];
+  const double *g = st->gram + c * st->gram_len;
+  for (size_t j = 0; j < D; j++) {
+    const double m2 = (st->mode == GMLE_STATS_DIAG ? g[j] : g[j * D + j]) / n;
+    const double a = fabs(st->shift[c * D + j]);
+    if ((m2 > 0 && m2 < TINY_SQUARE) || (m2 == 0 && a > 0 && a < TINY_VALUE))
+      return gmle__error(st->ctx, GMLE_E_OVERFLOW,
+                         "fit: class %zu feature %zu: values of about %.3g "
+                         "are too small for float64 (their squared "
+                         "deviations, %.3g, underflow and lose precision); "
+                         "multiply the data by a power of ten",
+                         c, j, a, m2);
+  }
+  return GMLE_OK;
+}
+
 /* Feature j's scale for the relative floor: its largest within-class
  * variance over all accumulated data (every class, every batch). Never
  * another feature's variance, so rescaling one feature by a rescales its
@@ -540,7 +566,9 @@ static gmle_status fit_model(fit_ctx *f, gmle_model *m, double *Shat_all) {
       continue;
     }
     double *S = Shat_all + c * G;
-    gmle_status ms = class_moments(st, c, m->means + c * D, S, full);
+    gmle_status ms = check_underflow(st, c);
+    if (ms == GMLE_OK)
+      ms = class_moments(st, c, m->means + c * D, S, full);
     if (ms != GMLE_OK) {
       gmle__free(diagv);
       return ms;

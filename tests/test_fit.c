@@ -753,6 +753,72 @@ done:
   gmle_context_free(ctx);
 }
 
+TEST(fit_extreme_scales_keep_the_contract_or_say_why_not) {
+  /* BAD_INPUTS case 38: float64 data scaled by 1e-150 and 1e+150 fits
+   * within the contract (1e-12, against the long double reference of the
+   * scaled values); at 1e-160 and 1e-170 the squared deviations underflow,
+   * which is said (never "feature 0 is constant"); at 1e+160 the squares
+   * overflow, which is said too. */
+  gmle_context *ctx = tu_context();
+  CHECK(ctx != NULL);
+  if (!ctx)
+    return;
+  enum { N = 2000, D = 3 };
+  double *x0 = malloc(N * D * sizeof *x0), *x = malloc(N * D * sizeof *x);
+  int32_t lab[N];
+  tu_rng r;
+  tu_seed(&r, 38);
+  if (!x0 || !x) {
+    CHECK(!"setup");
+    goto done;
+  }
+  for (size_t i = 0; i < N; i++) {
+    lab[i] = (int32_t)(i % 2);
+    for (size_t j = 0; j < D; j++)
+      x0[i * D + j] = tu_normal(&r) + (double)(lab[i] + j + 1);
+  }
+  static const double scales[] = {1e-150, 1e150, 1e-160, 1e-170, 1e160};
+  for (size_t k = 0; k < 5; k++) {
+    for (size_t i = 0; i < N * D; i++)
+      x[i] = x0[i] * scales[k];
+    gmle_stats *st = NULL;
+    gmle_model *m = NULL;
+    CHECK_STATUS(gmle_stats_create(ctx, D, 2, &st), GMLE_OK);
+    if (!st)
+      break;
+    gmle_status s = gmle_stats_add(st, x, GMLE_F64, N, D, lab, NULL);
+    if (s == GMLE_OK)
+      s = gmle_fit(st, NULL, &m);
+    if (k < 2) {
+      CHECK_MSG(s == GMLE_OK, "scale %g: %s", scales[k],
+                gmle_context_error(ctx));
+      tu_ref ref;
+      if (m && tu_ref_compute(&ref, x, GMLE_F64, N, D, D, 2, lab, NULL) == 0) {
+        for (size_t c = 0; c < 2; c++) {
+          double a[D * D], b[D * D];
+          CHECK_STATUS(gmle_model_covariance(m, c, a), GMLE_OK);
+          tu_ref_cov(&ref, GMLE_COV_FULL, c, b);
+          const double e = tu_rel_frobenius(a, b, D * D);
+          CHECK_MSG(e <= TOL64, "scale %g class %zu: covariance error %.3g",
+                    scales[k], c, e);
+        }
+        tu_ref_free(&ref);
+      }
+    } else {
+      CHECK_MSG(s == GMLE_E_OVERFLOW, "scale %g: %s (%s)", scales[k],
+                gmle_status_name(s), gmle_context_error(ctx));
+      CHECK_ERROR_HAS(ctx, scales[k] < 1 ? "too small" : "too large");
+      CHECK(strstr(gmle_context_error(ctx), "constant") == NULL);
+    }
+    gmle_model_free(m);
+    gmle_stats_free(st);
+  }
+done:
+  free(x0);
+  free(x);
+  gmle_context_free(ctx);
+}
+
 TEST(fit_abs_floor_adds_to_the_diagonal) {
   gmle_context *ctx = tu_context();
   tu_dataset ds;
@@ -1312,6 +1378,7 @@ int main(int argc, char **argv) {
   RUN(fit_default_floor_keeps_contract_for_classes_far_apart_f32);
   RUN(fit_default_floor_is_equivariant_to_each_feature_scale);
   RUN(fit_default_is_the_plain_mle_for_features_from_1e_3_to_1e3);
+  RUN(fit_extreme_scales_keep_the_contract_or_say_why_not);
   RUN(fit_abs_floor_adds_to_the_diagonal);
   RUN(fit_max_condition_floors_eigenvalues_to_bound_condition);
   RUN(fit_oas_shrinkage_matches_formula);
