@@ -171,6 +171,10 @@ GMLE_API gmle_status gmle_reader_read(gmle_reader *r, void *buf,
 GMLE_API gmle_status gmle_reader_rewind(gmle_reader *r);
 /** Rows read so far (since open or the last rewind). */
 GMLE_API uint64_t gmle_reader_offset(const gmle_reader *r);
+/** CSV: the 1-based line of the file that row i of the last read came
+ *  from (blank lines and the header are not rows); 0 for other formats or
+ *  when i is not a row of the last read. */
+GMLE_API uint64_t gmle_reader_row_line(const gmle_reader *r, size_t i);
 /** The header name of feature column j (label column excluded) for CSV
  *  files with a header; NULL otherwise or when j >= cols(). */
 GMLE_API const char *gmle_reader_column_name(const gmle_reader *r, size_t j);

@@ -493,6 +493,18 @@ static gmle_status data_line(gmle_reader *r, csv_state *st, char *line,
   return GMLE_OK;
 }
 
+/* Row n of this read came from file line `line` (memory: one number per
+ * row of the batch). */
+static gmle_status note_row_line(gmle_reader *r, size_t n, uint64_t line) {
+  void *p = r->row_line;
+  GMLE_TRY(
+      gmle__io_grow(r->ctx, &p, &r->row_line_cap, n + 1, n, sizeof(uint64_t)));
+  r->row_line = p;
+  r->row_line[n] = line;
+  r->row_line_n = n + 1;
+  return GMLE_OK;
+}
+
 static gmle_status csv_read(gmle_reader *r, void *buf, size_t max_rows,
                             size_t *n_read) {
   csv_state *st = r->impl;
@@ -502,6 +514,7 @@ static gmle_status csv_read(gmle_reader *r, void *buf, size_t max_rows,
   double *out = buf;
   size_t n = 0;
   gmle_status s = GMLE_OK;
+  r->row_line_n = 0;
   while (n < max_rows) {
     char *line;
     size_t len;
@@ -519,6 +532,8 @@ static gmle_status csv_read(gmle_reader *r, void *buf, size_t max_rows,
     if (is_blank_line(line, len))
       continue;
     s = data_line(r, st, line, len, r->labels_only ? NULL : out + n * r->cols);
+    if (s == GMLE_OK)
+      s = note_row_line(r, n, st->line_no);
     if (s != GMLE_OK)
       break;
     n++;

@@ -308,6 +308,14 @@ void cli_data_fail(cli_data *d, gmle_status s) {
               (unsigned long long)(g->frame0 + (size_t)r - g->row0),
               gmle_context_error(d->ctx));
   }
+  /* CSV: name the file line too, as a parse error does ("FILE:LINE"). */
+  long long br = cli_find_row(gmle_context_error(d->ctx));
+  uint64_t fl = br >= 0 ? gmle_reader_row_line(d->x, (size_t)br) : 0;
+  if (fl) {
+    char what[4096];
+    snprintf(what, sizeof what, "%s:%llu", d->path, (unsigned long long)fl);
+    cli_fail(d->ctx, s, what, (long long)d->row0);
+  }
   cli_fail(d->ctx, s, d->path, (long long)d->row0);
 }
 

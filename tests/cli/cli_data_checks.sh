@@ -112,4 +112,12 @@ else
   bad "the label is not escaped: $(od -c err.txt | head -3)"
 fi
 
+# A NaN in a CSV is named by its file line, as a parse error is: a blank
+# line 2, the NaN on line 6 (data row 4), in the third batch.
+printf '0,1\n\n1,2\n3,4\n5,6\nnan,7\n8,9\n' >nanline.csv
+expect_fail 2 "NaN in a CSV names the file line" "nanline.csv:6: " s.st stats nanline.csv --batch-rows 2 -o s.st
+grep -q "row 4 of the file" err.txt && ok "and the data row: $(cat err.txt)" || bad "data row missing: $(cat err.txt)"
+printf '1,2\n1,2x\n' >typo2.csv
+expect_fail 3 "a parse error names the file line the same way" "typo2.csv:2:" s.st stats typo2.csv -o s.st
+
 finish
