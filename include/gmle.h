@@ -360,9 +360,14 @@ GMLE_API const char *gmle_stats_class_name(const gmle_stats *st, size_t c);
 /* ------------------------------------------------------------------------ */
 
 /** How a fit is regularised (see docs/ARCHITECTURE.md, "Degenerate data is
- *  normal data"). The default is the exact MLE plus a relative floor: every variance (every
- *  eigenvalue for full and tied covariances) is at least rel_floor * (the
- *  largest within-class feature variance over all accumulated data). */
+ *  normal data"). The default is the exact MLE plus a relative floor in each feature's own
+ *  scale s_j (feature j's largest within-class variance over all
+ *  accumulated data, never another feature's): a variance is at least
+ *  rel_floor * s_j; for full and tied covariances every eigenvalue of
+ *  diag(s)^-1/2 Sigma diag(s)^-1/2 is at least rel_floor. Rescaling a
+ *  feature rescales the model and changes no prediction, and a well-defined
+ *  covariance is left as the plain MLE; where the floor acts the class
+ *  report counts it (n_floored). Spherical uses the mean of the s_j. */
 typedef struct gmle_fit_options {
   size_t struct_size;   /**< set by gmle_fit_options_init (see the top) */
   gmle_cov_type cov;    /**< default GMLE_COV_FULL */
@@ -371,7 +376,8 @@ typedef struct gmle_fit_options {
   double abs_floor;     /**< added to the diagonal (reg_covar); default 0 */
   double max_condition; /**< > 0: eigenvalue floor so that cond(Sigma_c) <=
                              max_condition (Kaldi style); default 0 = off */
-  int shrinkage;        /**< 1: OAS shrinkage toward a scaled identity */
+  int shrinkage;        /**< 1: OAS shrinkage toward a scaled identity
+                             (full and tied; no effect on diag/spherical) */
   int allow_empty;      /**< 1 (default): empty classes get prior 0 and
                              score -inf; 0: an empty class is an error */
 } gmle_fit_options;
@@ -389,7 +395,9 @@ GMLE_API void gmle_fit_options_init(gmle_fit_options *opt);
  *  mean or covariance overflows float64), GMLE_E_EMPTY (no data at all, or
  *  an empty class with allow_empty = 0), GMLE_E_INVALID_MODEL (full or tied
  *  class means too many standard deviations apart to be scored in
- *  float64), GMLE_E_INVALID_ARG.
+ *  float64), GMLE_E_OVERFLOW (values below about 3e-151, whose squared
+ *  deviations underflow float64: the message says so and asks for the
+ *  data to be rescaled), GMLE_E_INVALID_ARG.
  *  Threads: many classes are fitted on the context's threads (the result
  *  is the same on any number). While this call, gmle_model_create and
  *  gmle_model_load factorise D x D matrices with D < 256, they set

@@ -85,14 +85,17 @@ GMLE_API gmle_status gmle_model_load(gmle_context *ctx, const char *path,
  * floats ("0x1.8p1") are accepted. A NUL byte anywhere is an error. A row
  * with a different number of fields than the first row is an error naming
  * the line and both counts. Lines may be of any length up to 1 GiB (a line
- * is buffered whole, so memory is bounded by the longest line).
+ * is buffered whole, so memory is bounded by the longest line: a line of
+ * more than 1 GiB or 16,777,216 fields is an error naming it, and a data
+ * line stops being split 64 fields past the first line's count).
  * Delimiter detection (delimiter 0) looks at the first non-blank line: TAB
  * if it has at least as many tabs as commas and semicolons, else ';' if it
  * has any, else ',' if it has any, else ' ' when it has blanks between
  * fields, else one column. Header detection (header -1): the first line is
- * a header when it has a non-empty field, other than the label column given
- * by index, that is not a number, or when label_column is a name found on
- * it.
+ * a header when none of its fields, other than the label column given by
+ * index, is a number and one is not empty ("1,2x" is data with a typo, an
+ * error), or when label_column is a name found on it; a detected header is
+ * reported through the log callback (GMLE_LOG_INFO).
  *
  * Text labels files (labels_only without label_column): one label per
  * line, trimmed of spaces and tabs, CRLF and BOM handled, a label quoted
@@ -109,7 +112,7 @@ typedef struct gmle_reader_options {
   char delimiter; /**< CSV: 0 = detect among ',' ';' TAB ' ' from the first
                        line; else that character (' ': runs of blanks) */
   int header;     /**< CSV: -1 = detect (the first line is a header when
-                       one of its fields is not a number), 0 none, 1 yes */
+                       none of its fields is a number), 0 none, 1 yes */
   const char *label_column; /**< CSV: the column holding the labels, as a
                         header name or a 0-based index written as text
                         ("0", "4"); NULL: no label column */
@@ -171,6 +174,10 @@ GMLE_API gmle_status gmle_reader_read(gmle_reader *r, void *buf,
 GMLE_API gmle_status gmle_reader_rewind(gmle_reader *r);
 /** Rows read so far (since open or the last rewind). */
 GMLE_API uint64_t gmle_reader_offset(const gmle_reader *r);
+/** CSV: the 1-based line of the file that row i of the last read came
+ *  from (blank lines and the header are not rows); 0 for other formats or
+ *  when i is not a row of the last read. */
+GMLE_API uint64_t gmle_reader_row_line(const gmle_reader *r, size_t i);
 /** The header name of feature column j (label column excluded) for CSV
  *  files with a header; NULL otherwise or when j >= cols(). */
 GMLE_API const char *gmle_reader_column_name(const gmle_reader *r, size_t j);

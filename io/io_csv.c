@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #define CSV_FIRST_CAP ((size_t)64 * 1024)
+/* Fields a data line may have beyond the first line's before reading it
+ * stops (the error is the same; the count is bounded). */
+#define CSV_EXTRA_FIELDS 64
 
 typedef struct csv_field {
   size_t beg, len; /* in the line; the text is NUL-terminated at beg+len */
@@ -91,7 +94,7 @@ static gmle_status next_line(gmle_reader *r, csv_state *st, char **line,
       st->beg = 0;
     }
     if (st->end + 1 >= st->cap) {
-      if (st->cap > GMLE__CSV_MAX_LINE)
+      if (st->cap >= GMLE__CSV_MAX_LINE) /* the buffer stays <= the limit */
         return gmle__error(
             r->ctx, GMLE_E_TOO_LARGE, "%s:%llu: line longer than %zu bytes",
             r->path, (unsigned long long)st->line_no + 1, GMLE__CSV_MAX_LINE);
@@ -163,6 +166,22 @@ static int is_pad(char c, const csv_state *st) {
 static gmle_status push_field(gmle_reader *r, csv_state *st, size_t *nf,
                               char *line, size_t beg, size_t len, size_t col,
                               int quoted) {
+  /* The fields of a line are bounded before they are stored (32 bytes
+   * each): a line of 537 million fields must not take 17 GB to be found
+   * wrong. Past the first line a row may only have a few more fields than
+   * it (trailing delimiters, trimmed later). */
+  if (st->nfields && *nf >= st->nfields + CSV_EXTRA_FIELDS)
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s:%llu: the number of columns changed from %zu to "
+                       "more than %zu at this line",
+                       r->path, (unsigned long long)st->line_no, st->nfields,
+                       *nf);
+  if (*nf >= GMLE__CSV_MAX_FIELDS)
+    return gmle__error(r->ctx, GMLE_E_TOO_LARGE,
+                       "%s:%llu: more than %zu fields on one line (the limit "
+                       "of a CSV line)",
+                       r->path, (unsigned long long)st->line_no,
+                       (size_t)GMLE__CSV_MAX_FIELDS);
   void *p = st->f;
   GMLE_TRY(
       gmle__io_grow(r->ctx, &p, &st->f_cap, *nf + 1, *nf, sizeof(csv_field)));
@@ -476,6 +495,18 @@ static gmle_status data_line(gmle_reader *r, csv_state *st, char *line,
   return GMLE_OK;
 }
 
+/* Row n of this read came from file line `line` (memory: one number per
+ * row of the batch). */
+static gmle_status note_row_line(gmle_reader *r, size_t n, uint64_t line) {
+  void *p = r->row_line;
+  GMLE_TRY(
+      gmle__io_grow(r->ctx, &p, &r->row_line_cap, n + 1, n, sizeof(uint64_t)));
+  r->row_line = p;
+  r->row_line[n] = line;
+  r->row_line_n = n + 1;
+  return GMLE_OK;
+}
+
 static gmle_status csv_read(gmle_reader *r, void *buf, size_t max_rows,
                             size_t *n_read) {
   csv_state *st = r->impl;
@@ -485,6 +516,7 @@ static gmle_status csv_read(gmle_reader *r, void *buf, size_t max_rows,
   double *out = buf;
   size_t n = 0;
   gmle_status s = GMLE_OK;
+  r->row_line_n = 0;
   while (n < max_rows) {
     char *line;
     size_t len;
@@ -502,6 +534,8 @@ static gmle_status csv_read(gmle_reader *r, void *buf, size_t max_rows,
     if (is_blank_line(line, len))
       continue;
     s = data_line(r, st, line, len, r->labels_only ? NULL : out + n * r->cols);
+    if (s == GMLE_OK)
+      s = note_row_line(r, n, st->line_no);
     if (s != GMLE_OK)
       break;
     n++;
@@ -619,6 +653,27 @@ static gmle_status copy_names(gmle_reader *r, csv_state *st, const char *line,
 }
 
 /* Work out the layout from the first non-blank line. */
+/* A first line is a header when none of its fields (the label column given
+ * by index aside) parses as a number and one is not empty: "1,2x" is data
+ * with a typo (an error at its field), not a header to drop. */
+static int looks_like_header(csv_state *st, const char *line, size_t nf,
+                             size_t skip) {
+  int text = 0, number = 0;
+  locale_t old = uselocale(st->cloc);
+  for (size_t j = 0; j < nf; j++) {
+    double v;
+    const csv_field *f = &st->f[j];
+    if (j == skip || !f->len)
+      continue;
+    if (parse_num(line + f->beg, f->len, &v) == 1)
+      text = 1;
+    else
+      number = 1;
+  }
+  uselocale(old);
+  return text && !number;
+}
+
 static gmle_status csv_layout(gmle_reader *r, csv_state *st,
                               const gmle_reader_options *opt) {
   char *line;
@@ -660,18 +715,13 @@ static gmle_status csv_layout(gmle_reader *r, csv_state *st,
     if (lc && !by_index && named != SIZE_MAX) {
       header = 1;
     } else {
-      header = 0;
-      locale_t old = uselocale(st->cloc);
-      for (size_t j = 0; j < nf && !header; j++) {
-        double v;
-        const csv_field *f = &st->f[j];
-        if (by_index && j == idx)
-          continue;
-        if (f->len && parse_num(line + f->beg, f->len, &v) == 1)
-          header = 1;
-      }
-      uselocale(old);
+      header = looks_like_header(st, line, nf, by_index ? idx : SIZE_MAX);
     }
+    if (header)
+      gmle__log(r->ctx, GMLE_LOG_INFO,
+                "%s: line %llu is taken as a header (none of its fields is a "
+                "number)",
+                r->path, (unsigned long long)first);
   }
   if (lc) {
     if (header && named != SIZE_MAX)

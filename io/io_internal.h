@@ -19,6 +19,8 @@
 #define GMLE__IO_CHUNK ((size_t)1 << 20)
 /* The longest CSV/text line accepted (a line is buffered whole). */
 #define GMLE__CSV_MAX_LINE ((size_t)1 << 30)
+/* Fields on one CSV line (16,777,216; 512 MiB of field records). */
+#define GMLE__CSV_MAX_FIELDS ((size_t)1 << 24)
 
 /* Grow *p (elements of `elem` bytes, *cap of them) to hold at least `need`,
  * keeping the first `keep` elements. GMLE_E_OUT_OF_MEMORY / TOO_LARGE. */

@@ -163,6 +163,7 @@ void gmle_reader_free(gmle_reader *r) {
     close(r->fd);
   gmle__free(r->lab);
   gmle__free(r->lab_off);
+  gmle__free(r->row_line);
   gmle__free(r->path);
   gmle__free(r);
 }
@@ -233,6 +234,10 @@ gmle_status gmle_reader_rewind(gmle_reader *r) {
 }
 
 uint64_t gmle_reader_offset(const gmle_reader *r) { return r ? r->offset : 0; }
+
+uint64_t gmle_reader_row_line(const gmle_reader *r, size_t i) {
+  return r && i < r->row_line_n ? r->row_line[i] : 0;
+}
 
 const char *gmle_reader_column_name(const gmle_reader *r, size_t j) {
   if (!r || j >= r->cols || !r->column_name)

@@ -38,6 +38,10 @@ struct gmle_reader {
   size_t lab_len, lab_cap;
   size_t *lab_off;
   size_t lab_n, lab_off_cap;
+  /* CSV: the 1-based file line of each row of the last read(), so that a
+   * value found wrong later is named by its line, as parse errors are. */
+  uint64_t *row_line;
+  size_t row_line_n, row_line_cap;
   /* The format's state and operations. */
   void *impl;
   gmle_status (*read)(gmle_reader *r, void *buf, size_t max_rows,

@@ -75,28 +75,76 @@ static gmle_status class_moments(const gmle_stats *st, size_t c, double *mean,
   return GMLE_OK;
 }
 
-/* The scale of the relative floor: the largest per-class feature variance
- * over all accumulated data (every class, every feature, every batch).
- * Within-class, not total: with class means 1e4 standard deviations apart
- * the total variance is 1e8 times the within-class one, and a floor taken
- * from it would no longer be negligible. */
-static double largest_class_variance(const gmle_stats *st,
-                                     const double *diag_vars) {
-  double best = 0;
-  for (size_t c = 0; c < st->n_classes; c++)
-    if (st->weight[c] > 0)
-      for (size_t j = 0; j < st->dim; j++)
-        if (diag_vars[c * st->dim + j] > best)
-          best = diag_vars[c * st->dim + j];
-  return best;
+/* Values below about 2^-500 (3e-151) have squared deviations below
+ * 2^-1000, where float64 products turn subnormal and lose the digits the
+ * accuracy contract needs (at 1e-170 they vanish and a varying feature
+ * would look constant). Refuse with what is true instead of fitting
+ * garbage; an all-zero feature is not tiny, it is constant. */
+#define TINY_SQUARE 0x1p-1000
+#define TINY_VALUE 0x1p-500
+
+static gmle_status check_underflow(const gmle_stats *st, size_t c) {
+  const size_t D = st->dim;
+  const double n = st->weight[c];
+  const double *g = st->gram + c * st->gram_len;
+  for (size_t j = 0; j < D; j++) {
+    const double m2 = (st->mode == GMLE_STATS_DIAG ? g[j] : g[j * D + j]) / n;
+    const double a = fabs(st->shift[c * D + j]);
+    if ((m2 > 0 && m2 < TINY_SQUARE) || (m2 == 0 && a > 0 && a < TINY_VALUE))
+      return gmle__error(st->ctx, GMLE_E_OVERFLOW,
+                         "fit: class %zu feature %zu: values of about %.3g "
+                         "are too small for float64 (their squared "
+                         "deviations, %.3g, underflow and lose precision); "
+                         "multiply the data by a power of ten",
+                         c, j, a, m2);
+  }
+  return GMLE_OK;
+}
+
+/* Feature j's scale for the relative floor: its largest within-class
+ * variance over all accumulated data (every class, every batch). Never
+ * another feature's variance, so rescaling one feature by a rescales its
+ * floor by a^2 and changes no prediction. Within-class, not total: with
+ * class means 1e4 standard deviations apart the total variance is 1e8 times
+ * the within-class one. A feature constant within every class falls back
+ * to the spread of its class means (which scales with it), and a feature
+ * constant in all the data to the largest within-class variance of any
+ * feature: it adds the same term to every class, so its floor changes no
+ * prediction. Returns 0 when every feature is constant in all the data
+ * (there is no scale; the scales are then 1 and the floor is off). */
+static int feature_scales(const gmle_stats *st, const double *diag_vars,
+                          const double *means, double *scale) {
+  const size_t D = st->dim, C = st->n_classes;
+  double any = 0;
+  for (size_t j = 0; j < D; j++) {
+    double within = 0, lo = INFINITY, hi = -INFINITY;
+    for (size_t c = 0; c < C; c++) {
+      if (st->weight[c] <= 0)
+        continue;
+      const double v = diag_vars[c * D + j], mu = means[c * D + j];
+      within = v > within ? v : within;
+      lo = mu < lo ? mu : lo;
+      hi = mu > hi ? mu : hi;
+    }
+    const double spread = (hi - lo) * (hi - lo);
+    any = within > any ? within : any;
+    scale[j] = within > 0                       ? within
+               : spread > 0 && isfinite(spread) ? spread
+                                                : 0.0;
+  }
+  for (size_t j = 0; j < D; j++)
+    if (scale[j] == 0)
+      scale[j] = any > 0 ? any : 1.0;
+  return any > 0;
 }
 
 typedef struct fit_ctx {
   const gmle_stats *st;
   const gmle_fit_options *opt;
   gmle_context *ctx;
-  double floor; /* relative floor in absolute terms */
-  double *work; /* eigen workspace: D*D + D */
+  double rel;    /* rel_floor, or 0 when the data has no scale */
+  double *scale; /* each feature's scale for the relative floor (D) */
+  double *work;  /* eigen workspace: 3 D*D + D for full and tied, else 0 */
 } fit_ctx;
 
 /* OAS shrinkage (Chen, Wiesel, Eldar and Hero 2010) toward tr(S)/D I. */
@@ -148,6 +196,69 @@ static gmle_status singular_error(const fit_ctx *f, size_t c, const char *what,
                         remedy);
 }
 
+/* S in each feature's scale: R = diag(scale)^-1/2 S diag(scale)^-1/2. */
+static void to_scaled(const fit_ctx *f, const double *S, double *R) {
+  const size_t D = f->st->dim;
+  for (size_t i = 0; i < D; i++)
+    for (size_t j = 0; j < D; j++)
+      R[i * D + j] = S[i * D + j] / (sqrt(f->scale[i]) * sqrt(f->scale[j]));
+}
+
+/* V (D x D, symmetric) decomposed as V w V^T and S rebuilt from it with
+ * its eigenvalues raised to lo: S = diag(scale)^1/2 V max(w, lo) V^T
+ * diag(scale)^1/2 (scale NULL: the identity). V and w are overwritten. */
+static gmle_status rebuild_floored(const fit_ctx *f, size_t c, double *V,
+                                   double *w, double lo, const double *scale,
+                                   double *S) {
+  const size_t D = f->st->dim;
+  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)D, V,
+                                   (lapack_int)D, w);
+  if (info != 0)
+    return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
+                       "class %zu: eigen-decomposition failed (info %d)", c,
+                       (int)info);
+  for (size_t i = 0; i < D; i++)
+    for (size_t j = 0; j <= i; j++) {
+      double acc = 0;
+      for (size_t k = 0; k < D; k++)
+        acc += V[i * D + k] * V[j * D + k] * (w[k] < lo ? lo : w[k]);
+      S[i * D + j] = S[j * D + i] =
+          scale ? acc * (sqrt(scale[i]) * sqrt(scale[j])) : acc;
+    }
+  return GMLE_OK;
+}
+
+/* The relative floor of a full covariance, in each feature's scale: the
+ * eigenvalues of R (to_scaled) below rel_floor are raised to it and S is
+ * rebuilt from the floored R, so the floor is equivariant to every
+ * feature's scale and leaves a well-defined covariance (no eigenvalue of R
+ * below rel_floor) untouched. Without any floor, an R whose smallest
+ * eigenvalue is lost in rounding is singular. *floored counts the raised
+ * eigenvalues. Uses f->work[0, D*D + D). */
+static gmle_status relative_floor_full(const fit_ctx *f, size_t c, double *S,
+                                       size_t *floored) {
+  const size_t D = f->st->dim;
+  const double rel = f->rel;
+  double *V = f->work, *w = f->work + D * D;
+  *floored = 0;
+  to_scaled(f, S, V);
+  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)D, V,
+                                   (lapack_int)D, w);
+  if (info != 0 || !isfinite(w[0]) || !isfinite(w[D - 1]))
+    return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
+                       "class %zu: eigen-decomposition failed (info %d)", c,
+                       (int)info);
+  const double tiny = w[D - 1] * (double)D * 64 * DBL_EPSILON;
+  if (rel <= 0 && f->opt->max_condition <= 0 && (w[0] <= tiny || w[0] <= 0))
+    return singular_error(f, c, "smallest eigenvalue is not positive", S, D);
+  for (size_t i = 0; i < D; i++)
+    *floored += w[i] < rel;
+  if (!*floored)
+    return GMLE_OK;
+  to_scaled(f, S, V);
+  return rebuild_floored(f, c, V, w, rel, f->scale, S);
+}
+
 /* Regularise a full covariance S (D x D, symmetric) in place and fill the
  * report's eigenvalue diagnostics. */
 static gmle_status finish_full(const fit_ctx *f, size_t c, double *S, double n,
@@ -165,8 +276,11 @@ static gmle_status finish_full(const fit_ctx *f, size_t c, double *S, double n,
   if (o->abs_floor > 0)
     for (size_t i = 0; i < D; i++)
       S[i * D + i] += o->abs_floor;
-  /* Eigenvalues for the diagnostics and the floors; the eigenvectors only
-   * when a floor has to be applied (several times cheaper without). */
+  size_t floored = 0;
+  GMLE_TRY(relative_floor_full(f, c, S, &floored));
+  /* Eigenvalues for the diagnostics and the condition floor; the
+   * eigenvectors only when that floor has to be applied (several times
+   * cheaper without). */
   double *V = f->work, *w = f->work + D * D;
   memcpy(V, S, D * D * sizeof(double));
   lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)D, V,
@@ -175,47 +289,32 @@ static gmle_status finish_full(const fit_ctx *f, size_t c, double *S, double n,
     return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
                        "class %zu: eigen-decomposition failed (info %d)", c,
                        (int)info);
-  double lo = f->floor;
-  if (o->max_condition > 0 && w[D - 1] / o->max_condition > lo)
-    lo = w[D - 1] / o->max_condition;
-  /* A covariance whose smallest eigenvalue is lost in rounding is singular
-   * unless a floor lifts it. */
-  const double tiny = w[D - 1] * (double)D * 64 * DBL_EPSILON;
-  if (lo <= 0 && (w[0] <= tiny || w[0] <= 0))
-    return singular_error(f, c, "smallest eigenvalue is not positive", S, D);
-  size_t floored = 0;
-  for (size_t i = 0; i < D; i++)
+  const double lo = o->max_condition > 0 ? w[D - 1] / o->max_condition : 0;
+  /* Without a condition floor nothing is raised: the eigenvalues of S
+   * carry an absolute error of eps ||S||, which is larger than the smallest
+   * ones when the features' scales differ by 1e16. */
+  size_t raised = 0;
+  for (size_t i = 0; lo > 0 && i < D; i++)
     if (w[i] < lo)
-      floored++;
-  if (floored) {
+      raised++;
+  if (raised) {
     memcpy(V, S, D * D * sizeof(double));
-    info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', (lapack_int)D, V,
-                          (lapack_int)D, w);
-    if (info != 0)
-      return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
-                         "class %zu: eigen-decomposition failed (info %d)", c,
-                         (int)info);
-    /* S = V max(w, lo) V^T */
-    for (size_t i = 0; i < D; i++)
-      for (size_t j = 0; j <= i; j++) {
-        double acc = 0;
-        for (size_t k = 0; k < D; k++)
-          acc += V[i * D + k] * V[j * D + k] * (w[k] < lo ? lo : w[k]);
-        S[i * D + j] = S[j * D + i] = acc;
-      }
+    GMLE_TRY(rebuild_floored(f, c, V, w, lo, NULL, S));
     for (size_t i = 0; i < D; i++)
       if (w[i] < lo)
         w[i] = lo;
   }
-  rep->n_floored = floored;
+  rep->n_floored = floored > raised ? floored : raised;
   rep->min_eigenvalue = w[0];
   rep->max_eigenvalue = w[D - 1];
   rep->condition = w[0] > 0 ? w[D - 1] / w[0] : INFINITY;
   return GMLE_OK;
 }
 
-/* Regularise variances v[0..D) in place (diag; spherical with D = 1). */
-static gmle_status finish_diag(const fit_ctx *f, size_t c, double *v, size_t D,
+/* Regularise variances v[0..D) in place (diag; spherical with D = 1):
+ * variance j is at least rel_floor * scale[j]. */
+static gmle_status finish_diag(const fit_ctx *f, size_t c, double *v,
+                               const double *scale, size_t D,
                                gmle_class_report *rep) {
   const gmle_fit_options *o = f->opt;
   double vmax = 0;
@@ -228,12 +327,12 @@ static gmle_status finish_diag(const fit_ctx *f, size_t c, double *v, size_t D,
     if (v[j] > vmax)
       vmax = v[j];
   }
-  double lo = f->floor;
-  if (o->max_condition > 0 && vmax / o->max_condition > lo)
-    lo = vmax / o->max_condition;
+  const double cond_lo = o->max_condition > 0 ? vmax / o->max_condition : 0;
   size_t floored = 0;
   double vmin = INFINITY;
   for (size_t j = 0; j < D; j++) {
+    const double rel_lo = f->rel * scale[j];
+    const double lo = rel_lo > cond_lo ? rel_lo : cond_lo;
     if (v[j] < lo) {
       v[j] = lo;
       floored++;
@@ -253,8 +352,8 @@ static gmle_status finish_diag(const fit_ctx *f, size_t c, double *v, size_t D,
     if (v[j] < vmin)
       vmin = v[j];
   }
-  if (vmax < lo)
-    vmax = lo;
+  for (size_t j = 0; j < D; j++)
+    vmax = v[j] > vmax ? v[j] : vmax;
   rep->n_floored = floored;
   rep->min_eigenvalue = vmin;
   rep->max_eigenvalue = vmax;
@@ -365,7 +464,7 @@ static gmle_status fit_class(const fit_ctx *f, gmle_model *m,
   } else if (o->cov == GMLE_COV_DIAG) {
     double *v = m->covars + c * D;
     memcpy(v, Sh, D * sizeof(double));
-    s = finish_diag(f, c, v, D, &m->reports[c]);
+    s = finish_diag(f, c, v, f->scale, D, &m->reports[c]);
     if (s == GMLE_OK)
       s = class_loglik(f, c, st->weight[c], NULL, v, 0, Sh, lc);
   } else {
@@ -373,7 +472,11 @@ static gmle_status fit_class(const fit_ctx *f, gmle_model *m,
     for (size_t j = 0; j < D; j++)
       v += Sh[j];
     v /= (double)D;
-    s = finish_diag(f, c, &v, 1, &m->reports[c]);
+    double scale = 0;
+    for (size_t j = 0; j < D; j++)
+      scale += f->scale[j];
+    scale /= (double)D;
+    s = finish_diag(f, c, &v, &scale, 1, &m->reports[c]);
     m->covars[c] = v;
     if (s == GMLE_OK)
       s = class_loglik(f, c, st->weight[c], NULL, NULL, v, Sh, lc);
@@ -470,7 +573,9 @@ static gmle_status fit_model(fit_ctx *f, gmle_model *m, double *Shat_all) {
       continue;
     }
     double *S = Shat_all + c * G;
-    gmle_status ms = class_moments(st, c, m->means + c * D, S, full);
+    gmle_status ms = check_underflow(st, c);
+    if (ms == GMLE_OK)
+      ms = class_moments(st, c, m->means + c * D, S, full);
     if (ms != GMLE_OK) {
       gmle__free(diagv);
       return ms;
@@ -479,9 +584,8 @@ static gmle_status fit_model(fit_ctx *f, gmle_model *m, double *Shat_all) {
       diagv[c * D + j] = full ? S[j * D + j] : S[j];
     resolution_check(st, c, m->means + c * D, diagv + c * D);
   }
-  double vmax = largest_class_variance(st, diagv);
+  f->rel = feature_scales(st, diagv, m->means, f->scale) ? o->rel_floor : 0;
   gmle__free(diagv);
-  f->floor = o->rel_floor * vmax;
   /* Priors. */
   for (size_t c = 0; c < C; c++)
     m->priors[c] = o->priors ? o->priors[c] : st->weight[c] / ntot;
@@ -580,17 +684,22 @@ gmle_status gmle_fit(const gmle_stats *st, const gmle_fit_options *opt,
   const size_t G = full ? D * D : D;
   gmle_model *m = NULL;
   GMLE_TRY(gmle__model_alloc(ctx, D, C, opt->cov, &m));
-  fit_ctx f = {st, opt, ctx, 0, NULL};
+  fit_ctx f = {st, opt, ctx, 0, NULL, NULL};
   double *Shat = gmle__malloc(C * G * sizeof(double));
-  f.work = gmle__malloc((3 * D * D + D) * sizeof(double));
-  gmle_status s = (Shat && f.work) ? GMLE_OK
-                                   : gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
-                                                 "fit: out of memory");
+  /* Only full and tied covariances need D x D scratch: a diagonal fit of
+   * wide data stays O(C D). */
+  f.work = full ? gmle__malloc((3 * D * D + D) * sizeof(double)) : NULL;
+  f.scale = gmle__malloc(D * sizeof(double));
+  gmle_status s =
+      (Shat && f.scale && (f.work || !full))
+          ? GMLE_OK
+          : gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "fit: out of memory");
   const int small = gmle__blas_small_begin(D);
   if (s == GMLE_OK)
     s = fit_model(&f, m, Shat);
   gmle__free(Shat);
   gmle__free(f.work);
+  gmle__free(f.scale);
   if (s == GMLE_OK)
     s = gmle__model_prepare(m);
   gmle__blas_small_end(small);

@@ -2,11 +2,12 @@
  * place that reads GMLE_BACKEND / GMLE_DEVICE. */
 #include "internal.h"
 
+#include <limits.h>
 #include <string.h>
 
 static const gmle__backend_ops *const backends[] = {
-    /* AUTO order: CUDA, then OpenCL, then CPU. Device backends are added
-     * here, one line each, as they land. */
+/* AUTO order: CUDA, then OpenCL, then CPU. Device backends are added
+ * here, one line each, as they land. */
 #ifdef GMLE_HAVE_CUDA
     &gmle__cuda_backend,
 #endif
@@ -104,6 +105,20 @@ static gmle_status try_backend(gmle_context *ctx, const gmle__backend_ops *ops,
   return s;
 }
 
+/* A device index from the environment: decimal digits only, below
+ * INT_MAX; atoi would take "abc" as 0 and "1x" as 1 and pick a device the
+ * user did not name. */
+static int parse_device(const char *text, int *out) {
+  long v = 0;
+  for (const char *p = text; *p; p++) {
+    if (*p < '0' || *p > '9' || v > (INT_MAX - 9) / 10)
+      return 0;
+    v = v * 10 + (*p - '0');
+  }
+  *out = (int)v;
+  return 1;
+}
+
 gmle_status gmle_context_create(gmle_backend b, int device,
                                 gmle_context **out) {
   if (!out)
@@ -121,8 +136,11 @@ gmle_status gmle_context_create(gmle_backend b, int device,
                          "cuda",
                          env);
     const char *denv = getenv("GMLE_DEVICE");
-    if (denv && *denv && device < 0)
-      device = atoi(denv);
+    if (denv && *denv && device < 0 && !parse_device(denv, &device))
+      return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                         "GMLE_DEVICE=%s is not a device index (a "
+                         "non-negative decimal integer)",
+                         denv);
   }
   if (b != GMLE_BACKEND_AUTO) {
     const gmle__backend_ops *ops = gmle__backend_lookup(b);

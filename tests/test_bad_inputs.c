@@ -57,8 +57,8 @@ static int guarded_unchanged(const guarded *g) {
   tu_snapshot now;
   if (tu_snapshot_take(g->st, &now) != 0)
     return 0;
-  int same = tu_snapshot_equal(&g->snap, &now) &&
-             tu_stats_raw_equal(g->st, g->before);
+  int same =
+      tu_snapshot_equal(&g->snap, &now) && tu_stats_raw_equal(g->st, g->before);
   tu_snapshot_free(&now);
   return same;
 }
@@ -175,9 +175,8 @@ TEST(badinput_03_empty_batch_is_a_successful_noop) {
     double w[1] = {1.0};
     CHECK_STATUS(gmle_stats_add(g.st, x, GMLE_F64, 0, 4, lab, NULL), GMLE_OK);
     CHECK_STATUS(gmle_stats_add(g.st, x, GMLE_F32, 0, 4, lab, w), GMLE_OK);
-    CHECK_STATUS(
-        gmle_stats_add_checked(g.st, x, GMLE_F64, 0, 4, 4, lab, NULL),
-        GMLE_OK);
+    CHECK_STATUS(gmle_stats_add_checked(g.st, x, GMLE_F64, 0, 4, 4, lab, NULL),
+                 GMLE_OK);
     CHECK(guarded_unchanged(&g));
     guarded_close(&g);
   }
@@ -235,9 +234,9 @@ TEST(badinput_04_score_size_overflow_rejected) {
     return;
   double mu[8] = {0}, cv[8] = {1, 1, 1, 1, 1, 1, 1, 1};
   gmle_model *m = NULL;
-  CHECK_STATUS(gmle_model_create(ctx, 8, 1, GMLE_COV_DIAG, mu, cv, NULL, NULL,
-                                 &m),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_model_create(ctx, 8, 1, GMLE_COV_DIAG, mu, cv, NULL, NULL, &m),
+      GMLE_OK);
   if (m) {
     float dummy[8] = {0};
     double out[8];
@@ -263,16 +262,14 @@ TEST(badinput_05_feature_count_change_13_to_14_dim_mismatch) {
   tu_rng r;
   tu_seed(&r, 5);
   tu_gen_offset(&r, 4, 14, 0.0, 1.0, GMLE_F64, 14, x);
-  CHECK_STATUS(gmle_stats_add_checked(g.st, x, GMLE_F64, 4, 13, 13, NULL,
-                                      NULL),
+  CHECK_STATUS(gmle_stats_add_checked(g.st, x, GMLE_F64, 4, 13, 13, NULL, NULL),
                GMLE_OK);
   gmle_stats_free(g.before);
   g.before = NULL;
   tu_snapshot_free(&g.snap);
   CHECK_STATUS(gmle_stats_clone(g.st, &g.before), GMLE_OK);
   CHECK(tu_snapshot_take(g.st, &g.snap) == 0);
-  CHECK_STATUS(gmle_stats_add_checked(g.st, x, GMLE_F64, 4, 14, 14, NULL,
-                                      NULL),
+  CHECK_STATUS(gmle_stats_add_checked(g.st, x, GMLE_F64, 4, 14, 14, NULL, NULL),
                GMLE_E_DIM_MISMATCH);
   CHECK_ERROR_HAS(g.ctx, "Number of features 14 does not match previous "
                          "data 13");
@@ -375,9 +372,9 @@ TEST(badinput_07_empty_class_prior_zero_scores_minus_inf_never_nan) {
     const gmle_output what[3] = {GMLE_OUT_LOGLIK, GMLE_OUT_JOINT,
                                  GMLE_OUT_LOGPOST};
     for (int w = 0; w < 3; w++) {
-      CHECK_STATUS(gmle_score(ctx, m, ds.x, GMLE_F64, nt, 3, what[w],
-                              GMLE_F64, out),
-                   GMLE_OK);
+      CHECK_STATUS(
+          gmle_score(ctx, m, ds.x, GMLE_F64, nt, 3, what[w], GMLE_F64, out),
+          GMLE_OK);
       int bad = 0;
       for (size_t i = 0; i < nt; i++) {
         bad += !(isinf(out[i * 3 + 1]) && out[i * 3 + 1] < 0);
@@ -434,8 +431,7 @@ TEST(badinput_08_one_sample_class_full_cov_ill_defined_unless_floored) {
   int32_t four = 4;
   if (st) {
     CHECK_STATUS(tu_dataset_add(st, &ds, 0, ds.n), GMLE_OK);
-    CHECK_STATUS(gmle_stats_add(st, one, GMLE_F64, 1, 3, &four, NULL),
-                 GMLE_OK);
+    CHECK_STATUS(gmle_stats_add(st, one, GMLE_F64, 1, 3, &four, NULL), GMLE_OK);
     gmle_fit_options o = no_reg(GMLE_COV_FULL);
     gmle_model *m = NULL;
     CHECK_STATUS(gmle_fit(st, &o, &m), GMLE_E_ILL_DEFINED_COV);
@@ -459,21 +455,24 @@ TEST(badinput_08_one_sample_class_full_cov_ill_defined_unless_floored) {
     gmle_model_free(m);
     m = NULL;
     /* the default relative floor defines it too, with a warning: Sigma =
-     * 1e-9 x (largest per-class feature variance) I */
+     * 1e-9 x diag(each feature's largest per-class variance) */
     memset(&log, 0, sizeof log);
     CHECK_STATUS(gmle_fit(st, NULL, &m), GMLE_OK);
     if (m) {
       tu_ref ref;
-      long double mv = 0.0L;
+      long double mv[3] = {0.0L, 0.0L, 0.0L};
       if (tu_ref_dataset(&ref, &ds) == 0) {
-        mv = tu_ref_max_class_variance(&ref);
+        for (size_t c = 0; c < ref.n_classes; c++)
+          for (size_t j = 0; j < 3; j++)
+            if (ref.cov[c * 9 + j * 4] > mv[j])
+              mv[j] = ref.cov[c * 9 + j * 4];
         tu_ref_free(&ref);
       }
       double s[9];
       CHECK_STATUS(gmle_model_covariance(m, 4, s), GMLE_OK);
       for (int i = 0; i < 9; i++)
-        CHECK_CLOSE(s[i], i % 4 == 0 ? (double)(1e-9L * mv) : 0.0,
-                    1e-12 * (double)(1e-9L * mv));
+        CHECK_CLOSE(s[i], i % 4 == 0 ? (double)(1e-9L * mv[i / 4]) : 0.0,
+                    1e-12 * (double)(1e-9L * mv[i / 4]));
       CHECK_MSG(log.warnings >= 1 && tu_log_has(&log, "class 4"),
                 "no warning naming class 4: \"%s\"", log.text);
     }
@@ -600,8 +599,8 @@ TEST(badinput_10_constant_feature_singular_names_feature_floor_exact) {
     double s[16];
     CHECK_STATUS(gmle_model_covariance(m, 0, s), GMLE_OK);
     CHECK_MSG(fabs(s[2 * 4 + 2] - floor_v) <= 1e-12 * floor_v,
-              "type %d: variance of the constant feature %.17g, floor %.17g",
-              t, s[10], floor_v);
+              "type %d: variance of the constant feature %.17g, floor %.17g", t,
+              s[10], floor_v);
     /* scores finite, never NaN, even off the constant value */
     double rows[3 * 4], out[3];
     memcpy(rows, x, sizeof rows);
@@ -650,9 +649,9 @@ TEST(badinput_11_all_features_constant_error_or_floored_never_nan) {
               "type %d: %s", t, gmle_status_name(s));
     if (s == GMLE_OK && m) {
       double sc[1];
-      CHECK_STATUS(gmle_score(ctx, m, x, GMLE_F64, 1, d, GMLE_OUT_LOGLIK,
-                              GMLE_F64, sc),
-                   GMLE_OK);
+      CHECK_STATUS(
+          gmle_score(ctx, m, x, GMLE_F64, 1, d, GMLE_OUT_LOGLIK, GMLE_F64, sc),
+          GMLE_OK);
       CHECK(isfinite(sc[0]));
     }
     gmle_model_free(m);
@@ -669,8 +668,7 @@ TEST(badinput_11_all_features_constant_error_or_floored_never_nan) {
                               GMLE_F64, sc),
                    GMLE_OK);
       CHECK_REL(sc[0], -1.5 * (LOG2PI + log(1e-6)), 1e-12);
-      CHECK_REL(sc[1], -1.5 * (LOG2PI + log(1e-6)) - 0.5 * 1e-6 / 1e-6,
-                1e-9);
+      CHECK_REL(sc[1], -1.5 * (LOG2PI + log(1e-6)) - 0.5 * 1e-6 / 1e-6, 1e-9);
     }
     gmle_model_free(m);
   }
@@ -711,8 +709,8 @@ TEST(badinput_12_collinear_columns_singular_floored_or_condition_bounded) {
     if (s == GMLE_OK && m) {
       gmle_class_report rep;
       gmle_model_report(m, 0, &rep);
-      printf("  accepted: condition %.3g, min eigenvalue %.3g\n",
-             rep.condition, rep.min_eigenvalue);
+      printf("  accepted: condition %.3g, min eigenvalue %.3g\n", rep.condition,
+             rep.min_eigenvalue);
     }
     gmle_model_free(m);
     m = NULL;
@@ -720,9 +718,9 @@ TEST(badinput_12_collinear_columns_singular_floored_or_condition_bounded) {
     CHECK_STATUS(gmle_fit(st, &o, &m), GMLE_OK);
     if (m) {
       double sc[4];
-      CHECK_STATUS(gmle_score(ctx, m, x, GMLE_F64, 4, d, GMLE_OUT_LOGLIK,
-                              GMLE_F64, sc),
-                   GMLE_OK);
+      CHECK_STATUS(
+          gmle_score(ctx, m, x, GMLE_F64, 4, d, GMLE_OUT_LOGLIK, GMLE_F64, sc),
+          GMLE_OK);
       for (int i = 0; i < 4; i++)
         CHECK(isfinite(sc[i]));
       gmle_class_report rep;
@@ -746,9 +744,9 @@ TEST(badinput_12_collinear_columns_singular_floored_or_condition_bounded) {
       CHECK(rep.condition <= 1e4 * (1 + 1e-9));
       CHECK(rep.n_floored >= 1);
       double sc[4];
-      CHECK_STATUS(gmle_score(ctx, m, x, GMLE_F64, 4, d, GMLE_OUT_LOGLIK,
-                              GMLE_F64, sc),
-                   GMLE_OK);
+      CHECK_STATUS(
+          gmle_score(ctx, m, x, GMLE_F64, 4, d, GMLE_OUT_LOGLIK, GMLE_F64, sc),
+          GMLE_OK);
       for (int i = 0; i < 4; i++)
         CHECK(isfinite(sc[i]));
     }
@@ -770,9 +768,9 @@ TEST(badinput_13_nan_covariance_never_reaches_cholesky_unnoticed) {
   double cv[18] = {1, 0, 0, 0, 1, 0, 0, 0, 1, /* class 0: I */
                    2, 0, 0, 0, 2, 0, 0, 0, 2};
   gmle_model *m = NULL;
-  CHECK_STATUS(gmle_model_create(ctx, 3, 2, GMLE_COV_FULL, mu, cv, NULL, NULL,
-                                 &m),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_model_create(ctx, 3, 2, GMLE_COV_FULL, mu, cv, NULL, NULL, &m),
+      GMLE_OK);
   gmle_model_free(m);
   /* NaN on the diagonal, NaN only below it (what potrf reads), +Inf */
   const int where[3] = {9 + 4, 9 + 3, 9 + 8};
@@ -968,8 +966,8 @@ TEST(badinput_16_scale_1e_minus20_and_1e15_f32_same_predictions) {
       CHECK_STATUS(gmle_fit(st, NULL, &m), GMLE_OK);
     }
     if (m) {
-      CHECK_STATUS(gmle_score(ctx, m, ts, GMLE_F32, test.n, 3,
-                              GMLE_OUT_LABEL, GMLE_F64, pred[s]),
+      CHECK_STATUS(gmle_score(ctx, m, ts, GMLE_F32, test.n, 3, GMLE_OUT_LABEL,
+                              GMLE_F64, pred[s]),
                    GMLE_OK);
       double mu[3], cv[9];
       CHECK_STATUS(gmle_model_mean(m, 0, mu), GMLE_OK);
@@ -995,8 +993,8 @@ TEST(badinput_16_scale_1e_minus20_and_1e15_f32_same_predictions) {
                     cov0[j]);
       }
       if (s == 0)
-        CHECK_STATUS(gmle_score(ctx, m, ts, GMLE_F32, test.n, 3,
-                                GMLE_OUT_JOINT, GMLE_F64, joint),
+        CHECK_STATUS(gmle_score(ctx, m, ts, GMLE_F32, test.n, 3, GMLE_OUT_JOINT,
+                                GMLE_F64, joint),
                      GMLE_OK);
     }
     gmle_model_free(m);
@@ -1080,8 +1078,8 @@ static void rechunk_case(gmle_dtype dtype, double tol_mean, double tol_cov) {
         tu_ref_cov(&ref, GMLE_COV_FULL, k, rb);
         double ec = tu_rel_frobenius(a, rb, 9);
         CHECK_MSG(em <= tol_mean && ec <= tol_cov,
-                  "chunks %zu (%s), class %zu: mean %.3g cov %.3g",
-                  sizes[v], b ? "merged" : "added", k, em, ec);
+                  "chunks %zu (%s), class %zu: mean %.3g cov %.3g", sizes[v],
+                  b ? "merged" : "added", k, em, ec);
       }
       gmle_model_free(m);
     }
@@ -1111,15 +1109,14 @@ TEST(badinput_19_weights_equal_repeats_zero_removes_invalid_rejected) {
   /* rows a, b, c, d with weights 2, 0, 1, 3 == rows a, a, c, d, d, d */
   const double x[4 * 2] = {0.5, 1.0, 9.0, -9.0, 2.0, 0.25, -1.0, 3.0};
   const double w[4] = {2, 0, 1, 3};
-  const double rep[6 * 2] = {0.5, 1.0, 0.5, 1.0, 2.0, 0.25,
+  const double rep[6 * 2] = {0.5,  1.0, 0.5,  1.0, 2.0,  0.25,
                              -1.0, 3.0, -1.0, 3.0, -1.0, 3.0};
   gmle_stats *sw = NULL, *sr = NULL;
   CHECK_STATUS(gmle_stats_create(ctx, 2, 1, &sw), GMLE_OK);
   CHECK_STATUS(gmle_stats_create(ctx, 2, 1, &sr), GMLE_OK);
   if (sw && sr) {
     CHECK_STATUS(gmle_stats_add(sw, x, GMLE_F64, 4, 2, NULL, w), GMLE_OK);
-    CHECK_STATUS(gmle_stats_add(sr, rep, GMLE_F64, 6, 2, NULL, NULL),
-                 GMLE_OK);
+    CHECK_STATUS(gmle_stats_add(sr, rep, GMLE_F64, 6, 2, NULL, NULL), GMLE_OK);
     tu_ref ref;
     CHECK(tu_ref_compute(&ref, rep, GMLE_F64, 6, 2, 2, 1, NULL, NULL) == 0);
     gmle_fit_options o = no_reg(GMLE_COV_FULL);
@@ -1193,8 +1190,7 @@ TEST(badinput_20_fit_twice_from_scratch_bit_identical) {
         gmle_stats *st = NULL;
         CHECK_STATUS(gmle_stats_create(ctx, d, 3, &st), GMLE_OK);
         if (st)
-          CHECK_STATUS(gmle_stats_add(st, x, dts[t], n, d, lab, NULL),
-                       GMLE_OK);
+          CHECK_STATUS(gmle_stats_add(st, x, dts[t], n, d, lab, NULL), GMLE_OK);
         gmle_fit_options o;
         gmle_fit_options_init(&o);
         o.cov = types[c];
@@ -1243,9 +1239,9 @@ TEST(badinput_21_scoring_nan_row_named_outlier_finite_posteriors_sum_1) {
     tu_random_spd(&r, 3, 0.5, 2.0, cv + 9 * k);
   const double pri[3] = {0.2, 0.3, 0.5};
   gmle_model *m = NULL;
-  CHECK_STATUS(gmle_model_create(ctx, 3, 3, GMLE_COV_FULL, mu, cv, pri, NULL,
-                                 &m),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_model_create(ctx, 3, 3, GMLE_COV_FULL, mu, cv, pri, NULL, &m),
+      GMLE_OK);
   if (!m) {
     gmle_context_free(ctx);
     return;
@@ -1255,9 +1251,9 @@ TEST(badinput_21_scoring_nan_row_named_outlier_finite_posteriors_sum_1) {
   tu_gen_offset(&r, 8, 3, 1.0, 1.0, GMLE_F64, 3, x);
   double out[8 * 3];
   x[5 * 3 + 1] = NAN;
-  CHECK_STATUS(gmle_score(ctx, m, x, GMLE_F64, 8, 3, GMLE_OUT_LOGLIK,
-                          GMLE_F64, out),
-               GMLE_E_NONFINITE_INPUT);
+  CHECK_STATUS(
+      gmle_score(ctx, m, x, GMLE_F64, 8, 3, GMLE_OUT_LOGLIK, GMLE_F64, out),
+      GMLE_E_NONFINITE_INPUT);
   CHECK_ERROR_HAS(ctx, "row 5");
   CHECK_ERROR_HAS(ctx, "col 1");
   x[5 * 3 + 1] = 0.0;
@@ -1265,18 +1261,17 @@ TEST(badinput_21_scoring_nan_row_named_outlier_finite_posteriors_sum_1) {
   for (int i = 0; i < 24; i++)
     xf[i] = (float)x[i];
   xf[7 * 3 + 2] = INFINITY;
-  CHECK_STATUS(gmle_score(ctx, m, xf, GMLE_F32, 8, 3, GMLE_OUT_LOGPOST,
-                          GMLE_F64, out),
-               GMLE_E_NONFINITE_INPUT);
+  CHECK_STATUS(
+      gmle_score(ctx, m, xf, GMLE_F32, 8, 3, GMLE_OUT_LOGPOST, GMLE_F64, out),
+      GMLE_E_NONFINITE_INPUT);
   CHECK_ERROR_HAS(ctx, "row 7");
   /* a 1e3-sigma outlier: finite, -1/2 (D log 2pi + log|S| + d^2) with
    * d^2 ~ 1e6, computed here in long double */
-  double o[2 * 3] = {1e3 * sqrt(cv[0]), 0.0, 0.0,
-                     -2e3 * sqrt(cv[0]), 1e3, 5e2};
+  double o[2 * 3] = {1e3 * sqrt(cv[0]), 0.0, 0.0, -2e3 * sqrt(cv[0]), 1e3, 5e2};
   double ll[2 * 3];
-  CHECK_STATUS(gmle_score(ctx, m, o, GMLE_F64, 2, 3, GMLE_OUT_LOGLIK,
-                          GMLE_F64, ll),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_score(ctx, m, o, GMLE_F64, 2, 3, GMLE_OUT_LOGLIK, GMLE_F64, ll),
+      GMLE_OK);
   for (int i = 0; i < 2; i++)
     for (int k = 0; k < 3; k++) {
       long double want = tu_logpdf(3, o + 3 * i, mu + 3 * k, cv + 9 * k);
@@ -1311,18 +1306,18 @@ TEST(badinput_21_scoring_nan_row_named_outlier_finite_posteriors_sum_1) {
   double far[3] = {1e300, -1e300, 1e300};
   double jt[3], pst[3], dn[1];
   int32_t lb[1] = {-7};
-  CHECK_STATUS(gmle_score(ctx, m, far, GMLE_F64, 1, 3, GMLE_OUT_JOINT,
-                          GMLE_F64, jt),
-               GMLE_OK);
-  CHECK_STATUS(gmle_score(ctx, m, far, GMLE_F64, 1, 3, GMLE_OUT_LOGPOST,
-                          GMLE_F64, pst),
-               GMLE_OK);
-  CHECK_STATUS(gmle_score(ctx, m, far, GMLE_F64, 1, 3, GMLE_OUT_DENSITY,
-                          GMLE_F64, dn),
-               GMLE_OK);
-  CHECK_STATUS(gmle_score(ctx, m, far, GMLE_F64, 1, 3, GMLE_OUT_LABEL,
-                          GMLE_F64, lb),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_score(ctx, m, far, GMLE_F64, 1, 3, GMLE_OUT_JOINT, GMLE_F64, jt),
+      GMLE_OK);
+  CHECK_STATUS(
+      gmle_score(ctx, m, far, GMLE_F64, 1, 3, GMLE_OUT_LOGPOST, GMLE_F64, pst),
+      GMLE_OK);
+  CHECK_STATUS(
+      gmle_score(ctx, m, far, GMLE_F64, 1, 3, GMLE_OUT_DENSITY, GMLE_F64, dn),
+      GMLE_OK);
+  CHECK_STATUS(
+      gmle_score(ctx, m, far, GMLE_F64, 1, 3, GMLE_OUT_LABEL, GMLE_F64, lb),
+      GMLE_OK);
   for (int k = 0; k < 3; k++) {
     CHECK_MSG(isinf(jt[k]) && jt[k] < 0, "joint %d = %g", k, jt[k]);
     CHECK_MSG(!isnan(pst[k]), "log-posterior %d is NaN", k);
@@ -1357,12 +1352,12 @@ TEST(badinput_21_all_classes_but_one_empty_and_zero_prior_rows_no_nan) {
   }
   if (m) {
     double lp[10 * 3], dn[10];
-    CHECK_STATUS(gmle_score(ctx, m, x, GMLE_F64, 10, 2, GMLE_OUT_LOGPOST,
-                            GMLE_F64, lp),
-                 GMLE_OK);
-    CHECK_STATUS(gmle_score(ctx, m, x, GMLE_F64, 10, 2, GMLE_OUT_DENSITY,
-                            GMLE_F64, dn),
-                 GMLE_OK);
+    CHECK_STATUS(
+        gmle_score(ctx, m, x, GMLE_F64, 10, 2, GMLE_OUT_LOGPOST, GMLE_F64, lp),
+        GMLE_OK);
+    CHECK_STATUS(
+        gmle_score(ctx, m, x, GMLE_F64, 10, 2, GMLE_OUT_DENSITY, GMLE_F64, dn),
+        GMLE_OK);
     for (int i = 0; i < 10; i++) {
       CHECK(isinf(lp[i * 3]) && lp[i * 3] < 0);
       CHECK(isinf(lp[i * 3 + 1]) && lp[i * 3 + 1] < 0);

@@ -69,8 +69,8 @@ static void check_model_vs_ref(const gmle_model *m, const tu_ref *ref,
     CHECK_STATUS(gmle_model_mean(m, k, a), GMLE_OK);
     tu_ref_mean(ref, k, b);
     double em = tu_max_rel_err(a, b, NULL, d);
-    CHECK_MSG(em <= tol_mean, "%s: class %zu mean rel err %.3g > %.3g", what,
-              k, em, tol_mean);
+    CHECK_MSG(em <= tol_mean, "%s: class %zu mean rel err %.3g > %.3g", what, k,
+              em, tol_mean);
     CHECK_STATUS(gmle_model_covariance(m, k, a), GMLE_OK);
     tu_ref_cov(ref, cov, k, b);
     double ec = tu_rel_frobenius(a, b, d * d);
@@ -97,10 +97,9 @@ static void fit_type_vs_reference(gmle_cov_type cov, gmle_dtype dtype,
   gmle_context *ctx = tu_context();
   tu_dataset ds;
   CHECK(ctx != NULL);
-  if (!ctx || tu_dataset_make(&ds, 300 + (uint64_t)cov * 7 + (uint64_t)dtype,
-                              20000, 6, 4, dtype, 6,
-                              dtype == GMLE_F32 ? 500.0 : 10.0,
-                              weighted) != 0) {
+  if (!ctx || tu_dataset_make(
+                  &ds, 300 + (uint64_t)cov * 7 + (uint64_t)dtype, 20000, 6, 4,
+                  dtype, 6, dtype == GMLE_F32 ? 500.0 : 10.0, weighted) != 0) {
     CHECK(!"setup");
     gmle_context_free(ctx);
     return;
@@ -161,8 +160,8 @@ TEST(fit_tied_weighted_matches_two_pass_f64) {
   fit_type_vs_reference(GMLE_COV_TIED, GMLE_F64, 1);
 }
 
-static void fit_shape_vs_reference(uint64_t seed, size_t n, size_t d,
-                                   size_t c, gmle_dtype dtype, size_t stride,
+static void fit_shape_vs_reference(uint64_t seed, size_t n, size_t d, size_t c,
+                                   gmle_dtype dtype, size_t stride,
                                    double offset, gmle_cov_type cov) {
   gmle_context *ctx = tu_context();
   tu_dataset ds;
@@ -199,8 +198,7 @@ static void fit_shape_vs_reference(uint64_t seed, size_t n, size_t d,
 
 TEST(fit_many_classes_300_matches_two_pass_f64) {
   /* ~40 rows per class: many small classes, each with its own shift */
-  fit_shape_vs_reference(350, 12000, 3, 300, GMLE_F64, 3, 25.0,
-                         GMLE_COV_FULL);
+  fit_shape_vs_reference(350, 12000, 3, 300, GMLE_F64, 3, 25.0, GMLE_COV_FULL);
 }
 
 TEST(fit_wide_d257_odd_stride_matches_two_pass_f32) {
@@ -242,8 +240,8 @@ static void accuracy_contract(gmle_dtype dtype, size_t n, double tol_mean,
   size_t isz = dtype == GMLE_F32 ? 4 : 8;
   for (size_t at = 0; st && at < n; at += n / 4) { /* four batches */
     size_t k = n - at < n / 4 ? n - at : n / 4;
-    CHECK_STATUS(gmle_stats_add(st, (const char *)x + at * d * isz, dtype, k,
-                                d, lab + at, NULL),
+    CHECK_STATUS(gmle_stats_add(st, (const char *)x + at * d * isz, dtype, k, d,
+                                lab + at, NULL),
                  GMLE_OK);
   }
   if (st) {
@@ -381,9 +379,9 @@ TEST(fit_given_priors_are_used_and_validated) {
     CHECK_STATUS(gmle_score(ctx, m, ds.x, GMLE_F64, 10, 3, GMLE_OUT_LOGLIK,
                             GMLE_F64, ll),
                  GMLE_OK);
-    CHECK_STATUS(gmle_score(ctx, m, ds.x, GMLE_F64, 10, 3, GMLE_OUT_JOINT,
-                            GMLE_F64, jt),
-                 GMLE_OK);
+    CHECK_STATUS(
+        gmle_score(ctx, m, ds.x, GMLE_F64, 10, 3, GMLE_OUT_JOINT, GMLE_F64, jt),
+        GMLE_OK);
     for (size_t i = 0; i < 10; i++)
       for (size_t k = 0; k < 3; k++)
         CHECK_CLOSE(jt[i * 3 + k] - ll[i * 3 + k], log(pri[k]), 1e-12);
@@ -453,15 +451,15 @@ TEST(fit_rejects_invalid_options_and_arguments) {
   gmle_context_free(ctx);
 }
 
-TEST(fit_rel_floor_default_is_relative_to_all_accumulated_data) {
+TEST(fit_rel_floor_default_is_relative_to_the_feature_over_all_data) {
   /* Exact data (small integers and halves, orthogonal +-patterns):
    *   class 0: f0 = +-3 (var 9), f1 = 5 +- 1 (var 1), f2 = +-0.5;
    *   class 1: f0 = 4 +- 1 (var 1), f1 = 5 (constant), f2 = +-0.5.
-   * The largest feature variance of all the data is 9 whether it is read
-   * as the largest per-class variance or as the pooled variance with the
-   * labels ignored (f0: (9 + 1)/2 + 2^2 = 9), but class 1's own largest is
-   * 1 and class 1 comes in its own first batch. So class 1's constant
-   * feature must get exactly 9e-9: not a per-class or per-batch value. */
+   * The floor of a feature is relative to that feature's own largest
+   * within-class variance over all the data: f1's is 1 (class 0), although
+   * class 1 comes in its own first batch where f1 is constant, and f0's 9
+   * is another feature's. So class 1's constant feature must get exactly
+   * 1e-9: not 9e-9, and not a per-class or per-batch value. */
   gmle_context *ctx = tu_context();
   CHECK(ctx != NULL);
   if (!ctx)
@@ -490,7 +488,7 @@ TEST(fit_rel_floor_default_is_relative_to_all_accumulated_data) {
   tu_ref ref;
   CHECK(tu_ref_compute(&ref, x, GMLE_F64, n, d, d, 2, lab, NULL) == 0);
   CHECK(ref.cov[0] == 9.0L && ref.cov[9] == 1.0L && ref.cov[9 + 4] == 0.0L);
-  const double floor_expect = 9e-9;
+  const double floor_expect = 1e-9;
   for (int type = 0; type < 2; type++) { /* full, diag */
     gmle_cov_type cov = type ? GMLE_COV_DIAG : GMLE_COV_FULL;
     gmle_stats *st = NULL;
@@ -498,9 +496,9 @@ TEST(fit_rel_floor_default_is_relative_to_all_accumulated_data) {
     if (!st)
       break;
     /* class 1 first, alone in its batch; then class 0 */
-    CHECK_STATUS(gmle_stats_add(st, x + n0 * d, GMLE_F64, n1, d, lab + n0,
-                                NULL),
-                 GMLE_OK);
+    CHECK_STATUS(
+        gmle_stats_add(st, x + n0 * d, GMLE_F64, n1, d, lab + n0, NULL),
+        GMLE_OK);
     CHECK_STATUS(gmle_stats_add(st, x, GMLE_F64, n0, d, lab, NULL), GMLE_OK);
     gmle_fit_options o;
     gmle_fit_options_init(&o);
@@ -512,7 +510,7 @@ TEST(fit_rel_floor_default_is_relative_to_all_accumulated_data) {
       CHECK_STATUS(gmle_model_covariance(m, 1, s), GMLE_OK);
       CHECK_MSG(fabs(s[4] - floor_expect) <= 1e-12 * floor_expect,
                 "cov type %d: constant feature variance %.17g, expected "
-                "1e-9 x 9 (1e-9 x class 1's own largest would be 1e-9)",
+                "1e-9 x 1 (f1's largest within-class variance; 9 is f0's)",
                 (int)cov, s[4]);
       /* the floored feature stays uncorrelated */
       CHECK(fabs(s[1]) <= 1e-12 * sqrt(s[0] * s[4]));
@@ -602,6 +600,225 @@ done:
   gmle_context_free(ctx);
 }
 
+/* Fit x (n x d float64, labels lab, 3 classes) with the default options and
+ * covariance type cov; labels of the n rows of q into out. 0 on success. */
+static int fit_and_classify(gmle_context *ctx, gmle_cov_type cov,
+                            const double *x, const int32_t *lab, size_t n,
+                            const double *q, size_t nq, size_t d,
+                            int32_t *out) {
+  gmle_stats *st = NULL;
+  gmle_model *m = NULL;
+  int rc = -1;
+  if (gmle_stats_create(ctx, d, 3, &st) == GMLE_OK &&
+      gmle_stats_add(st, x, GMLE_F64, n, d, lab, NULL) == GMLE_OK) {
+    gmle_fit_options o;
+    gmle_fit_options_init(&o);
+    o.cov = cov;
+    if (gmle_fit(st, &o, &m) == GMLE_OK &&
+        gmle_score(ctx, m, q, GMLE_F64, nq, d, GMLE_OUT_LABEL, GMLE_F64, out) ==
+            GMLE_OK)
+      rc = 0;
+  }
+  if (rc)
+    fprintf(stderr, "  cov type %d: %s\n", (int)cov, gmle_context_error(ctx));
+  gmle_model_free(m);
+  gmle_stats_free(st);
+  return rc;
+}
+
+/* Columns `col` (all when col == d) of an n x d array times a. */
+static void scale_columns(double *y, const double *x, size_t n, size_t d,
+                          size_t col, double a) {
+  for (size_t i = 0; i < n * d; i++)
+    y[i] = x[i] * (col == d || i % d == col ? a : 1.0);
+}
+
+TEST(fit_default_floor_is_equivariant_to_each_feature_scale) {
+  /* BAD_INPUTS case 37: a change of one feature's unit changes no
+   * prediction. Three classes whose features differ in scale by 1e6: class
+   * 0 well defined, class 1 with fewer rows than features (the default
+   * floor acts on it), class 2 with a constant feature. Each feature alone
+   * is rescaled by 1e6 and by 1e-6 for full, diag and tied; a spherical
+   * model is not equivariant to one feature's unit (it shares one variance
+   * between features), so it gets the same factor on every feature. */
+  gmle_context *ctx = tu_context();
+  CHECK(ctx != NULL);
+  if (!ctx)
+    return;
+  enum { D = 4, N0 = 400, N1 = 3, N2 = 200, N = N0 + N1 + N2, NQ = 2000 };
+  static const double unit[D] = {1e-3, 1.0, 1e3, 5e2};
+  double *x = malloc(N * D * sizeof *x), *y = malloc(N * D * sizeof *y);
+  double *q = malloc(NQ * D * sizeof *q), *qy = malloc(NQ * D * sizeof *qy);
+  int32_t lab[N], ref[NQ], got[NQ];
+  tu_rng r;
+  tu_seed(&r, 3737);
+  if (!x || !y || !q || !qy) {
+    CHECK(!"setup");
+    goto done;
+  }
+  for (size_t i = 0; i < N; i++) {
+    lab[i] = i < N0 ? 0 : i < N0 + N1 ? 1 : 2;
+    for (size_t j = 0; j < D; j++) {
+      double v = tu_normal(&r) + 0.7 * (double)lab[i] * (double)(j + 1);
+      if (lab[i] == 2 && j == 1)
+        v = 1.25; /* constant within class 2 */
+      x[i * D + j] = v * unit[j];
+    }
+  }
+  for (size_t i = 0; i < NQ * D; i++)
+    q[i] = 3.0 * tu_normal(&r) * unit[i % D];
+  static const gmle_cov_type types[] = {GMLE_COV_FULL, GMLE_COV_DIAG,
+                                        GMLE_COV_TIED, GMLE_COV_SPHERICAL};
+  static const double factors[] = {1e6, 1e-6};
+  for (size_t t = 0; t < 4; t++) {
+    CHECK(fit_and_classify(ctx, types[t], x, lab, N, q, NQ, D, ref) == 0);
+    const size_t first = types[t] == GMLE_COV_SPHERICAL ? D : 0;
+    for (size_t col = first; col <= D; col++)
+      for (size_t k = 0; k < 2; k++) {
+        scale_columns(y, x, N, D, col, factors[k]);
+        scale_columns(qy, q, NQ, D, col, factors[k]);
+        CHECK(fit_and_classify(ctx, types[t], y, lab, N, qy, NQ, D, got) == 0);
+        size_t changed = 0;
+        for (size_t i = 0; i < NQ; i++)
+          changed += got[i] != ref[i];
+        CHECK_MSG(changed == 0,
+                  "cov type %d, feature %zu times %g: %zu of %d predictions "
+                  "changed",
+                  (int)types[t], col, factors[k], changed, (int)NQ);
+      }
+  }
+done:
+  free(x);
+  free(y);
+  free(q);
+  free(qy);
+  gmle_context_free(ctx);
+}
+
+TEST(fit_default_is_the_plain_mle_for_features_from_1e_3_to_1e3) {
+  /* The breast-cancer case: 30 correlated features whose standard
+   * deviations run from 1e-3 to 1e3, two classes of a few hundred rows.
+   * Every covariance is well defined, so the default fit is the plain MLE
+   * (rel_floor 0, as QDA gives), bit for bit, and nothing is floored. */
+  gmle_context *ctx = tu_context();
+  CHECK(ctx != NULL);
+  if (!ctx)
+    return;
+  enum { D = 30, N = 569 };
+  double *x = malloc(N * D * sizeof *x), cov[D * D], means[2 * D],
+         covs[2 * D * D];
+  int32_t lab[N];
+  gmle_stats *st = NULL;
+  gmle_model *mdef = NULL, *mle = NULL;
+  tu_rng r;
+  tu_seed(&r, 569);
+  if (!x) {
+    CHECK(!"setup");
+    goto done;
+  }
+  for (size_t k = 0; k < 2; k++) {
+    tu_random_spd(&r, D, 1e-2, 1.0, cov);
+    for (size_t i = 0; i < D; i++) {
+      const double si = pow(10.0, -3.0 + 6.0 * (double)i / (D - 1));
+      means[k * D + i] = si * (double)k;
+      for (size_t j = 0; j < D; j++)
+        covs[k * D * D + i * D + j] =
+            cov[i * D + j] * si * pow(10.0, -3.0 + 6.0 * (double)j / (D - 1));
+    }
+  }
+  for (size_t i = 0; i < N; i++)
+    lab[i] = i < 212 ? 0 : 1;
+  CHECK(tu_gen_gaussian(&r, N, D, 2, means, covs, lab, GMLE_F64, D, x) == 0);
+  CHECK_STATUS(gmle_stats_create(ctx, D, 2, &st), GMLE_OK);
+  if (!st)
+    goto done;
+  CHECK_STATUS(gmle_stats_add(st, x, GMLE_F64, N, D, lab, NULL), GMLE_OK);
+  gmle_fit_options plain = exact_opts(GMLE_COV_FULL);
+  CHECK_STATUS(gmle_fit(st, NULL, &mdef), GMLE_OK);
+  CHECK_STATUS(gmle_fit(st, &plain, &mle), GMLE_OK);
+  if (mdef && mle) {
+    CHECK(tu_models_bit_equal(mdef, mle));
+    for (size_t c = 0; c < 2; c++) {
+      gmle_class_report rep;
+      CHECK_STATUS(gmle_model_report(mdef, c, &rep), GMLE_OK);
+      CHECK_MSG(rep.n_floored == 0, "class %zu: %zu eigenvalues floored", c,
+                rep.n_floored);
+    }
+  }
+done:
+  gmle_model_free(mdef);
+  gmle_model_free(mle);
+  gmle_stats_free(st);
+  free(x);
+  gmle_context_free(ctx);
+}
+
+TEST(fit_extreme_scales_keep_the_contract_or_say_why_not) {
+  /* BAD_INPUTS case 38: float64 data scaled by 1e-150 and 1e+150 fits
+   * within the contract (1e-12, against the long double reference of the
+   * scaled values); at 1e-160 and 1e-170 the squared deviations underflow,
+   * which is said (never "feature 0 is constant"); at 1e+160 the squares
+   * overflow, which is said too. */
+  gmle_context *ctx = tu_context();
+  CHECK(ctx != NULL);
+  if (!ctx)
+    return;
+  enum { N = 2000, D = 3 };
+  double *x0 = malloc(N * D * sizeof *x0), *x = malloc(N * D * sizeof *x);
+  int32_t lab[N];
+  tu_rng r;
+  tu_seed(&r, 38);
+  if (!x0 || !x) {
+    CHECK(!"setup");
+    goto done;
+  }
+  for (size_t i = 0; i < N; i++) {
+    lab[i] = (int32_t)(i % 2);
+    for (size_t j = 0; j < D; j++)
+      x0[i * D + j] = tu_normal(&r) + (double)(lab[i] + j + 1);
+  }
+  static const double scales[] = {1e-150, 1e150, 1e-160, 1e-170, 1e160};
+  for (size_t k = 0; k < 5; k++) {
+    for (size_t i = 0; i < N * D; i++)
+      x[i] = x0[i] * scales[k];
+    gmle_stats *st = NULL;
+    gmle_model *m = NULL;
+    CHECK_STATUS(gmle_stats_create(ctx, D, 2, &st), GMLE_OK);
+    if (!st)
+      break;
+    gmle_status s = gmle_stats_add(st, x, GMLE_F64, N, D, lab, NULL);
+    if (s == GMLE_OK)
+      s = gmle_fit(st, NULL, &m);
+    if (k < 2) {
+      CHECK_MSG(s == GMLE_OK, "scale %g: %s", scales[k],
+                gmle_context_error(ctx));
+      tu_ref ref;
+      if (m && tu_ref_compute(&ref, x, GMLE_F64, N, D, D, 2, lab, NULL) == 0) {
+        for (size_t c = 0; c < 2; c++) {
+          double a[D * D], b[D * D];
+          CHECK_STATUS(gmle_model_covariance(m, c, a), GMLE_OK);
+          tu_ref_cov(&ref, GMLE_COV_FULL, c, b);
+          const double e = tu_rel_frobenius(a, b, D * D);
+          CHECK_MSG(e <= TOL64, "scale %g class %zu: covariance error %.3g",
+                    scales[k], c, e);
+        }
+        tu_ref_free(&ref);
+      }
+    } else {
+      CHECK_MSG(s == GMLE_E_OVERFLOW, "scale %g: %s (%s)", scales[k],
+                gmle_status_name(s), gmle_context_error(ctx));
+      CHECK_ERROR_HAS(ctx, scales[k] < 1 ? "too small" : "too large");
+      CHECK(strstr(gmle_context_error(ctx), "constant") == NULL);
+    }
+    gmle_model_free(m);
+    gmle_stats_free(st);
+  }
+done:
+  free(x0);
+  free(x);
+  gmle_context_free(ctx);
+}
+
 TEST(fit_abs_floor_adds_to_the_diagonal) {
   gmle_context *ctx = tu_context();
   tu_dataset ds;
@@ -681,8 +898,7 @@ TEST(fit_max_condition_floors_eigenvalues_to_bound_condition) {
     CHECK_STATUS(gmle_model_covariance(m, 0, s), GMLE_OK);
     CHECK(tu_sym_eigvals(d, s, fit_eig) == 0);
     double cond = fit_eig[d - 1] / fit_eig[0];
-    CHECK_MSG(cond <= maxc * (1.0 + 1e-9), "condition %.17g > %g", cond,
-              maxc);
+    CHECK_MSG(cond <= maxc * (1.0 + 1e-9), "condition %.17g > %g", cond, maxc);
     CHECK_MSG(cond >= maxc * (1.0 - 1e-9), "condition %.17g: not floored",
               cond);
     for (size_t j = 0; j < d; j++) {
@@ -989,9 +1205,9 @@ TEST(fit_loglik_at_mle_is_minus_half_n_d_log2pi_logdet_d) {
   /* a model not produced by gmle_fit has no training likelihood */
   double mu[2] = {0, 0}, cv[4] = {1, 0, 0, 1}, v = 0;
   gmle_model *mc = NULL;
-  CHECK_STATUS(gmle_model_create(ctx, 2, 1, GMLE_COV_FULL, mu, cv, NULL, NULL,
-                                 &mc),
-               GMLE_OK);
+  CHECK_STATUS(
+      gmle_model_create(ctx, 2, 1, GMLE_COV_FULL, mu, cv, NULL, NULL, &mc),
+      GMLE_OK);
   if (mc)
     CHECK_STATUS(gmle_model_loglik(mc, 0, &v), GMLE_E_UNSUPPORTED);
   gmle_model_free(mc);
@@ -1158,8 +1374,11 @@ int main(int argc, char **argv) {
   RUN(fit_priors_default_to_weighted_class_fractions);
   RUN(fit_given_priors_are_used_and_validated);
   RUN(fit_rejects_invalid_options_and_arguments);
-  RUN(fit_rel_floor_default_is_relative_to_all_accumulated_data);
+  RUN(fit_rel_floor_default_is_relative_to_the_feature_over_all_data);
   RUN(fit_default_floor_keeps_contract_for_classes_far_apart_f32);
+  RUN(fit_default_floor_is_equivariant_to_each_feature_scale);
+  RUN(fit_default_is_the_plain_mle_for_features_from_1e_3_to_1e3);
+  RUN(fit_extreme_scales_keep_the_contract_or_say_why_not);
   RUN(fit_abs_floor_adds_to_the_diagonal);
   RUN(fit_max_condition_floors_eigenvalues_to_bound_condition);
   RUN(fit_oas_shrinkage_matches_formula);

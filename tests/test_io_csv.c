@@ -6,6 +6,7 @@
 #include "check.h"
 #include "gmle_io.h"
 #include "testing.h"
+#include "testutil.h" /* tu_log */
 
 #include <locale.h>
 #include <math.h>
@@ -122,8 +123,7 @@ TEST(csv_header_names_and_label_column_by_name_across_batches) {
   char want_lab[1024] = "";
   for (int i = 0; i < 20; i++) {
     char line[128], lab[32];
-    snprintf(lab, sizeof lab, i % 3 == 0 ? "\"vir,gin \"\"%d\"\"\"" : "s%d",
-             i);
+    snprintf(lab, sizeof lab, i % 3 == 0 ? "\"vir,gin \"\"%d\"\"\"" : "s%d", i);
     snprintf(line, sizeof line, "%d.5,%d,%s,%d\n", i, -i, lab, i * 3);
     strcat(text, line);
     if (i % 3 == 0)
@@ -156,6 +156,51 @@ TEST(csv_header_names_and_label_column_by_name_across_batches) {
     CHECK_MSG(strcmp(lab, want_lab) == 0, "labels '%s'", lab);
   }
   gmle_reader_free(r);
+}
+
+TEST(csv_first_line_with_a_number_is_data_and_a_header_is_reported) {
+  /* A headerless file whose first row has a typo is data with an error at
+   * the typo (as the same typo on line 2 is), not a header to drop. */
+  gmle_reader_options o;
+  gmle_reader_options_init(&o);
+  CHECK_STATUS(first_error("1,2x\n3,4\n", 9, &o), GMLE_E_BAD_FORMAT);
+  CHECK_ERROR_HAS(ctx, "e.csv:1:3: could not convert string to float: '2x'");
+  CHECK_STATUS(first_error("3,4\n1,2x\n", 9, &o), GMLE_E_BAD_FORMAT);
+  CHECK_ERROR_HAS(ctx, "e.csv:2:3: could not convert string to float: '2x'");
+  /* a header (no field a number) is still detected, and reported */
+  tu_log log;
+  tu_log_attach(ctx, &log);
+  gmle_reader *r = open_text("x,y\n1,2\n", NULL);
+  if (r) {
+    CHECK(gmle_reader_cols(r) == 2);
+    CHECK(gmle_reader_column_name(r, 1) &&
+          strcmp(gmle_reader_column_name(r, 1), "y") == 0);
+    CHECK_MSG(tu_log_has(&log, "line 1 is taken as a header"),
+              "no note of the header: \"%s\"", log.text);
+    gmle_reader_free(r);
+  }
+  gmle_context_set_log(ctx, NULL, NULL);
+}
+
+TEST(csv_a_very_long_line_is_refused_before_its_fields_are_stored) {
+  /* Issue 16 item 9: a second line of 4 million fields (8 MB) after a line
+   * of 2 is an error naming line 2 as soon as 64 extra fields are seen, not
+   * after 4 million field records (128 MB) are stored. */
+  const size_t fields = (size_t)1 << 22, len = 4 + 2 * fields;
+  char *text = malloc(len + 1);
+  if (!text) {
+    CHECK(!"setup");
+    return;
+  }
+  memcpy(text, "1,2\n", 4);
+  for (size_t i = 0; i < fields; i++)
+    memcpy(text + 4 + 2 * i, i + 1 < fields ? "0," : "0\n", 2);
+  gmle_reader_options o;
+  gmle_reader_options_init(&o);
+  CHECK_STATUS(first_error(text, len, &o), GMLE_E_BAD_FORMAT);
+  CHECK_ERROR_HAS(ctx, "e.csv:2: the number of columns changed from 2 to "
+                       "more than 66 at this line");
+  free(text);
 }
 
 TEST(csv_label_column_by_index_and_header_options) {
@@ -210,12 +255,9 @@ TEST(csv_detects_and_accepts_delimiters) {
     char opt;
     size_t cols;
   } cases[] = {
-      {"1;2.5;3\n4;5;6\n", 0, 3},
-      {"1\t2.5\t3\n4\t5\t6\n", 0, 3},
-      {"  1   2.5  3 \n4 5\t6\n", 0, 3},
-      {"  1 \t 2.5\t 3 \n4 5\t6\n", ' ', 3},
-      {"1|2.5|3\n4|5|6\n", '|', 3},
-      {"1 ; 2.5 ; 3\n4;5;6\n", ';', 3},
+      {"1;2.5;3\n4;5;6\n", 0, 3},        {"1\t2.5\t3\n4\t5\t6\n", 0, 3},
+      {"  1   2.5  3 \n4 5\t6\n", 0, 3}, {"  1 \t 2.5\t 3 \n4 5\t6\n", ' ', 3},
+      {"1|2.5|3\n4|5|6\n", '|', 3},      {"1 ; 2.5 ; 3\n4;5;6\n", ';', 3},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     gmle_reader_options o;
@@ -246,8 +288,7 @@ TEST(csv_detects_and_accepts_delimiters) {
 }
 
 TEST(csv_bad_inputs_case27_errors_name_line_and_column) {
-  CHECK_STATUS(first_error("1,2,3\n4,5,6\n7,8\n", 16, NULL),
-               GMLE_E_BAD_FORMAT);
+  CHECK_STATUS(first_error("1,2,3\n4,5,6\n7,8\n", 16, NULL), GMLE_E_BAD_FORMAT);
   CHECK_ERROR_HAS(ctx, "e.csv:3:");
   CHECK_ERROR_HAS(ctx, "from 3 to 2");
   CHECK_STATUS(first_error("1,2,3\n4,5,6,7\n", 14, NULL), GMLE_E_BAD_FORMAT);
@@ -272,8 +313,8 @@ TEST(csv_bad_inputs_case27_errors_name_line_and_column) {
 
 TEST(csv_bad_inputs_case27_values_bom_crlf_trailing_delimiter) {
   /* nan, inf, underflow, hex floats */
-  gmle_reader *r = open_text(
-      "nan,inf,-inf\nNaN,Infinity,+1\n1e-400,0x1.8p1,0x10\n", NULL);
+  gmle_reader *r =
+      open_text("nan,inf,-inf\nNaN,Infinity,+1\n1e-400,0x1.8p1,0x10\n", NULL);
   if (r) {
     double v[9];
     CHECK(read_all(r, 2, v, 3, NULL, 0) == 3);
@@ -297,7 +338,9 @@ TEST(csv_bad_inputs_case27_values_bom_crlf_trailing_delimiter) {
     gmle_reader_free(r);
   }
   /* BOM without header */
-  r = open_text("\xEF\xBB\xBF" "1,2\r\n3,4", NULL);
+  r = open_text("\xEF\xBB\xBF"
+                "1,2\r\n3,4",
+                NULL);
   if (r) {
     double v[4];
     CHECK(read_all(r, 7, v, 2, NULL, 0) == 2 && v[0] == 1 && v[3] == 4);
@@ -404,8 +447,8 @@ TEST(text_labels_file_one_label_per_line) {
   gmle_reader_options o;
   gmle_reader_options_init(&o);
   o.labels_only = 1;
-  gmle_reader *r = open_text(
-      "\xEF\xBB\xBF  cat \ndog\r\n\"a, \"\"b\"\"\"\n7\n\n  \n", &o);
+  gmle_reader *r =
+      open_text("\xEF\xBB\xBF  cat \ndog\r\n\"a, \"\"b\"\"\"\n7\n\n  \n", &o);
   if (r) {
     char lab[128];
     CHECK(gmle_reader_cols(r) == 0);
@@ -482,8 +525,7 @@ TEST(csv_survives_allocation_failures_and_random_bytes) {
       o.labels_only = mode == 2;
       o.label_column = mode == 1 ? "1" : NULL;
       gmle_reader *r = NULL;
-      if (gmle_reader_open(ctx, write_n("r.csv", text, len), &o, &r) !=
-          GMLE_OK)
+      if (gmle_reader_open(ctx, write_n("r.csv", text, len), &o, &r) != GMLE_OK)
         continue;
       size_t cols = gmle_reader_cols(r), n = 1;
       double *v = malloc((3 * cols + 1) * sizeof *v);
@@ -533,8 +575,9 @@ TEST(csv_numbers_match_strtod_bit_for_bit) {
     p += sprintf(p, "%s%c", field, k % D == D - 1 ? '\n' : ',');
   }
   gmle_reader *r = NULL;
-  CHECK_STATUS(gmle_reader_open(ctx, write_n("num.csv", text, (size_t)(p - text)),
-                                NULL, &r), GMLE_OK);
+  CHECK_STATUS(gmle_reader_open(
+                   ctx, write_n("num.csv", text, (size_t)(p - text)), NULL, &r),
+               GMLE_OK);
   if (r) {
     CHECK(read_all(r, 1000, got, N, NULL, 0) == N);
     size_t bad = 0;
@@ -563,6 +606,8 @@ int main(int argc, char **argv) {
   RUN(csv_reads_numbers_without_header);
   RUN(csv_header_names_and_label_column_by_name_across_batches);
   RUN(csv_label_column_by_index_and_header_options);
+  RUN(csv_first_line_with_a_number_is_data_and_a_header_is_reported);
+  RUN(csv_a_very_long_line_is_refused_before_its_fields_are_stored);
   RUN(csv_detects_and_accepts_delimiters);
   RUN(csv_bad_inputs_case27_errors_name_line_and_column);
   RUN(csv_bad_inputs_case27_values_bom_crlf_trailing_delimiter);

@@ -1,8 +1,10 @@
 /* classes.c -- class sets: distinct labels, sorted numerically when every
- * label is an integer, else lexicographically. */
+ * label is an integer (of any size), else lexicographically; --classes
+ * keeps the order it gives. */
 #include "cli.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,13 +103,49 @@ static int cmp_num(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* 1 when s is an optional sign and decimal digits, whatever its size. */
+static int integer_shaped(const char *s) {
+  s += *s == '+' || *s == '-';
+  if (!*s)
+    return 0;
+  for (; *s; s++)
+    if (*s < '0' || *s > '9')
+      return 0;
+  return 1;
+}
+
+/* Integers of any size in numeric order (labels beyond int64 are still
+ * integers: "10000000000000000000000" sorts after "9", not before). */
+static int cmp_big(const void *a, const void *b) {
+  const char *x = *(char *const *)a, *y = *(char *const *)b;
+  const int nx = *x == '-', ny = *y == '-';
+  if (nx != ny)
+    return nx ? -1 : 1;
+  const char *dx = x + (*x == '+' || *x == '-');
+  const char *dy = y + (*y == '+' || *y == '-');
+  while (*dx == '0' && dx[1])
+    dx++;
+  while (*dy == '0' && dy[1])
+    dy++;
+  const size_t lx = strlen(dx), ly = strlen(dy);
+  int r = lx != ly ? (lx < ly ? -1 : 1) : strcmp(dx, dy);
+  if (nx)
+    r = -r;
+  return r ? r : strcmp(x, y);
+}
+
 /* Sort names and fill numeric/values; takes ownership of names. */
 static void finish_names(char **names, size_t n, cli_classes *out) {
-  int numeric = n > 0;
+  int numeric = n > 0, shaped = n > 0;
   long long v;
   for (size_t i = 0; i < n && numeric; i++)
     numeric = cli_parse_int_label(names[i], &v);
-  qsort(names, n, sizeof *names, numeric ? cmp_num : cmp_str);
+  for (size_t i = 0; i < n && shaped && !numeric; i++)
+    shaped = integer_shaped(names[i]);
+  qsort(names, n, sizeof *names,
+        numeric  ? cmp_num
+        : shaped ? cmp_big
+                 : cmp_str);
   out->n = n;
   out->names = names;
   out->numeric = numeric;
@@ -128,6 +166,33 @@ void cli_label_set_finish(cli_label_set *s, cli_classes *out) {
   free(s->slot);
   free(s);
   finish_names(names, k, out);
+}
+
+static void from_names(char **names, size_t n, cli_classes *out);
+
+/* The classes of `sorted` (the distinct entries of list) in the order list
+ * gives them: --classes fixes the class indices, so --priors and the
+ * model follow the user's order. Takes the names from sorted. */
+static void in_list_order(const char *list, cli_classes *sorted,
+                          cli_classes *out) {
+  const size_t n = sorted->n;
+  char **names = cli_xmalloc((n ? n : 1) * sizeof *names);
+  const char *p = list;
+  for (size_t i = 0; i < n; i++) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    char *tok = cli_xmalloc(len + 1);
+    memcpy(tok, p, len);
+    tok[len] = '\0';
+    long k = cli_classes_find(sorted, tok);
+    free(tok);
+    names[i] = sorted->names[k]; /* moved: each is taken once */
+    p = e ? e + 1 : p + len;
+  }
+  free(sorted->names);
+  free(sorted->values);
+  memset(sorted, 0, sizeof *sorted);
+  from_names(names, n, out);
 }
 
 int cli_classes_from_list(const char *list, cli_classes *out) {
@@ -153,10 +218,14 @@ int cli_classes_from_list(const char *list, cli_classes *out) {
     p = e + 1;
   }
   int ok = cli_label_set_size(s) == given;
-  cli_label_set_finish(s, out);
-  if (!ok)
-    cli_classes_free(out);
-  return ok;
+  cli_classes sorted;
+  cli_label_set_finish(s, &sorted);
+  if (!ok) {
+    cli_classes_free(&sorted);
+    return 0;
+  }
+  in_list_order(list, &sorted, out);
+  return 1;
 }
 
 /* A class set in a given (class-index) order. */
@@ -275,4 +344,30 @@ int cli_classes_from_stats(const gmle_stats *st, cli_classes *out) {
   }
   from_names(names, n, out);
   return 1;
+}
+
+/* Text from the data (class names, labels, utterance keys) shown on a
+ * terminal: control bytes (below 0x20, and 0x7f) become \xNN so that a
+ * name cannot move the cursor, clear the screen or forge a line. Returns
+ * one of a few rotating buffers, so that several can appear in one printf;
+ * long texts are cut (with "...") at 200 bytes. */
+const char *cli_show(const char *s) {
+  static char ring[4][216];
+  static unsigned next;
+  char *out = ring[next++ % 4];
+  size_t k = 0;
+  if (!s)
+    s = "";
+  for (; *s && k < 200; s++) {
+    const unsigned char ch = (unsigned char)*s;
+    if (ch < 0x20 || ch == 0x7f)
+      k += (size_t)snprintf(out + k, 8, "\\x%02x", ch);
+    else
+      out[k++] = (char)ch;
+  }
+  if (*s)
+    memcpy(out + k, "...", 4);
+  else
+    out[k] = '\0';
+  return out;
 }

@@ -114,7 +114,8 @@ double cli_now(void);
 /* ---- classes ------------------------------------------------------------ */
 
 /* A class set: sorted distinct labels, numerically when every label is an
- * integer, else lexicographically (byte order). */
+ * integer, else lexicographically (byte order); from --classes, the order
+ * the list gives. */
 typedef struct cli_classes {
   size_t n;
   char **names;      /* [n], canonical text ("3", "cat") */
@@ -130,6 +131,9 @@ size_t cli_label_set_size(const cli_label_set *s);
 /* Turn the collected labels into a sorted class set; frees s. */
 void cli_label_set_finish(cli_label_set *s, cli_classes *out);
 
+/* s with control bytes escaped (\xNN), for a terminal; valid until four
+ * more calls. */
+const char *cli_show(const char *s);
 /* From a comma-separated list (--classes); returns 0 on duplicates/empty. */
 int cli_classes_from_list(const char *list, cli_classes *out);
 /* From a model's class names (or "0".."C-1" when it has none). */

@@ -1,8 +1,13 @@
 /* cmd_fit.c -- gmle fit, gmle stats, gmle merge. */
 #include "cli.h"
 
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char fit_help[] =
     "Usage: gmle fit DATA [--labels FILE | --label-column NAME|INDEX]\n"
@@ -33,11 +38,13 @@ static const char fit_help[] =
     "                       in it is an error\n"
     "  --stats STATS        fit from statistics saved by 'gmle stats'/'merge'\n"
     "  --cov TYPE           full (default), diag, spherical or tied\n"
-    "  --rel-floor X        variance floor relative to the largest feature\n"
-    "                       variance (default 1e-9; 0 disables)\n"
+    "  --rel-floor X        variance floor relative to each feature's own\n"
+    "                       largest class variance; acts only where a\n"
+    "                       covariance is singular (default 1e-9; 0 disables)\n"
     "  --abs-floor X        added to every variance (reg_covar; default 0)\n"
     "  --max-condition X    floor eigenvalues so that cond(Sigma) <= X\n"
-    "  --shrinkage          OAS shrinkage toward a scaled identity\n"
+    "  --shrinkage          OAS shrinkage toward a scaled identity (full and\n"
+    "                       tied covariances)\n"
     "  --priors P1,P2,...   class priors in class order (default n_c/n)\n"
     "  -o, --output MODEL   the model file to write (required)\n"
     "\n"
@@ -77,8 +84,11 @@ static const char merge_help[] =
     "Combine statistics of shards exactly (pairwise update across shifts).\n"
     "All shards must have the same number of features and the same classes\n"
     "(see 'gmle stats --classes'). The output may be one of the inputs.\n"
+    "The same shard given twice (the same file, or a byte-identical copy) is\n"
+    "refused: its rows would count twice.\n"
     "\n"
     "  -o, --output STATS  the statistics file to write (required)\n"
+    "  --allow-repeats     merge a shard given twice anyway (counted twice)\n"
     "\n"
     "Exit codes: 0 ok, 1 usage, 2 shards disagree, 3 file error.\n";
 
@@ -161,6 +171,99 @@ static double *parse_priors(const char *s, size_t C) {
   return p;
 }
 
+/* ---- checks made before any data is read --------------------------------- */
+
+/* The folder of an output must exist and be writable before hours of data
+ * are read; "-" (stdout) has none. */
+static void check_output_dir(const char *out) {
+  if (strcmp(out, "-") == 0)
+    return;
+  const char *slash = strrchr(out, '/');
+  char *dir = cli_xstrdup(slash ? out : ".");
+  if (slash)
+    dir[slash == out ? 1 : (size_t)(slash - out)] = '\0';
+  struct stat sb;
+  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+    cli_die(CLI_EXIT_FILE, out, "the folder %s does not exist", dir);
+  if (access(dir, W_OK | X_OK) != 0)
+    cli_die(CLI_EXIT_FILE, out, "the folder %s is not writable (%s)", dir,
+            strerror(errno));
+  free(dir);
+}
+
+/* Entries of a comma-separated list. */
+static size_t list_count(const char *list) {
+  size_t n = 1;
+  for (const char *p = list; *p; p++)
+    n += *p == ',';
+  return n;
+}
+
+/* FNV-1a of a file's bytes (0 with *ok = 0 when it cannot be read; the
+ * load that follows names the error). */
+static uint64_t file_hash(const char *path, int *ok) {
+  uint64_t h = 1469598103934665603ull;
+  FILE *f = fopen(path, "rb");
+  *ok = f != NULL;
+  if (!f)
+    return 0;
+  unsigned char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    for (size_t i = 0; i < n; i++)
+      h = (h ^ buf[i]) * 1099511628211ull;
+  *ok = !ferror(f);
+  fclose(f);
+  return h;
+}
+
+/* 1 when files a and b hold the same bytes. */
+static int same_bytes(const char *a, const char *b) {
+  FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+  int same = fa && fb;
+  while (same) {
+    int ca = getc(fa), cb = getc(fb);
+    same = ca == cb;
+    if (ca == EOF)
+      break;
+  }
+  if (fa)
+    fclose(fa);
+  if (fb)
+    fclose(fb);
+  return same;
+}
+
+/* Merging a shard twice silently counts its rows twice: refuse the same
+ * file (device and inode) or a byte-identical copy given twice. */
+static void refuse_repeated_shards(const char **pos, size_t npos) {
+  uint64_t *hash = cli_xmalloc(npos * sizeof *hash);
+  struct stat *sb = cli_xmalloc(npos * sizeof *sb);
+  int *known = cli_xmalloc(npos * sizeof *known);
+  for (size_t i = 0; i < npos; i++) {
+    int read_ok = 0;
+    known[i] = stat(pos[i], &sb[i]) == 0;
+    hash[i] = known[i] ? file_hash(pos[i], &read_ok) : 0;
+    known[i] = known[i] && read_ok;
+  }
+  for (size_t j = 1; j < npos; j++)
+    for (size_t i = 0; i < j; i++) {
+      if (!known[i] || !known[j])
+        continue;
+      const int same_file =
+          sb[i].st_dev == sb[j].st_dev && sb[i].st_ino == sb[j].st_ino;
+      if (same_file || (hash[i] == hash[j] && sb[i].st_size == sb[j].st_size &&
+                        same_bytes(pos[i], pos[j])))
+        cli_die(CLI_EXIT_USAGE, pos[j],
+                "%s as %s: its rows would count twice (--allow-repeats "
+                "merges it anyway)",
+                same_file ? "the same file" : "the same statistics", pos[i]);
+    }
+  free(hash);
+  free(sb);
+  free(known);
+}
+
 /* ---- gmle fit ------------------------------------------------------------ */
 
 int cmd_fit(int argc, char **argv) {
@@ -214,6 +317,17 @@ int cmd_fit(int argc, char **argv) {
       cli_usage_error("--max-condition must be >= 1");
   }
   fo.shrinkage = shrink;
+  if (shrink && (fo.cov == GMLE_COV_DIAG || fo.cov == GMLE_COV_SPHERICAL))
+    cli_usage_error("--shrinkage applies to full and tied covariances, not "
+                    "to --cov %s",
+                    gmle_cov_name(fo.cov));
+  /* Everything that can be checked without the data, before it is read. */
+  if (priors && classes_opt && list_count(priors) != list_count(classes_opt))
+    cli_usage_error("--priors: %zu values for the %zu classes of --classes",
+                    list_count(priors), list_count(classes_opt));
+  if (priors)
+    free(parse_priors(priors, list_count(priors)));
+  check_output_dir(out);
 
   gmle_context *ctx = cli_context(&common);
   gmle_stats *st = NULL;
@@ -302,6 +416,7 @@ int cmd_stats(int argc, char **argv) {
     cli_usage_error("-o STATS is required");
   if (labels && label_col)
     cli_usage_error("--labels and --label-column cannot be used together");
+  check_output_dir(out);
   gmle_context *ctx = cli_context(&common);
   cli_data d;
   cli_data_open(&d, ctx, pos[0], labels, label_col, common.batch_rows, 8);
@@ -334,7 +449,9 @@ int cmd_stats(int argc, char **argv) {
 
 int cmd_merge(int argc, char **argv) {
   const char *out = NULL;
+  int allow_repeats = 0;
   const cli_opt opts[] = {{"--output", 1, &out, NULL},
+                          {"--allow-repeats", 0, NULL, &allow_repeats},
                           {"-o", 1, &out, NULL},
                           {NULL, 0, NULL, NULL}};
   cli_common common;
@@ -345,6 +462,9 @@ int cmd_merge(int argc, char **argv) {
     cli_usage_error("at least one STATS file is required");
   if (!out)
     cli_usage_error("-o STATS is required");
+  check_output_dir(out);
+  if (!allow_repeats)
+    refuse_repeated_shards(pos, npos);
   gmle_context *ctx = cli_context(&common);
   gmle_stats *acc = NULL;
   cli_classes cls0;

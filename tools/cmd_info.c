@@ -213,8 +213,8 @@ static void print_text_classes(const gmle_model *m, size_t C) {
   for (size_t c = 0; c < C; c++) {
     const class_summary cs = summarize_class(m, c);
     const gmle_class_report *rep = &cs.report;
-    printf("%-4zu %-16.16s %12.6g %10.6g", c, cs.name ? cs.name : "-", cs.count,
-           cs.prior);
+    printf("%-4zu %-16.16s %12.6g %10.6g", c, cs.name ? cli_show(cs.name) : "-",
+           cs.count, cs.prior);
     if (cs.have_report)
       printf(" %12.6g %12.6g %12.6g %8zu %6.3g%s\n", rep->min_eigenvalue,
              rep->max_eigenvalue, rep->condition, rep->n_floored,
@@ -232,7 +232,7 @@ static void print_text_means(const gmle_model *m, size_t C, size_t D,
   printf("\nmeans:\n");
   for (size_t c = 0; c < C; c++) {
     const char *nm = gmle_model_class_name(m, c);
-    printf("  %-16.16s", nm ? nm : "-");
+    printf("  %-16.16s", nm ? cli_show(nm) : "-");
     if (gmle_model_mean(m, c, mean) == GMLE_OK)
       for (size_t j = 0; j < D; j++)
         printf(" %.10g", mean[j]);

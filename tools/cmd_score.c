@@ -358,14 +358,21 @@ static void print_confusion(const cli_classes *cls, const uint64_t *cm,
   printf("confusion matrix (%srows: true class, columns: predicted):\n", what);
   printf("%*s", w, "");
   for (size_t k = 0; k < C; k++)
-    printf(" %*.*s", w, w, cls->names[k]);
+    printf(" %*.*s", w, w, cli_show(cls->names[k]));
   printf("\n");
   for (size_t c = 0; c < C; c++) {
-    printf("%*.*s", w, w, cls->names[c]);
+    printf("%*.*s", w, w, cli_show(cls->names[c]));
     for (size_t k = 0; k < C; k++)
       printf(" %*llu", w, (unsigned long long)cm[c * C + k]);
     printf("\n");
   }
+}
+
+/* Data with no rows has no accuracy and no mean: an error (exit 2), not a
+ * report of "nan" or "0 of 0"; any output begun is removed. */
+static void refuse_zero_rows(const cli_data *d, const char *verb) {
+  if (d->rows_done == 0)
+    cli_die(CLI_EXIT_DATA, d->path, "no rows to %s (the data is empty)", verb);
 }
 
 /* Accuracy and confusion matrix, accumulated. */
@@ -419,8 +426,8 @@ static void utt_predicted(void *user, const char *key, uint64_t frames,
     long t = l ? cli_classes_find(cls, l) : -1;
     if (t < 0)
       cli_die(CLI_EXIT_DATA, p->d->label_path,
-              "utterance '%s': label '%s' is not a class of the model %s", key,
-              l ? l : "", p->model_path);
+              "utterance '%s': label '%s' is not a class of the model %s",
+              cli_show(key), cli_show(l), p->model_path);
     tally_add(&p->ut, t, pred);
   } else {
     p->ut.n++;
@@ -488,13 +495,15 @@ static void classify_ark(gmle_context *ctx, const gmle_model *m,
       if (t < 0)
         cli_die(CLI_EXIT_DATA, d->label_path,
                 "row %llu: label '%s' is not a class of the model %s",
-                (unsigned long long)(d->row0 + i), d->labels[i], model_path);
+                (unsigned long long)(d->row0 + i), cli_show(d->labels[i]),
+                model_path);
       tally_add(&fr, t, pred[i]);
     }
     cli_uttacc_add(acc, d, ll, utt_predicted, &p);
     cli_progress_update(&pr, d->rows_done);
   }
   cli_progress_end(&pr, d->rows_done);
+  refuse_zero_rows(d, "classify");
   if (p.w) {
     cli_track_writer(NULL);
     gmle_status s = gmle_writer_commit(p.w);
@@ -593,7 +602,8 @@ int cmd_classify(int argc, char **argv) {
         if (t < 0) {
           cli_die(CLI_EXIT_DATA, d.label_path,
                   "row %llu: label '%s' is not a class of the model %s",
-                  (unsigned long long)(d.row0 + i), d.labels[i], pos[0]);
+                  (unsigned long long)(d.row0 + i), cli_show(d.labels[i]),
+                  pos[0]);
         }
         if (pred[i] >= 0) { /* -1: every class scored -inf */
           cm[(size_t)t * C + (size_t)pred[i]]++;
@@ -617,6 +627,7 @@ int cmd_classify(int argc, char **argv) {
     cli_progress_update(&pr, d.rows_done);
   }
   cli_progress_end(&pr, d.rows_done);
+  refuse_zero_rows(&d, "classify");
   if (w) {
     cli_track_writer(NULL);
     s = gmle_writer_commit(w);
@@ -684,7 +695,8 @@ int cmd_eval(int argc, char **argv) {
         if (t < 0)
           cli_die(CLI_EXIT_DATA, d.label_path,
                   "row %llu: label '%s' is not a class of the model %s",
-                  (unsigned long long)(d.row0 + i), d.labels[i], pos[0]);
+                  (unsigned long long)(d.row0 + i), cli_show(d.labels[i]),
+                  pos[0]);
         d.idx[i] = (int32_t)t;
       }
     }
@@ -697,6 +709,7 @@ int cmd_eval(int argc, char **argv) {
     cli_progress_update(&pr, d.rows_done);
   }
   cli_progress_end(&pr, d.rows_done);
+  refuse_zero_rows(&d, "evaluate");
   uint64_t rows = d.rows_done;
   printf("rows: %llu\n", (unsigned long long)rows);
   printf("scored under: %s\n",

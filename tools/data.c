@@ -76,6 +76,10 @@ void cli_data_open(cli_data *d, gmle_context *ctx, const char *path,
     if (b < 1)
       b = 1;
   }
+  /* No batch larger than the data: --batch-rows 1e12 on a file of ten
+   * rows allocates ten rows (when the reader knows its row count). */
+  if (d->total > 0 && b > d->total)
+    b = (size_t)d->total;
   if (b > SIZE_MAX / per_row)
     cli_usage_error("--batch-rows %zu is too large", b);
   d->batch = b;
@@ -131,7 +135,7 @@ static void utt_labels(cli_data *d) {
     const char *l = cli_uttmap_get(d->utt2, g->key);
     if (!l)
       cli_die(CLI_EXIT_DATA, d->label_path, "no label for utterance '%s' of %s",
-              g->key, d->path);
+              cli_show(g->key), d->path);
     for (size_t i = g->row0; i < g->row0 + g->n_rows; i++)
       d->labels[i] = l;
   }
@@ -153,14 +157,14 @@ static void ali_labels(cli_data *d, size_t n) {
         cli_die(CLI_EXIT_DATA, d->label_path,
                 "the alignments end before frame %llu of utterance '%s' of "
                 "%s",
-                (unsigned long long)(g->frame0 + i), g->key, d->path);
+                (unsigned long long)(g->frame0 + i), cli_show(g->key), d->path);
       if (strcmp(a[j].key, g->key) != 0 || a[j].frame0 + used != g->frame0 + i)
         cli_die(CLI_EXIT_DATA, d->label_path,
                 "frame %llu of utterance '%s' of %s has the alignment of "
                 "'%s' frame %llu (the utterances or their frame counts "
                 "differ)",
-                (unsigned long long)(g->frame0 + i), g->key, d->path, a[j].key,
-                (unsigned long long)(a[j].frame0 + used));
+                (unsigned long long)(g->frame0 + i), cli_show(g->key), d->path,
+                cli_show(a[j].key), (unsigned long long)(a[j].frame0 + used));
       size_t m = g->n_rows - i < a[j].n_rows - used ? g->n_rows - i
                                                     : a[j].n_rows - used;
       i += m;
@@ -173,7 +177,8 @@ static void ali_labels(cli_data *d, size_t n) {
     if (g->last && (used != 0 || j == 0 || !a[j - 1].last))
       cli_die(CLI_EXIT_DATA, d->label_path,
               "the alignment of '%s' is longer than its %llu frames in %s",
-              g->key, (unsigned long long)(g->frame0 + g->n_rows), d->path);
+              cli_show(g->key), (unsigned long long)(g->frame0 + g->n_rows),
+              d->path);
   }
   if (k < n)
     cli_die(CLI_EXIT_DATA, d->label_path, "%llu labels, but %s has more rows",
@@ -286,7 +291,8 @@ void cli_data_map(cli_data *d, const cli_classes *c, size_t n) {
         snprintf(list + 196, sizeof list - 196, ", ...");
       cli_die(CLI_EXIT_DATA, d->label_path,
               "row %llu: label '%s' is not one of the classes (%s)",
-              (unsigned long long)(d->row0 + i), d->labels[i], list);
+              (unsigned long long)(d->row0 + i), cli_show(d->labels[i]),
+              cli_show(list));
     }
     d->idx[i] = (int32_t)k;
   }
@@ -298,8 +304,17 @@ void cli_data_fail(cli_data *d, gmle_status s) {
     const gmle_utterance *g = &d->utts[u];
     if ((size_t)r >= g->row0 && (size_t)r < g->row0 + g->n_rows)
       cli_die(cli_exit_code(s), d->path, "utterance '%s' frame %llu: %s",
-              g->key, (unsigned long long)(g->frame0 + (size_t)r - g->row0),
+              cli_show(g->key),
+              (unsigned long long)(g->frame0 + (size_t)r - g->row0),
               gmle_context_error(d->ctx));
+  }
+  /* CSV: name the file line too, as a parse error does ("FILE:LINE"). */
+  long long br = cli_find_row(d->ctx);
+  uint64_t fl = br >= 0 ? gmle_reader_row_line(d->x, (size_t)br) : 0;
+  if (fl) {
+    char what[4096];
+    snprintf(what, sizeof what, "%s:%llu", d->path, (unsigned long long)fl);
+    cli_fail(d->ctx, s, what, (long long)d->row0);
   }
   cli_fail(d->ctx, s, d->path, (long long)d->row0);
 }

@@ -85,7 +85,7 @@ cli_uttmap *cli_uttmap_load(const char *path) {
     size_t i = slot_of(m, tok[0]);
     if (m->key[i])
       cli_die(CLI_EXIT_FILE, path, "line %zu: utterance '%s' is listed twice",
-              lineno, tok[0]);
+              lineno, cli_show(tok[0]));
     m->key[i] = cli_xstrdup(tok[0]);
     m->label[i] = cli_xstrdup(tok[1]);
     m->n++;
