@@ -208,10 +208,12 @@ void cli_uttmap_free(cli_uttmap *m);
 /* A text output written to a temporary file and renamed by commit (removed
  * if the command fails). */
 typedef struct cli_textout {
-  FILE *f;
-  char *path, *tmp;
+  FILE *f; /* gmle_outfile_file(out) */
+  char *path;
+  gmle_outfile *out;
+  gmle_context *ctx; /* for messages */
 } cli_textout;
-void cli_textout_open(cli_textout *t, const char *path);
+void cli_textout_open(cli_textout *t, gmle_context *ctx, const char *path);
 void cli_textout_commit(cli_textout *t);
 
 /* Per-utterance results: sums of the per-frame class log-likelihoods, the
@@ -227,6 +229,13 @@ void cli_uttacc_add(cli_uttacc *a, const cli_data *d, const double *loglik,
                                  const double *sums, long pred),
                     void *user);
 void cli_uttacc_free(cli_uttacc *a);
+
+/* ---- exit paths (exit_paths.c) ------------------------------------------ */
+
+/* SIGINT, SIGTERM and SIGHUP remove the temporary outputs and end the run
+ * with that signal; at exit, a write error on stdout prints a message and
+ * exits 3. Called once by main. */
+void cli_install_exit_paths(void);
 
 /* ---- commands ----------------------------------------------------------- */
 

@@ -159,7 +159,7 @@ static void per_utt_open(per_utt_out *p, gmle_context *ctx, const char *path,
     cli_on_fail(abort_npy, p->npy);
     return;
   }
-  cli_textout_open(&p->txt, path);
+  cli_textout_open(&p->txt, ctx, path);
   fprintf(p->txt.f, "# utterance frames predicted");
   for (int k = 0; k < 2; k++)
     for (size_t c = 0; c < cls->n; c++)
@@ -466,7 +466,7 @@ static void classify_ark(gmle_context *ctx, const gmle_model *m,
       cli_fail(ctx, s, out, -1);
     cli_track_writer(p.w);
   } else if (out) {
-    cli_textout_open(&p.txt, out);
+    cli_textout_open(&p.txt, ctx, out);
   }
   tally fr = {C, cli_xcalloc(C * C, sizeof *fr.cm), 0, 0};
   cli_uttacc *acc = cli_uttacc_new(m, cls);
