@@ -230,6 +230,18 @@ void cli_uttacc_add(cli_uttacc *a, const cli_data *d, const double *loglik,
                     void *user);
 void cli_uttacc_free(cli_uttacc *a);
 
+/* ---- outputs that are inputs (same_file.c) ------------------------------ */
+
+/* A file of the command line and what it is ("the data", "-o"); a NULL
+ * path is skipped. */
+typedef struct cli_file_role {
+  const char *path, *role;
+} cli_file_role;
+/* Exit 1 before any work when an output is the same existing file (device
+ * and inode) as an input or as another output. */
+void cli_refuse_same_files(const cli_file_role *in, size_t n_in,
+                           const cli_file_role *out, size_t n_out);
+
 /* ---- exit paths (exit_paths.c) ------------------------------------------ */
 
 /* SIGINT, SIGTERM and SIGHUP remove the temporary outputs and end the run
