@@ -46,8 +46,8 @@
 #endif
 
 /* Record a message on ctx (may be NULL) and return s. */
-gmle_status gmle__error(const gmle_context *ctx, gmle_status s,
-                        const char *fmt, ...) GMLE__PRINTF(3, 4);
+gmle_status gmle__error(const gmle_context *ctx, gmle_status s, const char *fmt,
+                        ...) GMLE__PRINTF(3, 4);
 gmle_status gmle__verror(const gmle_context *ctx, gmle_status s,
                          const char *fmt, va_list ap);
 /* Clear the context's message (start of every public call). */
@@ -97,17 +97,17 @@ struct gmle__backend_ops;
 struct gmle_context {
   gmle_backend backend;
   const struct gmle__backend_ops *ops;
-  void *bstate;              /* backend's own state */
-  int n_threads;             /* host threads used by the CPU paths */
-  int auto_select;           /* 1 while AUTO tries backends: a device backend
-                                then declines host-CPU devices (PoCL), which
-                                the native CPU backend outruns */
+  void *bstate;    /* backend's own state */
+  int n_threads;   /* host threads used by the CPU paths */
+  int auto_select; /* 1 while AUTO tries backends: a device backend
+                      then declines host-CPU devices (PoCL), which
+                      the native CPU backend outruns */
   gmle_log_fn log_fn;
   void *log_user;
   char device_name[256];
-  char notice[512];          /* AUTO fallback notice, delivered to the log
-                                callback when one is installed */
-  char err[GMLE__ERR_LEN];   /* written through const pointers: see error.c */
+  char notice[512];        /* AUTO fallback notice, delivered to the log
+                              callback when one is installed */
+  char err[GMLE__ERR_LEN]; /* written through const pointers: see error.c */
   /* Host scratch reused across the batches of one scoring call: grown by
    * host/score_cpu.c, released by gmle__score_scratch_release (src/score.c)
    * at the end of gmle_score / gmle_total_loglik. */
@@ -124,32 +124,32 @@ struct gmle_stats {
   uint64_t n_batches; /* successful non-empty gmle_stats_add calls */
   /* Invariant: gram holds the lower triangle (i >= j) in FULL mode; the
    * strict upper triangle is zero. */
-  double *weight;     /* [C] n_c = sum w */
-  uint64_t *rows;     /* [C] rows seen */
+  double *weight;           /* [C] n_c = sum w */
+  uint64_t *rows;           /* [C] rows seen */
   unsigned char *has_shift; /* [C] 1 once k_c is chosen */
-  double *shift;      /* [C*D] k_c */
-  double *sum;        /* [C*D] sum w (x - k_c) */
-  double *gram;       /* [C*gram_len] sum w (x - k_c)(x - k_c)^T */
-  int saw_f32;        /* some batch was float32 (for the resolution check) */
-  char **names;       /* [C] class names, or NULL */
+  double *shift;            /* [C*D] k_c */
+  double *sum;              /* [C*D] sum w (x - k_c) */
+  double *gram;             /* [C*gram_len] sum w (x - k_c)(x - k_c)^T */
+  int saw_f32;  /* some batch was float32 (for the resolution check) */
+  char **names; /* [C] class names, or NULL */
 };
 
 struct gmle_model {
   gmle_context *ctx;
   size_t dim, n_classes;
   gmle_cov_type cov;
-  double *means;   /* [C*D] */
-  double *covars;  /* full [C*D*D], diag [C*D], spherical [C], tied [D*D] */
-  double *priors;  /* [C] */
-  double *counts;  /* [C] n_c (weights) */
-  uint64_t *rows;  /* [C] */
+  double *means;  /* [C*D] */
+  double *covars; /* full [C*D*D], diag [C*D], spherical [C], tied [D*D] */
+  double *priors; /* [C] */
+  double *counts; /* [C] n_c (weights) */
+  uint64_t *rows; /* [C] */
   gmle_class_report *reports; /* [C] */
-  char **names;    /* [C] or NULL */
+  char **names;               /* [C] or NULL */
   /* Prepared for scoring (host/prepare.c): */
-  double *log_priors; /* [C], -inf for empty classes / zero priors */
-  double *factor;  /* full [C*D*D] lower Cholesky L_c; tied [D*D];
-                      diag [C*D] sqrt of variances; spherical [C] std */
-  double *logdet;  /* [C] log|Sigma_c| */
+  double *log_priors;   /* [C], -inf for empty classes / zero priors */
+  double *factor;       /* full [C*D*D] lower Cholesky L_c; tied [D*D];
+                           diag [C*D] sqrt of variances; spherical [C] std */
+  double *logdet;       /* [C] log|Sigma_c| */
   unsigned char *empty; /* [C] 1: class scores -inf */
   /* Closed-form training log-likelihood (set by gmle_fit). */
   int has_train;
@@ -166,17 +166,17 @@ struct gmle_model {
  * for spherical. */
 typedef struct gmle__score_cache {
   size_t n_active;
-  size_t *active;   /* [n_active] class index of each active class */
-  double *center;   /* [D] global centre m subtracted from every row */
-  double *w;        /* full: [n_active*D x D] stacked L_c^-1; tied: [D x D]
-                       L^-1; diag/spherical: [(D+E) x n_active] coefficients
-                       of [x-m, (x-m)^2] */
-  double *b;        /* full/tied: [n_active*D] L_c^-1 (mu_c - m);
-                       diag/spherical: [n_active] sum (mu_c - m)^2 / var */
-  double *lconst;   /* [n_active] -1/2 (D log 2pi + log|Sigma_c|) */
-  double *kp;       /* the CPU kernels' packed parameters (host/score_cpu.c,
-                       gmle__cpu_score_pack); 64-byte aligned */
-  size_t kp_len;    /* doubles in kp */
+  size_t *active; /* [n_active] class index of each active class */
+  double *center; /* [D] global centre m subtracted from every row */
+  double *w;      /* full: [n_active*D x D] stacked L_c^-1; tied: [D x D]
+                     L^-1; diag/spherical: [(D+E) x n_active] coefficients
+                     of [x-m, (x-m)^2] */
+  double *b;      /* full/tied: [n_active*D] L_c^-1 (mu_c - m);
+                     diag/spherical: [n_active] sum (mu_c - m)^2 / var */
+  double *lconst; /* [n_active] -1/2 (D log 2pi + log|Sigma_c|) */
+  double *kp;     /* the CPU kernels' packed parameters (host/score_cpu.c,
+                     gmle__cpu_score_pack); 64-byte aligned */
+  size_t kp_len;  /* doubles in kp */
 } gmle__score_cache;
 void gmle__score_cache_free(gmle__score_cache *sc); /* host/prepare.c */
 /* src/score.c: free ctx->score_scratch (callers of ops->score other than
@@ -193,8 +193,8 @@ typedef struct gmle__batch {
   const void *x;
   gmle_dtype dtype;
   size_t n_rows, row_stride, dim;
-  const int32_t *labels;  /* NULL: all class 0 */
-  const double *weights;  /* NULL: all 1 */
+  const int32_t *labels; /* NULL: all class 0 */
+  const double *weights; /* NULL: all 1 */
 } gmle__batch;
 
 /* Per-class partial statistics of one batch, around the shifts `shift`
@@ -301,6 +301,10 @@ double gmle__logsumexp(const double *v, size_t n);
  * they spin for tens of milliseconds on the cores gmle's own threads need
  * next. Returns whether the section took effect; pass it to end. */
 #define GMLE__BLAS_SMALL 256
+/* Once per process, before any BLAS call: GMLE_E_OUT_OF_MEMORY when an
+ * address-space limit (ulimit -v) leaves no room for OpenBLAS's buffer,
+ * which it would otherwise retry to map forever (host/blas_room.c). */
+gmle_status gmle__blas_room(const gmle_context *ctx);
 int gmle__blas_small_begin(size_t D);
 void gmle__blas_small_end(int token);
 

@@ -5,8 +5,8 @@
 #include <string.h>
 
 static const gmle__backend_ops *const backends[] = {
-    /* AUTO order: CUDA, then OpenCL, then CPU. Device backends are added
-     * here, one line each, as they land. */
+/* AUTO order: CUDA, then OpenCL, then CPU. Device backends are added
+ * here, one line each, as they land. */
 #ifdef GMLE_HAVE_CUDA
     &gmle__cuda_backend,
 #endif
@@ -66,8 +66,8 @@ static gmle_status try_backend(gmle_context *ctx, const gmle__backend_ops *ops,
   return s;
 }
 
-gmle_status gmle_context_create(gmle_backend b, int device,
-                                gmle_context **out) {
+static gmle_status create_context(gmle_backend b, int device,
+                                  gmle_context **out) {
   if (!out)
     return GMLE_E_INVALID_ARG;
   *out = NULL;
@@ -112,6 +112,15 @@ gmle_status gmle_context_create(gmle_backend b, int device,
     snprintf(why, sizeof why, "%s", ctx->err);
   }
   return GMLE_E_NO_DEVICE;
+}
+
+gmle_status gmle_context_create(gmle_backend b, int device,
+                                gmle_context **out) {
+  gmle_status s = create_context(b, device, out);
+  /* After the backend's own start-up, which maps memory too. */
+  if (s == GMLE_OK)
+    s = gmle__blas_room(*out);
+  return s;
 }
 
 void gmle_context_free(gmle_context *ctx) {

@@ -248,6 +248,9 @@ void cli_refuse_same_files(const cli_file_role *in, size_t n_in,
  * with that signal; at exit, a write error on stdout prints a message and
  * exits 3. Called once by main. */
 void cli_install_exit_paths(void);
+/* Under an address-space limit, restart once with an OpenBLAS thread count
+ * whose buffers fit it (memory_limit.c). Called first thing by main. */
+void cli_fit_blas_threads_to_limit(char **argv);
 
 /* ---- commands ----------------------------------------------------------- */
 

@@ -78,6 +78,7 @@ static const command *find_command(const char *name) {
 }
 
 int main(int argc, char **argv) {
+  cli_fit_blas_threads_to_limit(argv);
   cli_install_exit_paths();
   if (argc < 2) {
     fputs(main_help, stderr);
