@@ -258,7 +258,10 @@ typedef struct gmle_writer gmle_writer;
 /** Start writing `path`: CSV when the name ends in ".csv" (any case), else
  *  .npy version 1.0 (little endian, C order). The file is written to a
  *  temporary file in the same directory and renamed into place by
- *  gmle_writer_commit(), so a failed or aborted write leaves no file.
+ *  gmle_writer_commit(), so a failed or aborted write leaves no file
+ *  (a symlink's target is replaced; an existing file keeps its mode). A
+ *  character device, a FIFO or "-" (standard output) is written straight
+ *  through; a .npy there must be seekable (GMLE_E_UNSUPPORTED otherwise).
  *  The shape is (N, cols), or (N,) when cols is 0 (one element per row);
  *  N is the total of the rows written. str_width: for GMLE_ELEM_STR the
  *  largest string length in characters (code points); ignored otherwise.
