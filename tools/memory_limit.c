@@ -31,6 +31,10 @@ void cli_fit_blas_threads_to_limit(char **argv) {
   if (cur && *cur && strtoull(cur, NULL, 10) >= 1 &&
       strtoull(cur, NULL, 10) <= fit)
     return;
+  /* Unset, OpenBLAS starts one thread per core: fine when those fit. */
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (!(cur && *cur) && cores > 0 && (unsigned long long)cores <= fit)
+    return;
   char val[32];
   snprintf(val, sizeof val, "%llu", fit);
   if (setenv("OPENBLAS_NUM_THREADS", val, 1) != 0)
