@@ -12,6 +12,8 @@
 
 #include "gmle.h"
 
+#include <stdio.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -266,7 +268,10 @@ typedef struct gmle_writer gmle_writer;
 /** Start writing `path`: CSV when the name ends in ".csv" (any case), else
  *  .npy version 1.0 (little endian, C order). The file is written to a
  *  temporary file in the same directory and renamed into place by
- *  gmle_writer_commit(), so a failed or aborted write leaves no file.
+ *  gmle_writer_commit(), so a failed or aborted write leaves no file
+ *  (a symlink's target is replaced; an existing file keeps its mode). A
+ *  character device, a FIFO or "-" (standard output) is written straight
+ *  through; a .npy there must be seekable (GMLE_E_UNSUPPORTED otherwise).
  *  The shape is (N, cols), or (N,) when cols is 0 (one element per row);
  *  N is the total of the rows written. str_width: for GMLE_ELEM_STR the
  *  largest string length in characters (code points); ignored otherwise.
@@ -287,6 +292,28 @@ GMLE_API gmle_status gmle_writer_write(gmle_writer *w, const void *rows,
 GMLE_API gmle_status gmle_writer_commit(gmle_writer *w);
 /** Remove the temporary file and free the writer. NULL is a no-op. */
 GMLE_API void gmle_writer_abort(gmle_writer *w);
+/** A raw output (the command's text tables) written the way every gmle
+ *  output is: a regular file (or a new name, or a symlink's target) through
+ *  a temporary file in its directory, renamed into place by
+ *  gmle_outfile_commit() and keeping the replaced file's mode; a character
+ *  device, a FIFO or "-" (standard output) straight through. */
+typedef struct gmle_outfile gmle_outfile;
+GMLE_API gmle_status gmle_outfile_open(gmle_context *ctx, const char *path,
+                                       gmle_outfile **out);
+/** The stream to write to (owned by the output). */
+GMLE_API FILE *gmle_outfile_file(gmle_outfile *o);
+/** Flush (a write error that stdio kept is reported here), fsync, close,
+ *  rename into place; frees the output, removing the temporary file on
+ *  error. */
+GMLE_API gmle_status gmle_outfile_commit(gmle_outfile *o);
+/** Remove the temporary file and free the output. NULL is a no-op. */
+GMLE_API void gmle_outfile_abort(gmle_outfile *o);
+/** Remove the temporary file of every output not yet committed or aborted
+ *  (gmle_writer, gmle_ark_writer, gmle_output, model and statistics
+ *  saves). Async-signal-safe: meant for SIGINT/SIGTERM/SIGHUP handlers,
+ *  so that an interrupted run leaves no temporary file. */
+GMLE_API void gmle_remove_temporary_files(void);
+
 /** A Kaldi archive being written. */
 typedef struct gmle_ark_writer gmle_ark_writer;
 

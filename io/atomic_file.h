@@ -1,11 +1,21 @@
 /*
- * atomic_file.h -- write a file all at once or not at all (internal).
+ * atomic_file.h -- where every gmle output goes: all at once or not at all
+ * (internal).
  *
- * gmle__atomic_open creates "<path>.tmp.<pid>.<n>" in the same directory
- * (O_EXCL, mode 0666 & ~umask), writes go to it, and gmle__atomic_commit
- * flushes, fsyncs, closes and renames it over `path` (then fsyncs the
- * directory, best effort). Any failure, and gmle__atomic_abort, removes the
- * temporary file, so `path` is either untouched or complete.
+ * gmle__outfile decides how an output path is written:
+ *  - a regular file (or a new name): a temporary file in the directory of
+ *    the file (a symlink is followed, so its target is replaced and the
+ *    link stays), created with O_EXCL and given the mode (and owner where
+ *    allowed) of the file it replaces; renamed over it at the end;
+ *  - a character device (/dev/null), a FIFO, a socket, "-" (standard
+ *    output) or /dev/stdout, /dev/fd/N: written straight through.
+ * Temporary files are recorded where gmle_remove_temporary_files (async-
+ * signal-safe) can unlink them, so an interrupted run leaves none.
+ *
+ * gmle__atomic_file is the stdio form used by the model, statistics and
+ * archive writers: gmle__atomic_commit flushes, fsyncs, closes and renames;
+ * any failure, and gmle__atomic_abort, removes the temporary file, so the
+ * path is either untouched or complete.
  */
 #ifndef GMLE_ATOMIC_FILE_H
 #define GMLE_ATOMIC_FILE_H
@@ -14,11 +24,35 @@
 
 #include <stdio.h>
 
+typedef struct gmle__outfile {
+  int fd;       /* -1 once closed */
+  int direct;   /* written straight through: no temporary file */
+  int seekable; /* pwrite works on fd (regular files, /dev/null) */
+  char *target; /* the file renamed onto (symlinks resolved); NULL: direct */
+  char *tmp;    /* the temporary file; NULL: direct */
+  int slot;     /* index in the signal-time registry, or -1 */
+} gmle__outfile;
+
+/* Open `path` for writing as described above. GMLE_E_IO naming the path
+ * and errno's text, GMLE_E_OUT_OF_MEMORY. On failure nothing is left. */
+gmle_status gmle__outfile_open(const gmle_context *ctx, const char *path,
+                               gmle__outfile *o);
+/* fsync fd when it is a file (devices and FIFOs are not synced). */
+gmle_status gmle__outfile_sync(const gmle_context *ctx, const char *path,
+                               gmle__outfile *o);
+/* After the caller has closed fd (o->fd = -1): rename the temporary file
+ * into place and make the rename durable; removes it on failure. Frees o's
+ * strings either way. */
+gmle_status gmle__outfile_place(const gmle_context *ctx, const char *path,
+                                gmle__outfile *o);
+/* Close fd (unless -1) and remove the temporary file; frees o's strings. */
+void gmle__outfile_abort(gmle__outfile *o);
+
 typedef struct gmle__atomic_file {
   const gmle_context *ctx;
   FILE *f;         /* NULL once committed or aborted */
-  char *path;      /* final path (owned copy) */
-  char *tmp_path;  /* temporary path (owned) */
+  char *path;      /* final path as given (owned copy, for messages) */
+  gmle__outfile o; /* o.fd belongs to f */
   uint64_t offset; /* bytes written so far */
 } gmle__atomic_file;
 

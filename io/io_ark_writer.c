@@ -113,6 +113,13 @@ gmle_status gmle_ark_writer_open(gmle_context *ctx, const char *wspecifier,
     }
   }
   gmle_status s = gmle__atomic_open(ctx, path, &w->af);
+  if (s == GMLE_OK && !text && !w->af.o.seekable) {
+    gmle__atomic_abort(&w->af);
+    s = gmle__error(ctx, GMLE_E_UNSUPPORTED,
+                    "%s: a binary archive needs a seekable file (row counts "
+                    "are patched); write a text archive (ark,t:) to a pipe",
+                    wspecifier);
+  }
   if (s != GMLE_OK) {
     if (w->cloc != (locale_t)0)
       freelocale(w->cloc);

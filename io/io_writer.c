@@ -1,19 +1,20 @@
 /*
  * io_writer.c -- streaming writer of .npy (version 1.0) and CSV files.
  *
- * Rows go to a temporary file next to the destination ("<path>.tmp-<pid>-
- * <n>", created with O_EXCL and the usual 0666 & ~umask permissions).
- * For .npy the header is written at open with room for the largest row
- * count and patched at commit (padded with spaces so that its length does
- * not change). Commit flushes, fsyncs and renames; abort unlinks.
+ * Rows go where gmle__outfile sends them (atomic_file.h): a temporary file
+ * next to the destination renamed at commit, or straight through to a
+ * device, a FIFO or standard output. For .npy the header is written at open
+ * with room for the largest row count and patched at commit (padded with spaces
+ * so that its length does not change). Commit flushes, fsyncs and renames;
+ * abort unlinks.
  */
+#include "atomic_file.h"
 #include "io_internal.h"
 #include "npy.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -23,8 +24,9 @@
 
 struct gmle_writer {
   gmle_context *ctx;
-  char *path, *tmp;
-  int fd;
+  char *path;
+  gmle__outfile o;
+  int fd; /* o.fd */
   int csv;
   int failed;
   gmle_elem elem;
@@ -37,8 +39,6 @@ struct gmle_writer {
   size_t len;
   locale_t cloc;
 };
-
-static atomic_uint tmp_counter;
 
 /* ------------------------------------------------------------------------ */
 /* Output                                                                   */
@@ -57,7 +57,7 @@ static gmle_status flush_buf(gmle_writer *w) {
       if (errno == EINTR)
         continue;
       return wr_fail(w, gmle__error(w->ctx, GMLE_E_IO, "%s: write failed: %s",
-                                    w->tmp, strerror(errno)));
+                                    w->path, strerror(errno)));
     }
     done += (size_t)n;
   }
@@ -227,14 +227,27 @@ static size_t npy_header(const gmle_writer *w, char *hdr, size_t cap,
 /* ------------------------------------------------------------------------ */
 
 static void writer_free(gmle_writer *w) {
-  if (w->fd >= 0)
-    close(w->fd);
+  w->o.fd = w->fd;
+  gmle__outfile_abort(&w->o);
   if (w->cloc != (locale_t)0)
     freelocale(w->cloc);
   gmle__free(w->buf);
   gmle__free(w->path);
-  gmle__free(w->tmp);
   gmle__free(w);
+}
+
+/* The destination of w (atomic_file.h); a .npy header is patched at commit,
+ * so a .npy output must be seekable. */
+static gmle_status open_output(gmle_writer *w, const char *path) {
+  GMLE_TRY(gmle__outfile_open(w->ctx, path, &w->o));
+  w->fd = w->o.fd;
+  if (w->csv || w->o.seekable)
+    return GMLE_OK;
+  return gmle__error(w->ctx, GMLE_E_UNSUPPORTED,
+                     "%s: a .npy output needs a seekable file (its row count "
+                     "is written at the end); name a .csv file to write to a "
+                     "pipe",
+                     path);
 }
 
 static int ends_with_csv(const char *path) {
@@ -253,9 +266,6 @@ gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
   if (!ctx || !path || !*path)
     return gmle__error(ctx, GMLE_E_INVALID_ARG,
                        "gmle_writer_open: NULL context or empty path");
-  if (strcmp(path, "-") == 0)
-    return gmle__error(ctx, GMLE_E_UNSUPPORTED,
-                       "writing to standard output ('-') is not supported");
   size_t esize = 0;
   const char *descr = NULL;
   switch (elem) {
@@ -289,7 +299,8 @@ gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
   if (!w)
     return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
                        "%s: cannot allocate a writer", path);
-  w->fd = -1;
+  w->fd = w->o.fd = -1;
+  w->o.slot = -1;
   w->ctx = ctx;
   w->elem = elem;
   w->cols = cols;
@@ -302,9 +313,8 @@ gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
     snprintf(w->descr, sizeof w->descr, "<U%zu", str_width);
   size_t plen = strlen(path);
   w->path = gmle__malloc(plen + 1);
-  w->tmp = gmle__malloc(plen + 64);
   w->buf = gmle__malloc(WR_BUF);
-  if (!w->path || !w->tmp || !w->buf) {
+  if (!w->path || !w->buf) {
     writer_free(w);
     return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
                        "%s: cannot allocate a writer", path);
@@ -317,20 +327,10 @@ gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
       return GMLE_E_OUT_OF_MEMORY;
     }
   }
-  for (int tries = 0;; tries++) {
-    unsigned k = atomic_fetch_add(&tmp_counter, 1u);
-    snprintf(w->tmp, plen + 64, "%s.tmp-%ld-%u", path, (long)getpid(), k);
-    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (w->fd >= 0)
-      break;
-    if (errno != EEXIST || tries > 100) {
-      int e = errno;
-      writer_free(w);
-      return gmle__error(ctx, GMLE_E_IO,
-                         "%s: cannot create a temporary "
-                         "file next to it: %s",
-                         path, strerror(e));
-    }
+  gmle_status os = open_output(w, path);
+  if (os != GMLE_OK) {
+    writer_free(w);
+    return os;
   }
   if (!w->csv) {
     char hdr[512];
@@ -402,43 +402,26 @@ gmle_status gmle_writer_commit(gmle_writer *w) {
         if (k < 0 && errno == EINTR)
           continue;
         if (k < 0)
-          s = gmle__error(ctx, GMLE_E_IO, "%s: write failed: %s", w->tmp,
+          s = gmle__error(ctx, GMLE_E_IO, "%s: write failed: %s", w->path,
                           strerror(errno));
         else
           done += (size_t)k;
       }
     }
   }
-  if (s == GMLE_OK && fsync(w->fd) != 0)
-    s = gmle__error(ctx, GMLE_E_IO, "%s: fsync failed: %s", w->tmp,
-                    strerror(errno));
+  if (s == GMLE_OK)
+    s = gmle__outfile_sync(ctx, w->path, &w->o);
   if (s == GMLE_OK) {
     int rc = close(w->fd);
-    w->fd = -1;
+    w->fd = w->o.fd = -1;
     if (rc != 0)
-      s = gmle__error(ctx, GMLE_E_IO, "%s: close failed: %s", w->tmp,
+      s = gmle__error(ctx, GMLE_E_IO, "%s: close failed: %s", w->path,
                       strerror(errno));
   }
-  if (s == GMLE_OK && rename(w->tmp, w->path) != 0)
-    s = gmle__error(ctx, GMLE_E_IO, "%s: cannot rename %s into place: %s",
-                    w->path, w->tmp, strerror(errno));
   if (s == GMLE_OK) {
-    /* Make the rename durable; failure here is not an error. */
-    char *slash = strrchr(w->path, '/');
-    int dfd = -1;
-    if (!slash) {
-      dfd = open(".", O_RDONLY | O_CLOEXEC);
-    } else {
-      *slash = '\0';
-      dfd = open(slash == w->path ? "/" : w->path, O_RDONLY | O_CLOEXEC);
-      *slash = '/';
-    }
-    if (dfd >= 0) {
-      (void)fsync(dfd);
-      close(dfd);
-    }
+    s = gmle__outfile_place(ctx, w->path, &w->o);
     writer_free(w);
-    return GMLE_OK;
+    return s;
   }
   gmle_writer_abort(w);
   return s;
@@ -447,11 +430,5 @@ gmle_status gmle_writer_commit(gmle_writer *w) {
 void gmle_writer_abort(gmle_writer *w) {
   if (!w)
     return;
-  if (w->fd >= 0) {
-    close(w->fd);
-    w->fd = -1;
-  }
-  if (w->tmp)
-    (void)unlink(w->tmp);
   writer_free(w);
 }

@@ -47,8 +47,8 @@
 #endif
 
 /* Record a message on ctx (may be NULL) and return s. */
-gmle_status gmle__error(const gmle_context *ctx, gmle_status s,
-                        const char *fmt, ...) GMLE__PRINTF(3, 4);
+gmle_status gmle__error(const gmle_context *ctx, gmle_status s, const char *fmt,
+                        ...) GMLE__PRINTF(3, 4);
 gmle_status gmle__verror(const gmle_context *ctx, gmle_status s,
                          const char *fmt, va_list ap);
 /* gmle__error that also records where (loc: may be NULL). */
@@ -107,11 +107,11 @@ struct gmle__backend_ops;
 struct gmle_context {
   gmle_backend backend;
   const struct gmle__backend_ops *ops;
-  void *bstate;              /* backend's own state */
-  int n_threads;             /* host threads used by the CPU paths */
-  int auto_select;           /* 1 while AUTO tries backends: a device backend
-                                then declines host-CPU devices (PoCL), which
-                                the native CPU backend outruns */
+  void *bstate;    /* backend's own state */
+  int n_threads;   /* host threads used by the CPU paths */
+  int auto_select; /* 1 while AUTO tries backends: a device backend
+                      then declines host-CPU devices (PoCL), which
+                      the native CPU backend outruns */
   gmle_log_fn log_fn;
   void *log_user;
   char device_name[256];
@@ -134,25 +134,25 @@ struct gmle_stats {
   uint64_t n_batches; /* successful non-empty gmle_stats_add calls */
   /* Invariant: gram holds the lower triangle (i >= j) in FULL mode; the
    * strict upper triangle is zero. */
-  double *weight;     /* [C] n_c = sum w */
-  uint64_t *rows;     /* [C] rows seen */
+  double *weight;           /* [C] n_c = sum w */
+  uint64_t *rows;           /* [C] rows seen */
   unsigned char *has_shift; /* [C] 1 once k_c is chosen */
-  double *shift;      /* [C*D] k_c */
-  double *sum;        /* [C*D] sum w (x - k_c) */
-  double *gram;       /* [C*gram_len] sum w (x - k_c)(x - k_c)^T */
-  int saw_f32;        /* some batch was float32 (for the resolution check) */
-  char **names;       /* [C] class names, or NULL */
+  double *shift;            /* [C*D] k_c */
+  double *sum;              /* [C*D] sum w (x - k_c) */
+  double *gram;             /* [C*gram_len] sum w (x - k_c)(x - k_c)^T */
+  int saw_f32;  /* some batch was float32 (for the resolution check) */
+  char **names; /* [C] class names, or NULL */
 };
 
 struct gmle_model {
   gmle_context *ctx;
   size_t dim, n_classes;
   gmle_cov_type cov;
-  double *means;   /* [C*D] */
-  double *covars;  /* full [C*D*D], diag [C*D], spherical [C], tied [D*D] */
-  double *priors;  /* [C] */
-  double *counts;  /* [C] n_c (weights) */
-  uint64_t *rows;  /* [C] */
+  double *means;  /* [C*D] */
+  double *covars; /* full [C*D*D], diag [C*D], spherical [C], tied [D*D] */
+  double *priors; /* [C] */
+  double *counts; /* [C] n_c (weights) */
+  uint64_t *rows; /* [C] */
   gmle_class_report *reports; /* [C] */
   char **names;    /* [C] or NULL */
   /* Prepared for scoring (src/prepare.c): */
@@ -205,8 +205,8 @@ typedef struct gmle__batch {
   const void *x;
   gmle_dtype dtype;
   size_t n_rows, row_stride, dim;
-  const int32_t *labels;  /* NULL: all class 0 */
-  const double *weights;  /* NULL: all 1 */
+  const int32_t *labels; /* NULL: all class 0 */
+  const double *weights; /* NULL: all 1 */
 } gmle__batch;
 
 /* Per-class partial statistics of one batch, around the shifts `shift`
@@ -375,6 +375,10 @@ double gmle__logsumexp(const double *v, size_t n);
  * they spin for tens of milliseconds on the cores gmle's own threads need
  * next. Returns whether the section took effect; pass it to end. */
 #define GMLE__BLAS_SMALL 256
+/* Once per process, before any BLAS call: GMLE_E_OUT_OF_MEMORY when an
+ * address-space limit (ulimit -v) leaves no room for OpenBLAS's buffer,
+ * which it would otherwise retry to map forever (src/blas_room.c). */
+gmle_status gmle__blas_room(const gmle_context *ctx);
 int gmle__blas_small_begin(size_t D);
 void gmle__blas_small_end(int token);
 

@@ -119,8 +119,8 @@ static int parse_device(const char *text, int *out) {
   return 1;
 }
 
-gmle_status gmle_context_create(gmle_backend b, int device,
-                                gmle_context **out) {
+static gmle_status create_context(gmle_backend b, int device,
+                                  gmle_context **out) {
   if (!out)
     return GMLE_E_INVALID_ARG;
   *out = NULL;
@@ -168,6 +168,15 @@ gmle_status gmle_context_create(gmle_backend b, int device,
     snprintf(why, sizeof why, "%s", ctx->err);
   }
   return GMLE_E_NO_DEVICE;
+}
+
+gmle_status gmle_context_create(gmle_backend b, int device,
+                                gmle_context **out) {
+  gmle_status s = create_context(b, device, out);
+  /* After the backend's own start-up, which maps memory too. */
+  if (s == GMLE_OK)
+    s = gmle__blas_room(*out);
+  return s;
 }
 
 void gmle_context_free(gmle_context *ctx) {

@@ -212,10 +212,12 @@ void cli_uttmap_free(cli_uttmap *m);
 /* A text output written to a temporary file and renamed by commit (removed
  * if the command fails). */
 typedef struct cli_textout {
-  FILE *f;
-  char *path, *tmp;
+  FILE *f; /* gmle_outfile_file(out) */
+  char *path;
+  gmle_outfile *out;
+  gmle_context *ctx; /* for messages */
 } cli_textout;
-void cli_textout_open(cli_textout *t, const char *path);
+void cli_textout_open(cli_textout *t, gmle_context *ctx, const char *path);
 void cli_textout_commit(cli_textout *t);
 
 /* Per-utterance results: sums of the per-frame class log-likelihoods, the
@@ -231,6 +233,28 @@ void cli_uttacc_add(cli_uttacc *a, const cli_data *d, const double *loglik,
                                  const double *sums, long pred),
                     void *user);
 void cli_uttacc_free(cli_uttacc *a);
+
+/* ---- outputs that are inputs (same_file.c) ------------------------------ */
+
+/* A file of the command line and what it is ("the data", "-o"); a NULL
+ * path is skipped. */
+typedef struct cli_file_role {
+  const char *path, *role;
+} cli_file_role;
+/* Exit 1 before any work when an output is the same existing file (device
+ * and inode) as an input or as another output. */
+void cli_refuse_same_files(const cli_file_role *in, size_t n_in,
+                           const cli_file_role *out, size_t n_out);
+
+/* ---- exit paths (exit_paths.c) ------------------------------------------ */
+
+/* SIGINT, SIGTERM and SIGHUP remove the temporary outputs and end the run
+ * with that signal; at exit, a write error on stdout prints a message and
+ * exits 3. Called once by main. */
+void cli_install_exit_paths(void);
+/* Under an address-space limit, restart once with an OpenBLAS thread count
+ * whose buffers fit it (memory_limit.c). Called first thing by main. */
+void cli_fit_blas_threads_to_limit(char **argv);
 
 /* ---- commands ----------------------------------------------------------- */
 

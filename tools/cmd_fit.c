@@ -266,6 +266,26 @@ static void refuse_repeated_shards(const char **pos, size_t npos) {
 
 /* ---- gmle fit ------------------------------------------------------------ */
 
+/* fit and stats: the output is none of DATA, LABELS, STATS. */
+static void refuse_fit_onto_input(const char *data, const char *labels,
+                                  const char *stats, const char *out) {
+  const cli_file_role in[] = {
+      {data, "the data"}, {labels, "--labels"}, {stats, "--stats"}};
+  const cli_file_role o[] = {{out, "-o"}};
+  cli_refuse_same_files(in, 3, o, 1);
+}
+
+/* merge: the output is none of the shards. */
+static void refuse_merge_onto_input(const char **shards, size_t n,
+                                    const char *out) {
+  cli_file_role *in = cli_xmalloc(n * sizeof *in);
+  for (size_t i = 0; i < n; i++)
+    in[i] = (cli_file_role){shards[i], "statistics"};
+  const cli_file_role o[] = {{out, "-o"}};
+  cli_refuse_same_files(in, n, o, 1);
+  free(in);
+}
+
 int cmd_fit(int argc, char **argv) {
   const char *labels = NULL, *label_col = NULL, *cov = NULL, *rel = NULL,
              *absf = NULL, *maxc = NULL, *priors = NULL, *out = NULL,
@@ -296,6 +316,7 @@ int cmd_fit(int argc, char **argv) {
     cli_usage_error("DATA (or --stats STATS) is required");
   if (labels && label_col)
     cli_usage_error("--labels and --label-column cannot be used together");
+  refuse_fit_onto_input(npos ? pos[0] : NULL, labels, stats_path, out);
 
   gmle_fit_options fo;
   gmle_fit_options_init(&fo);
@@ -414,6 +435,7 @@ int cmd_stats(int argc, char **argv) {
     cli_usage_error("DATA is required");
   if (!out)
     cli_usage_error("-o STATS is required");
+  refuse_fit_onto_input(pos[0], labels, NULL, out);
   if (labels && label_col)
     cli_usage_error("--labels and --label-column cannot be used together");
   check_output_dir(out);
@@ -465,6 +487,7 @@ int cmd_merge(int argc, char **argv) {
   check_output_dir(out);
   if (!allow_repeats)
     refuse_repeated_shards(pos, npos);
+  refuse_merge_onto_input(pos, npos, out);
   gmle_context *ctx = cli_context(&common);
   gmle_stats *acc = NULL;
   cli_classes cls0;

@@ -103,6 +103,17 @@ static void check_dim(const cli_data *d, const gmle_model *m,
 
 /* ---- gmle score ---------------------------------------------------------- */
 
+/* score and classify: no output is MODEL, DATA or --truth, and -o is not
+ * --per-utt. */
+static void refuse_onto_input(const char *model, const char *data,
+                              const char *truth, const char *out,
+                              const char *per_utt) {
+  const cli_file_role in[] = {
+      {model, "the model"}, {data, "the data"}, {truth, "--truth"}};
+  const cli_file_role o[] = {{out, "-o"}, {per_utt, "--per-utt"}};
+  cli_refuse_same_files(in, 3, o, 2);
+}
+
 static void abort_npy(void *w) { gmle_writer_abort(w); }
 static void abort_ark(void *w) { gmle_ark_writer_abort(w); }
 
@@ -159,7 +170,7 @@ static void per_utt_open(per_utt_out *p, gmle_context *ctx, const char *path,
     cli_on_fail(abort_npy, p->npy);
     return;
   }
-  cli_textout_open(&p->txt, path);
+  cli_textout_open(&p->txt, ctx, path);
   fprintf(p->txt.f, "# utterance frames predicted");
   for (int k = 0; k < 2; k++)
     for (size_t c = 0; c < cls->n; c++)
@@ -214,6 +225,7 @@ int cmd_score(int argc, char **argv) {
     cli_usage_error("MODEL and DATA are required");
   if (!out && !per_utt)
     cli_usage_error("-o OUT (or --per-utt TABLE) is required");
+  refuse_onto_input(pos[0], pos[1], NULL, out, per_utt);
   const int ark_out = out && cli_is_kaldi(out);
   gmle_output what = GMLE_OUT_LOGLIK;
   if (what_s && gmle_output_parse(what_s, &what) != GMLE_OK)
@@ -473,7 +485,7 @@ static void classify_ark(gmle_context *ctx, const gmle_model *m,
       cli_fail(ctx, s, out, -1);
     cli_track_writer(p.w);
   } else if (out) {
-    cli_textout_open(&p.txt, out);
+    cli_textout_open(&p.txt, ctx, out);
   }
   tally fr = {C, cli_xcalloc(C * C, sizeof *fr.cm), 0, 0};
   cli_uttacc *acc = cli_uttacc_new(m, cls);
@@ -542,6 +554,7 @@ int cmd_classify(int argc, char **argv) {
     cli_usage_error("MODEL and DATA are required");
   if (truth && label_col)
     cli_usage_error("--truth and --label-column cannot be used together");
+  refuse_onto_input(pos[0], pos[1], truth, out, NULL);
   gmle_context *ctx = cli_context(&common);
   gmle_model *m = load_model(ctx, pos[0]);
   cli_classes cls;

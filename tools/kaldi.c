@@ -130,41 +130,30 @@ void cli_uttmap_free(cli_uttmap *m) {
 
 static void textout_abort(void *p) {
   cli_textout *t = p;
-  if (t->f) {
-    fclose(t->f);
-    t->f = NULL;
-    unlink(t->tmp);
-  }
+  gmle_outfile_abort(t->out);
+  t->out = NULL;
+  t->f = NULL;
 }
 
-void cli_textout_open(cli_textout *t, const char *path) {
-  size_t n = strlen(path) + 48;
+void cli_textout_open(cli_textout *t, gmle_context *ctx, const char *path) {
   t->path = cli_xstrdup(path);
-  t->tmp = cli_xmalloc(n);
-  snprintf(t->tmp, n, "%s.tmp-%ld", path, (long)getpid());
-  t->f = fopen(t->tmp, "wx");
-  if (!t->f)
-    cli_die(CLI_EXIT_FILE, path, "cannot create %s: %s", t->tmp,
-            strerror(errno));
+  t->ctx = ctx;
+  gmle_status s = gmle_outfile_open(ctx, path, &t->out);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, path, -1);
+  t->f = gmle_outfile_file(t->out);
   cli_on_fail(textout_abort, t);
 }
 
 void cli_textout_commit(cli_textout *t) {
-  int bad = ferror(t->f) || fflush(t->f) != 0 || fsync(fileno(t->f)) != 0;
-  int e = errno;
-  if (fclose(t->f) != 0 && !bad)
-    bad = 1, e = errno;
-  t->f = NULL;
   cli_on_fail_cancel(t);
-  if (bad || rename(t->tmp, t->path) != 0) {
-    if (!bad)
-      e = errno;
-    unlink(t->tmp);
-    cli_die(CLI_EXIT_FILE, t->path, "write failed: %s", strerror(e));
-  }
+  gmle_status s = gmle_outfile_commit(t->out);
+  t->out = NULL;
+  t->f = NULL;
+  if (s != GMLE_OK)
+    cli_fail(t->ctx, s, t->path, -1);
   free(t->path);
-  free(t->tmp);
-  t->path = t->tmp = NULL;
+  t->path = NULL;
 }
 
 /* ---- per-utterance accumulation

@@ -78,6 +78,8 @@ static const command *find_command(const char *name) {
 }
 
 int main(int argc, char **argv) {
+  cli_fit_blas_threads_to_limit(argv);
+  cli_install_exit_paths();
   if (argc < 2) {
     fputs(main_help, stderr);
     return CLI_EXIT_USAGE;
