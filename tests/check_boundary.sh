@@ -9,7 +9,7 @@
 # through cuda/cuda_abi.h.
 #
 # usage: check_boundary.sh NM SOURCE_DIR GMLE_OBJ_DIR [CUDA_MODULE_OBJ_DIR]
-#   GMLE_OBJ_DIR: libgmle's object directory (CMakeFiles/gmle.dir), whose
+#   GMLE_OBJ_DIR: libgmle's object directory (CMakeFiles/gmle_objects.dir), whose
 #   src/, host/, opencl/ and cuda/ folders mirror the source tree. Objects
 #   whose source is gone (a file moved since the build dir was made) are
 #   skipped: they are no longer linked.
