@@ -228,6 +228,20 @@ static gmle_status rebuild_floored(const fit_ctx *f, size_t c, double *V,
   return GMLE_OK;
 }
 
+/* The eigenvalues w (ascending) of the symmetric D x D matrix V (which is
+ * overwritten), checked finite. */
+static gmle_status eigenvalues(const fit_ctx *f, size_t c, double *V,
+                               double *w) {
+  const size_t D = f->st->dim;
+  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)D, V,
+                                   (lapack_int)D, w);
+  if (info != 0 || !isfinite(w[0]) || !isfinite(w[D - 1]))
+    return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
+                       "class %zu: eigen-decomposition failed (info %d)", c,
+                       (int)info);
+  return GMLE_OK;
+}
+
 /* The relative floor of a full covariance, in each feature's scale: the
  * eigenvalues of R (to_scaled) below rel_floor are raised to it and S is
  * rebuilt from the floored R, so the floor is equivariant to every
@@ -242,12 +256,7 @@ static gmle_status relative_floor_full(const fit_ctx *f, size_t c, double *S,
   double *V = f->work, *w = f->work + D * D;
   *floored = 0;
   to_scaled(f, S, V);
-  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)D, V,
-                                   (lapack_int)D, w);
-  if (info != 0 || !isfinite(w[0]) || !isfinite(w[D - 1]))
-    return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
-                       "class %zu: eigen-decomposition failed (info %d)", c,
-                       (int)info);
+  GMLE_TRY(eigenvalues(f, c, V, w));
   const double tiny = w[D - 1] * (double)D * 64 * DBL_EPSILON;
   if (rel <= 0 && f->opt->max_condition <= 0 && (w[0] <= tiny || w[0] <= 0))
     return singular_error(f, c, "smallest eigenvalue is not positive", S, D);
@@ -283,12 +292,7 @@ static gmle_status finish_full(const fit_ctx *f, size_t c, double *S, double n,
    * cheaper without). */
   double *V = f->work, *w = f->work + D * D;
   memcpy(V, S, D * D * sizeof(double));
-  lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)D, V,
-                                   (lapack_int)D, w);
-  if (info != 0 || !isfinite(w[0]) || !isfinite(w[D - 1]))
-    return gmle__error(f->ctx, GMLE_E_NONFINITE_STATS,
-                       "class %zu: eigen-decomposition failed (info %d)", c,
-                       (int)info);
+  GMLE_TRY(eigenvalues(f, c, V, w));
   const double lo = o->max_condition > 0 ? w[D - 1] / o->max_condition : 0;
   /* Without a condition floor nothing is raised: the eigenvalues of S
    * carry an absolute error of eps ||S||, which is larger than the smallest
