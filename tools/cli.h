@@ -61,6 +61,9 @@ size_t cli_parse(int argc, char **argv, const cli_opt *opts, const char *help,
 /* The command being run ("fit"), for messages "gmle fit: ...". */
 extern const char *cli_cmd;
 extern int cli_quiet;
+/* --header yes|no|auto: whether a CSV input's first line is a header (1,
+ * 0) or detected (-1, the default). */
+extern int cli_csv_header;
 
 void cli_warn(const char *fmt, ...) CLI_PRINTF(1, 2);
 CLI_NORETURN void cli_usage_error(const char *fmt, ...) CLI_PRINTF(1, 2);
@@ -242,7 +245,8 @@ typedef struct cli_file_role {
   const char *path, *role;
 } cli_file_role;
 /* Exit 1 before any work when an output is the same existing file (device
- * and inode) as an input or as another output. */
+ * and inode) as an input or as another output, or when two outputs not yet
+ * on disk would be created as the same file (same folder, same name). */
 void cli_refuse_same_files(const cli_file_role *in, size_t n_in,
                            const cli_file_role *out, size_t n_out);
 

@@ -49,7 +49,8 @@ static const char fit_help[] =
     "  -o, --output MODEL   the model file to write (required)\n"
     "\n"
     "Common options: --backend auto|cpu|opencl|cuda, --device N,\n"
-    "  --batch-rows N (rows read per batch), --quiet (no progress or notes).\n"
+    "  --batch-rows N (rows read per batch), --header yes|no|auto (a CSV's\n"
+    "  first line), --quiet (no progress or notes).\n"
     "Exit codes: 0 ok, 1 usage, 2 bad data (rows, labels, singular fit),\n"
     "  3 file error (missing, unreadable, corrupt), 4 device error.\n";
 
@@ -75,7 +76,7 @@ static const char stats_help[] =
     "                     wide data)\n"
     "  -o, --output STATS the statistics file to write (required)\n"
     "\n"
-    "Common options: --backend, --device, --batch-rows N, --quiet.\n"
+    "Common options: --backend, --device, --batch-rows N, --header, --quiet.\n"
     "Exit codes: 0 ok, 1 usage, 2 bad data, 3 file error, 4 device error.\n";
 
 static const char merge_help[] =

@@ -36,7 +36,7 @@ static const char score_help[] =
     "  --per-utt TABLE    per-utterance sums, means and classes (Kaldi\n"
     "                     DATA only)\n"
     "\n"
-    "Common options: --backend, --device, --batch-rows N, --quiet.\n"
+    "Common options: --backend, --device, --batch-rows N, --header, --quiet.\n"
     "Exit codes: 0 ok, 1 usage, 2 bad data (NaN rows, wrong number of\n"
     "  features), 3 file error (missing or corrupt model or data), 4 device.\n";
 
@@ -66,7 +66,7 @@ static const char classify_help[] =
     "  --label-column C   the CSV column holding the true labels\n"
     "  -o, --output PRED  where to write the predictions (optional)\n"
     "\n"
-    "Common options: --backend, --device, --batch-rows N, --quiet.\n"
+    "Common options: --backend, --device, --batch-rows N, --header, --quiet.\n"
     "Exit codes: 0 ok, 1 usage, 2 bad data, 3 file error, 4 device error.\n";
 
 static const char eval_help[] =
@@ -82,7 +82,7 @@ static const char eval_help[] =
     "                     Kaldi DATA: utt2label or ark:ali.ark)\n"
     "  --label-column C   the CSV column holding the labels\n"
     "\n"
-    "Common options: --backend, --device, --batch-rows N, --quiet.\n"
+    "Common options: --backend, --device, --batch-rows N, --header, --quiet.\n"
     "Exit codes: 0 ok, 1 usage, 2 bad data, 3 file error, 4 device error.\n";
 
 static gmle_model *load_model(gmle_context *ctx, const char *path) {

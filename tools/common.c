@@ -11,6 +11,7 @@
 
 const char *cli_cmd = "";
 int cli_quiet = 0;
+int cli_csv_header = -1;
 
 /* ---- exit codes --------------------------------------------------------- */
 
@@ -305,8 +306,8 @@ size_t cli_parse(int argc, char **argv, const cli_opt *opts, const char *help,
     int found = 0;
     /* Common options. */
     static const char *const common_names[] = {"--backend", "--device",
-                                               "--batch-rows"};
-    for (size_t k = 0; k < 3 && !found; k++) {
+                                               "--batch-rows", "--header"};
+    for (size_t k = 0; k < 4 && !found; k++) {
       if (!match(a, common_names[k], &val))
         continue;
       found = 1;
@@ -325,10 +326,15 @@ size_t cli_parse(int argc, char **argv, const cli_opt *opts, const char *help,
         if (d > 1000000)
           cli_usage_error("--device: %s is out of range", val);
         common->device = (int)d;
-      } else {
+      } else if (k == 2) {
         common->batch_rows = cli_parse_size("--batch-rows", val);
         if (common->batch_rows == 0)
           cli_usage_error("--batch-rows must be at least 1");
+      } else if (strcmp(val, "yes") == 0 || strcmp(val, "no") == 0 ||
+                 strcmp(val, "auto") == 0) {
+        cli_csv_header = val[0] == 'y' ? 1 : val[0] == 'n' ? 0 : -1;
+      } else {
+        cli_usage_error("--header: '%s' is not one of yes, no, auto", val);
       }
     }
     if (!found && (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0)) {

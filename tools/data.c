@@ -22,6 +22,7 @@ void cli_data_open(cli_data *d, gmle_context *ctx, const char *path,
   gmle_reader_options opt;
   gmle_reader_options_init(&opt);
   opt.label_column = label_column;
+  opt.header = cli_csv_header;
   gmle_status s = gmle_reader_open(ctx, path, &opt, &d->x);
   if (s != GMLE_OK)
     open_fail(ctx, s, path);

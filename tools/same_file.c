@@ -4,8 +4,15 @@
  * links and other spellings of a name are caught too. */
 #include "cli.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* A path's file part (after a Kaldi "ark[,opts]:" / "scp:" prefix). */
+static const char *file_part(const char *path) {
+  const char *colon = cli_is_kaldi(path) ? strchr(path, ':') : NULL;
+  return colon ? colon + 1 : path;
+}
 
 /* The file a path names: the part after "ark[,opts]:" / "scp:" for Kaldi
  * tables. 0 when it is not an existing regular file (a new output, a
@@ -13,13 +20,7 @@
 static int file_id(const char *path, struct stat *st) {
   if (!path || strcmp(path, "-") == 0)
     return 0;
-  if (cli_is_kaldi(path)) {
-    const char *colon = strchr(path, ':');
-    if (!colon)
-      return 0;
-    path = colon + 1;
-  }
-  return stat(path, st) == 0 && S_ISREG(st->st_mode);
+  return stat(file_part(path), st) == 0 && S_ISREG(st->st_mode);
 }
 
 static int same(const struct stat *a, const struct stat *b) {
@@ -40,6 +41,50 @@ static void refuse_if_among(const cli_file_role *out, const struct stat *so,
   }
 }
 
+/* A new output (no file yet) as its folder's device and inode and its last
+ * name: two outputs that would be created as the same file agree on all
+ * three. 0 for "-", a name without a folder that exists, or an empty name. */
+static int new_file_id(const char *path, struct stat *dir, const char **base) {
+  if (!path || strcmp(path, "-") == 0)
+    return 0;
+  path = file_part(path);
+  const char *slash = strrchr(path, '/');
+  *base = slash ? slash + 1 : path;
+  if (!**base)
+    return 0;
+  char folder[4096];
+  if (!slash)
+    snprintf(folder, sizeof folder, ".");
+  else if (slash == path)
+    snprintf(folder, sizeof folder, "/");
+  else if ((size_t)(slash - path) < sizeof folder)
+    snprintf(folder, sizeof folder, "%.*s", (int)(slash - path), path);
+  else
+    return 0;
+  return stat(folder, dir) == 0 && S_ISDIR(dir->st_mode);
+}
+
+/* Exit when two outputs not yet on disk name the same new file. */
+static void refuse_same_new_outputs(const cli_file_role *out, size_t n_out) {
+  for (size_t o = 0; o < n_out; o++) {
+    struct stat so, dir_o;
+    const char *base_o;
+    if (file_id(out[o].path, &so) || !new_file_id(out[o].path, &dir_o, &base_o))
+      continue;
+    for (size_t p = 0; p < o; p++) {
+      struct stat sp, dir_p;
+      const char *base_p;
+      if (!file_id(out[p].path, &sp) &&
+          new_file_id(out[p].path, &dir_p, &base_p) && same(&dir_o, &dir_p) &&
+          strcmp(base_o, base_p) == 0)
+        cli_die(CLI_EXIT_USAGE, out[o].path,
+                "the output (%s) is the same file as the output %s (%s); "
+                "nothing was done",
+                out[o].role, out[p].path, out[p].role);
+    }
+  }
+}
+
 void cli_refuse_same_files(const cli_file_role *in, size_t n_in,
                            const cli_file_role *out, size_t n_out) {
   for (size_t o = 0; o < n_out; o++) {
@@ -49,4 +94,5 @@ void cli_refuse_same_files(const cli_file_role *in, size_t n_in,
     refuse_if_among(&out[o], &so, in, n_in, "input");
     refuse_if_among(&out[o], &so, out, o, "output");
   }
+  refuse_same_new_outputs(out, n_out);
 }

@@ -124,4 +124,18 @@ grep -q "row 4 of the file" err.txt && ok "and the data row: $(cat err.txt)" || 
 printf '1,2\n1,2x\n' >typo2.csv
 expect_fail 3 "a parse error names the file line the same way" "typo2.csv:2:" s.st stats typo2.csv -o s.st
 
+
+# --header: a numeric first line read as a header when the user says so,
+# and a text first line as data when the user says it is none.
+printf '10,20\n1,2\n3,4\n' >numhead.csv
+expect 0 "fit --header yes" fit numhead.csv --header yes --cov diag -o nh.npz -q
+run info nh.npz
+grep -q '^total weight: 2$' out.txt && ok "--header yes: 2 rows" || bad "--header yes: $(grep weight out.txt)"
+expect 0 "fit --header auto" fit numhead.csv --cov diag -o na.npz -q
+run info na.npz
+grep -q '^total weight: 3$' out.txt && ok "--header auto: 3 rows" || bad "--header auto: $(grep weight out.txt)"
+printf 'a,b\n1,2\n' >texthead.csv
+expect_fail 3 "--header no on a text first line" "texthead.csv:1:" s.st stats texthead.csv --header no -o s.st
+expect_usage "--header maybe" "--header" stats numhead.csv --header maybe -o s.st
+
 finish

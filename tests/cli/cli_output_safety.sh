@@ -60,6 +60,8 @@ expect_fail 1 "fit --stats -o STATS" "same file" "" fit --stats a.gst -o a.gst -
 expect_fail 1 "score -o ark:MODEL" "same file" "" score m.npz x.csv -o ark:m.npz -q
 echo old >t.txt
 expect_fail 1 "score -o and --per-utt the same file" "same file" "" score m.npz ark:m.npz -o ark:t.txt --per-utt ./t.txt -q
+rm -f new.txt
+expect_fail 1 "score -o and --per-utt the same new file" "same file" new.txt score m.npz ark:m.npz -o ark,t:new.txt --per-utt ./new.txt -q
 
 # 4. Signals: the temporary output is removed, an existing output kept.
 for sig in INT TERM HUP; do
