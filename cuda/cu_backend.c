@@ -22,12 +22,12 @@ const gmle__cuda_host *gmle__cu_host;
 /* ------------------------------------------------------------------------ */
 
 gmle_status gmle__cu_error_at(gmle__cuda_hctx *h, gmle_status s,
-                              const char *file, int line, const char *fmt,
+                              const gmle_error_location *loc, const char *fmt,
                               ...) {
   va_list ap;
   va_start(ap, fmt);
   if (gmle__cu_host && gmle__cu_host->verror)
-    s = gmle__cu_host->verror(h, s, file, line, fmt, ap);
+    s = gmle__cu_host->verror(h, s, loc, fmt, ap);
   va_end(ap);
   return s;
 }

@@ -91,13 +91,12 @@ typedef struct cu_state {
 /* The host services libgmle lent the module (cu_backend.c). */
 extern const gmle__cuda_host *gmle__cu_host;
 
-/* Record a message on the host context h and return s (gmle__cu_error
- * names the source line to the host). */
+/* Record a message on the host context h, with the batch, row, column or
+ * class it names (loc; NULL: none), and return s. */
 gmle_status gmle__cu_error_at(gmle__cuda_hctx *h, gmle_status s,
-                              const char *file, int line, const char *fmt, ...)
-    GMLE__CU_PRINTF(5, 6);
-#define gmle__cu_error(h, s, ...)                                              \
-  gmle__cu_error_at((h), (s), __FILE__, __LINE__, __VA_ARGS__)
+                              const gmle_error_location *loc, const char *fmt,
+                              ...) GMLE__CU_PRINTF(4, 5);
+#define gmle__cu_error(h, s, ...) gmle__cu_error_at((h), (s), NULL, __VA_ARGS__)
 void gmle__cu_log(gmle__cuda_hctx *h, gmle_log_level lvl, const char *fmt, ...)
     GMLE__CU_PRINTF(3, 4);
 

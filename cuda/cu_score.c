@@ -456,9 +456,11 @@ gmle_status gmle__cu_score_device(void *state, const gmle__cuda_model_view *m,
                "cudaMemcpy(one value, device to host)");
         v = (double)f;
       }
-      st = gmle__cu_error(S->h, GMLE_E_NONFINITE_INPUT,
-                          "score: row %zu col %zu: %s", r, j,
-                          v != v ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
+      const gmle_error_location loc = {
+          .row = r, .column = j, .fields = GMLE_LOC_ROW | GMLE_LOC_COLUMN};
+      st = gmle__cu_error_at(S->h, GMLE_E_NONFINITE_INPUT, &loc,
+                             "score: row %zu col %zu: %s", r, j,
+                             v != v ? "NaN" : (v > 0 ? "+Inf" : "-Inf"));
       goto done;
     }
   }

@@ -537,9 +537,14 @@ static gmle_status validate_device(cu_state *S, const gmle__cuda_dev_batch *b,
              "cudaMemcpy(one value, device to host)");
       v = (double)f;
     }
-    st = gmle__cu_error(S->h, GMLE_E_NONFINITE_INPUT,
-                        "batch %llu row %zu col %zu: %s", batch, r, j,
-                        nonfinite_name(v));
+    const gmle_error_location loc = {.batch = batch,
+                                     .row = r,
+                                     .column = j,
+                                     .fields = GMLE_LOC_BATCH | GMLE_LOC_ROW |
+                                               GMLE_LOC_COLUMN};
+    st = gmle__cu_error_at(S->h, GMLE_E_NONFINITE_INPUT, &loc,
+                           "batch %llu row %zu col %zu: %s", batch, r, j,
+                           nonfinite_name(v));
     goto done;
   }
   if (res.bad_label_row != ~0ull) {
@@ -547,10 +552,12 @@ static gmle_status validate_device(cu_state *S, const gmle__cuda_dev_batch *b,
     int32_t l = 0;
     CU_TRY(S, cudaMemcpy(&l, b->labels + r, sizeof l, cudaMemcpyDeviceToHost),
            "cudaMemcpy(one label, device to host)");
-    st = gmle__cu_error(S->h, GMLE_E_BAD_LABEL,
-                        "batch %llu row %zu: label %ld is outside the %zu "
-                        "declared classes [0, %zu)",
-                        batch, r, (long)l, C, C);
+    const gmle_error_location loc = {
+        .batch = batch, .row = r, .fields = GMLE_LOC_BATCH | GMLE_LOC_ROW};
+    st = gmle__cu_error_at(S->h, GMLE_E_BAD_LABEL, &loc,
+                           "batch %llu row %zu: label %ld is outside the %zu "
+                           "declared classes [0, %zu)",
+                           batch, r, (long)l, C, C);
     goto done;
   }
   if (b->weights && res.bad_weight_row != ~0ull) {
@@ -558,9 +565,11 @@ static gmle_status validate_device(cu_state *S, const gmle__cuda_dev_batch *b,
     double w = 0;
     CU_TRY(S, cudaMemcpy(&w, b->weights + r, sizeof w, cudaMemcpyDeviceToHost),
            "cudaMemcpy(one weight, device to host)");
-    st = gmle__cu_error(S->h, GMLE_E_INVALID_WEIGHTS,
-                        "batch %llu row %zu: weight %g is %s", batch, r, w,
-                        isfinite(w) ? "negative" : "not finite");
+    const gmle_error_location loc = {
+        .batch = batch, .row = r, .fields = GMLE_LOC_BATCH | GMLE_LOC_ROW};
+    st = gmle__cu_error_at(S->h, GMLE_E_INVALID_WEIGHTS, &loc,
+                           "batch %llu row %zu: weight %g is %s", batch, r, w,
+                           isfinite(w) ? "negative" : "not finite");
     goto done;
   }
   if (b->weights && !res.any_positive) {

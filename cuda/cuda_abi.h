@@ -47,10 +47,11 @@ typedef struct gmle__cuda_hctx gmle__cuda_hctx;
 typedef struct gmle__cuda_host {
   unsigned abi_major, abi_minor; /* GMLE__CUDA_ABI_MAJOR / _MINOR */
   size_t size;                   /* sizeof(gmle__cuda_host) of the loader */
-  /* Record a message on the context and return s. file and line name the
-   * module's source line that raised it (not part of the message). */
-  gmle_status (*verror)(gmle__cuda_hctx *h, gmle_status s, const char *file,
-                        int line, const char *fmt, va_list ap);
+  /* Record a message on the context, with its location (the batch, row,
+   * column or class it names; NULL: none), and return s. */
+  gmle_status (*verror)(gmle__cuda_hctx *h, gmle_status s,
+                        const gmle_error_location *loc, const char *fmt,
+                        va_list ap);
   /* Deliver a preformatted message to the context's log callback. */
   void (*log)(gmle__cuda_hctx *h, gmle_log_level lvl, const char *msg);
 } gmle__cuda_host;

@@ -34,13 +34,10 @@ static gmle__cuda_hctx *hctx(gmle_context *ctx) {
 }
 static gmle_context *from_hctx(gmle__cuda_hctx *h) { return (gmle_context *)h; }
 
-/* The module's source location is not part of the message. */
 static gmle_status host_verror(gmle__cuda_hctx *h, gmle_status s,
-                               const char *file, int line, const char *fmt,
+                               const gmle_error_location *loc, const char *fmt,
                                va_list ap) {
-  (void)file;
-  (void)line;
-  return gmle__verror(from_hctx(h), s, fmt, ap);
+  return gmle__verror_at(from_hctx(h), s, loc, fmt, ap);
 }
 
 static void host_log(gmle__cuda_hctx *h, gmle_log_level lvl, const char *msg) {

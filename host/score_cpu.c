@@ -218,11 +218,14 @@ static gmle_status score_no_class(gmle_context *ctx,
   for (size_t r = 0; r < b->n_rows; r++)
     for (size_t j = 0; j < b->dim; j++) {
       const size_t k = r * b->row_stride + j;
-      GMLE_RETURN_IF(!finite_d(b->dtype == GMLE_F32
-                                   ? (double)((const float *)b->x)[k]
-                                   : ((const double *)b->x)[k]),
-                     ctx, GMLE_E_NONFINITE_INPUT,
-                     "score: row %zu col %zu is not finite", r, j);
+      if (!finite_d(b->dtype == GMLE_F32 ? (double)((const float *)b->x)[k]
+                                         : ((const double *)b->x)[k]))
+        return gmle__error_at(
+            ctx, GMLE_E_NONFINITE_INPUT,
+            &(gmle_error_location){.row = r,
+                                   .column = j,
+                                   .fields = GMLE_LOC_ROW | GMLE_LOC_COLUMN},
+            "score: row %zu col %zu is not finite", r, j);
     }
   score_all_empty(jb, b->n_rows);
   return GMLE_OK;

@@ -157,10 +157,12 @@ static gmle_status push_label(gmle_reader *r, npy_state *st,
     if (gmle__npy_to_i64(h, p, 1, &v) != 1) {
       double d;
       gmle__npy_to_f64(h, p, 1, &d);
-      return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
-                         "%s: row %llu: label %.17g is not an integer "
-                         "(floating-point labels must hold whole numbers)",
-                         r->path, (unsigned long long)row, d);
+      return gmle__error_at(
+          r->ctx, GMLE_E_BAD_FORMAT,
+          &(gmle_error_location){.row = row, .fields = GMLE_LOC_ROW},
+          "%s: row %llu: label %.17g is not an integer "
+          "(floating-point labels must hold whole numbers)",
+          r->path, (unsigned long long)row, d);
     }
     snprintf(txt, sizeof txt, "%" PRId64, v);
     return gmle__rd_label_push(r, txt, strlen(txt));
@@ -187,10 +189,12 @@ static gmle_status push_label(gmle_reader *r, npy_state *st,
       if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
         if (tmp != small)
           gmle__free(tmp);
-        return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
-                           "%s: row %llu: invalid code point U+%04lX in a "
-                           "label",
-                           r->path, (unsigned long long)row, (unsigned long)c);
+        return gmle__error_at(
+            r->ctx, GMLE_E_BAD_FORMAT,
+            &(gmle_error_location){.row = row, .fields = GMLE_LOC_ROW},
+            "%s: row %llu: invalid code point U+%04lX in a "
+            "label",
+            r->path, (unsigned long long)row, (unsigned long)c);
       }
       w += gmle__utf8_encode(c, tmp + w);
     }

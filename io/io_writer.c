@@ -93,17 +93,21 @@ static gmle_status npy_string(gmle_writer *w, const char *s, uint64_t row) {
     uint32_t cp;
     size_t n = gmle__utf8_decode(p, &cp);
     if (!n)
-      return wr_fail(w, gmle__error(w->ctx, GMLE_E_INVALID_ARG,
-                                    "%s: row %llu: string is not valid "
-                                    "UTF-8 (byte %zu)",
-                                    w->path, (unsigned long long)row,
-                                    (size_t)(p - (const unsigned char *)s)));
+      return wr_fail(w, gmle__error_at(w->ctx, GMLE_E_INVALID_ARG,
+                                       &(gmle_error_location){
+                                           .row = row, .fields = GMLE_LOC_ROW},
+                                       "%s: row %llu: string is not valid "
+                                       "UTF-8 (byte %zu)",
+                                       w->path, (unsigned long long)row,
+                                       (size_t)(p - (const unsigned char *)s)));
     if (k >= w->width)
-      return wr_fail(w, gmle__error(w->ctx, GMLE_E_INVALID_ARG,
-                                    "%s: row %llu: string '%.40s' is longer "
-                                    "than the declared width %zu",
-                                    w->path, (unsigned long long)row, s,
-                                    w->width));
+      return wr_fail(
+          w, gmle__error_at(
+                 w->ctx, GMLE_E_INVALID_ARG,
+                 &(gmle_error_location){.row = row, .fields = GMLE_LOC_ROW},
+                 "%s: row %llu: string '%.40s' is longer "
+                 "than the declared width %zu",
+                 w->path, (unsigned long long)row, s, w->width));
     unsigned char b[4];
     gmle__st_le32(b, cp);
     GMLE_TRY(put(w, b, 4));

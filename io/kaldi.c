@@ -165,24 +165,36 @@ gmle_status gmle__kd_read_line(gmle__kd_in *in, char **buf, size_t *cap,
 /* Messages                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* GMLE_E_BAD_ARK (or s) "NAME: byte OFF: key 'KEY': MSG". */
-static gmle_status GMLE__PRINTF(5, 6)
-    kd_fail(const gmle__kd_in *in, gmle_status s, const char *key, uint64_t off,
-            const char *fmt, ...) {
+/* GMLE_E_BAD_ARK (or s) "NAME: byte OFF: key 'KEY': MSG", located at the
+ * byte offset (and at a row of the object when row_plus1 > 0). */
+static gmle_status GMLE__PRINTF(6, 7)
+    kd_fail_row(const gmle__kd_in *in, gmle_status s, const char *key,
+                uint64_t off, uint64_t row_plus1, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  gmle_error_location loc = {.byte_offset = off, .fields = GMLE_LOC_OFFSET};
+  if (row_plus1) {
+    loc.row = row_plus1 - 1;
+    loc.fields |= GMLE_LOC_ROW;
+  }
   if (key)
-    return gmle__error(in->ctx, s, "%s: byte %llu: key '%.200s': %s", in->name,
-                       (unsigned long long)off, key, msg);
-  return gmle__error(in->ctx, s, "%s: byte %llu: %s", in->name,
-                     (unsigned long long)off, msg);
+    return gmle__error_at(in->ctx, s, &loc, "%s: byte %llu: key '%.200s': %s",
+                          in->name, (unsigned long long)off, key, msg);
+  return gmle__error_at(in->ctx, s, &loc, "%s: byte %llu: %s", in->name,
+                        (unsigned long long)off, msg);
 }
 
+#define kd_fail(in, s, key, off, ...)                                          \
+  kd_fail_row((in), (s), (key), (off), 0, __VA_ARGS__)
 #define BAD(in, o, off, ...)                                                   \
   kd_fail((in), GMLE_E_BAD_ARK, (o)->key, (off), __VA_ARGS__)
+/* BAD naming row r of the object. */
+#define BAD_ROW(in, o, off, r, ...)                                            \
+  kd_fail_row((in), GMLE_E_BAD_ARK, (o)->key, (off), (uint64_t)(r) + 1,        \
+              __VA_ARGS__)
 
 /* A printable rendering of up to 8 bytes at the position (for "found
  * ..."). */
@@ -641,18 +653,18 @@ static gmle_status text_row(gmle__kd_in *in, gmle__kd_obj *o) {
   int term = 0;
   GMLE_TRY(text_line(in, o, 1, &len, &term));
   if (term < 0)
-    return BAD(in, o, off,
-               "truncated: text row %llu is not ended (no line "
-               "break or ']')",
-               (unsigned long long)o->row);
+    return BAD_ROW(in, o, off, o->row,
+                   "truncated: text row %llu is not ended (no line "
+                   "break or ']')",
+                   (unsigned long long)o->row);
   GMLE_TRY(parse_numbers(in, o, off, len, o->text_f32, 0, &n));
   if (o->row == 0 && o->cols == 0) {
     o->cols = n;
   } else if (n != o->cols) {
-    return BAD(in, o, off,
-               "text row %llu has %zu values, but row 0 has %zu "
-               "(ragged rows)",
-               (unsigned long long)o->row, n, o->cols);
+    return BAD_ROW(in, o, off, o->row,
+                   "text row %llu has %zu values, but row 0 has %zu "
+                   "(ragged rows)",
+                   (unsigned long long)o->row, n, o->cols);
   }
   if (term == ']') { /* the rest of the line */
     in->pos--;       /* let the lookahead see the ']' */
@@ -765,9 +777,10 @@ static gmle_status rows_binary(gmle__kd_in *in, gmle__kd_obj *o,
     GMLE_TRY(fill(in, esz));
     size_t m = avail(in) / esz;
     if (m == 0)
-      return BAD(in, o, gmle__kd_in_off(in), "truncated in row %llu (of %llu)",
-                 (unsigned long long)(o->row + done / o->cols),
-                 (unsigned long long)o->rows);
+      return BAD_ROW(in, o, gmle__kd_in_off(in), o->row + done / o->cols,
+                     "truncated in row %llu (of %llu)",
+                     (unsigned long long)(o->row + done / o->cols),
+                     (unsigned long long)o->rows);
     if (m > n - done)
       m = n - done;
     const unsigned char *p = in->buf + in->pos;

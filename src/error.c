@@ -56,15 +56,22 @@ gmle_status gmle__error(const gmle_context *ctx, gmle_status s, const char *fmt,
   return s;
 }
 
+gmle_status gmle__verror_at(const gmle_context *ctx, gmle_status s,
+                            const gmle_error_location *loc, const char *fmt,
+                            va_list ap) {
+  gmle__verror(ctx, s, fmt, ap);
+  if (ctx && loc)
+    *err_loc(ctx) = *loc;
+  return s;
+}
+
 gmle_status gmle__error_at(const gmle_context *ctx, gmle_status s,
                            const gmle_error_location *loc, const char *fmt,
                            ...) {
   va_list ap;
   va_start(ap, fmt);
-  gmle__verror(ctx, s, fmt, ap);
+  gmle__verror_at(ctx, s, loc, fmt, ap);
   va_end(ap);
-  if (ctx && loc)
-    *err_loc(ctx) = *loc;
   return s;
 }
 

@@ -52,6 +52,10 @@ gmle_status gmle__error(const gmle_context *ctx, gmle_status s, const char *fmt,
 gmle_status gmle__verror(const gmle_context *ctx, gmle_status s,
                          const char *fmt, va_list ap);
 /* gmle__error that also records where (loc: may be NULL). */
+/* gmle__error_at with a va_list (the CUDA loader's host service). */
+gmle_status gmle__verror_at(const gmle_context *ctx, gmle_status s,
+                            const gmle_error_location *loc, const char *fmt,
+                            va_list ap);
 gmle_status gmle__error_at(const gmle_context *ctx, gmle_status s,
                            const gmle_error_location *loc, const char *fmt,
                            ...) GMLE__PRINTF(4, 5);

@@ -131,25 +131,14 @@ void cli_die(int code, const char *what, const char *fmt, ...) {
   exit(code);
 }
 
-/* The row the context's last error names: its structured location, or, for
- * an error site that records none yet, "row N" (a word) in its message;
- * -1 when neither names one. */
+/* The row the context's last error names (its structured location), or -1
+ * when it names none. */
 long long cli_find_row(const gmle_context *ctx) {
   gmle_error_location loc;
-  if (!ctx || gmle_context_error_location(ctx, &loc) != GMLE_OK)
+  if (!ctx || gmle_context_error_location(ctx, &loc) != GMLE_OK ||
+      !(loc.fields & GMLE_LOC_ROW))
     return -1;
-  if (loc.fields & GMLE_LOC_ROW)
-    return (long long)loc.row;
-  const char *msg = gmle_context_error(ctx);
-  for (const char *p = strstr(msg, "row "); p; p = strstr(p + 1, "row ")) {
-    if (p != msg && (p[-1] != ' ' && p[-1] != '('))
-      continue;
-    const char *q = p + 4;
-    if (*q < '0' || *q > '9')
-      continue;
-    return strtoll(q, NULL, 10);
-  }
-  return -1;
+  return (long long)loc.row;
 }
 
 void cli_fail(gmle_context *ctx, gmle_status s, const char *what,
