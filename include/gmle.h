@@ -136,7 +136,11 @@ typedef enum gmle_output {
   GMLE_OUT_LOGPOST = 2, /**< n x C: log p(c | x) */
   GMLE_OUT_LABEL = 3,   /**< n: int32 argmax_c of the joint (lowest index
                              on ties; -1 when every class scores -inf) */
-  GMLE_OUT_DENSITY = 4  /**< n: log sum_c pi_c N(x; mu_c, Sigma_c) */
+  GMLE_OUT_DENSITY = 4, /**< n: log sum_c pi_c N(x; mu_c, Sigma_c) */
+  GMLE_OUT_RESP = 5     /**< mixtures: n x (C*K) component posteriors
+                             p(k | x, c), class c's K values at c*K + k
+                             (each class's sum to 1; a model of plain
+                             Gaussians gives n x C ones) */
 } gmle_output;
 
 /** Statistics modes: full Gram matrices, or only their diagonals (sums of
@@ -499,6 +503,232 @@ GMLE_API gmle_status gmle_total_loglik(gmle_context *ctx, const gmle_model *m,
                                        size_t n_rows, size_t row_stride,
                                        const int32_t *labels,
                                        const double *weights, double *out);
+
+/* ------------------------------------------------------------------------ */
+/* Mixtures of Gaussians (EM)                                               */
+/* ------------------------------------------------------------------------ */
+/* A mixture model has, per class c, K components, each a weight w_ck (the
+ * class's weights sum to 1), a mean and a covariance of the model's type:
+ * full (K x D x D per class), diag (K x D), spherical (K) or tied (one
+ * D x D per class, shared by its components). An unsupervised mixture is
+ * the one-class case. Everything that takes a gmle_model takes a mixture:
+ * gmle_score's class outputs use log p(x | c) = logsumexp_k (log w_ck +
+ * log N(x; mu_ck, Sigma_ck)); GMLE_OUT_RESP gives the component posteriors;
+ * gmle_model_mean and gmle_model_covariance give each class's mixture
+ * moments (sum_k w_k mu_k, and the covariance of the mixture).
+ * docs/MIXTURES.md says how the EM below works and what it guarantees. */
+
+/** EM variants. SOFT: every row belongs to every component of its class
+ *  with its posterior probability. HARD: each row wholly to its most likely
+ *  component (lowest index on ties): one iteration is "classify, then fit on
+ *  the predicted labels". TOP_N: soft, restricted to each row's top_n
+ *  components (posteriors renormalised over them), for large K. */
+typedef enum gmle_em_mode {
+  GMLE_EM_SOFT = 0,
+  GMLE_EM_HARD = 1,
+  GMLE_EM_TOP_N = 2
+} gmle_em_mode;
+
+/** How the first parameters are chosen. KMEANSPP: k-means++ seeds on a
+ *  reservoir sample of each class, then Lloyd iterations on the sample, the
+ *  components estimated from the sample's clusters. RANDOM: K distinct rows
+ *  of the sample as means, the class's covariance for every component,
+ *  equal weights. MODEL: init_model's parameters (warm start). SPLIT: one
+ *  Gaussian per class, then the heaviest component split along its main
+ *  axis (with split_iter EM iterations after each split) until K. */
+typedef enum gmle_em_init {
+  GMLE_INIT_KMEANSPP = 0,
+  GMLE_INIT_RANDOM = 1,
+  GMLE_INIT_MODEL = 2,
+  GMLE_INIT_SPLIT = 3
+} gmle_em_init;
+
+/** Called after each EM iteration (from the calling thread): run is the
+ *  initialisation (0-based, < n_init), iter the iteration (1-based),
+ *  lower_bound the mean per-row log-likelihood under the parameters the
+ *  iteration started from, change its change from the previous iteration
+ *  (NaN at the first), rows the rows read, seconds the iteration's time. */
+typedef void (*gmle_em_progress_fn)(void *user, size_t run, size_t iter,
+                                    double lower_bound, double change,
+                                    double rows, double seconds);
+
+/** EM options; as gmle_fit_options, set struct_size with
+ *  gmle_em_options_init and change the members you need. */
+typedef struct gmle_em_options {
+  size_t struct_size;     /**< set by gmle_em_options_init */
+  size_t n_components;    /**< K >= 1; default 1 */
+  gmle_cov_type cov;      /**< default GMLE_COV_FULL */
+  gmle_em_mode mode;      /**< default GMLE_EM_SOFT */
+  size_t top_n;           /**< GMLE_EM_TOP_N: components per row (>= 1) */
+  gmle_em_init init;      /**< default GMLE_INIT_KMEANSPP */
+  const gmle_model *init_model; /**< GMLE_INIT_MODEL: the start (a mixture
+                                     or a model of plain Gaussians read as
+                                     one component per class) */
+  size_t max_iter;        /**< E+M iterations, counted as scikit-learn's
+                               n_iter_; default 100 (0: only the init) */
+  double tol;             /**< stop when |change of the mean per-row
+                               log-likelihood| < tol; default 1e-3; 0: run
+                               max_iter iterations */
+  size_t n_init;          /**< initialisations, the best lower bound kept;
+                               default 1 */
+  uint64_t seed;          /**< default 0; same seed, data and batches give a
+                               bit-identical model on a backend */
+  double reg_covar;       /**< added to every component's diagonal, as
+                               scikit-learn's reg_covar; default 1e-6 */
+  double rel_floor;       /**< as gmle_fit_options.rel_floor; default 1e-9 */
+  double min_weight;      /**< a component whose weight falls below this
+                               (or whose occupancy is below one row) is
+                               re-seeded by splitting the heaviest component
+                               of its class; default 0 */
+  size_t sample_rows;     /**< reservoir size per class for the init;
+                               default 100000 */
+  size_t kmeans_iter;     /**< Lloyd iterations of the init; default 20 */
+  size_t split_iter;      /**< GMLE_INIT_SPLIT: EM iterations after each
+                               split; default 3 */
+  const double *priors;   /**< class priors (C, summing to 1) or NULL:
+                               n_c / n */
+  gmle_em_progress_fn progress; /**< or NULL */
+  void *progress_user;
+} gmle_em_options;
+
+/** Fill opt with the defaults and struct_size = sizeof *opt. */
+GMLE_API void gmle_em_options_init(gmle_em_options *opt);
+
+/** Where EM reads its rows: every pass calls rewind, then next until it
+ *  returns a batch of 0 rows. next returns a batch of rows (as for
+ *  gmle_stats_add: x, dtype, n_rows, row_stride elements, labels or NULL
+ *  for one class, weights or NULL), valid until the next call. A callback
+ *  that fails returns its status (after setting its own message, e.g. on
+ *  the context through the data-file API); EM returns it unchanged. The
+ *  batches must be the same on every pass. */
+typedef struct gmle_batch_source {
+  void *user;
+  gmle_status (*rewind)(void *user);
+  gmle_status (*next)(void *user, const void **x, gmle_dtype *dtype,
+                      size_t *n_rows, size_t *row_stride,
+                      const int32_t **labels, const double **weights);
+} gmle_batch_source;
+
+/** Fit a mixture of opt->n_components Gaussians per class by EM, reading
+ *  the rows from src (n_classes 1: an unsupervised mixture; labels must then
+ *  be NULL). Memory beyond a batch's rows is O(batch x C x K) whatever the
+ *  row count. Errors: GMLE_E_INVALID_ARG (K = 0, K above a class's row
+ *  count, an init model of another dimension, class count or covariance
+ *  type, top_n outside [1, K]), GMLE_E_EMPTY (a class without rows),
+ *  GMLE_E_SINGULAR_COV (a class whose rows are all identical, with no
+ *  reg_covar), and every error of gmle_stats_add and gmle_score (NaN rows:
+ *  GMLE_E_NONFINITE_INPUT naming batch, row and column). The result's
+ *  diagnostics: gmle_model_em_report. */
+GMLE_API gmle_status gmle_em_fit(gmle_context *ctx, size_t dim,
+                                 size_t n_classes, const gmle_batch_source *src,
+                                 const gmle_em_options *opt, gmle_model **out);
+
+/** EM statistics for one iteration from the parameters of `current`: the
+ *  E-step of each batch and the responsibility-weighted statistics of every
+ *  component (n_k, sums and Gram matrices around the current means, float64),
+ *  with the batches' total log-likelihood. They merge exactly, so one
+ *  iteration runs over shards: create on each shard from the same model,
+ *  add the shard's rows, merge, then gmle_em_step. */
+typedef struct gmle_em_stats gmle_em_stats;
+
+/** Empty EM statistics for one iteration from `current` (a mixture, or a
+ *  model of plain Gaussians), in mode opt->mode (opt may be NULL: soft). */
+GMLE_API gmle_status gmle_em_stats_create(gmle_context *ctx,
+                                          const gmle_model *current,
+                                          const gmle_em_options *opt,
+                                          gmle_em_stats **out);
+/** E-step and accumulation of a batch (arguments as gmle_stats_add).
+ *  Atomic: on any error the statistics are as before the call. */
+GMLE_API gmle_status gmle_em_stats_add(gmle_em_stats *es, const void *x,
+                                       gmle_dtype dtype, size_t n_rows,
+                                       size_t row_stride,
+                                       const int32_t *labels,
+                                       const double *weights);
+/** dst += src (same model shape and mode; GMLE_E_DIM_MISMATCH otherwise). */
+GMLE_API gmle_status gmle_em_stats_merge(gmle_em_stats *dst,
+                                         const gmle_em_stats *src);
+/** The total weighted log-likelihood of the rows added (under the model the
+ *  statistics were created from) and their total weight. Either may be
+ *  NULL. */
+GMLE_API gmle_status gmle_em_stats_loglik(const gmle_em_stats *es,
+                                          double *sum, double *weight);
+/** The component statistics: C*K classes, class c's component k at
+ *  c*K + k (for saving with gmle_stats_save). */
+GMLE_API const gmle_stats *gmle_em_stats_components(const gmle_em_stats *es);
+/** EM statistics from saved parts: the component statistics (taken over: on
+ *  success es owns st; on failure the caller still does), K, the mode and
+ *  the log-likelihood sums (the inverse of the three getters above). */
+GMLE_API gmle_status gmle_em_stats_wrap(gmle_stats *st, size_t n_components,
+                                        gmle_em_mode mode, double loglik_sum,
+                                        double loglik_weight,
+                                        gmle_em_stats **out);
+/** The M-step: the next mixture from EM statistics (opt: cov, reg_covar,
+ *  rel_floor, min_weight, priors; may be NULL for the defaults). `previous`
+ *  (the model the statistics came from, or NULL) lends its log-likelihood
+ *  history, which the result extends by this iteration's lower bound. */
+GMLE_API gmle_status gmle_em_step(const gmle_em_stats *es,
+                                  const gmle_model *previous,
+                                  const gmle_em_options *opt,
+                                  gmle_model **out);
+/** Free EM statistics. NULL is a no-op. */
+GMLE_API void gmle_em_stats_free(gmle_em_stats *es);
+
+/** Build a mixture from parameters: weights (C*K, each class's summing to 1
+ *  within 1e-6; they are renormalised), means (C*K*D), covariances (full
+ *  C*K*D*D, diag C*K*D, spherical C*K, tied C*D*D), priors (C, NULL:
+ *  uniform), counts (C, may be NULL). Validates as gmle_model_create does:
+ *  GMLE_E_INVALID_MODEL names the class, the component and the check. */
+GMLE_API gmle_status gmle_mixture_create(gmle_context *ctx, size_t dim,
+                                         size_t n_classes,
+                                         size_t n_components,
+                                         gmle_cov_type cov,
+                                         const double *weights,
+                                         const double *means,
+                                         const double *covariances,
+                                         const double *priors,
+                                         const double *counts,
+                                         gmle_model **out);
+/** 1 for a mixture (from gmle_em_fit, gmle_em_step or gmle_mixture_create),
+ *  0 for a model of one Gaussian per class. */
+GMLE_API int gmle_model_is_mixture(const gmle_model *m);
+/** Components per class: K for a mixture, 1 otherwise. */
+GMLE_API size_t gmle_model_n_components(const gmle_model *m);
+/** A mixture's parameters, in the layouts of gmle_mixture_create; any
+ *  pointer may be NULL. GMLE_E_INVALID_ARG for a model that is not a
+ *  mixture. */
+GMLE_API gmle_status gmle_mixture_params(const gmle_model *m, double *weights,
+                                         double *means, double *covariances);
+/** scikit-learn's precisions_cholesky_ of every component, laid out as the
+ *  covariances: full and tied the upper-triangular U with U U^T =
+ *  Sigma^-1 (U = L^-T for Sigma = L L^T), diag and spherical 1/sqrt of the
+ *  variances. */
+GMLE_API gmle_status gmle_mixture_precisions_cholesky(const gmle_model *m,
+                                                      double *out);
+
+/** What EM did. Pointers stay valid while the model lives. */
+typedef struct gmle_em_report {
+  size_t n_iter;        /**< iterations of the kept run */
+  int converged;        /**< 1 when |change| < tol stopped it */
+  double lower_bound;   /**< the kept run's last mean per-row log-likelihood
+                             (scikit-learn's lower_bound_) */
+  size_t n_history;     /**< entries of history */
+  const double *history; /**< mean per-row log-likelihood per iteration */
+  size_t n_reseeded;    /**< components re-seeded (empty or collapsing) */
+  size_t n_init;        /**< initialisations run */
+  size_t best_init;     /**< the kept one */
+  gmle_em_mode mode;
+  gmle_em_init init;
+  double reg_covar;
+  double n_rows;        /**< total row weight of an iteration */
+} gmle_em_report;
+
+/** The EM report of a mixture; GMLE_E_UNSUPPORTED when the model has none
+ *  (built from parameters, or not a mixture). */
+GMLE_API gmle_status gmle_model_em_report(const gmle_model *m,
+                                          gmle_em_report *out);
+/** Attach an EM report (copied, history included): for loaders. */
+GMLE_API gmle_status gmle_model_set_em_report(gmle_model *m,
+                                              const gmle_em_report *r);
 
 /* ------------------------------------------------------------------------ */
 /* Class names of a model                                                   */

@@ -148,10 +148,31 @@ struct gmle_stats {
   char **names; /* [C] class names, or NULL */
 };
 
+/* A mixture's parameters (src/mixture.c). The model's class-level members
+ * (priors, counts, rows, names, reports) keep their meaning; means and
+ * covars hold each class's mixture moments (mean, and the mixture
+ * covariance in the model's layout; tied: pooled over classes). */
+typedef struct gmle__mixture {
+  size_t n_components; /* K */
+  double *weights;     /* [C*K] w_ck, each class's summing to 1 */
+  double *means;       /* [C*K*D] */
+  double *covars;      /* full [C*K*D*D], diag [C*K*D], spherical [C*K],
+                          tied [C*D*D] (scikit-learn's layouts, class axis
+                          first) */
+  /* The C*K components as a model of plain Gaussians (class c's component
+   * k at c*K + k, priors w_ck / C; tied with C > 1 stored as full), which
+   * every backend scores; gmle_score reduces its joint per class. */
+  gmle_model *components;
+  int has_report;
+  gmle_em_report report; /* report.history points at history */
+  double *history;       /* [report.n_history] */
+} gmle__mixture;
+
 struct gmle_model {
   gmle_context *ctx;
   size_t dim, n_classes;
   gmle_cov_type cov;
+  gmle__mixture *mix; /* NULL: one Gaussian per class */
   double *means;  /* [C*D] */
   double *covars; /* full [C*D*D], diag [C*D], spherical [C], tied [D*D] */
   double *priors; /* [C] */
