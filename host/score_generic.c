@@ -121,6 +121,7 @@ static void emit_gen(const gmle__score_job *jb, double *pt, size_t nvec,
     switch (jb->what) {
     case GMLE_OUT_LOGLIK:
     case GMLE_OUT_JOINT:
+    case GMLE_OUT_RESP: /* the core's (src/mixture.c), never a backend's */
       break;
     case GMLE_OUT_LABEL:
       ((int32_t *)jb->out)[t0 + r] = mx == -INFINITY ? -1 : (int32_t)best;
