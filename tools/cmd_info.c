@@ -294,19 +294,31 @@ static void print_text_header(const model_summary *sm) {
     printf("BIC: %.10g\nAIC: %.10g\n", sm->bic, sm->aic);
 }
 
+/* The class table. A mixture's classes have no eigenvalues of their own
+ * (its components have): their rows instead. */
 static void print_text_classes(const gmle_model *m, size_t C) {
-  printf("\n%-4s %-16s %12s %10s %12s %12s %12s %8s %6s\n", "c", "name",
-         "count", "prior", "min eig", "max eig", "condition", "floored",
-         "shrink");
+  const int mixture = gmle_model_is_mixture(m);
+  if (mixture)
+    printf("\n%-4s %-16s %12s %10s %14s\n", "c", "name", "count", "prior",
+           "rows");
+  else
+    printf("\n%-4s %-16s %12s %10s %12s %12s %12s %8s %6s\n", "c", "name",
+           "count", "prior", "min eig", "max eig", "condition", "floored",
+           "shrink");
   for (size_t c = 0; c < C; c++) {
     const class_summary cs = summarize_class(m, c);
     const gmle_class_report *rep = &cs.report;
     printf("%-4zu %-16.16s %12.6g %10.6g", c, cs.name ? cli_show(cs.name) : "-",
            cs.count, cs.prior);
-    if (cs.have_report)
+    if (cs.have_report && mixture)
+      printf(" %14llu%s\n", (unsigned long long)rep->rows,
+             rep->empty ? "  (empty)" : "");
+    else if (cs.have_report)
       printf(" %12.6g %12.6g %12.6g %8zu %6.3g%s\n", rep->min_eigenvalue,
              rep->max_eigenvalue, rep->condition, rep->n_floored,
              rep->shrinkage, rep->empty ? "  (empty)" : "");
+    else if (mixture)
+      printf(" %14s\n", "-");
     else
       printf(" %12s %12s %12s %8s %6s\n", "-", "-", "-", "-", "-");
   }

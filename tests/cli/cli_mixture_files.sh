@@ -1,13 +1,59 @@
-# cli_mixture_info.sh -- `gmle info` on mixture model files (issue 13): the
-# components, their weights, the EM report and its log-likelihood history
-# (first and last few, all with --verbose); --json carries every number
-# exactly (%.17g); init files that numpy writes load; bad ones fail with
-# exit 3 and one line naming the file, and the class and sum or the member
-# and the expected shape.
+# cli_mixture_files.sh -- mixture model files through the command (issue
+# 13): `gmle fit --components` writes scikit-learn GaussianMixture's arrays
+# (a class axis with --labels), with which scikit-learn scores as `gmle
+# score` does; `gmle info` shows the components, their weights, the EM
+# report and its log-likelihood history (first and last few, all with
+# --verbose), and --json every number exactly (%.17g); init files that numpy
+# writes load (--init-model too); bad ones fail with exit 3 and one line
+# naming the file, and the class and sum or the member and the expected
+# shape, and leave no output.
 . "$(dirname "$0")/lib.sh"
 if [ "$HAVE_NUMPY" != 1 ]; then
   echo "skip: numpy not available"
   exit 77
+fi
+gen_csv 600 13 >all.csv
+cut -d, -f1-3 all.csv >X.csv
+cut -d, -f4 all.csv >y.txt
+expect 0 "fit an unsupervised mixture" fit X.csv --components 3 --cov full -o ubm_fit.npz -q
+expect 0 "fit a mixture per class" fit X.csv --labels y.txt --components 2 --cov diag -o pc_fit.npz -q
+expect 0 "score its density" score ubm_fit.npz X.csv --what density -o dens.npy -q
+expect 0 "score class log-likelihoods" score pc_fit.npz X.csv --what loglik -o ll.npy -q
+if python3 -c 'import sklearn' 2>/dev/null; then
+  py "scikit-learn scores with the file's arrays as gmle does" <<'PY'
+import numpy as np
+from sklearn.mixture import GaussianMixture
+X = np.loadtxt("X.csv", delimiter=",")
+names = ("weights", "means", "covariances", "precisions_cholesky")
+def mixture(z, c=None):
+    gm = GaussianMixture(z["weights"].shape[-1],
+                         covariance_type=str(z["covariance_type"]))
+    gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_ = (
+        z[k] if c is None else z[k][c] for k in names)
+    return gm
+u = np.load("ubm_fit.npz")
+assert u["weights"].shape == (3,) and u["covariances"].shape == (3, 3, 3)
+assert "priors" not in u.files and int(u["em_n_iter"]) >= 1
+ref = mixture(u).score_samples(X)
+err = np.max(np.abs(np.load("dens.npy") - ref) / np.maximum(1, np.abs(ref)))
+p = np.load("pc_fit.npz")
+assert p["weights"].shape == (3, 2) and p["means"].shape == (3, 2, 3)
+assert list(p["classes"]) == ["setosa", "versicolor", "virginica"]
+ref = np.stack([mixture(p, c).score_samples(X) for c in range(3)], 1)
+err = max(err, np.max(np.abs(np.load("ll.npy") - ref) / np.maximum(1, np.abs(ref))))
+assert err <= 1e-10, err
+print("max relative difference %.2e" % err)
+PY
+else
+  echo "skip: scikit-learn not available for the score comparison"
+fi
+expect 0 "info on a fitted mixture" info ubm_fit.npz
+if grep -q "^EM: soft, init kmeans++" out.txt && grep -q "^components: 3 per class" out.txt \
+  && grep -q "^BIC: " out.txt; then
+  ok "info shows the components, the EM report and BIC"
+else
+  bad "info on a fitted mixture:"
+  sed 's/^/     | /' out.txt
 fi
 py "write mixture files with numpy" <<'PY'
 import numpy as np
@@ -87,6 +133,18 @@ kw['covariance_type'] = 'full'
 np.savez('type.npz', weights=np.array([[0.5, 0.5], [0.5, 0.5]]), **kw)
 print("sum.npz, type.npz")
 PY
+py "write an init model" <<'PY'
+import numpy as np
+np.savez("init.npz", weights=np.array([0.3, 0.3, 0.4]),
+         means=np.array([[3., -1, .3], [6, -2, 1.3], [9, -3, 3]]),
+         covariances=np.ones((3, 3)), covariance_type="diag")
+np.savez("init_bad.npz", weights=np.array([0.3, 0.3, 0.3]),
+         means=np.zeros((3, 3)), covariances=np.ones((3, 3)),
+         covariance_type="diag")
+print("init.npz, init_bad.npz")
+PY
+expect 0 "fit from a numpy init model" fit X.csv --components 3 --cov diag --init-model init.npz -o from_init.npz -q
+expect_fail 3 "fit from an init model whose weights sum to 0.9" "init_bad.npz: member 'weights.npy'.*the weights sum to 0.9;" from_bad.npz fit X.csv --components 3 --cov diag --init-model init_bad.npz -o from_bad.npz -q
 expect_fail 3 "weights that do not sum to 1" "sum.npz: member 'weights.npy'.*class 1: the weights sum to 1.1" "" info sum.npz
 expect_fail 3 "covariances of another type" "type.npz: member 'covariances.npy'.*expected (2, 2, 3, 3) for covariance_type 'full' (this is the shape of 'diag'" "" info type.npz
 finish
