@@ -6,7 +6,8 @@
  * scores as gmle does (float64, 1e-10); init files that numpy writes with
  * only weights, means, covariances and covariance_type load; bad ones are
  * clear errors naming the file, the member, the class and the sum. The
- * Python parts skip themselves without numpy (and scikit-learn). */
+ * Python parts skip themselves without numpy (and scikit-learn). Files go
+ * to a temporary directory, removed with what it holds at the end. */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
 #include "testutil.h"
@@ -260,8 +261,6 @@ TEST(mixture_file_round_trips_bit_exact_every_type_and_layout) {
       gmle_model_free(m);
       mix_free(&x);
     }
-  remove(tmp("a.npz"));
-  remove(tmp("b.npz"));
 }
 
 TEST(mixture_file_load_and_save_survive_allocation_failures) {
@@ -298,8 +297,6 @@ TEST(mixture_file_load_and_save_survive_allocation_failures) {
   CHECK(loaded && saved);
   gmle_model_free(m);
   mix_free(&x);
-  remove(p);
-  remove(q);
 }
 
 TEST(mixture_file_rejects_truncation_at_every_offset) {
@@ -327,8 +324,6 @@ TEST(mixture_file_rejects_truncation_at_every_offset) {
   free(b);
   gmle_model_free(m);
   mix_free(&x);
-  remove(p);
-  remove(q);
 }
 
 TEST(mixture_file_em_names_round_trip) {
@@ -452,12 +447,6 @@ TEST(mixture_file_numpy_reads_arrays_bit_exact) {
       gmle_model_free(m);
       mix_free(&x);
     }
-  const char *files[] = {"m.npz",       "np2.npz",
-                         "weights.bin", "means.bin",
-                         "priors.bin",  "covariances.bin",
-                         "counts.bin",  "precisions_cholesky.bin"};
-  for (size_t i = 0; i < sizeof files / sizeof *files; i++)
-    remove(tmp(files[i]));
 }
 
 /* A GaussianMixture given the file's arrays (per class: class c's slices)
@@ -532,9 +521,6 @@ TEST(mixture_file_sklearn_scores_as_gmle) {
       gmle_model_free(saved);
       mix_free(&x);
     }
-  remove(tmp("m.npz"));
-  remove(tmp("X.bin"));
-  remove(tmp("scores.bin"));
 }
 
 /* Init files as a user writes them with np.savez: weights, means,
@@ -602,8 +588,6 @@ TEST(mixture_file_loads_numpy_init_files) {
       arrays_free(&a);
       gmle_model_free(m);
     }
-  remove(tmp("init.npz"));
-  remove(tmp("init.bin"));
 }
 
 /* Bad init and model files: each case writes bad.npz. */
@@ -702,7 +686,6 @@ TEST(mixture_file_rejects_bad_init_files_clearly) {
                 bc->what, msg, bc->says[k]);
     gmle_model_free(m);
   }
-  remove(tmp("bad.npz"));
 }
 
 int main(int argc, char **argv) {
