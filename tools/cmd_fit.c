@@ -16,6 +16,9 @@ static const char fit_help[] =
     "                [--abs-floor X] [--max-condition X] [--shrinkage]\n"
     "                [--priors P1,P2,...] [--classes LIST] -o MODEL.npz\n"
     "       gmle fit --stats STATS [fit options] -o MODEL.npz\n"
+    "       gmle fit DATA [--labels FILE] --components K [EM options]\n"
+    "                -o MODEL.npz\n"
+    "       gmle fit --stats EMSTATS --model CURRENT.npz -o NEXT.npz\n"
     "\n"
     "Fit one Gaussian per class by maximum likelihood and save the model as\n"
     "an .npz file (numpy.load reads it). DATA is a .npy (float32/float64) or\n"
@@ -49,6 +52,28 @@ static const char fit_help[] =
     "  --priors P1,P2,...   class priors in class order (default n_c/n)\n"
     "  -o, --output MODEL   the model file to write (required)\n"
     "\n"
+    "Mixtures (EM; docs/MIXTURES.md): a mixture of K Gaussians per class,\n"
+    "or, without labels, one unsupervised mixture. DATA is read once per\n"
+    "iteration. On a terminal each iteration prints its mean log-likelihood,\n"
+    "its change and rows/s.\n"
+    "  --components K       components per class (K >= 1)\n"
+    "  --em MODE            soft (default), hard (each row to its most likely\n"
+    "                       component) or top:N (soft over each row's N best)\n"
+    "  --init WAY           kmeans++ (default), random or split (mixing up)\n"
+    "  --init-model FILE    start from this model (a mixture file, or an\n"
+    "                       np.savez of weights, means, covariances and\n"
+    "                       covariance_type as scikit-learn names them)\n"
+    "  --max-iter N         E+M iterations (default 100; as scikit-learn's)\n"
+    "  --tol X              stop when the mean log-likelihood changes by less\n"
+    "                       than X (default 1e-3; 0: run --max-iter)\n"
+    "  --n-init N           initialisations, the best kept (default 1)\n"
+    "  --seed N             seed of the sample and the init (default 0)\n"
+    "  --reg-covar X        added to every component's diagonal (default\n"
+    "                       1e-6, as scikit-learn)\n"
+    "  --model CURRENT      with --stats: the model the EM statistics were\n"
+    "                       made from ('gmle stats DATA --model CURRENT');\n"
+    "                       writes the next iteration's model\n"
+    "\n"
     "Common options: --backend auto|cpu|opencl|cuda, --device N,\n"
     "  --batch-rows N (rows read per batch), --header yes|no|auto (a CSV's\n"
     "  first line), --quiet (no progress or notes).\n"
@@ -58,6 +83,8 @@ static const char fit_help[] =
 static const char stats_help[] =
     "Usage: gmle stats DATA [--labels FILE | --label-column NAME|INDEX]\n"
     "                  [--classes LIST] [--diag] -o STATS\n"
+    "       gmle stats DATA [--labels FILE] --model CURRENT.npz\n"
+    "                  [--em soft|hard|top:N] -o EMSTATS\n"
     "\n"
     "Accumulate the sufficient statistics of one shard of data (per class:\n"
     "count, shifted sum and Gram matrix, float64) and save them. Shards are\n"
@@ -77,6 +104,15 @@ static const char stats_help[] =
     "                     wide data)\n"
     "  -o, --output STATS the statistics file to write (required)\n"
     "\n"
+    "With --model CURRENT (a mixture, or a model of one Gaussian per class):\n"
+    "one shard's EM statistics for one iteration from CURRENT (the E-step and\n"
+    "the responsibility-weighted statistics of every component). Merge the\n"
+    "shards with 'gmle merge' and make the next model with 'gmle fit --stats\n"
+    "EMSTATS --model CURRENT -o NEXT': one EM iteration across machines.\n"
+    "The labels are mapped through CURRENT's class names.\n"
+    "  --model CURRENT    the model of this iteration\n"
+    "  --em MODE          soft (default), hard or top:N\n"
+    "\n"
     "Common options: --backend, --device, --batch-rows N, --header, --quiet.\n"
     "Exit codes: 0 ok, 1 usage, 2 bad data, 3 file error, 4 device error.\n";
 
@@ -87,7 +123,8 @@ static const char merge_help[] =
     "All shards must have the same number of features and the same classes\n"
     "(see 'gmle stats --classes'). The output may be one of the inputs.\n"
     "The same shard given twice (the same file, or a byte-identical copy) is\n"
-    "refused: its rows would count twice.\n"
+    "refused: its rows would count twice. EM statistics ('gmle stats\n"
+    "--model') merge with EM statistics of the same model.\n"
     "\n"
     "  -o, --output STATS  the statistics file to write (required)\n"
     "  --allow-repeats     merge a shard given twice anyway (counted twice)\n"
@@ -267,13 +304,18 @@ static void refuse_repeated_shards(const char **pos, size_t npos) {
 
 /* ---- gmle fit ------------------------------------------------------------ */
 
-/* fit and stats: the output is none of DATA, LABELS, STATS. */
+/* fit and stats: the output is none of DATA, LABELS, STATS, the models
+ * read (--model, --init-model). */
 static void refuse_fit_onto_input(const char *data, const char *labels,
-                                  const char *stats, const char *out) {
-  const cli_file_role in[] = {
-      {data, "the data"}, {labels, "--labels"}, {stats, "--stats"}};
+                                  const char *stats, const char *model,
+                                  const char *init_model, const char *out) {
+  const cli_file_role in[] = {{data, "the data"},
+                              {labels, "--labels"},
+                              {stats, "--stats"},
+                              {model, "--model"},
+                              {init_model, "--init-model"}};
   const cli_file_role o[] = {{out, "-o"}};
-  cli_refuse_same_files(in, 3, o, 1);
+  cli_refuse_same_files(in, 5, o, 1);
 }
 
 /* merge: the output is none of the shards. */
@@ -290,7 +332,7 @@ static void refuse_merge_onto_input(const char **shards, size_t n,
 int cmd_fit(int argc, char **argv) {
   const char *labels = NULL, *label_col = NULL, *cov = NULL, *rel = NULL,
              *absf = NULL, *maxc = NULL, *priors = NULL, *out = NULL,
-             *stats_path = NULL, *classes_opt = NULL;
+             *stats_path = NULL, *classes_opt = NULL, *model_path = NULL;
   int shrink = 0;
   cli_em_args em;
   memset(&em, 0, sizeof em);
@@ -304,6 +346,7 @@ int cmd_fit(int argc, char **argv) {
                           {"--n-init", 1, &em.n_init, NULL},
                           {"--seed", 1, &em.seed, NULL},
                           {"--reg-covar", 1, &em.reg_covar, NULL},
+                          {"--model", 1, &model_path, NULL},
                           {"--label-column", 1, &label_col, NULL},
                           {"--cov", 1, &cov, NULL},
                           {"--rel-floor", 1, &rel, NULL},
@@ -328,7 +371,8 @@ int cmd_fit(int argc, char **argv) {
     cli_usage_error("DATA (or --stats STATS) is required");
   if (labels && label_col)
     cli_usage_error("--labels and --label-column cannot be used together");
-  refuse_fit_onto_input(npos ? pos[0] : NULL, labels, stats_path, out);
+  refuse_fit_onto_input(npos ? pos[0] : NULL, labels, stats_path, model_path,
+                        em.init_model, out);
 
   gmle_fit_options fo;
   gmle_fit_options_init(&fo);
@@ -362,6 +406,17 @@ int cmd_fit(int argc, char **argv) {
     free(parse_priors(priors, list_count(priors)));
   check_output_dir(out);
   em.cov = cov;
+  if (model_path && !stats_path)
+    cli_usage_error("--model goes with --stats (one EM iteration from EM "
+                    "statistics); to start EM from a model, use --init-model");
+  if (model_path) {
+    if (em.components || em.init || em.init_model || em.n_init || em.seed ||
+        em.max_iter || em.tol || em.em || cov)
+      cli_usage_error("--stats --model is one M-step: of the EM options only "
+                      "--reg-covar and --rel-floor apply");
+    return cli_em_step(cli_context(&common), &common, &em, &fo, stats_path,
+                       model_path, out);
+  }
   if (cli_em_wanted(&em)) {
     if (stats_path)
       cli_usage_error("--stats fits one Gaussian per class; the EM options "
@@ -444,9 +499,11 @@ int cmd_fit(int argc, char **argv) {
 
 int cmd_stats(int argc, char **argv) {
   const char *labels = NULL, *label_col = NULL, *out = NULL,
-             *classes_opt = NULL;
+             *classes_opt = NULL, *model_path = NULL, *em_mode = NULL;
   int diag = 0;
   const cli_opt opts[] = {{"--labels", 1, &labels, NULL},
+                          {"--model", 1, &model_path, NULL},
+                          {"--em", 1, &em_mode, NULL},
                           {"--label-column", 1, &label_col, NULL},
                           {"--classes", 1, &classes_opt, NULL},
                           {"--diag", 0, NULL, &diag},
@@ -460,10 +517,19 @@ int cmd_stats(int argc, char **argv) {
     cli_usage_error("DATA is required");
   if (!out)
     cli_usage_error("-o STATS is required");
-  refuse_fit_onto_input(pos[0], labels, NULL, out);
+  refuse_fit_onto_input(pos[0], labels, NULL, model_path, NULL, out);
   if (labels && label_col)
     cli_usage_error("--labels and --label-column cannot be used together");
   check_output_dir(out);
+  if (em_mode && !model_path)
+    cli_usage_error("--em needs --model CURRENT (EM statistics of a mixture)");
+  if (model_path) {
+    if (diag || classes_opt)
+      cli_usage_error("--model: the model gives the classes and the "
+                      "covariance type (no --classes or --diag)");
+    return cli_em_stats(cli_context(&common), &common, pos[0], labels,
+                        label_col, model_path, em_mode, out);
+  }
   gmle_context *ctx = cli_context(&common);
   cli_data d;
   cli_data_open(&d, ctx, pos[0], labels, label_col, common.batch_rows, 8);
@@ -514,6 +580,16 @@ int cmd_merge(int argc, char **argv) {
     refuse_repeated_shards(pos, npos);
   refuse_merge_onto_input(pos, npos, out);
   gmle_context *ctx = cli_context(&common);
+  {
+    /* EM statistics (gmle stats --model) merge as such. */
+    gmle_em_stats *probe = NULL;
+    if (gmle_em_stats_load(ctx, pos[0], &probe) == GMLE_OK) {
+      gmle_em_stats_free(probe);
+      const int rc = cli_em_merge(ctx, &common, pos, npos, out);
+      free(pos);
+      return rc;
+    }
+  }
   gmle_stats *acc = NULL;
   cli_classes cls0;
   int named0 = 0;
