@@ -758,12 +758,20 @@ gmle_status gmle_em_step(const gmle_em_stats *es, const gmle_model *previous,
       gmle_error_location loc;
       gmle_context_error_location(ctx, &loc);
       if (loc.fields & GMLE_LOC_CLASS) {
+        /* gmle_fit names component g as "class g": say class and
+         * component, and which EM option would fix it. */
         const size_t g = loc.class_index;
+        char head[48];
+        const int hl = snprintf(head, sizeof head, "class %zu: ", g);
+        const char *rest = strncmp(why, head, (size_t)hl) == 0 ? why + hl : why;
         loc.class_index = g / K;
-        s = gmle__error_at(ctx, s, &loc,
-                           "EM: class %zu, component %zu: %s (components are "
-                           "numbered c*K + k in this message)",
-                           g / K, g % K, why);
+        s = gmle__error_at(ctx, s, &loc, "EM: class %zu, component %zu: %s%s",
+                           g / K, g % K, rest,
+                           s == GMLE_E_SINGULAR_COV ||
+                                   s == GMLE_E_ILL_DEFINED_COV
+                               ? " [for EM: reg_covar > 0, --reg-covar, "
+                                 "default 1e-6]"
+                               : "");
       } else {
         s = gmle__error(ctx, s, "EM: %s", why);
       }

@@ -148,7 +148,7 @@ static gmle_status take_sample(gmle_context *ctx, size_t D, size_t C, size_t K,
       return gmle__error_at(ctx, GMLE_E_EMPTY, &loc,
                             "EM: class %zu has no rows", c);
     if (sp->seen[c] < K)
-      return gmle__error_at(ctx, GMLE_E_INVALID_ARG, &loc,
+      return gmle__error_at(ctx, GMLE_E_ILL_DEFINED_COV, &loc,
                             "EM: class %zu has %llu row%s, fewer than the %zu "
                             "components asked for",
                             c, (unsigned long long)sp->seen[c],
