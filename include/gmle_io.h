@@ -45,6 +45,25 @@ GMLE_API gmle_status gmle_em_stats_save(const gmle_em_stats *es,
 GMLE_API gmle_status gmle_em_stats_load(gmle_context *ctx, const char *path,
                                         gmle_em_stats **out);
 
+/** Statistics as the bytes of their file, in memory (for sending them to
+ *  another process; gmle_mpi does): *size receives the byte count, and the
+ *  bytes are written to buf when buf is not NULL (cap must then be at least
+ *  *size, else GMLE_E_INVALID_ARG). Call once with buf NULL to size the
+ *  buffer. The bytes are exactly what gmle_stats_save writes. */
+GMLE_API gmle_status gmle_stats_save_mem(const gmle_stats *st, void *buf,
+                                         size_t cap, size_t *size);
+/** Load statistics from the `size` bytes at data (from gmle_stats_save_mem
+ *  or a statistics file read whole); errors as gmle_stats_load, naming
+ *  "<memory>". The bytes are not kept. */
+GMLE_API gmle_status gmle_stats_load_mem(gmle_context *ctx, const void *data,
+                                         size_t size, gmle_stats **out);
+/** gmle_stats_save_mem for EM statistics (gmle_em_stats_save's bytes). */
+GMLE_API gmle_status gmle_em_stats_save_mem(const gmle_em_stats *es, void *buf,
+                                            size_t cap, size_t *size);
+/** gmle_stats_load_mem for EM statistics. */
+GMLE_API gmle_status gmle_em_stats_load_mem(gmle_context *ctx, const void *data,
+                                            size_t size, gmle_em_stats **out);
+
 /* ------------------------------------------------------------------------ */
 /* Model files (.npz readable with numpy.load)                              */
 /* ------------------------------------------------------------------------ */
@@ -190,7 +209,22 @@ GMLE_API gmle_status gmle_reader_read(gmle_reader *r, void *buf,
                                       const char **labels);
 /** Go back to the first data row. */
 GMLE_API gmle_status gmle_reader_rewind(gmle_reader *r);
-/** Rows read so far (since open or the last rewind). */
+/** Go to data row `row` (0-based): the next read starts there, and
+ *  gmle_reader_offset is `row` (the row count when `row` is beyond the last
+ *  row: the next read then returns 0 rows). .npy files jump there; CSV and
+ *  text files skip the lines before it without parsing their values (and
+ *  remember where that row starts, so that seeking to it again reads
+ *  nothing); Kaldi tables read the frames before it ("ark:-":
+ *  GMLE_E_UNSUPPORTED, as rewind). For reading one share of a file's rows
+ *  (gmle-mpi: each process its own). */
+GMLE_API gmle_status gmle_reader_seek(gmle_reader *r, uint64_t row);
+/** The number of data rows into *n: gmle_reader_rows when the format
+ *  stores it, else counted (CSV and text: one pass over the lines without
+ *  parsing values; Kaldi tables: every frame read). The reader is then at
+ *  its first row. */
+GMLE_API gmle_status gmle_reader_count_rows(gmle_reader *r, uint64_t *n);
+/** Rows read so far (since open or the last rewind), or the row of the last
+ *  gmle_reader_seek plus the rows read since. */
 GMLE_API uint64_t gmle_reader_offset(const gmle_reader *r);
 /** CSV: the 1-based line of the file that row i of the last read came
  *  from (blank lines and the header are not rows); 0 for other formats or
@@ -308,6 +342,42 @@ GMLE_API gmle_status gmle_writer_write(gmle_writer *w, const void *rows,
 GMLE_API gmle_status gmle_writer_commit(gmle_writer *w);
 /** Remove the temporary file and free the writer. NULL is a no-op. */
 GMLE_API void gmle_writer_abort(gmle_writer *w);
+
+/* One .npy output written by several processes at once (gmle-mpi's score
+ * and classify), each its own rows at their place:
+ *  1. the owner opens the output with gmle_writer_open and gives the name
+ *     of its temporary file (gmle_writer_temp_path) to the others;
+ *  2. each other process opens that file with gmle_writer_open_part (the
+ *     same elem, cols and str_width);
+ *  3. every process writes its rows with gmle_writer_write_at;
+ *  4. the parts are committed (their rows flushed, synced, the file
+ *     closed), then the owner sets the total with gmle_writer_set_rows and
+ *     commits: the header, the rename into place.
+ * If anything fails, the owner aborts, which removes the file the parts
+ * wrote to; a part's abort only closes it. */
+
+/** The temporary file an owner's .npy output is written to (valid until
+ *  commit or abort), or NULL for a CSV output, an output written straight
+ *  through (a device, "-") and a part. */
+GMLE_API const char *gmle_writer_temp_path(const gmle_writer *w);
+/** Open another process's output (its gmle_writer_temp_path) to write rows
+ *  at their place (gmle_writer_write_at only). The file must exist and be
+ *  a regular file (GMLE_E_IO otherwise). */
+GMLE_API gmle_status gmle_writer_open_part(gmle_context *ctx,
+                                           const char *temp_path,
+                                           gmle_elem elem, size_t cols,
+                                           size_t str_width, gmle_writer **out);
+/** Write n_rows rows (as gmle_writer_write) at rows [row, row + n_rows) of
+ *  a .npy output, wherever the others are (GMLE_E_UNSUPPORTED for CSV and
+ *  for outputs that cannot seek). A writer written at places is not
+ *  appended to with gmle_writer_write (GMLE_E_INVALID_ARG). The owner's
+ *  row count becomes the end of its last rows unless set. */
+GMLE_API gmle_status gmle_writer_write_at(gmle_writer *w, uint64_t row,
+                                          const void *rows, size_t n_rows);
+/** The owner's row count for the header written at commit (the rows of
+ *  every process). GMLE_E_INVALID_ARG for a part or a CSV output. */
+GMLE_API gmle_status gmle_writer_set_rows(gmle_writer *w, uint64_t n_rows);
+
 /** A raw output (the command's text tables) written the way every gmle
  *  output is: a regular file (or a new name, or a symlink's target) through
  *  a temporary file in its directory, renamed into place by

@@ -47,6 +47,10 @@ typedef struct csv_state {
   csv_field *f;
   size_t f_cap;
   uint64_t blank_line; /* text labels: first blank line not yet resolved */
+  /* Where the last seek ended (row seek_row starts at byte seek_pos, after
+   * line seek_line), so that seeking there again reads nothing. */
+  int seek_known;
+  uint64_t seek_row, seek_pos, seek_line, seek_blank;
 } csv_state;
 
 /* ------------------------------------------------------------------------ */
@@ -559,6 +563,46 @@ static gmle_status csv_rewind(gmle_reader *r) {
   return GMLE_OK;
 }
 
+/* Skip lines up to data row `row` without parsing their values (a text
+ * labels file still refuses a blank line before a label). */
+static gmle_status csv_seek(gmle_reader *r, uint64_t row, uint64_t *at) {
+  csv_state *st = r->impl;
+  uint64_t n = 0;
+  if (st->seek_known && st->seek_row <= row) {
+    reset_to(st, st->seek_pos, st->seek_line);
+    st->blank_line = st->seek_blank;
+    n = st->seek_row;
+  } else {
+    reset_to(st, st->data_pos, st->data_line);
+    st->blank_line = 0;
+  }
+  while (n < row) {
+    char *line;
+    size_t len;
+    GMLE_TRY(next_line(r, st, &line, &len));
+    if (!line)
+      break;
+    if (is_blank_line(line, len)) {
+      if (r->format == GMLE__RD_TEXT && !st->blank_line)
+        st->blank_line = st->line_no;
+      continue;
+    }
+    if (r->format == GMLE__RD_TEXT && st->blank_line)
+      return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                         "%s:%llu: blank line in a labels file (one label "
+                         "per line; blank lines are allowed only at the end)",
+                         r->path, (unsigned long long)st->blank_line);
+    n++;
+  }
+  st->seek_known = 1;
+  st->seek_row = n;
+  st->seek_pos = cur_pos(st);
+  st->seek_line = st->line_no;
+  st->seek_blank = st->blank_line;
+  *at = n;
+  return GMLE_OK;
+}
+
 static const char *csv_column_name(const gmle_reader *r, size_t j) {
   const csv_state *st = r->impl;
   return st->names ? st->names[j] : NULL;
@@ -774,6 +818,7 @@ gmle_status gmle__csv_reader_open(gmle_reader *r,
   r->impl = st;
   r->read = csv_read;
   r->rewind = csv_rewind;
+  r->seek = csv_seek;
   r->free_impl = csv_free;
   r->column_name = csv_column_name;
   r->dtype = GMLE_F64;

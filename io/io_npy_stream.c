@@ -252,6 +252,13 @@ static gmle_status npy_rewind(gmle_reader *r) {
   return GMLE_OK;
 }
 
+static gmle_status npy_seek(gmle_reader *r, uint64_t row, uint64_t *at) {
+  npy_state *st = r->impl;
+  st->cur = row < st->rows ? row : st->rows;
+  *at = st->cur;
+  return GMLE_OK;
+}
+
 static void npy_free(gmle_reader *r) {
   npy_state *st = r->impl;
   if (!st)
@@ -387,6 +394,7 @@ gmle_status gmle__npy_reader_open(gmle_reader *r,
   r->impl = st;
   r->read = npy_read;
   r->rewind = npy_rewind;
+  r->seek = npy_seek;
   r->free_impl = npy_free;
   r->column_name = NULL;
   r->rows_known = 1;

@@ -233,6 +233,58 @@ gmle_status gmle_reader_rewind(gmle_reader *r) {
   return GMLE_OK;
 }
 
+/* A format without its own seek: rewind, then read and drop the rows
+ * before `row`. */
+static gmle_status seek_by_reading(gmle_reader *r, uint64_t row, uint64_t *at) {
+  GMLE_TRY(r->rewind(r));
+  const size_t isz = gmle__dtype_size(r->dtype);
+  const size_t per = r->cols ? GMLE__IO_CHUNK / (r->cols * isz) : 65536;
+  const size_t batch = per ? per : 1;
+  void *buf = r->cols ? gmle__malloc(batch * r->cols * isz) : NULL;
+  GMLE_RETURN_IF(r->cols && !buf, r->ctx, GMLE_E_OUT_OF_MEMORY,
+                 "%s: out of memory for skipping rows", r->path);
+  uint64_t n = 0;
+  gmle_status s = GMLE_OK;
+  while (n < row) {
+    size_t k = 0;
+    gmle__rd_labels_reset(r);
+    s = r->read(r, buf, row - n < batch ? (size_t)(row - n) : batch, &k);
+    if (s != GMLE_OK || k == 0)
+      break;
+    n += k;
+  }
+  gmle__rd_labels_reset(r);
+  gmle__free(buf);
+  *at = n;
+  return s;
+}
+
+gmle_status gmle_reader_seek(gmle_reader *r, uint64_t row) {
+  if (!r)
+    return GMLE_E_INVALID_ARG;
+  gmle__clear_error(r->ctx);
+  gmle__rd_labels_reset(r);
+  r->row_line_n = 0;
+  uint64_t at = 0;
+  GMLE_TRY(r->seek ? r->seek(r, row, &at) : seek_by_reading(r, row, &at));
+  r->offset = at;
+  return GMLE_OK;
+}
+
+gmle_status gmle_reader_count_rows(gmle_reader *r, uint64_t *n) {
+  if (!r)
+    return GMLE_E_INVALID_ARG;
+  GMLE_RETURN_IF(!n, r->ctx, GMLE_E_INVALID_ARG,
+                 "gmle_reader_count_rows: n is NULL");
+  if (r->rows_known) {
+    *n = r->n_rows;
+  } else {
+    GMLE_TRY(gmle_reader_seek(r, UINT64_MAX));
+    *n = r->offset;
+  }
+  return gmle_reader_rewind(r);
+}
+
 uint64_t gmle_reader_offset(const gmle_reader *r) { return r ? r->offset : 0; }
 
 uint64_t gmle_reader_row_line(const gmle_reader *r, size_t i) {

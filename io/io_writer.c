@@ -38,6 +38,11 @@ struct gmle_writer {
   unsigned char *buf;
   size_t len;
   locale_t cloc;
+  /* Rows written at their place (gmle_writer_write_at): the buffer goes to
+   * byte at_off instead of the end of the file. */
+  int positioned;
+  uint64_t at_off;
+  int part; /* a part of another process's output (gmle_writer_open_part) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -52,7 +57,9 @@ static gmle_status wr_fail(gmle_writer *w, gmle_status s) {
 static gmle_status flush_buf(gmle_writer *w) {
   size_t done = 0;
   while (done < w->len) {
-    ssize_t n = write(w->fd, w->buf + done, w->len - done);
+    ssize_t n = w->positioned ? pwrite(w->fd, w->buf + done, w->len - done,
+                                       (off_t)(w->at_off + done))
+                              : write(w->fd, w->buf + done, w->len - done);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -61,6 +68,8 @@ static gmle_status flush_buf(gmle_writer *w) {
     }
     done += (size_t)n;
   }
+  if (w->positioned)
+    w->at_off += done;
   w->len = 0;
   return GMLE_OK;
 }
@@ -139,7 +148,9 @@ static gmle_status csv_string(gmle_writer *w, const char *s) {
   return put(w, "\"", 1);
 }
 
-static gmle_status write_npy(gmle_writer *w, const void *rows, size_t n) {
+/* n rows as .npy elements; row0 numbers the first in messages. */
+static gmle_status write_npy(gmle_writer *w, const void *rows, size_t n,
+                             uint64_t row0) {
   size_t per = w->cols ? w->cols : 1, count;
   if (gmle__mul_size(n, per, &count))
     return wr_fail(w, gmle__error(w->ctx, GMLE_E_TOO_LARGE,
@@ -148,7 +159,7 @@ static gmle_status write_npy(gmle_writer *w, const void *rows, size_t n) {
   if (w->elem == GMLE_ELEM_STR) {
     const char *const *s = rows;
     for (size_t i = 0; i < count; i++)
-      GMLE_TRY(npy_string(w, s[i], w->rows + i / per));
+      GMLE_TRY(npy_string(w, s[i], row0 + i / per));
     return GMLE_OK;
   }
   if (!gmle__host_big_endian()) {
@@ -259,17 +270,10 @@ static int ends_with_csv(const char *path) {
   return n >= 4 && strcasecmp(path + n - 4, ".csv") == 0;
 }
 
-gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
-                             gmle_elem elem, size_t cols, size_t str_width,
-                             gmle_writer **out) {
-  gmle__clear_error(ctx);
-  if (!out)
-    return gmle__error(ctx, GMLE_E_INVALID_ARG,
-                       "gmle_writer_open: out is NULL");
-  *out = NULL;
-  if (!ctx || !path || !*path)
-    return gmle__error(ctx, GMLE_E_INVALID_ARG,
-                       "gmle_writer_open: NULL context or empty path");
+/* A writer of elem x cols, not yet writing anywhere. */
+static gmle_status writer_new(gmle_context *ctx, const char *path,
+                              gmle_elem elem, size_t cols, size_t str_width,
+                              int csv, gmle_writer **out) {
   size_t esize = 0;
   const char *descr = NULL;
   switch (elem) {
@@ -310,7 +314,7 @@ gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
   w->cols = cols;
   w->width = str_width;
   w->esize = esize;
-  w->csv = ends_with_csv(path);
+  w->csv = csv;
   if (descr)
     snprintf(w->descr, sizeof w->descr, "%s", descr);
   else
@@ -331,6 +335,39 @@ gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
       return GMLE_E_OUT_OF_MEMORY;
     }
   }
+  *out = w;
+  return GMLE_OK;
+}
+
+/* The length of w's .npy header (room for the largest row count). */
+static gmle_status header_len(gmle_writer *w, char *hdr, size_t cap) {
+  w->hdr_len = npy_header(w, hdr, cap, SIZE_MAX, 0);
+  if (!w->hdr_len)
+    return gmle__error(w->ctx, GMLE_E_INTERNAL,
+                       "%s: cannot format the .npy header", w->path);
+  return GMLE_OK;
+}
+
+/* The checks every open starts with (fn names the call). */
+static gmle_status open_args(gmle_context *ctx, const char *path,
+                             gmle_writer **out, const char *fn) {
+  gmle__clear_error(ctx);
+  if (!out)
+    return gmle__error(ctx, GMLE_E_INVALID_ARG, "%s: out is NULL", fn);
+  *out = NULL;
+  if (!ctx || !path || !*path)
+    return gmle__error(ctx, GMLE_E_INVALID_ARG,
+                       "%s: NULL context or empty path", fn);
+  return GMLE_OK;
+}
+
+gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
+                             gmle_elem elem, size_t cols, size_t str_width,
+                             gmle_writer **out) {
+  GMLE_TRY(open_args(ctx, path, out, "gmle_writer_open"));
+  gmle_writer *w = NULL;
+  GMLE_TRY(
+      writer_new(ctx, path, elem, cols, str_width, ends_with_csv(path), &w));
   gmle_status os = open_output(w, path);
   if (os != GMLE_OK) {
     writer_free(w);
@@ -338,14 +375,9 @@ gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
   }
   if (!w->csv) {
     char hdr[512];
-    size_t n = npy_header(w, hdr, sizeof hdr, SIZE_MAX, 0);
-    gmle_status s = GMLE_OK;
-    if (!n)
-      s = gmle__error(ctx, GMLE_E_INTERNAL, "%s: cannot format the .npy header",
-                      path);
-    else
-      s = put(w, hdr, n);
-    w->hdr_len = n;
+    gmle_status s = header_len(w, hdr, sizeof hdr);
+    if (s == GMLE_OK)
+      s = put(w, hdr, w->hdr_len);
     if (s != GMLE_OK) {
       gmle_writer_abort(w);
       return s;
@@ -355,31 +387,133 @@ gmle_status gmle_writer_open(gmle_context *ctx, const char *path,
   return GMLE_OK;
 }
 
-gmle_status gmle_writer_write(gmle_writer *w, const void *rows, size_t n_rows) {
-  if (!w)
-    return GMLE_E_INVALID_ARG;
+const char *gmle_writer_temp_path(const gmle_writer *w) {
+  return w && !w->csv && !w->part ? w->o.tmp : NULL;
+}
+
+gmle_status gmle_writer_open_part(gmle_context *ctx, const char *temp_path,
+                                  gmle_elem elem, size_t cols, size_t str_width,
+                                  gmle_writer **out) {
+  GMLE_TRY(open_args(ctx, temp_path, out, "gmle_writer_open_part"));
+  gmle_writer *w = NULL;
+  GMLE_TRY(writer_new(ctx, temp_path, elem, cols, str_width, 0, &w));
+  w->part = 1;
+  char hdr[512];
+  gmle_status s = header_len(w, hdr, sizeof hdr);
+  struct stat sb;
+  if (s == GMLE_OK) {
+    w->fd = w->o.fd = open(temp_path, O_WRONLY | O_CLOEXEC);
+    if (w->fd < 0)
+      s = gmle__error(ctx, GMLE_E_IO, "%s: cannot open: %s", temp_path,
+                      strerror(errno));
+    else if (fstat(w->fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+      s = gmle__error(ctx, GMLE_E_IO,
+                      "%s: not a regular file (the output of another "
+                      "process is a temporary file)",
+                      temp_path);
+  }
+  if (s != GMLE_OK) {
+    writer_free(w); /* closes the descriptor; removes nothing */
+    return s;
+  }
+  *out = w;
+  return GMLE_OK;
+}
+
+/* The checks of a write (fn names the call): GMLE_OK when rows can be
+ * written. */
+static gmle_status write_args(gmle_writer *w, const void *rows, size_t n_rows,
+                              const char *fn) {
   gmle__clear_error(w->ctx);
   if (w->failed)
     return gmle__error(w->ctx, GMLE_E_INVALID_ARG,
                        "%s: an earlier write failed; abort the writer",
                        w->path);
+  if (n_rows && !rows)
+    return gmle__error(w->ctx, GMLE_E_INVALID_ARG, "%s: rows is NULL", fn);
+  return GMLE_OK;
+}
+
+gmle_status gmle_writer_write_at(gmle_writer *w, uint64_t row, const void *rows,
+                                 size_t n_rows) {
+  if (!w)
+    return GMLE_E_INVALID_ARG;
+  GMLE_TRY(write_args(w, rows, n_rows, "gmle_writer_write_at"));
+  if (w->csv || (!w->part && !w->o.seekable))
+    return gmle__error(w->ctx, GMLE_E_UNSUPPORTED,
+                       "%s: rows are written at their place only in a .npy "
+                       "file",
+                       w->path);
   if (n_rows == 0)
     return GMLE_OK;
-  if (!rows)
+  const uint64_t per = w->cols ? w->cols : 1, row_bytes = per * w->esize;
+  if (row > (UINT64_MAX - w->hdr_len) / row_bytes - n_rows ||
+      row + n_rows > (uint64_t)INT64_MAX / row_bytes)
+    return wr_fail(w, gmle__error(w->ctx, GMLE_E_TOO_LARGE,
+                                  "%s: row %llu is beyond the largest file",
+                                  w->path, (unsigned long long)row));
+  if (!w->positioned) /* the header the owner has buffered goes first */
+    GMLE_TRY(flush_buf(w));
+  w->positioned = 1;
+  w->at_off = w->hdr_len + row * row_bytes;
+  gmle_status s = write_npy(w, rows, n_rows, row);
+  if (s == GMLE_OK)
+    s = flush_buf(w);
+  if (s != GMLE_OK)
+    return wr_fail(w, s);
+  if (row + n_rows > w->rows)
+    w->rows = row + n_rows;
+  return GMLE_OK;
+}
+
+gmle_status gmle_writer_set_rows(gmle_writer *w, uint64_t n_rows) {
+  if (!w)
+    return GMLE_E_INVALID_ARG;
+  gmle__clear_error(w->ctx);
+  GMLE_RETURN_IF(w->csv || w->part, w->ctx, GMLE_E_INVALID_ARG,
+                 "%s: gmle_writer_set_rows: only the owner of a .npy output "
+                 "sets its row count",
+                 w->path);
+  w->rows = n_rows;
+  return GMLE_OK;
+}
+
+gmle_status gmle_writer_write(gmle_writer *w, const void *rows, size_t n_rows) {
+  if (!w)
+    return GMLE_E_INVALID_ARG;
+  GMLE_TRY(write_args(w, rows, n_rows, "gmle_writer_write"));
+  if (w->positioned)
     return gmle__error(w->ctx, GMLE_E_INVALID_ARG,
-                       "gmle_writer_write: rows is NULL");
+                       "%s: gmle_writer_write after gmle_writer_write_at "
+                       "(a writer is written one way)",
+                       w->path);
+  if (n_rows == 0)
+    return GMLE_OK;
   gmle_status s;
   if (w->csv) {
     locale_t old = uselocale(w->cloc);
     s = write_csv(w, rows, n_rows);
     uselocale(old);
   } else {
-    s = write_npy(w, rows, n_rows);
+    s = write_npy(w, rows, n_rows, w->rows);
   }
   if (s != GMLE_OK)
     return wr_fail(w, s);
   w->rows += n_rows;
   return GMLE_OK;
+}
+
+/* A part's end: its rows synced to the file, which stays for its owner. */
+static gmle_status commit_part(gmle_writer *w, gmle_status s) {
+  if (s == GMLE_OK && fsync(w->fd) != 0)
+    s = gmle__error(w->ctx, GMLE_E_IO, "%s: fsync failed: %s", w->path,
+                    strerror(errno));
+  if (close(w->fd) != 0 && s == GMLE_OK)
+    s = gmle__error(w->ctx, GMLE_E_IO, "%s: close failed: %s", w->path,
+                    strerror(errno));
+  w->fd = w->o.fd = -1;
+  writer_free(w);
+  return s;
 }
 
 gmle_status gmle_writer_commit(gmle_writer *w) {
@@ -394,6 +528,8 @@ gmle_status gmle_writer_commit(gmle_writer *w) {
                     w->path);
   if (s == GMLE_OK)
     s = flush_buf(w);
+  if (w->part)
+    return commit_part(w, s);
   if (s == GMLE_OK && !w->csv) {
     char hdr[512];
     size_t n = npy_header(w, hdr, sizeof hdr, (size_t)w->rows, w->hdr_len);

@@ -47,6 +47,10 @@ struct gmle_reader {
   gmle_status (*read)(gmle_reader *r, void *buf, size_t max_rows,
                       size_t *n_read);
   gmle_status (*rewind)(gmle_reader *r);
+  /* Optional: go to data row `row` (counted from the first), *at the row
+   * reached (the row count when row is beyond the end). NULL: the
+   * dispatch rewinds and reads the rows before it. */
+  gmle_status (*seek)(gmle_reader *r, uint64_t row, uint64_t *at);
   void (*free_impl)(gmle_reader *r);
   const char *(*column_name)(const gmle_reader *r, size_t j);
 };

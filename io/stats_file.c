@@ -67,14 +67,26 @@ static int make_layout(uint64_t D, uint64_t C, unsigned mode, layout *l) {
 /* Save                                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* Where the bytes go: a file (af), or memory (mem, sized beforehand). */
 typedef struct writer {
-  gmle__atomic_file af;
+  gmle__atomic_file *af;
+  unsigned char *mem;
+  size_t len; /* bytes written to mem */
   uint32_t crc;
 } writer;
 
+static gmle_status sink(writer *w, const void *p, size_t n) {
+  if (w->af)
+    return gmle__atomic_write(w->af, p, n);
+  if (n)
+    memcpy(w->mem + w->len, p, n);
+  w->len += n;
+  return GMLE_OK;
+}
+
 static gmle_status put(writer *w, const void *p, size_t n) {
   w->crc = gmle__crc32(w->crc, p, n);
-  return gmle__atomic_write(&w->af, p, n);
+  return sink(w, p, n);
 }
 
 /* n 8-byte values (double or uint64) in little-endian order. */
@@ -189,7 +201,33 @@ static gmle_status save_body(writer *w, const gmle_stats *st, const layout *l,
   }
   unsigned char t[4];
   gmle__st_le32(t, w->crc);
-  return gmle__atomic_write(&w->af, t, 4);
+  return sink(w, t, 4);
+}
+
+/* The sizes of st's file: the layout and the class-name section, checked
+ * (GMLE_E_TOO_LARGE naming `where`). */
+static gmle_status save_sizes(const gmle_stats *st, const char *where,
+                              layout *l, uint64_t *names_len) {
+  const gmle_context *ctx = st->ctx;
+  GMLE_RETURN_IF(make_layout(st->dim, st->n_classes, (unsigned)st->mode, l),
+                 ctx, GMLE_E_TOO_LARGE,
+                 "gmle_stats_save: %zu classes x %zu features are too large "
+                 "to save",
+                 st->n_classes, st->dim);
+  size_t bad = SIZE_MAX;
+  if (names_bytes(st, names_len, &bad) != 0) {
+    if (bad != SIZE_MAX)
+      return gmle__error(ctx, GMLE_E_TOO_LARGE,
+                         "gmle_stats_save: %s: the name of class %zu is %zu "
+                         "bytes long; statistics files hold names of at most "
+                         "%u bytes",
+                         where, bad, strlen(st->names[bad]), STATS_MAX_NAME);
+    return gmle__error(ctx, GMLE_E_TOO_LARGE,
+                       "gmle_stats_save: %s: the class names are too large "
+                       "to save",
+                       where);
+  }
+  return GMLE_OK;
 }
 
 static gmle_status save_common(const gmle_stats *st, const char *path,
@@ -199,34 +237,52 @@ static gmle_status save_common(const gmle_stats *st, const char *path,
   GMLE_RETURN_IF(!path || !*path, ctx, GMLE_E_INVALID_ARG,
                  "gmle_stats_save: empty or NULL path");
   layout l;
-  GMLE_RETURN_IF(make_layout(st->dim, st->n_classes, (unsigned)st->mode, &l),
-                 ctx, GMLE_E_TOO_LARGE,
-                 "gmle_stats_save: %zu classes x %zu features are too large "
-                 "to save",
-                 st->n_classes, st->dim);
   uint64_t names_len = 0;
-  size_t bad = SIZE_MAX;
-  if (names_bytes(st, &names_len, &bad) != 0) {
-    if (bad != SIZE_MAX)
-      return gmle__error(ctx, GMLE_E_TOO_LARGE,
-                         "gmle_stats_save: %s: the name of class %zu is %zu "
-                         "bytes long; statistics files hold names of at most "
-                         "%u bytes",
-                         path, bad, strlen(st->names[bad]), STATS_MAX_NAME);
-    return gmle__error(ctx, GMLE_E_TOO_LARGE,
-                       "gmle_stats_save: %s: the class names are too large "
-                       "to save",
-                       path);
-  }
-  writer w;
-  w.crc = gmle__crc32(0, NULL, 0);
-  GMLE_TRY(gmle__atomic_open(ctx, path, &w.af));
+  GMLE_TRY(save_sizes(st, path, &l, &names_len));
+  gmle__atomic_file af;
+  writer w = {&af, NULL, 0, gmle__crc32(0, NULL, 0)};
+  GMLE_TRY(gmle__atomic_open(ctx, path, &af));
   gmle_status s = save_body(&w, st, &l, names_len, em);
   if (s != GMLE_OK) {
-    gmle__atomic_abort(&w.af); /* no-op when a write already removed it */
+    gmle__atomic_abort(&af); /* no-op when a write already removed it */
     return s;
   }
-  return gmle__atomic_commit(&w.af);
+  return gmle__atomic_commit(&af);
+}
+
+/* The file's bytes into buf (cap bytes; NULL: only *size). */
+static gmle_status save_mem(const gmle_stats *st, const em_block *em, void *buf,
+                            size_t cap, size_t *size) {
+  const gmle_context *ctx = st->ctx;
+  gmle__clear_error(ctx);
+  GMLE_RETURN_IF(!size, ctx, GMLE_E_INVALID_ARG,
+                 "gmle_stats_save_mem: size is NULL");
+  layout l;
+  uint64_t names_len = 0;
+  GMLE_TRY(save_sizes(st, "<memory>", &l, &names_len));
+  const uint64_t total =
+      HEADER_LEN + l.payload + names_len + (em ? EM_BLOCK_LEN : 0) + 4;
+  GMLE_RETURN_IF((uint64_t)(size_t)total != total, ctx, GMLE_E_TOO_LARGE,
+                 "gmle_stats_save_mem: %llu bytes do not fit in memory",
+                 (unsigned long long)total);
+  *size = (size_t)total;
+  if (!buf)
+    return GMLE_OK;
+  GMLE_RETURN_IF(cap < *size, ctx, GMLE_E_INVALID_ARG,
+                 "gmle_stats_save_mem: a buffer of %zu bytes is too small "
+                 "for the %zu bytes of these statistics",
+                 cap, *size);
+  writer w = {NULL, buf, 0, gmle__crc32(0, NULL, 0)};
+  return save_body(&w, st, &l, names_len, em);
+}
+
+/* The EM block of EM statistics. */
+static em_block em_block_of(const gmle_em_stats *es) {
+  double sum = 0, weight = 0;
+  gmle_em_stats_loglik(es, &sum, &weight);
+  const em_block em = {gmle_em_stats_n_components(es),
+                       (uint32_t)gmle_em_stats_mode(es), sum, weight};
+  return em;
 }
 
 gmle_status gmle_stats_save(const gmle_stats *st, const char *path) {
@@ -239,11 +295,24 @@ gmle_status gmle_em_stats_save(const gmle_em_stats *es, const char *path) {
   const gmle_stats *st = gmle_em_stats_components(es);
   if (!st)
     return GMLE_E_INVALID_ARG;
-  double sum = 0, weight = 0;
-  gmle_em_stats_loglik(es, &sum, &weight);
-  const em_block em = {gmle_em_stats_n_components(es),
-                       (uint32_t)gmle_em_stats_mode(es), sum, weight};
+  const em_block em = em_block_of(es);
   return save_common(st, path, &em);
+}
+
+gmle_status gmle_stats_save_mem(const gmle_stats *st, void *buf, size_t cap,
+                                size_t *size) {
+  if (!st)
+    return GMLE_E_INVALID_ARG;
+  return save_mem(st, NULL, buf, cap, size);
+}
+
+gmle_status gmle_em_stats_save_mem(const gmle_em_stats *es, void *buf,
+                                   size_t cap, size_t *size) {
+  const gmle_stats *st = gmle_em_stats_components(es);
+  if (!st)
+    return GMLE_E_INVALID_ARG;
+  const em_block em = em_block_of(es);
+  return save_mem(st, &em, buf, cap, size);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -672,39 +741,73 @@ gmle_status gmle_stats_load(gmle_context *ctx, const char *path,
   return load_file(ctx, path, out, NULL);
 }
 
-gmle_status gmle_em_stats_load(gmle_context *ctx, const char *path,
-                               gmle_em_stats **out) {
-  if (!ctx)
-    return GMLE_E_INVALID_ARG;
-  GMLE_RETURN_IF(!out, ctx, GMLE_E_INVALID_ARG,
-                 "gmle_em_stats_load: out is NULL");
-  *out = NULL;
-  em_block em;
-  gmle_stats *st = NULL;
-  GMLE_TRY(load_file(ctx, path, &st, &em));
-  if (em.K == 0 || st->n_classes % em.K != 0 || em.mode > GMLE_EM_TOP_N ||
-      !isfinite(em.ll_sum) || !(em.ll_weight >= 0)) {
+/* EM statistics from loaded component statistics and their EM block (st
+ * is freed on failure). */
+static gmle_status wrap_em(gmle_context *ctx, const char *path, gmle_stats *st,
+                           const em_block *em, gmle_em_stats **out) {
+  if (em->K == 0 || st->n_classes % em->K != 0 || em->mode > GMLE_EM_TOP_N ||
+      !isfinite(em->ll_sum) || !(em->ll_weight >= 0)) {
     gmle_stats_free(st);
     return gmle__error(ctx, GMLE_E_BAD_FORMAT,
                        "%s: the EM block is not valid (K %llu for %zu "
                        "component statistics, mode %lu, log-likelihood %g "
                        "over weight %g)",
-                       path, (unsigned long long)em.K, st->n_classes,
-                       (unsigned long)em.mode, em.ll_sum, em.ll_weight);
+                       path, (unsigned long long)em->K, st->n_classes,
+                       (unsigned long)em->mode, em->ll_sum, em->ll_weight);
   }
-  gmle_status s = gmle_em_stats_wrap(st, (size_t)em.K, (gmle_em_mode)em.mode,
-                                     em.ll_sum, em.ll_weight, out);
+  gmle_status s = gmle_em_stats_wrap(st, (size_t)em->K, (gmle_em_mode)em->mode,
+                                     em->ll_sum, em->ll_weight, out);
   if (s != GMLE_OK)
     gmle_stats_free(st);
   return s;
 }
 
-gmle_status gmle__stats_load_mem(gmle_context *ctx, const char *name,
-                                 const void *data, size_t size,
-                                 gmle_stats **out) {
+/* The checks of an EM load's own arguments. */
+static gmle_status em_load_args(gmle_context *ctx, gmle_em_stats **out,
+                                const char *fn) {
+  if (!ctx)
+    return GMLE_E_INVALID_ARG;
+  GMLE_RETURN_IF(!out, ctx, GMLE_E_INVALID_ARG, "%s: out is NULL", fn);
+  *out = NULL;
+  return GMLE_OK;
+}
+
+gmle_status gmle_em_stats_load(gmle_context *ctx, const char *path,
+                               gmle_em_stats **out) {
+  GMLE_TRY(em_load_args(ctx, out, "gmle_em_stats_load"));
+  em_block em;
+  gmle_stats *st = NULL;
+  GMLE_TRY(load_file(ctx, path, &st, &em));
+  return wrap_em(ctx, path, st, &em, out);
+}
+
+/* gmle_stats_load of the bytes at data; em: EM statistics expected. */
+static gmle_status load_mem(gmle_context *ctx, const char *name,
+                            const void *data, size_t size, gmle_stats **out,
+                            em_block *em) {
   GMLE_TRY(load_args(ctx, name, out));
   GMLE_RETURN_IF(!data && size, ctx, GMLE_E_INVALID_ARG,
                  "stats_load_mem: NULL data");
   reader r = {ctx, name, NULL, data, 0, size, gmle__crc32(0, NULL, 0)};
-  return load_body(&r, out, NULL);
+  return load_body(&r, out, em);
+}
+
+gmle_status gmle__stats_load_mem(gmle_context *ctx, const char *name,
+                                 const void *data, size_t size,
+                                 gmle_stats **out) {
+  return load_mem(ctx, name, data, size, out, NULL);
+}
+
+gmle_status gmle_stats_load_mem(gmle_context *ctx, const void *data,
+                                size_t size, gmle_stats **out) {
+  return load_mem(ctx, "<memory>", data, size, out, NULL);
+}
+
+gmle_status gmle_em_stats_load_mem(gmle_context *ctx, const void *data,
+                                   size_t size, gmle_em_stats **out) {
+  GMLE_TRY(em_load_args(ctx, out, "gmle_em_stats_load_mem"));
+  em_block em;
+  gmle_stats *st = NULL;
+  GMLE_TRY(load_mem(ctx, "<memory>", data, size, &st, &em));
+  return wrap_em(ctx, "<memory>", st, &em, out);
 }

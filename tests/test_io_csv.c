@@ -443,6 +443,56 @@ TEST(csv_failed_read_is_repeatable_and_rewind_recovers) {
   }
 }
 
+/* gmle_reader_seek on CSV skips lines without parsing them (a malformed
+ * line before the row is not read), keeps the file's line numbers, and
+ * seeking to the same row again starts there; count_rows counts data rows
+ * (not the header or blank lines). */
+TEST(csv_seek_skips_rows_keeping_line_numbers) {
+  gmle_reader *r = open_text("a,b\n1,2\n\n3,x\n5,6\n  \n7,8\n9,10\n", NULL);
+  if (!r)
+    return;
+  uint64_t count = 0;
+  CHECK_STATUS(gmle_reader_count_rows(r, &count), GMLE_OK);
+  CHECK(count == 5);
+  CHECK(gmle_reader_offset(r) == 0);
+  double v[8];
+  size_t n = 0;
+  for (int again = 0; again < 2; again++) {
+    CHECK_STATUS(gmle_reader_seek(r, 2), GMLE_OK); /* past "3,x" */
+    CHECK(gmle_reader_offset(r) == 2);
+    CHECK_STATUS(gmle_reader_read(r, v, 2, &n, NULL), GMLE_OK);
+    CHECK(n == 2 && v[0] == 5 && v[1] == 6 && v[2] == 7 && v[3] == 8);
+    CHECK(gmle_reader_row_line(r, 0) == 5 && gmle_reader_row_line(r, 1) == 7);
+    CHECK(gmle_reader_offset(r) == 4);
+  }
+  CHECK_STATUS(gmle_reader_seek(r, 1), GMLE_OK); /* behind the last seek */
+  CHECK_STATUS(gmle_reader_read(r, v, 1, &n, NULL), GMLE_E_BAD_FORMAT);
+  CHECK_ERROR_HAS(ctx, ":4:3:");
+  CHECK_STATUS(gmle_reader_seek(r, 99), GMLE_OK);
+  CHECK(gmle_reader_offset(r) == 5);
+  CHECK_STATUS(gmle_reader_read(r, v, 2, &n, NULL), GMLE_OK);
+  CHECK(n == 0);
+  gmle_reader_free(r);
+  /* A text labels file: a blank line before a label is still refused. */
+  gmle_reader_options o;
+  gmle_reader_options_init(&o);
+  o.labels_only = 1;
+  r = open_text("x\ny\nz\n", &o);
+  if (r) {
+    const char *l[2];
+    CHECK_STATUS(gmle_reader_seek(r, 2), GMLE_OK);
+    CHECK_STATUS(gmle_reader_read(r, NULL, 2, &n, l), GMLE_OK);
+    CHECK(n == 1 && strcmp(l[0], "z") == 0);
+    gmle_reader_free(r);
+  }
+  r = open_text("x\n\ny\nz\n", &o);
+  if (r) {
+    CHECK_STATUS(gmle_reader_seek(r, 2), GMLE_E_BAD_FORMAT);
+    CHECK_ERROR_HAS(ctx, ":2: blank line");
+    gmle_reader_free(r);
+  }
+}
+
 TEST(text_labels_file_one_label_per_line) {
   gmle_reader_options o;
   gmle_reader_options_init(&o);
@@ -614,6 +664,7 @@ int main(int argc, char **argv) {
   RUN(csv_bad_inputs_case27_ten_mib_line);
   RUN(csv_bad_inputs_case27_independent_of_lc_numeric);
   RUN(csv_failed_read_is_repeatable_and_rewind_recovers);
+  RUN(csv_seek_skips_rows_keeping_line_numbers);
   RUN(text_labels_file_one_label_per_line);
   RUN(csv_survives_allocation_failures_and_random_bytes);
   RUN(csv_numbers_match_strtod_bit_for_bit);

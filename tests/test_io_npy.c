@@ -106,8 +106,8 @@ static size_t read_all(gmle_reader *r, size_t max_rows, double *dst,
       break;
     }
     for (size_t k = 0; k < n * cols; k++)
-      dst[total * cols + k] = dt == GMLE_F32 ? (double)((float *)buf)[k]
-                                             : ((double *)buf)[k];
+      dst[total * cols + k] =
+          dt == GMLE_F32 ? (double)((float *)buf)[k] : ((double *)buf)[k];
     total += n;
   }
   free(buf);
@@ -155,11 +155,73 @@ TEST(npy_reads_every_version_dtype_and_order) {
           for (size_t i = 0; i < N && n == N; i++)
             for (size_t j = 0; j < D; j++)
               bad += got[i * D + j] != val(i, j);
-          CHECK_MSG(bad == 0, "v%d %s fortran=%d batch %zu: %d wrong",
-                    major, descrs[d], fo, batches[b], bad);
+          CHECK_MSG(bad == 0, "v%d %s fortran=%d batch %zu: %d wrong", major,
+                    descrs[d], fo, batches[b], bad);
         }
         gmle_reader_free(r);
       }
+}
+
+/* gmle_reader_seek jumps to a row in C and Fortran order and in labels
+ * files; beyond the end it stops at the row count. */
+TEST(npy_seek_jumps_to_a_row_in_either_order) {
+  const size_t N = 23, D = 3;
+  for (int fo = 0; fo < 2; fo++) {
+    unsigned char data[23 * 3 * 8];
+    for (size_t i = 0; i < N; i++)
+      for (size_t j = 0; j < D; j++)
+        put_float(data + (fo ? j * N + i : i * D + j) * 8, 8, 0, val(i, j));
+    char dict[160];
+    snprintf(dict, sizeof dict,
+             "{'descr': '<f8', 'fortran_order': %s, 'shape': (23, 3), }",
+             fo ? "True" : "False");
+    const char *p = tpath("s.npy");
+    make_npy(p, 1, dict, 64, data, N * D * 8);
+    gmle_reader *r = NULL;
+    CHECK_STATUS(gmle_reader_open(ctx, p, NULL, &r), GMLE_OK);
+    if (!r)
+      continue;
+    const uint64_t rows[] = {17, 0, 5, 22, 23, 1000};
+    for (size_t k = 0; k < sizeof rows / sizeof *rows; k++) {
+      CHECK_STATUS(gmle_reader_seek(r, rows[k]), GMLE_OK);
+      const uint64_t at = rows[k] < N ? rows[k] : N;
+      CHECK(gmle_reader_offset(r) == at);
+      double got[23 * 3];
+      const size_t n = read_all(r, 4, got, N);
+      CHECK_MSG(n == N - at, "fortran=%d seek %llu: %zu rows", fo,
+                (unsigned long long)rows[k], n);
+      int bad = 0;
+      for (size_t i = 0; i < n && n != (size_t)-1; i++)
+        for (size_t j = 0; j < D; j++)
+          bad += got[i * D + j] != val(at + i, j);
+      CHECK_MSG(bad == 0, "fortran=%d seek %llu: %d wrong values", fo,
+                (unsigned long long)rows[k], bad);
+    }
+    uint64_t count = 0;
+    CHECK_STATUS(gmle_reader_count_rows(r, &count), GMLE_OK);
+    CHECK(count == N && gmle_reader_offset(r) == 0);
+    gmle_reader_free(r);
+  }
+  /* A labels file. */
+  unsigned char lab[10 * 8];
+  for (size_t i = 0; i < 10; i++)
+    put_int(lab + 8 * i, 8, 0, 100 + i);
+  make_npy(tpath("l.npy"), 1,
+           "{'descr': '<i8', 'fortran_order': False, 'shape': (10,), }", 64,
+           lab, sizeof lab);
+  gmle_reader_options o;
+  gmle_reader_options_init(&o);
+  o.labels_only = 1;
+  gmle_reader *r = NULL;
+  CHECK_STATUS(gmle_reader_open(ctx, tpath("l.npy"), &o, &r), GMLE_OK);
+  if (r) {
+    CHECK_STATUS(gmle_reader_seek(r, 7), GMLE_OK);
+    const char *l[4];
+    size_t n = 0;
+    CHECK_STATUS(gmle_reader_read(r, NULL, 4, &n, l), GMLE_OK);
+    CHECK(n == 3 && strcmp(l[0], "107") == 0 && strcmp(l[2], "109") == 0);
+    gmle_reader_free(r);
+  }
 }
 
 TEST(npy_reads_shapes_empty_1d_scalar_and_legacy_alignment) {
@@ -209,8 +271,8 @@ TEST(npy_reads_shapes_empty_1d_scalar_and_legacy_alignment) {
   /* (1, 3) Fortran order == C order */
   double t[3] = {1, 2, 3};
   make_npy(tpath("t.npy"), 2,
-           "{'descr': '<f8', 'fortran_order': True, 'shape': (1, 3), }", 64,
-           t, sizeof t);
+           "{'descr': '<f8', 'fortran_order': True, 'shape': (1, 3), }", 64, t,
+           sizeof t);
   CHECK_STATUS(gmle_reader_open(ctx, tpath("t.npy"), NULL, &r), GMLE_OK);
   if (r) {
     double got[3];
@@ -223,8 +285,8 @@ TEST(npy_converts_float16_and_passes_nonfinite_through) {
   /* half bits: 1.0, -2.5, 65504, 2^-24 (subnormal), +inf, nan, -0 */
   const uint16_t hb[7] = {0x3C00, 0xC100, 0x7BFF, 0x0001,
                           0x7C00, 0x7E00, 0x8000};
-  const double want[7] = {1.0, -2.5, 65504.0, 5.9604644775390625e-08,
-                          INFINITY, NAN, -0.0};
+  const double want[7] = {1.0,      -2.5, 65504.0, 5.9604644775390625e-08,
+                          INFINITY, NAN,  -0.0};
   for (int big = 0; big < 2; big++) {
     unsigned char data[14];
     for (int k = 0; k < 7; k++)
@@ -289,8 +351,8 @@ TEST(npy_large_fortran_and_float16_cross_internal_chunks) {
     put_int(h + 2 * i, 2, 0, bits);
   }
   make_npy(tpath("h2.npy"), 1,
-           "{'descr': '<f2', 'fortran_order': False, 'shape': (600000,), }",
-           64, h, M * 2);
+           "{'descr': '<f2', 'fortran_order': False, 'shape': (600000,), }", 64,
+           h, M * 2);
   double *g2 = malloc(M * 8);
   CHECK_STATUS(gmle_reader_open(ctx, tpath("h2.npy"), NULL, &r), GMLE_OK);
   if (r) {
@@ -341,15 +403,25 @@ TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
       {"|i1", "(5,)", 1, 5, {0x80, 0xFF, 0, 5, 127}, "-128|-1|0|5|127|"},
       {"<u2", "(3,)", 2, 3, {0, 1, 65535}, "0|1|65535|"},
       {">u2", "(3, 1)", 2, 3, {0, 1, 65535}, "0|1|65535|"},
-      {"<i4", "(3,)", 4, 3, {0x80000000u, 7, 0x7FFFFFFF},
+      {"<i4",
+       "(3,)",
+       4,
+       3,
+       {0x80000000u, 7, 0x7FFFFFFF},
        "-2147483648|7|2147483647|"},
-      {">i4", "(3, 1)", 4, 3, {0xFFFFFFFFu, 7, 0x7FFFFFFF},
-       "-1|7|2147483647|"},
-      {"<i8", "(4,)", 8, 4,
+      {">i4", "(3, 1)", 4, 3, {0xFFFFFFFFu, 7, 0x7FFFFFFF}, "-1|7|2147483647|"},
+      {"<i8",
+       "(4,)",
+       8,
+       4,
        {0x8000000000000000ull, 0xFFFFFFFFFFFFFFFFull, 42,
         0x7FFFFFFFFFFFFFFFull},
        "-9223372036854775808|-1|42|9223372036854775807|"},
-      {"<u8", "(2,)", 8, 2, {0, 0xFFFFFFFFFFFFFFFFull},
+      {"<u8",
+       "(2,)",
+       8,
+       2,
+       {0, 0xFFFFFFFFFFFFFFFFull},
        "0|18446744073709551615|"},
   };
   gmle_reader_options opt;
@@ -358,8 +430,8 @@ TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     unsigned char data[64];
     for (int k = 0; k < cases[c].n; k++)
-      put_int(data + k * cases[c].size, cases[c].size,
-              cases[c].descr[0] == '>', cases[c].v[k]);
+      put_int(data + k * cases[c].size, cases[c].size, cases[c].descr[0] == '>',
+              cases[c].v[k]);
     char dict[128];
     snprintf(dict, sizeof dict,
              "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
@@ -368,8 +440,7 @@ TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
              (size_t)cases[c].n * cases[c].size);
     for (size_t b = 1; b <= 7; b += 6) {
       gmle_reader *r = NULL;
-      CHECK_STATUS(gmle_reader_open(ctx, tpath("lab.npy"), &opt, &r),
-                   GMLE_OK);
+      CHECK_STATUS(gmle_reader_open(ctx, tpath("lab.npy"), &opt, &r), GMLE_OK);
       if (!r)
         continue;
       uint64_t rows = 0;
@@ -385,8 +456,8 @@ TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
   /* float labels holding whole numbers are accepted; 2.5 is not. */
   double fl[3] = {1, -3, 2.5};
   make_npy(tpath("fl.npy"), 1,
-           "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", 64,
-           fl, sizeof fl);
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", 64, fl,
+           sizeof fl);
   gmle_reader *r = NULL;
   CHECK_STATUS(gmle_reader_open(ctx, tpath("fl.npy"), &opt, &r), GMLE_OK);
   if (r) {
@@ -401,8 +472,8 @@ TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
   }
   /* string labels '<U3' (UCS-4) come back as UTF-8 */
   unsigned char u[3 * 12] = {0};
-  const uint32_t cps[3][3] = {{'c', 'a', 't'}, {'d', 0xF6, 'g'},
-                              {0x65E5, 0x672C, 0}};
+  const uint32_t cps[3][3] = {
+      {'c', 'a', 't'}, {'d', 0xF6, 'g'}, {0x65E5, 0x672C, 0}};
   for (int k = 0; k < 3; k++)
     for (int m = 0; m < 3; m++)
       put_int(u + 12 * k + 4 * m, 4, 0, cps[k][m]);
@@ -466,19 +537,19 @@ TEST(npy_rejects_bad_files_with_numpy_words) {
   expect_open_error("s.npy", NULL, GMLE_E_UNSUPPORTED, "unsupported dtype");
   /* truncated data: 48 bytes claimed, 40 present */
   make_npy(tpath("tr.npy"), 1,
-           "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", 64,
-           v, 40);
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", 64, v,
+           40);
   expect_open_error("tr.npy", NULL, GMLE_E_CORRUPT, "48");
   expect_open_error("tr.npy", NULL, GMLE_E_CORRUPT, "40");
   /* 3-D */
   make_npy(tpath("3d.npy"), 1,
-           "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2, 3), }",
-           64, v, 48);
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2, 3), }", 64,
+           v, 48);
   expect_open_error("3d.npy", NULL, GMLE_E_UNSUPPORTED, "(1, 2, 3)");
   /* (N, 0) */
   make_npy(tpath("n0.npy"), 1,
-           "{'descr': '<f8', 'fortran_order': False, 'shape': (4, 0), }", 64,
-           v, 0);
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (4, 0), }", 64, v,
+           0);
   expect_open_error("n0.npy", NULL, GMLE_E_UNSUPPORTED, "no feature");
   /* version 4.0 */
   make_npy(tpath("v4.npy"), 2,
@@ -499,8 +570,8 @@ TEST(npy_rejects_bad_files_with_numpy_words) {
   gmle_reader_options_init(&opt);
   opt.labels_only = 1;
   make_npy(tpath("l2.npy"), 1,
-           "{'descr': '<i4', 'fortran_order': False, 'shape': (3, 2), }", 64,
-           v, 24);
+           "{'descr': '<i4', 'fortran_order': False, 'shape': (3, 2), }", 64, v,
+           24);
   expect_open_error("l2.npy", &opt, GMLE_E_UNSUPPORTED, "(N,) or (N, 1)");
   /* paths */
   expect_open_error("missing.npy", NULL, GMLE_E_IO, "missing.npy");
@@ -517,26 +588,29 @@ TEST(npy_reads_files_written_by_numpy) {
     return;
   }
   char cmd[1024];
-  snprintf(cmd, sizeof cmd,
-           "python3 -c \"\n"
-           "import numpy as np\n"
-           "d='%s'\n"
-           "N, D = 1001, 5\n"
-           "i = np.arange(N)[:, None]; j = np.arange(D)[None, :]\n"
-           "x = (i*8 + j) + 0.25*(j %% 3) - 3.5\n"
-           "np.save(d+'/np_f8.npy', x)\n"
-           "np.save(d+'/np_f4.npy', x.astype(np.float32))\n"
-           "np.save(d+'/np_f8_fortran.npy', np.asfortranarray(x))\n"
-           "np.save(d+'/np_f4_be.npy', x.astype('>f4'))\n"
-           "np.save(d+'/np_f4_be_fortran.npy', np.asfortranarray(x.astype('>f4')))\n"
-           "np.save(d+'/np_1d.npy', x[:, 0].copy())\n"
-           "np.save(d+'/np_empty.npy', np.zeros((0, 5)))\n"
-           "np.save(d+'/np_lab_i1.npy', (np.arange(N) %% 7 - 3).astype(np.int8))\n"
-           "np.save(d+'/np_lab_u2.npy', (np.arange(N) * 61).astype(np.uint16))\n"
-           "np.save(d+'/np_lab_i8.npy', (np.arange(N) - 500).astype(np.int64).reshape(N, 1))\n"
-           "np.save(d+'/np_lab_str.npy', np.array(['cat', 'dog', 'eel'])[np.arange(N) %% 3])\n"
-           "\"",
-           tdir);
+  snprintf(
+      cmd, sizeof cmd,
+      "python3 -c \"\n"
+      "import numpy as np\n"
+      "d='%s'\n"
+      "N, D = 1001, 5\n"
+      "i = np.arange(N)[:, None]; j = np.arange(D)[None, :]\n"
+      "x = (i*8 + j) + 0.25*(j %% 3) - 3.5\n"
+      "np.save(d+'/np_f8.npy', x)\n"
+      "np.save(d+'/np_f4.npy', x.astype(np.float32))\n"
+      "np.save(d+'/np_f8_fortran.npy', np.asfortranarray(x))\n"
+      "np.save(d+'/np_f4_be.npy', x.astype('>f4'))\n"
+      "np.save(d+'/np_f4_be_fortran.npy', np.asfortranarray(x.astype('>f4')))\n"
+      "np.save(d+'/np_1d.npy', x[:, 0].copy())\n"
+      "np.save(d+'/np_empty.npy', np.zeros((0, 5)))\n"
+      "np.save(d+'/np_lab_i1.npy', (np.arange(N) %% 7 - 3).astype(np.int8))\n"
+      "np.save(d+'/np_lab_u2.npy', (np.arange(N) * 61).astype(np.uint16))\n"
+      "np.save(d+'/np_lab_i8.npy', (np.arange(N) - "
+      "500).astype(np.int64).reshape(N, 1))\n"
+      "np.save(d+'/np_lab_str.npy', np.array(['cat', 'dog', "
+      "'eel'])[np.arange(N) %% 3])\n"
+      "\"",
+      tdir);
   CHECK(system(cmd) == 0);
   const char *data_files[] = {"np_f8.npy", "np_f4.npy", "np_f8_fortran.npy",
                               "np_f4_be.npy", "np_f4_be_fortran.npy"};
@@ -549,8 +623,8 @@ TEST(npy_reads_files_written_by_numpy) {
     if (!r)
       continue;
     CHECK(gmle_reader_cols(r) == D);
-    CHECK(gmle_reader_dtype(r) == (strstr(data_files[f], "f4") ? GMLE_F32
-                                                               : GMLE_F64));
+    CHECK(gmle_reader_dtype(r) ==
+          (strstr(data_files[f], "f4") ? GMLE_F32 : GMLE_F64));
     const size_t batches[] = {1, 7, 4096};
     for (int b = 0; b < 3; b++) {
       CHECK_STATUS(gmle_reader_rewind(r), GMLE_OK);
@@ -559,8 +633,8 @@ TEST(npy_reads_files_written_by_numpy) {
       for (size_t i = 0; i < N; i++)
         for (size_t j = 0; j < D; j++)
           bad += got[i * D + j] != val(i, j);
-      CHECK_MSG(bad == 0, "%s batch %zu: %d wrong", data_files[f],
-                batches[b], bad);
+      CHECK_MSG(bad == 0, "%s batch %zu: %d wrong", data_files[f], batches[b],
+                bad);
     }
     gmle_reader_free(r);
   }
@@ -575,8 +649,7 @@ TEST(npy_reads_files_written_by_numpy) {
     CHECK(bad == 0);
     gmle_reader_free(r);
   }
-  CHECK_STATUS(gmle_reader_open(ctx, tpath("np_empty.npy"), NULL, &r),
-               GMLE_OK);
+  CHECK_STATUS(gmle_reader_open(ctx, tpath("np_empty.npy"), NULL, &r), GMLE_OK);
   if (r) {
     CHECK(gmle_reader_cols(r) == 5 && read_all(r, 10, got, 1) == 0);
     gmle_reader_free(r);
@@ -584,8 +657,8 @@ TEST(npy_reads_files_written_by_numpy) {
   gmle_reader_options opt;
   gmle_reader_options_init(&opt);
   opt.labels_only = 1;
-  const char *lab_files[] = {"np_lab_i1.npy", "np_lab_u2.npy",
-                             "np_lab_i8.npy", "np_lab_str.npy"};
+  const char *lab_files[] = {"np_lab_i1.npy", "np_lab_u2.npy", "np_lab_i8.npy",
+                             "np_lab_str.npy"};
   size_t cap = N * 24;
   char *want = malloc(cap), *txt = malloc(cap);
   for (int f = 0; f < 4; f++) {
@@ -600,11 +673,12 @@ TEST(npy_reads_files_written_by_numpy) {
         snprintf(one, sizeof one, "%d|", (int)i - 500);
       else
         snprintf(one, sizeof one, "%s|",
-                 i % 3 == 0 ? "cat" : i % 3 == 1 ? "dog" : "eel");
+                 i % 3 == 0   ? "cat"
+                 : i % 3 == 1 ? "dog"
+                              : "eel");
       strcat(want, one);
     }
-    CHECK_STATUS(gmle_reader_open(ctx, tpath(lab_files[f]), &opt, &r),
-                 GMLE_OK);
+    CHECK_STATUS(gmle_reader_open(ctx, tpath(lab_files[f]), &opt, &r), GMLE_OK);
     if (!r)
       continue;
     read_labels(r, 7, txt, cap);
@@ -621,8 +695,8 @@ TEST(npy_reads_files_written_by_numpy) {
 TEST(npy_truncation_bit_flips_and_allocation_failures_give_a_status) {
   double v[6] = {1, 2, 3, 4, 5, 6};
   make_npy(tpath("ok.npy"), 1,
-           "{'descr': '>f8', 'fortran_order': True, 'shape': (3, 2), }", 64,
-           v, sizeof v);
+           "{'descr': '>f8', 'fortran_order': True, 'shape': (3, 2), }", 64, v,
+           sizeof v);
   FILE *f = fopen(tpath("ok.npy"), "rb");
   unsigned char full[256];
   size_t len = f ? fread(full, 1, sizeof full, f) : 0;
@@ -646,8 +720,8 @@ TEST(npy_truncation_bit_flips_and_allocation_failures_give_a_status) {
       write_bytes(tpath("flip.npy"), b, len);
       for (int mode = 0; mode < 2; mode++) {
         gmle_reader *r = NULL;
-        if (gmle_reader_open(ctx, tpath("flip.npy"), mode ? &lab : NULL,
-                             &r) != GMLE_OK)
+        if (gmle_reader_open(ctx, tpath("flip.npy"), mode ? &lab : NULL, &r) !=
+            GMLE_OK)
           continue;
         size_t cols = gmle_reader_cols(r), n = 1;
         double *buf = malloc((4 * cols + 1) * 8);
@@ -687,10 +761,10 @@ int main(int argc, char **argv) {
     printf("context: %s\n", gmle_context_error(ctx));
     return 2;
   }
-  have_numpy =
-      system("python3 -c 'import numpy' >/dev/null 2>&1") == 0;
+  have_numpy = system("python3 -c 'import numpy' >/dev/null 2>&1") == 0;
   RUN(npy_reads_every_version_dtype_and_order);
   RUN(npy_reads_shapes_empty_1d_scalar_and_legacy_alignment);
+  RUN(npy_seek_jumps_to_a_row_in_either_order);
   RUN(npy_converts_float16_and_passes_nonfinite_through);
   RUN(npy_large_fortran_and_float16_cross_internal_chunks);
   RUN(npy_labels_of_every_integer_width_come_as_decimal_text);

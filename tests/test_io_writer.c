@@ -60,8 +60,7 @@ static void clear_dir(void) {
 static int py(const char *code) {
   char cmd[4096];
   snprintf(cmd, sizeof cmd,
-           "python3 -c \"import numpy as np, sys\nd = '%s'\n%s\"", tdir,
-           code);
+           "python3 -c \"import numpy as np, sys\nd = '%s'\n%s\"", tdir, code);
   return system(cmd);
 }
 
@@ -71,9 +70,16 @@ static void fill_f64(double *x, size_t n, uint64_t seed) {
   tu_seed(&rng, seed);
   for (size_t i = 0; i < n; i++)
     x[i] = tu_normal(&rng) * pow(10.0, (double)(int)(tu_next(&rng) % 40) - 20);
-  const double special[] = {0.1, -0.0, 4.9406564584124654e-324, 1e308,
-                            -1.7976931348623157e308, 2.2250738585072014e-308,
-                            NAN, INFINITY, -INFINITY, 1.0 / 3.0};
+  const double special[] = {0.1,
+                            -0.0,
+                            4.9406564584124654e-324,
+                            1e308,
+                            -1.7976931348623157e308,
+                            2.2250738585072014e-308,
+                            NAN,
+                            INFINITY,
+                            -INFINITY,
+                            1.0 / 3.0};
   for (size_t k = 0; k < 10 && k < n; k++)
     x[k * 7 % n] = special[k];
 }
@@ -207,6 +213,89 @@ TEST(writer_npy_f64_and_f32_round_trip_bit_exactly) {
   free(got);
 }
 
+/* One .npy written by an owner and two parts at their rows (in any order)
+ * is the file one writer writes; a failed part leaves the owner to abort,
+ * which removes everything; the wrong uses are refused. */
+TEST(writer_parts_write_rows_at_their_place) {
+  const size_t N = 1000, D = 3;
+  double *x = malloc(N * D * 8), *got = malloc(N * D * 8);
+  fill_f64(x, N * D, 7);
+  gmle_writer *one = NULL;
+  CHECK_STATUS(
+      gmle_writer_open(ctx, tpath("one.npy"), GMLE_ELEM_F64, D, 0, &one),
+      GMLE_OK);
+  CHECK_STATUS(write_batches(one, x, N, D * 8), GMLE_OK);
+  CHECK_STATUS(gmle_writer_commit(one), GMLE_OK);
+  /* Shares [0, 300) (the owner), [300, 301), [301, 1000). */
+  gmle_writer *w = NULL, *p1 = NULL, *p2 = NULL;
+  CHECK_STATUS(gmle_writer_open(ctx, tpath("all.npy"), GMLE_ELEM_F64, D, 0, &w),
+               GMLE_OK);
+  const char *tmp = w ? gmle_writer_temp_path(w) : NULL;
+  CHECK(tmp != NULL && strstr(tmp, tdir) == tmp);
+  if (!tmp) {
+    gmle_writer_abort(w);
+    free(x);
+    free(got);
+    return;
+  }
+  CHECK_STATUS(gmle_writer_open_part(ctx, tmp, GMLE_ELEM_F64, D, 0, &p1),
+               GMLE_OK);
+  CHECK_STATUS(gmle_writer_open_part(ctx, tmp, GMLE_ELEM_F64, D, 0, &p2),
+               GMLE_OK);
+  CHECK(gmle_writer_temp_path(p1) == NULL);
+  CHECK_STATUS(gmle_writer_write_at(p2, 301, x + 301 * D, 699), GMLE_OK);
+  CHECK_STATUS(gmle_writer_write_at(p1, 300, x + 300 * D, 1), GMLE_OK);
+  CHECK_STATUS(gmle_writer_write_at(w, 100, x + 100 * D, 200), GMLE_OK);
+  CHECK_STATUS(gmle_writer_write_at(w, 0, x, 100), GMLE_OK);
+  CHECK_STATUS(gmle_writer_write(w, x, 1), GMLE_E_INVALID_ARG);
+  CHECK_STATUS(gmle_writer_set_rows(p1, N), GMLE_E_INVALID_ARG);
+  CHECK_STATUS(gmle_writer_commit(p1), GMLE_OK);
+  CHECK_STATUS(gmle_writer_commit(p2), GMLE_OK);
+  CHECK(access(tpath("all.npy"), F_OK) != 0); /* not there before commit */
+  CHECK_STATUS(gmle_writer_set_rows(w, N), GMLE_OK);
+  CHECK_STATUS(gmle_writer_commit(w), GMLE_OK);
+  size_t cols = 0;
+  gmle_dtype dt;
+  CHECK(read_back(tpath("all.npy"), got, N, &cols, &dt) == N);
+  CHECK(cols == D && memcmp(got, x, N * D * 8) == 0);
+  size_t n1 = 0, n2 = 0;
+  unsigned char *b1 = tu_slurp(tpath("one.npy"), &n1);
+  unsigned char *b2 = tu_slurp(tpath("all.npy"), &n2);
+  CHECK_MSG(b1 && b2 && n1 == n2 && memcmp(b1, b2, n1) == 0,
+            "the parts' file differs from one writer's (%zu, %zu bytes)", n1,
+            n2);
+  free(b1);
+  free(b2);
+  /* Strings at their place; the owner's abort removes the parts' rows. */
+  CHECK_STATUS(gmle_writer_open(ctx, tpath("s.npy"), GMLE_ELEM_STR, 0, 4, &w),
+               GMLE_OK);
+  tmp = w ? gmle_writer_temp_path(w) : NULL;
+  CHECK_STATUS(gmle_writer_open_part(ctx, tmp, GMLE_ELEM_STR, 0, 4, &p1),
+               GMLE_OK);
+  const char *words[] = {"caf\xc3\xa9", "toolong"};
+  CHECK_STATUS(gmle_writer_write_at(p1, 5, words, 1), GMLE_OK);
+  CHECK_STATUS(gmle_writer_write_at(p1, 6, words + 1, 1), GMLE_E_INVALID_ARG);
+  CHECK_ERROR_HAS(ctx, "row 6");
+  gmle_writer_abort(p1);
+  CHECK(access(tmp, F_OK) == 0); /* a part's abort leaves the file */
+  gmle_writer_abort(w);
+  CHECK(dir_entries() == 2);
+  /* CSV outputs and missing files are refused. */
+  CHECK_STATUS(gmle_writer_open(ctx, tpath("c.csv"), GMLE_ELEM_F64, D, 0, &w),
+               GMLE_OK);
+  CHECK(gmle_writer_temp_path(w) == NULL);
+  CHECK_STATUS(gmle_writer_write_at(w, 0, x, 1), GMLE_E_UNSUPPORTED);
+  gmle_writer_abort(w);
+  CHECK_STATUS(
+      gmle_writer_open_part(ctx, tpath("none.npy"), GMLE_ELEM_F64, D, 0, &p1),
+      GMLE_E_IO);
+  CHECK(p1 == NULL);
+  CHECK(dir_entries() == 2);
+  clear_dir();
+  free(x);
+  free(got);
+}
+
 TEST(writer_csv_round_trips_exactly_in_the_c_locale) {
   const size_t N = 300, D = 4;
   double *x = malloc(N * D * 8), *got = malloc(N * D * 8);
@@ -275,22 +364,25 @@ TEST(writer_integers_and_strings_round_trip_through_labels_readers) {
   char got[512];
   for (int k = 0; k < 2; k++) {
     gmle_writer *w = NULL;
-    CHECK_STATUS(gmle_writer_open(ctx, tpath(names[k]), GMLE_ELEM_I32, 0, 0,
-                                  &w), GMLE_OK);
+    CHECK_STATUS(
+        gmle_writer_open(ctx, tpath(names[k]), GMLE_ELEM_I32, 0, 0, &w),
+        GMLE_OK);
     CHECK_STATUS(write_batches(w, i32, 5, 4), GMLE_OK);
     CHECK_STATUS(gmle_writer_commit(w), GMLE_OK);
     read_labels(tpath(names[k]), got, sizeof got);
     CHECK_MSG(strcmp(got, want32) == 0, "%s: '%s'", names[k], got);
 
-    CHECK_STATUS(gmle_writer_open(ctx, tpath(names[k]), GMLE_ELEM_I64, 0, 0,
-                                  &w), GMLE_OK);
+    CHECK_STATUS(
+        gmle_writer_open(ctx, tpath(names[k]), GMLE_ELEM_I64, 0, 0, &w),
+        GMLE_OK);
     CHECK_STATUS(write_batches(w, i64, 4, 8), GMLE_OK);
     CHECK_STATUS(gmle_writer_commit(w), GMLE_OK);
     read_labels(tpath(names[k]), got, sizeof got);
     CHECK_MSG(strcmp(got, want64) == 0, "%s: '%s'", names[k], got);
 
-    CHECK_STATUS(gmle_writer_open(ctx, tpath(names[k]), GMLE_ELEM_STR, 0, 5,
-                                  &w), GMLE_OK);
+    CHECK_STATUS(
+        gmle_writer_open(ctx, tpath(names[k]), GMLE_ELEM_STR, 0, 5, &w),
+        GMLE_OK);
     CHECK_STATUS(write_batches(w, str, 5, sizeof(char *)), GMLE_OK);
     CHECK_STATUS(gmle_writer_commit(w), GMLE_OK);
     read_labels(tpath(names[k]), got, sizeof got);
@@ -311,14 +403,15 @@ TEST(writer_integers_and_strings_round_trip_through_labels_readers) {
   if (f)
     fclose(f);
   CHECK_MSG(strcmp(text, "-9223372036854775808,-2\n3,9223372036854775807\n") ==
-                0, "'%s'", text);
+                0,
+            "'%s'", text);
   if (have_numpy) {
-    CHECK_STATUS(gmle_writer_open(ctx, tpath("s.npy"), GMLE_ELEM_STR, 0, 5,
-                                  &w), GMLE_OK);
+    CHECK_STATUS(gmle_writer_open(ctx, tpath("s.npy"), GMLE_ELEM_STR, 0, 5, &w),
+                 GMLE_OK);
     CHECK_STATUS(gmle_writer_write(w, str, 5), GMLE_OK);
     CHECK_STATUS(gmle_writer_commit(w), GMLE_OK);
-    CHECK_STATUS(gmle_writer_open(ctx, tpath("i.npy"), GMLE_ELEM_I32, 0, 0,
-                                  &w), GMLE_OK);
+    CHECK_STATUS(gmle_writer_open(ctx, tpath("i.npy"), GMLE_ELEM_I32, 0, 0, &w),
+                 GMLE_OK);
     CHECK_STATUS(gmle_writer_write(w, i32, 5), GMLE_OK);
     CHECK_STATUS(gmle_writer_commit(w), GMLE_OK);
     CHECK(py("a = np.load(d + '/s.npy')\n"
@@ -404,8 +497,8 @@ TEST(writer_abort_and_failure_leave_no_file_and_commit_replaces) {
   for (long k = 1; k < 8; k++) {
     gmle__test_fail_alloc_after(k);
     w = NULL;
-    gmle_status st = gmle_writer_open(ctx, tpath("m.csv"), GMLE_ELEM_F64, 3,
-                                      0, &w);
+    gmle_status st =
+        gmle_writer_open(ctx, tpath("m.csv"), GMLE_ELEM_F64, 3, 0, &w);
     gmle__test_fail_alloc_after(0);
     CHECK(st == GMLE_OK || st == GMLE_E_OUT_OF_MEMORY);
     if (st == GMLE_OK)
@@ -413,8 +506,9 @@ TEST(writer_abort_and_failure_leave_no_file_and_commit_replaces) {
     CHECK(dir_entries() == 0);
   }
   /* unwritable place */
-  CHECK_STATUS(gmle_writer_open(ctx, tpath("no/such/dir.npy"), GMLE_ELEM_F64,
-                                1, 0, &w), GMLE_E_IO);
+  CHECK_STATUS(
+      gmle_writer_open(ctx, tpath("no/such/dir.npy"), GMLE_ELEM_F64, 1, 0, &w),
+      GMLE_E_IO);
   CHECK(w == NULL);
   CHECK_ERROR_HAS(ctx, "no/such/dir.npy");
   clear_dir();
@@ -433,6 +527,7 @@ int main(int argc, char **argv) {
   }
   have_numpy = system("python3 -c 'import numpy' >/dev/null 2>&1") == 0;
   RUN(writer_npy_f64_and_f32_round_trip_bit_exactly);
+  RUN(writer_parts_write_rows_at_their_place);
   RUN(writer_csv_round_trips_exactly_in_the_c_locale);
   RUN(writer_integers_and_strings_round_trip_through_labels_readers);
   RUN(writer_zero_rows_gives_shape_0_d);

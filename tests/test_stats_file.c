@@ -137,6 +137,55 @@ TEST(stats_file_round_trips_bit_exact) {
   remove(tmp("e.gst"));
 }
 
+/* In memory: the bytes are the file's, and they load back bit-exactly;
+ * EM statistics too; a short buffer or truncated bytes are refused. */
+TEST(stats_mem_holds_the_file_bytes) {
+  gmle_stats *st = make_stats(GMLE_STATS_FULL, 3, 4, 5);
+  if (!st)
+    return;
+  name_stats(st);
+  size_t size = 0;
+  CHECK_STATUS(gmle_stats_save_mem(st, NULL, 0, &size), GMLE_OK);
+  unsigned char *b = malloc(size + 1);
+  CHECK_STATUS(gmle_stats_save_mem(st, b, size - 1, &size), GMLE_E_INVALID_ARG);
+  CHECK_STATUS(gmle_stats_save_mem(st, b, size + 1, &size), GMLE_OK);
+  CHECK_STATUS(gmle_stats_save(st, tmp("m.gst")), GMLE_OK);
+  size_t nf = 0;
+  unsigned char *f = tu_slurp(tmp("m.gst"), &nf);
+  CHECK(f && nf == size && memcmp(f, b, size) == 0);
+  free(f);
+  gmle_stats *back = NULL;
+  CHECK_STATUS(gmle_stats_load_mem(ctx, b, size, &back), GMLE_OK);
+  CHECK(stats_identical(st, back));
+  gmle_stats_free(back);
+  CHECK_STATUS(gmle_stats_load_mem(ctx, b, size - 3, &back), GMLE_E_CORRUPT);
+  CHECK_ERROR_HAS(ctx, "<memory>");
+  CHECK(back == NULL);
+  gmle_em_stats *es = NULL, *es2 = NULL;
+  CHECK_STATUS(gmle_em_stats_load_mem(ctx, b, size, &es), GMLE_E_BAD_FORMAT);
+  /* EM statistics: 3 classes as one class of K = 3 components. */
+  CHECK_STATUS(gmle_em_stats_wrap(st, 3, GMLE_EM_HARD, -12.5, 40, &es),
+               GMLE_OK);
+  CHECK_STATUS(gmle_em_stats_save_mem(es, NULL, 0, &size), GMLE_OK);
+  b = realloc(b, size);
+  CHECK_STATUS(gmle_em_stats_save_mem(es, b, size, &size), GMLE_OK);
+  CHECK_STATUS(gmle_stats_load_mem(ctx, b, size, &back), GMLE_E_BAD_FORMAT);
+  CHECK_STATUS(gmle_em_stats_load_mem(ctx, b, size, &es2), GMLE_OK);
+  double sum = 0, w = 0;
+  if (es2) {
+    gmle_em_stats_loglik(es2, &sum, &w);
+    CHECK(sum == -12.5 && w == 40);
+    CHECK(gmle_em_stats_n_components(es2) == 3);
+    CHECK(gmle_em_stats_mode(es2) == GMLE_EM_HARD);
+    CHECK(stats_identical(gmle_em_stats_components(es),
+                          gmle_em_stats_components(es2)));
+  }
+  gmle_em_stats_free(es2);
+  gmle_em_stats_free(es);
+  free(b);
+  remove(tmp("m.gst"));
+}
+
 TEST(stats_file_rejects_truncation_at_every_offset) {
   gmle_stats *st = make_stats(GMLE_STATS_FULL, 3, 3, 2);
   CHECK(st != NULL);
@@ -296,18 +345,26 @@ TEST(stats_file_rejects_future_version_and_bad_fields) {
 
 /* A version 1 file, as gmle wrote it before class names: the same header
  * and payload, version 1, 0 at byte 56, no names. */
-static const unsigned char v1_file[] = {
-    'G', 'M', 'L', 'E', 'S', 'T', 'A', 'T', 1, 0, 0, 0, 4, 3, 2, 1,
-    0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, /* FULL, saw_f32, D 1 */
-    1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, /* C 1, 5 batches */
-    48, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* P 48, reserved */
-    0, 0, 0, 0, 0, 0, 0x10, 0x40,                   /* weight 4.0 */
-    7, 0, 0, 0, 0, 0, 0, 0,                         /* rows 7 */
-    0, 0, 0, 0, 0, 0, 0xf0, 0x3f,                   /* shift 1.0 */
-    0, 0, 0, 0, 0, 0, 0, 0x40,                      /* sum 2.0 */
-    0, 0, 0, 0, 0, 0, 0x14, 0x40,                   /* gram 5.0 */
-    1, 0, 0, 0, 0, 0, 0, 0,                         /* has_shift, pad */
-    0, 0, 0, 0 /* CRC, filled in */
+static const unsigned char
+    v1_file
+        [] =
+            {
+                'G', 'M', 'L', 'E', 'S', 'T', 'A',  'T',  1, 0, 0,
+                0,   4,   3,   2,   1,   0,   0,    0,    0, 1, 0,
+                0,   0,   1,   0,   0,   0,   0,    0,    0, 0, /* FULL,
+                                                                   saw_f32, D 1
+                                                                 */
+                1,   0,   0,   0,   0,   0,   0,    0,    5, 0, 0,
+                0,   0,   0,   0,   0, /* C 1, 5 batches */
+                48,  0,   0,   0,   0,   0,   0,    0,    0, 0, 0,
+                0,   0,   0,   0,   0,                    /* P 48, reserved */
+                0,   0,   0,   0,   0,   0,   0x10, 0x40, /* weight 4.0 */
+                7,   0,   0,   0,   0,   0,   0,    0,    /* rows 7 */
+                0,   0,   0,   0,   0,   0,   0xf0, 0x3f, /* shift 1.0 */
+                0,   0,   0,   0,   0,   0,   0,    0x40, /* sum 2.0 */
+                0,   0,   0,   0,   0,   0,   0x14, 0x40, /* gram 5.0 */
+                1,   0,   0,   0,   0,   0,   0,    0,    /* has_shift, pad */
+                0,   0,   0,   0                          /* CRC, filled in */
 };
 
 TEST(stats_file_reads_version_1) {
@@ -582,6 +639,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   RUN(stats_file_round_trips_bit_exact);
+  RUN(stats_mem_holds_the_file_bytes);
   RUN(stats_file_rejects_truncation_at_every_offset);
   RUN(stats_file_rejects_every_single_bit_flip);
   RUN(stats_file_rejects_future_version_and_bad_fields);
