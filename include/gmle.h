@@ -552,6 +552,29 @@ typedef void (*gmle_em_progress_fn)(void *user, size_t run, size_t iter,
                                     double lower_bound, double change,
                                     double rows, double seconds);
 
+/** EM statistics for one iteration from the parameters of `current`: the
+ *  E-step of each batch and the responsibility-weighted statistics of every
+ *  component (n_k, sums and Gram matrices around the current means, float64),
+ *  with the batches' total log-likelihood. They merge exactly, so one
+ *  iteration runs over shards: create on each shard from the same model,
+ *  add the shard's rows, merge, then gmle_em_step. */
+typedef struct gmle_em_stats gmle_em_stats;
+
+/** An EM fit run by several processes at once, each over its own rows
+ *  (gmle_mpi_em_fit in gmle_mpi.h makes one): gmle_em_fit hands every
+ *  pass's results to these callbacks, which replace them by their sums
+ *  over the processes, the same in every process. `stats` gets each
+ *  iteration's EM statistics before the M-step (*es may be replaced by
+ *  other statistics of the same shape, which EM then owns; on failure *es
+ *  is left as it was); `sums` gets the final pass's log-likelihood and
+ *  row weight (v[0..n)). A status other than GMLE_OK ends the fit with
+ *  it. */
+typedef struct gmle_em_combine {
+  void *user;
+  gmle_status (*stats)(void *user, gmle_em_stats **es);
+  gmle_status (*sums)(void *user, double *v, size_t n);
+} gmle_em_combine;
+
 /** EM options; as gmle_fit_options, set struct_size with
  *  gmle_em_options_init and change the members you need. */
 typedef struct gmle_em_options {
@@ -589,6 +612,11 @@ typedef struct gmle_em_options {
                              n_c / n */
   gmle_em_progress_fn progress; /**< or NULL */
   void *progress_user;
+  const gmle_em_combine *combine; /**< NULL (default): one process. Set:
+                                       the passes are combined across
+                                       processes, and init must be
+                                       GMLE_INIT_MODEL (the same start in
+                                       every process) */
 } gmle_em_options;
 
 /** Fill opt with the defaults and struct_size = sizeof *opt. */
@@ -624,14 +652,6 @@ typedef struct gmle_batch_source {
 GMLE_API gmle_status gmle_em_fit(gmle_context *ctx, size_t dim,
                                  size_t n_classes, const gmle_batch_source *src,
                                  const gmle_em_options *opt, gmle_model **out);
-
-/** EM statistics for one iteration from the parameters of `current`: the
- *  E-step of each batch and the responsibility-weighted statistics of every
- *  component (n_k, sums and Gram matrices around the current means, float64),
- *  with the batches' total log-likelihood. They merge exactly, so one
- *  iteration runs over shards: create on each shard from the same model,
- *  add the shard's rows, merge, then gmle_em_step. */
-typedef struct gmle_em_stats gmle_em_stats;
 
 /** Empty EM statistics for one iteration from `current` (a mixture, or a
  *  model of plain Gaussians), in mode opt->mode (opt may be NULL: soft). */

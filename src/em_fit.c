@@ -419,6 +419,8 @@ static gmle_status iterate(gmle_context *ctx, const gmle_batch_source *src,
   em_pass p = {NULL};
   GMLE_TRY(gmle_em_stats_create(ctx, *m, o, &p.es));
   gmle_status s = each_batch(src, pass_add, &p, rows);
+  if (s == GMLE_OK && o->combine && o->combine->stats)
+    s = o->combine->stats(o->combine->user, &p.es);
   gmle_model *next = NULL;
   if (s == GMLE_OK)
     s = gmle_em_step(p.es, *m, o, &next);
@@ -544,6 +546,12 @@ static gmle_status check_options(gmle_context *ctx, size_t D, size_t C,
                  "EM: n_init is 0; at least one initialisation is needed");
   GMLE_RETURN_IF(o->init > GMLE_INIT_SPLIT, ctx, GMLE_E_INVALID_ARG,
                  "EM: unknown init %d", (int)o->init);
+  GMLE_RETURN_IF(o->combine && o->init != GMLE_INIT_MODEL, ctx,
+                 GMLE_E_INVALID_ARG,
+                 "EM: a fit combined across processes (combine) starts from "
+                 "a given model (GMLE_INIT_MODEL), the same in every "
+                 "process; %s would start from this process's rows only",
+                 gmle_em_init_name(o->init));
   size_t G;
   GMLE_RETURN_IF(
       gmle__mul_size(C, o->n_components, &G) || G > (size_t)INT32_MAX, ctx,
@@ -619,18 +627,21 @@ static gmle_status pass_loglik(void *user, const void *x, gmle_dtype dtype,
 /* The final model's training log-likelihood (one more pass, as
  * scikit-learn's final E-step), for BIC and AIC. */
 static gmle_status final_loglik(gmle_context *ctx, const gmle_batch_source *src,
-                                gmle_model *m) {
+                                const gmle_em_combine *combine, gmle_model *m) {
   ll_pass p = {ctx, m, 0, 0, 0};
   GMLE_TRY(each_batch(src, pass_loglik, &p, NULL));
+  double v[2] = {p.s + p.c, p.w};
+  if (combine && combine->sums)
+    GMLE_TRY(combine->sums(combine->user, v, 2));
   double prior_term = 0;
   if (m->n_classes > 1)
     for (size_t c = 0; c < m->n_classes; c++)
       if (m->counts[c] > 0)
         prior_term += m->counts[c] * m->log_priors[c];
   m->has_train = 1;
-  m->train_loglik = p.s + p.c;
+  m->train_loglik = v[0];
   m->train_loglik_joint = m->train_loglik + prior_term;
-  m->train_n = p.w;
+  m->train_n = v[1];
   return GMLE_OK;
 }
 
@@ -681,7 +692,7 @@ gmle_status gmle_em_fit(gmle_context *ctx, size_t dim, size_t n_classes,
   }
   sample_free(&sp);
   if (s == GMLE_OK)
-    s = final_loglik(ctx, src, best);
+    s = final_loglik(ctx, src, o.combine, best);
   if (s == GMLE_OK) {
     gmle_em_report rep;
     memset(&rep, 0, sizeof rep);
