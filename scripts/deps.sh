@@ -2,7 +2,7 @@
 # Debian/Ubuntu machine, skipping everything already present.
 #   gmle_install_deps          build + test dependencies
 #   gmle_install_bench_deps    plus the Python peers of the benchmarks
-GMLE_APT_PACKAGES="build-essential cmake pkg-config libopenblas-dev liblapacke-dev zlib1g-dev python3 opencl-headers ocl-icd-opencl-dev pocl-opencl-icd clinfo"
+GMLE_APT_PACKAGES="build-essential cmake pkg-config libopenblas-dev liblapacke-dev zlib1g-dev python3 opencl-headers ocl-icd-opencl-dev pocl-opencl-icd clinfo libopenmpi-dev openmpi-bin"
 
 gmle__sudo() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
