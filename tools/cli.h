@@ -67,6 +67,13 @@ extern int cli_csv_header;
 
 void cli_warn(const char *fmt, ...) CLI_PRINTF(1, 2);
 CLI_NORETURN void cli_usage_error(const char *fmt, ...) CLI_PRINTF(1, 2);
+/* End the process with `code` (gmle-mpi: every rank learns of a failure,
+ * so that none waits for the others). Every exit of a command goes
+ * through here. */
+CLI_NORETURN void cli_exit(int code);
+/* Undo the outputs begun (cli_track_writer, cli_on_fail): for a failing
+ * command. */
+void cli_cleanup(void);
 /* "gmle CMD: [WHAT: ]MSG" and exit with `code`. */
 CLI_NORETURN void cli_die(int code, const char *what, const char *fmt, ...)
     CLI_PRINTF(3, 4);
@@ -163,12 +170,15 @@ typedef struct cli_data {
   int has_labels;
   size_t cols, batch;
   gmle_dtype dtype;
-  uint64_t total;      /* rows when known up front, else 0 */
-  void *buf;           /* batch x cols values */
-  const char **labels; /* batch label texts */
-  int32_t *idx;        /* batch class indices */
-  uint64_t row0;       /* first row of the current batch (0-based) */
-  uint64_t rows_done;  /* rows returned so far */
+  uint64_t total;       /* rows when known up front, else 0 */
+  void *buf;            /* batch x cols values */
+  const char **labels;  /* batch label texts */
+  int32_t *idx;         /* batch class indices */
+  uint64_t row0;        /* first row of the current batch (0-based) */
+  uint64_t rows_done;   /* the row after the last returned (0-based) */
+  uint64_t first, last; /* the rows read: [first, last) of the file
+                           (gmle-mpi: this rank's share); last UINT64_MAX:
+                           to the end */
   /* Kaldi tables ("ark:", "scp:"): */
   int ark;                    /* DATA is a Kaldi table */
   struct cli_uttmap *utt2;    /* labels per utterance (utt2label), or NULL */
@@ -186,6 +196,12 @@ void cli_data_open(cli_data *d, gmle_context *ctx, const char *path,
  * separate labels file has exactly as many rows as the data. */
 size_t cli_data_next(cli_data *d);
 void cli_data_rewind(cli_data *d);
+/* Read only rows [first, last) of the file from now on (last UINT64_MAX:
+ * to its end, where the checks of a labels file's length are made). */
+void cli_data_range(cli_data *d, uint64_t first, uint64_t last);
+/* The rows returned since the start of the range (this process's rows
+ * after a whole pass). */
+uint64_t cli_data_rows(const cli_data *d);
 /* A first pass over the labels: the class set. */
 void cli_data_classes(cli_data *d, cli_classes *out);
 /* Map the current batch's labels to class indices in d->idx; a label not in

@@ -1,6 +1,7 @@
 /* cmd_fit.c -- gmle fit, gmle stats, gmle merge. */
 #include "cli.h"
 #include "cmd_fit_em.h"
+#include "dist.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -158,7 +159,7 @@ static gmle_stats *accumulate(gmle_context *ctx, cli_data *d,
     cli_progress_update(&pr, d->rows_done);
   }
   cli_progress_end(&pr, d->rows_done);
-  return st;
+  return cli_dist_stats(ctx, st, d->path);
 }
 
 /* The class set of a data source: --classes, else a first pass. */
@@ -176,6 +177,7 @@ void cli_fit_classes(cli_data *d, const char *classes_opt, cli_classes *cls) {
     return;
   }
   cli_data_classes(d, cls);
+  cli_dist_classes(cls);
 }
 
 static gmle_cov_type parse_cov(const char *s) {
@@ -470,7 +472,7 @@ int cmd_fit(int argc, char **argv) {
     if (s != GMLE_OK)
       cli_fail(ctx, s, src, -1);
   }
-  s = gmle_model_save(m, out);
+  s = cli_dist_writes() ? gmle_model_save(m, out) : GMLE_OK;
   if (s != GMLE_OK)
     cli_fail(ctx, s, out, -1);
   if (!common.quiet) {
@@ -481,9 +483,9 @@ int cmd_fit(int argc, char **argv) {
       rows += r;
     }
     fprintf(stderr,
-            "gmle fit: %s: %zu class%s, %zu feature%s, %llu rows, %s "
+            "%s fit: %s: %zu class%s, %zu feature%s, %llu rows, %s "
             "covariance\n",
-            out, C, C == 1 ? "" : "es", gmle_stats_dim(st),
+            cli_prog, out, C, C == 1 ? "" : "es", gmle_stats_dim(st),
             gmle_stats_dim(st) == 1 ? "" : "s", (unsigned long long)rows,
             gmle_cov_name(fo.cov));
   }
@@ -538,19 +540,24 @@ int cmd_stats(int argc, char **argv) {
   int labelled = d.has_labels;
   gmle_stats *st =
       accumulate(ctx, &d, &cls, diag ? GMLE_STATS_DIAG : GMLE_STATS_FULL);
-  uint64_t rows = d.rows_done;
+  uint64_t rows = 0;
+  for (size_t c = 0; c < gmle_stats_n_classes(st); c++) {
+    uint64_t r = 0;
+    gmle_stats_rows(st, c, &r);
+    rows += r;
+  }
   cli_data_close(&d);
   gmle_status s = GMLE_OK;
   if (labelled)
     s = gmle_stats_set_class_names(st, (const char *const *)cls.names);
   if (s != GMLE_OK)
     cli_fail(ctx, s, pos[0], -1);
-  s = gmle_stats_save(st, out);
+  s = cli_dist_writes() ? gmle_stats_save(st, out) : GMLE_OK;
   if (s != GMLE_OK)
     cli_fail(ctx, s, out, -1);
   if (!common.quiet)
-    fprintf(stderr, "gmle stats: %s: %llu rows, %zu class%s, %zu features\n",
-            out, (unsigned long long)rows, gmle_stats_n_classes(st),
+    fprintf(stderr, "%s stats: %s: %llu rows, %zu class%s, %zu features\n",
+            cli_prog, out, (unsigned long long)rows, gmle_stats_n_classes(st),
             gmle_stats_n_classes(st) == 1 ? "" : "es", gmle_stats_dim(st));
   gmle_stats_free(st);
   cli_classes_free(&cls);

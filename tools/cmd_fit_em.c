@@ -2,6 +2,7 @@
  * reading DATA once per iteration through cli_data. */
 #include "cmd_fit_em.h"
 #include "cli.h"
+#include "dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -46,8 +47,8 @@ static void progress(void *user, size_t run, size_t iter, double lb,
   const em_progress *p = user;
   if (!p->on)
     return;
-  fprintf(stderr, "gmle fit: %sEM iteration %zu: mean log-likelihood %.10g",
-          run ? "" : "", iter, lb);
+  fprintf(stderr, "%s fit: EM iteration %zu: mean log-likelihood %.10g",
+          cli_prog, iter, lb);
   if (run)
     fprintf(stderr, " (init %zu)", run + 1);
   if (!isnan(change))
@@ -137,9 +138,8 @@ static void em_fail(gmle_context *ctx, gmle_status s, cli_data *d,
     cli_data_fail(d, s);
   if ((loc.fields & GMLE_LOC_CLASS) && d->has_labels &&
       loc.class_index < cls->n) {
-    fprintf(stderr, "gmle fit: %s: %s (class '%s')\n", d->path,
+    cli_die(cli_exit_code(s), d->path, "%s (class '%s')",
             gmle_context_error(ctx), cls->names[loc.class_index]);
-    exit(cli_exit_code(s));
   }
   cli_fail(ctx, s, d->path, -1);
 }
@@ -195,7 +195,7 @@ int cli_fit_mixture(gmle_context *ctx, const cli_em_args *a,
   o.progress = progress;
   o.progress_user = &pr;
   gmle_model *m = NULL;
-  gmle_status s = gmle_em_fit(ctx, d.cols, C, &bs, &o, &m);
+  gmle_status s = cli_dist_em_fit(ctx, d.cols, C, &bs, &o, &m);
   if (s != GMLE_OK)
     em_fail(ctx, s, &d, &cls);
   if (d.has_labels) {
@@ -203,17 +203,17 @@ int cli_fit_mixture(gmle_context *ctx, const cli_em_args *a,
     if (s != GMLE_OK)
       cli_fail(ctx, s, data, -1);
   }
-  s = gmle_model_save(m, out);
+  s = cli_dist_writes() ? gmle_model_save(m, out) : GMLE_OK;
   if (s != GMLE_OK)
     cli_fail(ctx, s, out, -1);
   if (!common->quiet) {
     gmle_em_report rep;
     if (gmle_model_em_report(m, &rep) == GMLE_OK)
       fprintf(stderr,
-              "gmle fit: %s: %zu class%s x %zu components, %zu features, "
+              "%s fit: %s: %zu class%s x %zu components, %zu features, "
               "%s covariance, %zu EM iteration%s%s, mean log-likelihood "
               "%.10g\n",
-              out, C, C == 1 ? "" : "es", o.n_components, d.cols,
+              cli_prog, out, C, C == 1 ? "" : "es", o.n_components, d.cols,
               gmle_cov_name(o.cov), rep.n_iter, rep.n_iter == 1 ? "" : "s",
               rep.converged ? " (converged)" : "", rep.lower_bound);
   }
@@ -281,16 +281,17 @@ int cli_em_stats(gmle_context *ctx, const cli_common *common, const char *data,
     cli_progress_update(&pr, d.rows_done);
   }
   cli_progress_end(&pr, d.rows_done);
-  s = gmle_em_stats_save(es, out);
+  es = cli_dist_em_stats(ctx, es, data);
+  s = cli_dist_writes() ? gmle_em_stats_save(es, out) : GMLE_OK;
   if (s != GMLE_OK)
     cli_fail(ctx, s, out, -1);
   if (!common->quiet) {
     double sum = 0, w = 0;
     gmle_em_stats_loglik(es, &sum, &w);
     fprintf(stderr,
-            "gmle stats: %s: EM statistics of %llu rows for %zu class%s x "
+            "%s stats: %s: EM statistics of %.17g rows for %zu class%s x "
             "%zu components, mean log-likelihood %.10g\n",
-            out, (unsigned long long)d.rows_done, C, C == 1 ? "" : "es",
+            cli_prog, out, w, C, C == 1 ? "" : "es",
             gmle_model_n_components(cur), w > 0 ? sum / w : NAN);
   }
   cli_data_close(&d);
@@ -366,16 +367,16 @@ int cli_em_step(gmle_context *ctx, const cli_common *common,
     if (s != GMLE_OK)
       cli_fail(ctx, s, model_path, -1);
   }
-  s = gmle_model_save(m, out);
+  s = cli_dist_writes() ? gmle_model_save(m, out) : GMLE_OK;
   if (s != GMLE_OK)
     cli_fail(ctx, s, out, -1);
   if (!common->quiet) {
     gmle_em_report rep;
     if (gmle_model_em_report(m, &rep) == GMLE_OK)
       fprintf(stderr,
-              "gmle fit: %s: EM iteration %zu from %s: mean log-likelihood "
+              "%s fit: %s: EM iteration %zu from %s: mean log-likelihood "
               "%.10g\n",
-              out, rep.n_iter, model_path, rep.lower_bound);
+              cli_prog, out, rep.n_iter, model_path, rep.lower_bound);
   }
   gmle_model_free(m);
   gmle_model_free(cur);

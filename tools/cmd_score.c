@@ -1,5 +1,6 @@
 /* cmd_score.c -- gmle score, gmle classify, gmle eval. */
 #include "cli.h"
+#include "dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -279,10 +280,7 @@ int cmd_score(int argc, char **argv) {
       cli_fail(ctx, s, out, -1);
     cli_on_fail(abort_ark, aw);
   } else if (out) {
-    s = gmle_writer_open(ctx, out, elem, ocols, 0, &w);
-    if (s != GMLE_OK)
-      cli_fail(ctx, s, out, -1);
-    cli_track_writer(w);
+    w = cli_dist_writer_open(ctx, out, elem, ocols, 0);
   }
   per_utt_out pu;
   cli_uttacc *acc = NULL;
@@ -306,8 +304,8 @@ int cmd_score(int argc, char **argv) {
     }
     if (aw)
       ark_frames(aw, &d, obuf, orow, out);
-    else if (w && (s = gmle_writer_write(w, obuf, n)) != GMLE_OK)
-      cli_fail(ctx, s, out, -1);
+    else if (w)
+      cli_dist_writer_write(w, &d, obuf, n, out);
     if (acc) {
       if (ll) {
         s = gmle_score(ctx, m, d.buf, d.dtype, n, d.cols, GMLE_OUT_LOGLIK,
@@ -320,9 +318,10 @@ int cmd_score(int argc, char **argv) {
     cli_progress_update(&pr, d.rows_done);
   }
   cli_progress_end(&pr, d.rows_done);
+  uint64_t rows = cli_data_rows(&d);
+  cli_dist_sum_u64(&rows, 1);
   if (w) {
-    cli_track_writer(NULL);
-    s = gmle_writer_commit(w);
+    cli_dist_writer_commit(w, ctx, out, rows);
   } else if (aw) {
     cli_on_fail_cancel(aw);
     s = gmle_ark_writer_commit(aw);
@@ -332,8 +331,8 @@ int cmd_score(int argc, char **argv) {
   if (acc)
     per_utt_commit(&pu);
   if (!common.quiet && out)
-    fprintf(stderr, "gmle score: %s: %llu rows x %zu\n", out,
-            (unsigned long long)d.rows_done, ocols ? ocols : 1);
+    fprintf(stderr, "%s score: %s: %llu rows x %zu\n", cli_prog, out,
+            (unsigned long long)rows, ocols ? ocols : 1);
   if (!common.quiet && per_utt)
     fprintf(stderr, "gmle score: %s: %llu utterances\n", per_utt,
             (unsigned long long)pu.n);
@@ -390,8 +389,9 @@ static void print_confusion(const cli_classes *cls, const uint64_t *cm,
 
 /* Data with no rows has no accuracy and no mean: an error (exit 2), not a
  * report of "nan" or "0 of 0"; any output begun is removed. */
-static void refuse_zero_rows(const cli_data *d, const char *verb) {
-  if (d->rows_done == 0)
+static void refuse_zero_rows(const cli_data *d, uint64_t rows,
+                             const char *verb) {
+  if (rows == 0)
     cli_die(CLI_EXIT_DATA, d->path, "no rows to %s (the data is empty)", verb);
 }
 
@@ -523,7 +523,7 @@ static void classify_ark(gmle_context *ctx, const gmle_model *m,
     cli_progress_update(&pr, d->rows_done);
   }
   cli_progress_end(&pr, d->rows_done);
-  refuse_zero_rows(d, "classify");
+  refuse_zero_rows(d, d->rows_done, "classify");
   if (p.w) {
     cli_track_writer(NULL);
     gmle_status s = gmle_writer_commit(p.w);
@@ -589,11 +589,8 @@ int cmd_classify(int argc, char **argv) {
       if (l > width)
         width = l;
     }
-    s = gmle_writer_open(ctx, out, as_str ? GMLE_ELEM_STR : GMLE_ELEM_I64, 0,
-                         width, &w);
-    if (s != GMLE_OK)
-      cli_fail(ctx, s, out, -1);
-    cli_track_writer(w);
+    w = cli_dist_writer_open(ctx, out, as_str ? GMLE_ELEM_STR : GMLE_ELEM_I64,
+                             0, width);
   }
   int32_t *pred = cli_xmalloc(d.batch * sizeof *pred);
   int64_t *ival = as_str ? NULL : cli_xmalloc(d.batch * sizeof *ival);
@@ -639,23 +636,30 @@ int cmd_classify(int argc, char **argv) {
         else
           ival[i] = pred[i] >= 0 ? cls.values[pred[i]] : none_value;
       }
-      s = gmle_writer_write(w, as_str ? (const void *)sval : (const void *)ival,
-                            n);
-      if (s != GMLE_OK) {
-        cli_fail(ctx, s, out, -1);
-      }
+      cli_dist_writer_write(
+          w, &d, as_str ? (const void *)sval : (const void *)ival, n, out);
     }
     cli_progress_update(&pr, d.rows_done);
   }
   cli_progress_end(&pr, d.rows_done);
-  refuse_zero_rows(&d, "classify");
-  if (w) {
-    cli_track_writer(NULL);
-    s = gmle_writer_commit(w);
-    if (s != GMLE_OK)
-      cli_fail(ctx, s, out, -1);
-  }
-  uint64_t rows = d.rows_done;
+  /* Every process's counts: rows, correct, -inf rows, the confusion. */
+  const size_t n_tally = 3 + (cm ? C * C : 0);
+  uint64_t *tally_all = cli_xmalloc(n_tally * sizeof *tally_all);
+  tally_all[0] = cli_data_rows(&d);
+  tally_all[1] = correct;
+  tally_all[2] = n_none;
+  if (cm)
+    memcpy(tally_all + 3, cm, C * C * sizeof *cm);
+  cli_dist_sum_u64(tally_all, n_tally);
+  uint64_t rows = tally_all[0];
+  correct = tally_all[1];
+  n_none = tally_all[2];
+  if (cm)
+    memcpy(cm, tally_all + 3, C * C * sizeof *cm);
+  free(tally_all);
+  refuse_zero_rows(&d, rows, "classify");
+  if (w)
+    cli_dist_writer_commit(w, ctx, out, rows);
   printf("rows: %llu\n", (unsigned long long)rows);
   if (n_none)
     cli_warn("%llu row%s scored -inf under every class: predicted as %s",
@@ -671,7 +675,7 @@ int cmd_classify(int argc, char **argv) {
       printf("(confusion matrix not printed: %zu classes)\n", C);
   }
   if (out && !common.quiet)
-    fprintf(stderr, "gmle classify: %s: %llu predictions\n", out,
+    fprintf(stderr, "%s classify: %s: %llu predictions\n", cli_prog, out,
             (unsigned long long)rows);
   free(pred);
   free(ival);
@@ -730,8 +734,10 @@ int cmd_eval(int argc, char **argv) {
     cli_progress_update(&pr, d.rows_done);
   }
   cli_progress_end(&pr, d.rows_done);
-  refuse_zero_rows(&d, "evaluate");
-  uint64_t rows = d.rows_done;
+  uint64_t rows = cli_data_rows(&d);
+  cli_dist_sum_u64(&rows, 1);
+  cli_dist_sum(&total, 1);
+  refuse_zero_rows(&d, rows, "evaluate");
   printf("rows: %llu\n", (unsigned long long)rows);
   printf("scored under: %s\n",
          d.has_labels ? "each row's class" : "the mixture of all classes");

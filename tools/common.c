@@ -1,5 +1,6 @@
 /* common.c -- option parsing, messages, exit codes, progress (gmle CLI). */
 #include "cli.h"
+#include "dist.h"
 
 #include <errno.h>
 #include <math.h>
@@ -53,15 +54,33 @@ int cli_exit_code(gmle_status s) {
 
 /* ---- messages ----------------------------------------------------------- */
 
+/* "gmle CMD: MSG" (gmle-mpi: "gmle-mpi CMD: rank R: MSG") on stderr, in
+ * one write, so that the lines of several ranks do not interleave. */
+static void say(const char *fmt, ...) CLI_PRINTF(1, 2);
+static void say(const char *fmt, ...) {
+  char line[8192];
+  int n = snprintf(line, sizeof line, "%s%s%s: %s", cli_prog,
+                   cli_cmd[0] ? " " : "", cli_cmd, cli_dist_tag());
+  size_t at = n < 0 ? 0 : (size_t)n < sizeof line ? (size_t)n : sizeof line;
+  va_list ap;
+  va_start(ap, fmt);
+  if (at < sizeof line)
+    vsnprintf(line + at, sizeof line - at, fmt, ap);
+  va_end(ap);
+  at = strlen(line);
+  if (at > sizeof line - 2)
+    at = sizeof line - 2;
+  line[at] = '\n';
+  line[at + 1] = '\0';
+  fputs(line, stderr);
+}
+
 static void vmsg(const char *prefix, const char *what, const char *fmt,
                  va_list ap) {
-  fprintf(stderr, "gmle%s%s: ", cli_cmd[0] ? " " : "", cli_cmd);
-  if (prefix)
-    fputs(prefix, stderr);
-  if (what && what[0])
-    fprintf(stderr, "%s: ", what);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  char body[4096];
+  vsnprintf(body, sizeof body, fmt, ap);
+  say("%s%s%s%s", prefix ? prefix : "", what && what[0] ? what : "",
+      what && what[0] ? ": " : "", body);
 }
 
 void cli_warn(const char *fmt, ...) {
@@ -74,13 +93,17 @@ void cli_warn(const char *fmt, ...) {
 }
 
 void cli_usage_error(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vmsg(NULL, NULL, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "Run 'gmle %s%s--help' for usage.\n", cli_cmd,
-          cli_cmd[0] ? " " : "");
-  exit(CLI_EXIT_USAGE);
+  /* Every rank of gmle-mpi parses the same command line: one says it. */
+  if (cli_dist_rank() == 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(NULL, NULL, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Run '%s %s%s--help' for usage.\n", cli_prog, cli_cmd,
+            cli_cmd[0] ? " " : "");
+  }
+  cli_cleanup();
+  cli_exit(CLI_EXIT_USAGE);
 }
 
 /* The output being written, removed when the command fails. */
@@ -109,7 +132,7 @@ void cli_on_fail_cancel(void *obj) {
       on_fail[i].fn = NULL, on_fail[i].obj = NULL;
 }
 
-static void cleanup(void) {
+void cli_cleanup(void) {
   if (open_writer) {
     gmle_writer_abort(open_writer);
     open_writer = NULL;
@@ -127,8 +150,8 @@ void cli_die(int code, const char *what, const char *fmt, ...) {
   va_start(ap, fmt);
   vmsg(NULL, what, fmt, ap);
   va_end(ap);
-  cleanup();
-  exit(code);
+  cli_cleanup();
+  cli_exit(code);
 }
 
 /* The row the context's last error names (its structured location), or -1
@@ -151,24 +174,20 @@ void cli_fail(gmle_context *ctx, gmle_status s, const char *what,
   size_t wl = what ? strlen(what) : 0;
   if (wl && strncmp(msg, what, wl) == 0 && msg[wl] == ':')
     wl = 0;
-  fprintf(stderr, "gmle %s: ", cli_cmd);
-  if (wl)
-    fprintf(stderr, "%s: ", what);
-  fputs(msg, stderr);
+  char row[64] = "";
   long long r = row0 > 0 ? cli_find_row(ctx) : -1;
   if (r >= 0)
-    fprintf(stderr, " (row %lld of the file)", row0 + r);
-  fputc('\n', stderr);
-  cleanup();
-  exit(cli_exit_code(s));
+    snprintf(row, sizeof row, " (row %lld of the file)", row0 + r);
+  say("%s%s%s%s", wl ? what : "", wl ? ": " : "", msg, row);
+  cli_cleanup();
+  cli_exit(cli_exit_code(s));
 }
 
 static void log_cb(void *user, gmle_log_level level, const char *msg) {
   (void)user;
   if (cli_quiet || level == GMLE_LOG_DEBUG)
     return;
-  fprintf(stderr, "gmle %s: %s%s\n", cli_cmd,
-          level == GMLE_LOG_WARNING ? "warning: " : "", msg);
+  say("%s%s", level == GMLE_LOG_WARNING ? "warning: " : "", msg);
 }
 
 gmle_context *cli_context(const cli_common *common) {
@@ -176,12 +195,12 @@ gmle_context *cli_context(const cli_common *common) {
   gmle_status s = gmle_context_create(common->backend, common->device, &ctx);
   if (s != GMLE_OK) {
     const char *msg = ctx ? gmle_context_error(ctx) : "";
-    fprintf(stderr, "gmle %s: backend %s: %s\n", cli_cmd,
-            gmle_backend_name(common->backend),
-            msg && msg[0] ? msg : gmle_status_string(s));
+    say("backend %s: %s", gmle_backend_name(common->backend),
+        msg && msg[0] ? msg : gmle_status_string(s));
     gmle_context_free(ctx);
-    exit(cli_exit_code(s));
+    cli_exit(cli_exit_code(s));
   }
+  cli_dist_context(&ctx, common);
   gmle_context_set_log(ctx, log_cb, NULL);
   return ctx;
 }
@@ -289,7 +308,7 @@ size_t cli_parse(int argc, char **argv, const cli_opt *opts, const char *help,
     }
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       fputs(help, stdout);
-      exit(CLI_EXIT_OK);
+      cli_exit(CLI_EXIT_OK);
     }
     const char *val = NULL;
     int found = 0;
@@ -351,6 +370,7 @@ size_t cli_parse(int argc, char **argv, const cli_opt *opts, const char *help,
     if (!found)
       cli_usage_error("unknown option '%s'", a);
   }
+  cli_dist_parsed(common);
   return npos;
 }
 

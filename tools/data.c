@@ -1,6 +1,7 @@
 /* data.c -- data files read in batches through gmle_reader, with their
  * labels streamed alongside. */
 #include "cli.h"
+#include "dist.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ void cli_data_open(cli_data *d, gmle_context *ctx, const char *path,
   memset(d, 0, sizeof *d);
   d->ctx = ctx;
   d->path = path;
+  d->last = UINT64_MAX;
   gmle_reader_options opt;
   gmle_reader_options_init(&opt);
   opt.label_column = label_column;
@@ -89,6 +91,7 @@ void cli_data_open(cli_data *d, gmle_context *ctx, const char *path,
     d->labels = cli_xmalloc(b * sizeof *d->labels);
     d->idx = cli_xmalloc(b * sizeof *d->idx);
   }
+  cli_dist_share(d);
 }
 
 /* Copies of label texts kept across reads (a labels file that returns a
@@ -189,8 +192,15 @@ static void ali_labels(cli_data *d, size_t n) {
 size_t cli_data_next(cli_data *d) {
   size_t n = 0;
   d->row0 = d->rows_done;
+  const size_t want = d->last - d->rows_done < d->batch
+                          ? (size_t)(d->last - d->rows_done)
+                          : d->batch;
+  if (want == 0) { /* the end of the range, not of the file */
+    d->n_utts = 0;
+    return 0;
+  }
   gmle_status s = gmle_reader_read(
-      d->x, d->buf, d->batch, &n,
+      d->x, d->buf, want, &n,
       d->lab || d->utt2 ? NULL : (d->has_labels ? d->labels : NULL));
   if (s != GMLE_OK)
     cli_fail(d->ctx, s, d->path, -1);
@@ -224,18 +234,31 @@ size_t cli_data_next(cli_data *d) {
   return n;
 }
 
+/* Back to row `first` of a reader. */
+static gmle_status go_first(gmle_reader *r, uint64_t first) {
+  return first ? gmle_reader_seek(r, first) : gmle_reader_rewind(r);
+}
+
 void cli_data_rewind(cli_data *d) {
-  gmle_status s = gmle_reader_rewind(d->x);
+  gmle_status s = go_first(d->x, d->first);
   if (s != GMLE_OK)
     cli_fail(d->ctx, s, d->path, -1);
   if (d->lab) {
-    s = gmle_reader_rewind(d->lab);
+    s = go_first(d->lab, d->first);
     if (s != GMLE_OK)
       cli_fail(d->ctx, s, d->label_path, -1);
   }
-  d->rows_done = 0;
-  d->row0 = 0;
+  d->rows_done = d->first;
+  d->row0 = d->first;
 }
+
+void cli_data_range(cli_data *d, uint64_t first, uint64_t last) {
+  d->first = first;
+  d->last = last < first ? first : last;
+  cli_data_rewind(d);
+}
+
+uint64_t cli_data_rows(const cli_data *d) { return d->rows_done - d->first; }
 
 void cli_data_classes(cli_data *d, cli_classes *out) {
   if (d->utt2) { /* the labels of the utt2label file */
@@ -250,7 +273,10 @@ void cli_data_classes(cli_data *d, cli_classes *out) {
     uint64_t done = 0;
     for (;;) {
       size_t k = 0;
-      gmle_status s = gmle_reader_read(d->lab, NULL, d->batch, &k, d->labels);
+      const uint64_t left = d->last - d->first - done;
+      gmle_status s = gmle_reader_read(
+          d->lab, NULL, left < d->batch ? (size_t)left : d->batch, &k,
+          d->labels);
       if (s != GMLE_OK)
         cli_fail(d->ctx, s, d->label_path, -1);
       if (!k)
@@ -261,9 +287,7 @@ void cli_data_classes(cli_data *d, cli_classes *out) {
       cli_progress_update(&pr, done);
     }
     cli_progress_end(&pr, done);
-    gmle_status s = gmle_reader_rewind(d->lab);
-    if (s != GMLE_OK)
-      cli_fail(d->ctx, s, d->label_path, -1);
+    cli_data_rewind(d);
   } else {
     cli_progress_start(&pr, "finding classes", d->total);
     size_t k;

@@ -1,5 +1,6 @@
-/* main.c -- the gmle command: dispatch, help, version. */
+/* main.c -- the gmle command (and gmle-mpi): dispatch, help, version. */
 #include "cli.h"
+#include "dist.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ static const char main_help[] =
     "  4  device or system error: no device, device fault, out of memory\n";
 
 static void print_version(void) {
-  printf("gmle %d.%d.%d (library %s; backends:", GMLE_VERSION_MAJOR,
+  printf("%s %d.%d.%d (library %s; backends:", cli_prog, GMLE_VERSION_MAJOR,
          GMLE_VERSION_MINOR, GMLE_VERSION_PATCH, gmle_version_string());
   static const gmle_backend all[] = {GMLE_BACKEND_CPU, GMLE_BACKEND_OPENCL,
                                      GMLE_BACKEND_CUDA};
@@ -75,21 +76,25 @@ static const command commands[] = {
 
 static const command *find_command(const char *name) {
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (strcmp(commands[i].name, name) == 0)
+    if (strcmp(commands[i].name, name) == 0 &&
+        cli_dist_has_command(commands[i].name))
       return &commands[i];
   return NULL;
 }
 
-int main(int argc, char **argv) {
-  cli_fit_blas_threads_to_limit(argv);
-  cli_install_exit_paths();
+/* The command line's outcome (0 ok, else an exit code); the help and
+ * version texts are printed by rank 0 of gmle-mpi only. */
+static int run(int argc, char **argv) {
+  const char *help = cli_dist_main_help() ? cli_dist_main_help() : main_help;
+  const int speaks = cli_dist_rank() == 0;
   if (argc < 2) {
-    fputs(main_help, stderr);
+    if (speaks)
+      fputs(help, stderr);
     return CLI_EXIT_USAGE;
   }
   const char *a = argv[1];
   if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-    fputs(main_help, stdout);
+    fputs(help, stdout);
     return CLI_EXIT_OK;
   }
   if (strcmp(a, "--version") == 0 || strcmp(a, "version") == 0) {
@@ -98,12 +103,13 @@ int main(int argc, char **argv) {
   }
   if (strcmp(a, "help") == 0) {
     if (argc < 3) {
-      fputs(main_help, stdout);
+      fputs(help, stdout);
       return CLI_EXIT_OK;
     }
     const command *c = find_command(argv[2]);
     if (!c) {
-      fprintf(stderr, "gmle help: unknown command '%s'\n", argv[2]);
+      if (speaks)
+        fprintf(stderr, "%s help: unknown command '%s'\n", cli_prog, argv[2]);
       return CLI_EXIT_USAGE;
     }
     cli_cmd = c->name;
@@ -112,12 +118,20 @@ int main(int argc, char **argv) {
   }
   const command *c = find_command(a);
   if (!c) {
-    fprintf(stderr,
-            "gmle: unknown command '%s'\nRun 'gmle help' for the "
-            "list of commands.\n",
-            a);
+    if (speaks)
+      fprintf(stderr,
+              "%s: unknown command '%s'\nRun '%s help' for the list of "
+              "commands.\n",
+              cli_prog, a, cli_prog);
     return CLI_EXIT_USAGE;
   }
   cli_cmd = c->name;
   return c->run(argc - 1, argv + 1);
+}
+
+int main(int argc, char **argv) {
+  cli_fit_blas_threads_to_limit(argv);
+  cli_dist_init(&argc, &argv);
+  cli_install_exit_paths();
+  cli_exit(run(argc, argv));
 }
