@@ -1,0 +1,93 @@
+"""em_bad_input.py -- bad input to `gmle fit --components` (issue 13,
+acceptance "Bad input"): each case exits with the code tools/cli.h and
+`gmle help` document (1 usage: an option or argument the library rejects;
+2 bad data; 3 file error), prints one line that names the problem, leaves
+no output file, and never crashes.
+
+  K = 0                                   1, names --components
+  K above a class's row count             1, names the class
+  a class whose rows are all identical    2 with --reg-covar 0, naming the
+                                          class; with the default reg_covar
+                                          a finite model
+  NaN rows                                2, names the row of the file
+  an init model of another dimension      1, names the init file
+  an init model of another type           1, names the init file
+  init weights that do not sum to 1       3, names the init file and "sum"
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import em_lib  # noqa: E402
+
+T = em_lib.Suite(needs=("numpy",))
+np = em_lib.np
+
+x, _, centres = em_lib.mixture_data(seed=3, n=600, d=4, k=2)
+np.save("x.npy", x)
+w0, m0, c0 = em_lib.start_params(1, x, centres, "full")
+em_lib.save_init("init.npz", w0, m0, c0, "full")
+T.gmle_ok("a good fit first", "fit", "x.npy", "--components", 2,
+          "--init-model", "init.npz", "--max-iter", 2, "-o", "good.npz", "-q")
+
+T.expect_fail(1, "K = 0", ["--components"], "out.npz", "fit", "x.npy",
+              "--components", 0, "-o", "out.npz")
+
+# Two classes, 'rare' with 3 rows: K = 4 is above its row count.
+with open("y_rare.txt", "w") as f:
+    f.write("".join("rare\n" if i < 3 else "common\n" for i in range(600)))
+T.expect_fail(1, "K above a class's row count", ["rare"], "out.npz", "fit",
+              "x.npy", "--labels", "y_rare.txt", "--components", 4, "-o",
+              "out.npz")
+T.expect_fail(1, "K above the row count (no labels)", ["601"],
+              "out.npz", "fit", "x.npy", "--components", 601, "-o",
+              "out.npz")
+
+# Class 'flat': 100 copies of one row.
+flat = x.copy()
+flat[:100] = x[0]
+np.save("flat.npy", flat)
+with open("y_flat.txt", "w") as f:
+    f.write("".join("flat\n" if i < 100 else "varied\n" for i in range(600)))
+T.expect_fail(2, "a class whose rows are all identical, --reg-covar 0",
+              ["flat"], "out.npz", "fit", "flat.npy", "--labels", "y_flat.txt",
+              "--components", 2, "--reg-covar", 0, "--rel-floor", 0, "-o",
+              "out.npz")
+rc, _, err = T.run("fit", "flat.npy", "--labels", "y_flat.txt",
+                   "--components", 2, "-o", "flat.npz", "-q")
+if rc == 0:
+    m = em_lib.load("flat.npz")
+    T.check(all(np.all(np.isfinite(m[k])) for k in
+                ("weights", "means", "covariances")),
+            "identical rows with the default reg_covar: a finite model")
+else:
+    T.check(rc == 2 and "flat" in err and not os.path.exists("flat.npz"),
+            "identical rows with the default reg_covar: exit %d, %s" %
+            (rc, err.strip()))
+
+bad = x.copy()
+bad[517, 2] = np.nan
+np.save("nan.npy", bad)
+T.expect_fail(2, "NaN row", ["row 517"], "out.npz", "fit", "nan.npy",
+              "--components", 2, "-o", "out.npz")
+T.expect_fail(2, "NaN row in a later batch", ["row 517"], "out.npz", "fit",
+              "nan.npy", "--components", 2, "--batch-rows", 100, "-o",
+              "out.npz")
+T.expect_fail(2, "NaN row, warm start", ["row 517"], "out.npz", "fit",
+              "nan.npy", "--components", 2, "--init-model", "init.npz", "-o",
+              "out.npz")
+
+em_lib.save_init("init_d3.npz", w0, m0[:, :3], c0[:, :3, :3], "full")
+T.expect_fail(1, "an init model of another dimension", ["init_d3.npz"],
+              "out.npz", "fit", "x.npy", "--components", 2, "--init-model",
+              "init_d3.npz", "-o", "out.npz")
+em_lib.save_init("init_diag.npz", w0, m0, em_lib.as_type(c0, "diag"), "diag")
+T.expect_fail(1, "an init model of another covariance type",
+              ["init_diag.npz"], "out.npz", "fit", "x.npy", "--components", 2,
+              "--cov", "full", "--init-model", "init_diag.npz", "-o",
+              "out.npz")
+em_lib.save_init("init_sum.npz", w0 * 0.9, m0, c0, "full")
+T.expect_fail(3, "init weights summing to 0.9", ["init_sum.npz", "sum"],
+              "out.npz", "fit", "x.npy", "--components", 2, "--init-model",
+              "init_sum.npz", "-o", "out.npz")
+T.finish()
