@@ -364,8 +364,8 @@ GMLE_API const char *gmle_stats_class_name(const gmle_stats *st, size_t c);
 /* ------------------------------------------------------------------------ */
 
 /** How a fit is regularised (see docs/ARCHITECTURE.md, "Degenerate data is
- *  normal data"). The default is the exact MLE plus a relative floor in each feature's own
- *  scale s_j (feature j's largest within-class variance over all
+ *  normal data"). The default is the exact MLE plus a relative floor in each
+ * feature's own scale s_j (feature j's largest within-class variance over all
  *  accumulated data, never another feature's): a variance is at least
  *  rel_floor * s_j; for full and tied covariances every eigenvalue of
  *  diag(s)^-1/2 Sigma diag(s)^-1/2 is at least rel_floor. Rescaling a
@@ -555,38 +555,38 @@ typedef void (*gmle_em_progress_fn)(void *user, size_t run, size_t iter,
 /** EM options; as gmle_fit_options, set struct_size with
  *  gmle_em_options_init and change the members you need. */
 typedef struct gmle_em_options {
-  size_t struct_size;     /**< set by gmle_em_options_init */
-  size_t n_components;    /**< K >= 1; default 1 */
-  gmle_cov_type cov;      /**< default GMLE_COV_FULL */
-  gmle_em_mode mode;      /**< default GMLE_EM_SOFT */
-  size_t top_n;           /**< GMLE_EM_TOP_N: components per row (>= 1) */
-  gmle_em_init init;      /**< default GMLE_INIT_KMEANSPP */
+  size_t struct_size;           /**< set by gmle_em_options_init */
+  size_t n_components;          /**< K >= 1; default 1 */
+  gmle_cov_type cov;            /**< default GMLE_COV_FULL */
+  gmle_em_mode mode;            /**< default GMLE_EM_SOFT */
+  size_t top_n;                 /**< GMLE_EM_TOP_N: components per row (>= 1) */
+  gmle_em_init init;            /**< default GMLE_INIT_KMEANSPP */
   const gmle_model *init_model; /**< GMLE_INIT_MODEL: the start (a mixture
                                      or a model of plain Gaussians read as
                                      one component per class) */
-  size_t max_iter;        /**< E+M iterations, counted as scikit-learn's
-                               n_iter_; default 100 (0: only the init) */
-  double tol;             /**< stop when |change of the mean per-row
-                               log-likelihood| < tol; default 1e-3; 0: run
-                               max_iter iterations */
-  size_t n_init;          /**< initialisations, the best lower bound kept;
-                               default 1 */
-  uint64_t seed;          /**< default 0; same seed, data and batches give a
-                               bit-identical model on a backend */
-  double reg_covar;       /**< added to every component's diagonal, as
-                               scikit-learn's reg_covar; default 1e-6 */
-  double rel_floor;       /**< as gmle_fit_options.rel_floor; default 1e-9 */
-  double min_weight;      /**< a component whose weight falls below this
-                               (or whose occupancy is below one row) is
-                               re-seeded by splitting the heaviest component
-                               of its class; default 0 */
-  size_t sample_rows;     /**< reservoir size per class for the init;
-                               default 100000 */
-  size_t kmeans_iter;     /**< Lloyd iterations of the init; default 20 */
-  size_t split_iter;      /**< GMLE_INIT_SPLIT: EM iterations after each
-                               split; default 3 */
-  const double *priors;   /**< class priors (C, summing to 1) or NULL:
-                               n_c / n */
+  size_t max_iter;              /**< E+M iterations, counted as scikit-learn's
+                                     n_iter_; default 100 (0: only the init) */
+  double tol;                   /**< stop when |change of the mean per-row
+                                     log-likelihood| < tol; default 1e-3; 0: run
+                                     max_iter iterations */
+  size_t n_init;                /**< initialisations, the best lower bound kept;
+                                     default 1 */
+  uint64_t seed;        /**< default 0; same seed, data and batches give a
+                             bit-identical model on a backend */
+  double reg_covar;     /**< added to every component's diagonal, as
+                             scikit-learn's reg_covar; default 1e-6 */
+  double rel_floor;     /**< as gmle_fit_options.rel_floor; default 1e-9 */
+  double min_weight;    /**< a component whose weight falls below this
+                             (or whose occupancy is below one row) is
+                             re-seeded by splitting the heaviest component
+                             of its class; default 0 */
+  size_t sample_rows;   /**< reservoir size per class for the init;
+                             default 100000 */
+  size_t kmeans_iter;   /**< Lloyd iterations of the init; default 20 */
+  size_t split_iter;    /**< GMLE_INIT_SPLIT: EM iterations after each
+                             split; default 3 */
+  const double *priors; /**< class priors (C, summing to 1) or NULL:
+                             n_c / n */
   gmle_em_progress_fn progress; /**< or NULL */
   void *progress_user;
 } gmle_em_options;
@@ -641,8 +641,7 @@ GMLE_API gmle_status gmle_em_stats_create(gmle_context *ctx,
  *  Atomic: on any error the statistics are as before the call. */
 GMLE_API gmle_status gmle_em_stats_add(gmle_em_stats *es, const void *x,
                                        gmle_dtype dtype, size_t n_rows,
-                                       size_t row_stride,
-                                       const int32_t *labels,
+                                       size_t row_stride, const int32_t *labels,
                                        const double *weights);
 /** dst += src (same model shape and mode; GMLE_E_DIM_MISMATCH otherwise). */
 GMLE_API gmle_status gmle_em_stats_merge(gmle_em_stats *dst,
@@ -650,8 +649,8 @@ GMLE_API gmle_status gmle_em_stats_merge(gmle_em_stats *dst,
 /** The total weighted log-likelihood of the rows added (under the model the
  *  statistics were created from) and their total weight. Either may be
  *  NULL. */
-GMLE_API gmle_status gmle_em_stats_loglik(const gmle_em_stats *es,
-                                          double *sum, double *weight);
+GMLE_API gmle_status gmle_em_stats_loglik(const gmle_em_stats *es, double *sum,
+                                          double *weight);
 /** The component statistics: C*K classes, class c's component k at
  *  c*K + k (for saving with gmle_stats_save). */
 GMLE_API const gmle_stats *gmle_em_stats_components(const gmle_em_stats *es);
@@ -668,8 +667,7 @@ GMLE_API gmle_status gmle_em_stats_wrap(gmle_stats *st, size_t n_components,
  *  history, which the result extends by this iteration's lower bound. */
 GMLE_API gmle_status gmle_em_step(const gmle_em_stats *es,
                                   const gmle_model *previous,
-                                  const gmle_em_options *opt,
-                                  gmle_model **out);
+                                  const gmle_em_options *opt, gmle_model **out);
 /** Free EM statistics. NULL is a no-op. */
 GMLE_API void gmle_em_stats_free(gmle_em_stats *es);
 
@@ -678,16 +676,11 @@ GMLE_API void gmle_em_stats_free(gmle_em_stats *es);
  *  C*K*D*D, diag C*K*D, spherical C*K, tied C*D*D), priors (C, NULL:
  *  uniform), counts (C, may be NULL). Validates as gmle_model_create does:
  *  GMLE_E_INVALID_MODEL names the class, the component and the check. */
-GMLE_API gmle_status gmle_mixture_create(gmle_context *ctx, size_t dim,
-                                         size_t n_classes,
-                                         size_t n_components,
-                                         gmle_cov_type cov,
-                                         const double *weights,
-                                         const double *means,
-                                         const double *covariances,
-                                         const double *priors,
-                                         const double *counts,
-                                         gmle_model **out);
+GMLE_API gmle_status gmle_mixture_create(
+    gmle_context *ctx, size_t dim, size_t n_classes, size_t n_components,
+    gmle_cov_type cov, const double *weights, const double *means,
+    const double *covariances, const double *priors, const double *counts,
+    gmle_model **out);
 /** 1 for a mixture (from gmle_em_fit, gmle_em_step or gmle_mixture_create),
  *  0 for a model of one Gaussian per class. */
 GMLE_API int gmle_model_is_mixture(const gmle_model *m);
@@ -707,19 +700,19 @@ GMLE_API gmle_status gmle_mixture_precisions_cholesky(const gmle_model *m,
 
 /** What EM did. Pointers stay valid while the model lives. */
 typedef struct gmle_em_report {
-  size_t n_iter;        /**< iterations of the kept run */
-  int converged;        /**< 1 when |change| < tol stopped it */
-  double lower_bound;   /**< the kept run's last mean per-row log-likelihood
-                             (scikit-learn's lower_bound_) */
-  size_t n_history;     /**< entries of history */
+  size_t n_iter;         /**< iterations of the kept run */
+  int converged;         /**< 1 when |change| < tol stopped it */
+  double lower_bound;    /**< the kept run's last mean per-row log-likelihood
+                              (scikit-learn's lower_bound_) */
+  size_t n_history;      /**< entries of history */
   const double *history; /**< mean per-row log-likelihood per iteration */
-  size_t n_reseeded;    /**< components re-seeded (empty or collapsing) */
-  size_t n_init;        /**< initialisations run */
-  size_t best_init;     /**< the kept one */
+  size_t n_reseeded;     /**< components re-seeded (empty or collapsing) */
+  size_t n_init;         /**< initialisations run */
+  size_t best_init;      /**< the kept one */
   gmle_em_mode mode;
   gmle_em_init init;
   double reg_covar;
-  double n_rows;        /**< total row weight of an iteration */
+  double n_rows; /**< total row weight of an iteration */
 } gmle_em_report;
 
 /** The EM report of a mixture; GMLE_E_UNSUPPORTED when the model has none

@@ -57,8 +57,8 @@ gmle_status gmle__verror_at(const gmle_context *ctx, gmle_status s,
                             const gmle_error_location *loc, const char *fmt,
                             va_list ap);
 gmle_status gmle__error_at(const gmle_context *ctx, gmle_status s,
-                           const gmle_error_location *loc, const char *fmt,
-                           ...) GMLE__PRINTF(4, 5);
+                           const gmle_error_location *loc, const char *fmt, ...)
+    GMLE__PRINTF(4, 5);
 /* Clear the context's message and location (start of every public call). */
 void gmle__clear_error(const gmle_context *ctx);
 /* Send a message to the context's log callback, if any. */
@@ -119,9 +119,9 @@ struct gmle_context {
   gmle_log_fn log_fn;
   void *log_user;
   char device_name[256];
-  char notice[512];          /* AUTO fallback notice, delivered to the log
-                                callback when one is installed */
-  char err[GMLE__ERR_LEN];   /* written through const pointers: see error.c */
+  char notice[512];        /* AUTO fallback notice, delivered to the log
+                              callback when one is installed */
+  char err[GMLE__ERR_LEN]; /* written through const pointers: see error.c */
   /* The host fallback backend's own state (gmle__backend_host_fallback),
    * created by src/registry.c at the first batch a device backend declines,
    * shut down by gmle_context_free; NULL until then. */
@@ -173,18 +173,18 @@ struct gmle_model {
   size_t dim, n_classes;
   gmle_cov_type cov;
   gmle__mixture *mix; /* NULL: one Gaussian per class */
-  double *means;  /* [C*D] */
-  double *covars; /* full [C*D*D], diag [C*D], spherical [C], tied [D*D] */
-  double *priors; /* [C] */
-  double *counts; /* [C] n_c (weights) */
-  uint64_t *rows; /* [C] */
+  double *means;      /* [C*D] */
+  double *covars;     /* full [C*D*D], diag [C*D], spherical [C], tied [D*D] */
+  double *priors;     /* [C] */
+  double *counts;     /* [C] n_c (weights) */
+  uint64_t *rows;     /* [C] */
   gmle_class_report *reports; /* [C] */
-  char **names;    /* [C] or NULL */
+  char **names;               /* [C] or NULL */
   /* Prepared for scoring (src/prepare.c): */
-  double *log_priors; /* [C], -inf for empty classes / zero priors */
-  double *factor;  /* full [C*D*D] lower Cholesky L_c; tied [D*D];
-                      diag [C*D] sqrt of variances; spherical [C] std */
-  double *logdet;  /* [C] log|Sigma_c| */
+  double *log_priors;   /* [C], -inf for empty classes / zero priors */
+  double *factor;       /* full [C*D*D] lower Cholesky L_c; tied [D*D];
+                           diag [C*D] sqrt of variances; spherical [C] std */
+  double *logdet;       /* [C] log|Sigma_c| */
   unsigned char *empty; /* [C] 1: class scores -inf */
   /* Closed-form training log-likelihood (set by gmle_fit). */
   int has_train;
@@ -199,8 +199,8 @@ struct gmle_model {
   pthread_mutex_t data_lock;
   struct gmle__model_data {
     const struct gmle__backend_ops *ops; /* NULL: slot unused */
-    void *state; /* the backend state that built it */
-    void *data;  /* what prepare_model made */
+    void *state;                         /* the backend state that built it */
+    void *data;                          /* what prepare_model made */
   } backend_data[2];
 };
 
@@ -209,14 +209,14 @@ struct gmle_model {
  * for spherical. */
 typedef struct gmle__score_cache {
   size_t n_active;
-  size_t *active;   /* [n_active] class index of each active class */
-  double *center;   /* [D] global centre m subtracted from every row */
-  double *w;        /* full: [n_active*D x D] stacked L_c^-1; tied: [D x D]
-                       L^-1; diag/spherical: [(D+E) x n_active] coefficients
-                       of [x-m, (x-m)^2] */
-  double *b;        /* full/tied: [n_active*D] L_c^-1 (mu_c - m);
-                       diag/spherical: [n_active] sum (mu_c - m)^2 / var */
-  double *lconst;   /* [n_active] -1/2 (D log 2pi + log|Sigma_c|) */
+  size_t *active; /* [n_active] class index of each active class */
+  double *center; /* [D] global centre m subtracted from every row */
+  double *w;      /* full: [n_active*D x D] stacked L_c^-1; tied: [D x D]
+                     L^-1; diag/spherical: [(D+E) x n_active] coefficients
+                     of [x-m, (x-m)^2] */
+  double *b;      /* full/tied: [n_active*D] L_c^-1 (mu_c - m);
+                     diag/spherical: [n_active] sum (mu_c - m)^2 / var */
+  double *lconst; /* [n_active] -1/2 (D log 2pi + log|Sigma_c|) */
 } gmle__score_cache;
 void gmle__score_cache_free(gmle__score_cache *sc); /* src/prepare.c */
 
@@ -411,6 +411,27 @@ void gmle__blas_small_end(int token);
 gmle_status gmle__model_alloc(gmle_context *ctx, size_t dim, size_t n_classes,
                               gmle_cov_type cov, gmle_model **out);
 size_t gmle__cov_len(gmle_cov_type cov, size_t dim, size_t n_classes);
+/* src/mixture.c */
+void gmle__mixture_free(gmle__mixture *mix);
+/* The mixture from weights w (checked; owned by the result, freed on
+ * failure) and the other parameters as gmle_mixture_create takes them. */
+gmle_status gmle__mixture_build(gmle_context *ctx, size_t D, size_t C, size_t K,
+                                gmle_cov_type cov, double *w,
+                                const double *means, const double *covars,
+                                const double *priors, const double *counts,
+                                gmle_model **out);
+/* src/em.c: split component h of class c of a K-component mixture's
+ * parameter arrays into h and k (means +-1/2 standard deviation along the
+ * feature of largest variance, weight halved, covariance copied). */
+void gmle__em_split(size_t D, size_t K, gmle_cov_type cov, double *w,
+                    double *mu, double *cv, size_t c, size_t h, size_t k);
+/* Rows per call of a mixture's components model (bounded joint buffer). */
+size_t gmle__mixture_chunk_rows(size_t G);
+size_t gmle__mixture_n_params(const gmle_model *m);
+gmle_status gmle__mixture_score(gmle_context *ctx, const gmle_model *m,
+                                const void *x, gmle_dtype dtype, size_t n_rows,
+                                size_t row_stride, gmle_output what,
+                                gmle_dtype out_dtype, void *out);
 
 /* src/validate.c: scan a batch for NaN/Inf; names batch, row and column. */
 gmle_status gmle__check_finite(const gmle_context *ctx, const void *x,

@@ -95,6 +95,7 @@ void gmle_model_free(gmle_model *m) {
     return;
   free_backend_data(m);
   pthread_mutex_destroy(&m->data_lock);
+  gmle__mixture_free(m->mix);
   if (m->names) {
     for (size_t c = 0; c < m->n_classes; c++)
       gmle__free(m->names[c]);
@@ -258,6 +259,8 @@ gmle_status gmle_model_loglik(const gmle_model *m, int with_priors,
 size_t gmle_model_n_params(const gmle_model *m) {
   if (!m)
     return 0;
+  if (m->mix)
+    return gmle__mixture_n_params(m);
   const size_t D = m->dim, C = m->n_classes, tri = D * (D + 1) / 2;
   size_t cov = 0;
   switch (m->cov) {

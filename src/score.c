@@ -8,7 +8,7 @@
 
 static int valid_output(gmle_output w) {
   return w == GMLE_OUT_LOGLIK || w == GMLE_OUT_JOINT || w == GMLE_OUT_LOGPOST ||
-         w == GMLE_OUT_LABEL || w == GMLE_OUT_DENSITY;
+         w == GMLE_OUT_LABEL || w == GMLE_OUT_DENSITY || w == GMLE_OUT_RESP;
 }
 
 /* Checks shared by gmle_score and gmle_total_loglik (ctx non-NULL). */
@@ -23,7 +23,8 @@ static gmle_status check_input(gmle_context *ctx, const gmle_model *m,
   GMLE_RETURN_IF(!ctx->ops || !ctx->ops->score, ctx, GMLE_E_UNSUPPORTED,
                  "%s: the %s backend cannot score", fn,
                  gmle_backend_name(ctx->backend));
-  GMLE_RETURN_IF(!m->score_cache && m->n_classes > 0, ctx, GMLE_E_INVALID_ARG,
+  GMLE_RETURN_IF(!m->score_cache && m->n_classes > 0 && !m->mix, ctx,
+                 GMLE_E_INVALID_ARG,
                  "%s: the model has not been prepared for scoring", fn);
   GMLE_RETURN_IF(
       dtype != GMLE_F32 && dtype != GMLE_F64, ctx, GMLE_E_INVALID_ARG,
@@ -153,8 +154,10 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
   /* Output size per row, in bytes. */
   const size_t osz =
       what == GMLE_OUT_LABEL ? sizeof(int32_t) : gmle__dtype_size(out_dtype);
-  const size_t per_row =
-      what == GMLE_OUT_LABEL || what == GMLE_OUT_DENSITY ? 1 : m->n_classes;
+  const size_t per_row = what == GMLE_OUT_LABEL || what == GMLE_OUT_DENSITY ? 1
+                         : what == GMLE_OUT_RESP
+                             ? m->n_classes * gmle_model_n_components(m)
+                             : m->n_classes;
   size_t out_bytes;
   GMLE_RETURN_IF(gmle__mul3_size(n_rows, per_row, osz, &out_bytes), ctx,
                  GMLE_E_TOO_LARGE,
@@ -164,6 +167,21 @@ gmle_status gmle_score(gmle_context *ctx, const gmle_model *m, const void *x,
   if (n_rows == 0)
     return GMLE_OK;
   GMLE_RETURN_IF(!out, ctx, GMLE_E_INVALID_ARG, "score: out is NULL");
+  if (m->mix)
+    return gmle__mixture_score(ctx, m, x, dtype, n_rows, row_stride, what,
+                               out_dtype, out);
+  if (what == GMLE_OUT_RESP) {
+    /* One component per class: its posterior given the class is 1. */
+    GMLE_TRY(gmle__check_finite(ctx, x, dtype, n_rows, row_stride, m->dim, 0,
+                                "score"));
+    for (size_t i = 0; i < n_rows * per_row; i++) {
+      if (out_dtype == GMLE_F32)
+        ((float *)out)[i] = 1.0f;
+      else
+        ((double *)out)[i] = 1.0;
+    }
+    return GMLE_OK;
+  }
 
   const size_t isz = gmle__dtype_size(dtype);
   gmle_status s = GMLE_OK;
@@ -297,8 +315,10 @@ gmle_status gmle_total_loglik(gmle_context *ctx, const gmle_model *m,
                      .dim = m->dim,
                      .labels = NULL,
                      .weights = NULL};
-    s = backend_score(ctx, m, &b, labels ? GMLE_OUT_LOGLIK : GMLE_OUT_DENSITY,
-                      GMLE_F64, buf);
+    const gmle_output what = labels ? GMLE_OUT_LOGLIK : GMLE_OUT_DENSITY;
+    s = m->mix ? gmle__mixture_score(ctx, m, xb, dtype, nb, row_stride, what,
+                                     GMLE_F64, buf)
+               : backend_score(ctx, m, &b, what, GMLE_F64, buf);
     if (s != GMLE_OK)
       break;
     for (size_t r = 0; r < nb; r++) {

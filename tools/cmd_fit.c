@@ -1,5 +1,6 @@
 /* cmd_fit.c -- gmle fit, gmle stats, gmle merge. */
 #include "cli.h"
+#include "cmd_fit_em.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -124,8 +125,7 @@ static gmle_stats *accumulate(gmle_context *ctx, cli_data *d,
 }
 
 /* The class set of a data source: --classes, else a first pass. */
-static void data_classes(cli_data *d, const char *classes_opt,
-                         cli_classes *cls) {
+void cli_fit_classes(cli_data *d, const char *classes_opt, cli_classes *cls) {
   memset(cls, 0, sizeof *cls);
   if (!d->has_labels) {
     if (classes_opt)
@@ -292,7 +292,18 @@ int cmd_fit(int argc, char **argv) {
              *absf = NULL, *maxc = NULL, *priors = NULL, *out = NULL,
              *stats_path = NULL, *classes_opt = NULL;
   int shrink = 0;
+  cli_em_args em;
+  memset(&em, 0, sizeof em);
   const cli_opt opts[] = {{"--labels", 1, &labels, NULL},
+                          {"--components", 1, &em.components, NULL},
+                          {"--em", 1, &em.em, NULL},
+                          {"--init", 1, &em.init, NULL},
+                          {"--init-model", 1, &em.init_model, NULL},
+                          {"--max-iter", 1, &em.max_iter, NULL},
+                          {"--tol", 1, &em.tol, NULL},
+                          {"--n-init", 1, &em.n_init, NULL},
+                          {"--seed", 1, &em.seed, NULL},
+                          {"--reg-covar", 1, &em.reg_covar, NULL},
                           {"--label-column", 1, &label_col, NULL},
                           {"--cov", 1, &cov, NULL},
                           {"--rel-floor", 1, &rel, NULL},
@@ -350,6 +361,19 @@ int cmd_fit(int argc, char **argv) {
   if (priors)
     free(parse_priors(priors, list_count(priors)));
   check_output_dir(out);
+  em.cov = cov;
+  if (cli_em_wanted(&em)) {
+    if (stats_path)
+      cli_usage_error("--stats fits one Gaussian per class; the EM options "
+                      "(--components, ...) need DATA");
+    if (maxc || shrink || priors)
+      cli_usage_error("--max-condition, --shrinkage and --priors do not "
+                      "apply to mixtures (use --reg-covar)");
+    gmle_em_options eo;
+    cli_em_options(&em, fo.cov, &eo); /* every value checked before data */
+    return cli_fit_mixture(cli_context(&common), &em, &common, pos[0], labels,
+                           label_col, classes_opt, fo.cov, &fo, out);
+  }
 
   gmle_context *ctx = cli_context(&common);
   gmle_stats *st = NULL;
@@ -367,7 +391,7 @@ int cmd_fit(int argc, char **argv) {
     src = pos[0];
     cli_data d;
     cli_data_open(&d, ctx, pos[0], labels, label_col, common.batch_rows, 8);
-    data_classes(&d, classes_opt, &cls);
+    cli_fit_classes(&d, classes_opt, &cls);
     have_names = d.has_labels;
     gmle_stats_mode mode =
         (fo.cov == GMLE_COV_DIAG || fo.cov == GMLE_COV_SPHERICAL)
@@ -444,7 +468,7 @@ int cmd_stats(int argc, char **argv) {
   cli_data d;
   cli_data_open(&d, ctx, pos[0], labels, label_col, common.batch_rows, 8);
   cli_classes cls;
-  data_classes(&d, classes_opt, &cls);
+  cli_fit_classes(&d, classes_opt, &cls);
   int labelled = d.has_labels;
   gmle_stats *st =
       accumulate(ctx, &d, &cls, diag ? GMLE_STATS_DIAG : GMLE_STATS_FULL);
