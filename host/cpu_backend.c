@@ -77,4 +77,5 @@ const gmle__backend_ops gmle__cpu_backend = {
     .free_model = cpu_free_model,
     .score = cpu_score,
     .score_end = cpu_score_end,
+    .accumulate_resp = gmle__cpu_accumulate_resp,
 };

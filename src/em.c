@@ -37,6 +37,7 @@ struct gmle_em_stats {
   size_t lab_cap;
   int32_t lab_dummy[1]; /* non-NULL labels for the batch checks */
   double *wbuf;         /* [R] */
+  double *rbuf; /* [R*K] one class's responsibilities, gathered */
   void *xbuf;           /* [R*D] compacted rows */
 };
 
@@ -94,6 +95,7 @@ void gmle_em_stats_free(gmle_em_stats *es) {
   gmle__free(es->resp);
   gmle__free(es->lab);
   gmle__free(es->wbuf);
+  gmle__free(es->rbuf);
   gmle__free(es->xbuf);
   gmle__free(es);
 }
@@ -256,7 +258,8 @@ static gmle_status scratch(gmle_em_stats *es, size_t R, size_t n) {
     es->resp = gmle__malloc(R * G * sizeof(double));
     es->wbuf = gmle__malloc(R * sizeof(double));
     es->xbuf = gmle__malloc(R * es->dim * sizeof(double));
-    if (!es->J || !es->resp || !es->wbuf || !es->xbuf)
+    es->rbuf = gmle__malloc(R * es->K * sizeof(double));
+    if (!es->J || !es->resp || !es->wbuf || !es->xbuf || !es->rbuf)
       return gmle__error(es->ctx, GMLE_E_OUT_OF_MEMORY,
                          "EM: out of memory (%zu rows x %zu components)", R, G);
   }
@@ -389,6 +392,52 @@ static gmle_status e_step_chunk(gmle_em_stats *es, const void *x,
   return s;
 }
 
+/* Soft, on a backend with accumulate_resp: rows [r0, r0 + n) class by
+ * class (each class's rows and its K columns of responsibilities gathered
+ * when there are several classes). */
+static gmle_status accumulate_resp(gmle_em_stats *es, const void *x,
+                                   gmle_dtype dtype, size_t r0, size_t n,
+                                   size_t stride, const int32_t *labels) {
+  const size_t C = es->n_classes, K = es->K, G = C * K, D = es->dim;
+  const size_t isz = gmle__dtype_size(dtype);
+  gmle_stats *t = es->tmp;
+  const size_t L = t->gram_len;
+  for (size_t c = 0; c < C; c++) {
+    gmle__resp_batch b = {.x = (const char *)x + r0 * stride * isz,
+                          .dtype = dtype,
+                          .n_rows = n,
+                          .row_stride = stride,
+                          .dim = D,
+                          .resp = es->resp,
+                          .n_comp = K,
+                          .shift = t->shift + c * K * D,
+                          .diag = t->mode == GMLE_STATS_DIAG};
+    if (C > 1) {
+      size_t m = 0;
+      for (size_t r = 0; r < n; r++) {
+        if ((size_t)labels[r0 + r] != c)
+          continue;
+        memcpy((char *)es->xbuf + m * D * isz,
+               (const char *)x + (r0 + r) * stride * isz, D * isz);
+        memcpy(es->rbuf + m * K, es->resp + r * G + c * K, K * sizeof(double));
+        m++;
+      }
+      if (m == 0)
+        continue;
+      b.x = es->xbuf;
+      b.row_stride = D;
+      b.n_rows = m;
+      b.resp = es->rbuf;
+    }
+    const gmle__resp_out o = {.weight = t->weight + c * K,
+                              .sum = t->sum + c * K * D,
+                              .gram = t->gram + c * K * L,
+                              .rows = t->rows + c * K};
+    GMLE_TRY(es->ctx->ops->accumulate_resp(es->ctx, &b, &o));
+  }
+  return GMLE_OK;
+}
+
 /* Soft: add rows [r0, r0 + n) to es->tmp, component by component, with
  * the rows of zero responsibility left out (exactly: they add nothing). */
 static gmle_status accumulate_soft(gmle_em_stats *es, const void *x,
@@ -470,7 +519,9 @@ gmle_status gmle_em_stats_add(gmle_em_stats *es, const void *x,
     s = e_step_chunk(es, x, dtype, r0, n, row_stride, labels, weights, &ll_s,
                      &ll_c, &ll_w);
     if (s == GMLE_OK && es->mode != GMLE_EM_HARD)
-      s = accumulate_soft(es, x, dtype, r0, n, row_stride);
+      s = ctx->ops->accumulate_resp
+              ? accumulate_resp(es, x, dtype, r0, n, row_stride, labels)
+              : accumulate_soft(es, x, dtype, r0, n, row_stride);
   }
   if (s == GMLE_OK && es->mode == GMLE_EM_HARD)
     s = gmle_stats_add(es->st, x, dtype, n_rows, row_stride, es->lab, weights);

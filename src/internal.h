@@ -305,6 +305,31 @@ enum {
 
 /* The backend table. Entries marked optional may be NULL: the core then
  * uses the host (CPU) implementation. */
+/* A batch for accumulate_resp: rows (finite) and their responsibilities
+ * resp[r * n_comp + g] (times the row's weight; >= 0), the components'
+ * shifts k_g ([n_comp * dim]) and the statistics' mode. */
+typedef struct gmle__resp_batch {
+  const void *x;
+  gmle_dtype dtype;
+  size_t n_rows, row_stride, dim;
+  const double *resp;
+  size_t n_comp;
+  const double *shift;
+  int diag; /* 1: only the Gram diagonals (GMLE_STATS_DIAG) */
+} gmle__resp_batch;
+
+/* Where accumulate_resp adds, for every component g:
+ *   weight[g] += sum_r resp[r, g]
+ *   rows[g]   += the rows with resp[r, g] > 0
+ *   sum[g*D + j] += sum_r resp[r, g] (x_rj - k_gj)
+ *   gram[g*L + ...] += sum_r resp[r, g] (x_r - k_g)(x_r - k_g)^T: its lower
+ *       triangle row-major (L = D*D, upper left untouched) or its diagonal
+ *       (L = D, diag). */
+typedef struct gmle__resp_out {
+  double *weight, *sum, *gram;
+  uint64_t *rows;
+} gmle__resp_out;
+
 typedef struct gmle__backend_ops {
   gmle_backend id;
   const char *name;
@@ -339,6 +364,12 @@ typedef struct gmle__backend_ops {
    * reports its device_name. */
   gmle_status (*list_devices)(gmle_context *ctx, gmle_device_info *out,
                               size_t cap, size_t *n_found);
+  /* optional (EM, src/em.c): add a validated batch's responsibility-weighted
+   * statistics of n_comp components into out (see gmle__resp_batch). NULL:
+   * the core accumulates component by component through accumulate, with
+   * the responsibilities as row weights. */
+  gmle_status (*accumulate_resp)(gmle_context *ctx, const gmle__resp_batch *b,
+                                 const gmle__resp_out *out);
 } gmle__backend_ops;
 
 /* registry.c */
@@ -383,6 +414,10 @@ extern const gmle__backend_ops gmle__opencl_backend;
  * libgmle_cuda.so, loaded with dlopen at context creation. */
 extern const gmle__backend_ops gmle__cuda_backend;
 
+/* host/em_accum.c: accumulate_resp by BLAS-3 (rows centred first). */
+gmle_status gmle__cpu_accumulate_resp(gmle_context *ctx,
+                                      const gmle__resp_batch *b,
+                                      const gmle__resp_out *out);
 /* host/gram.c: the per-class shifted Gram kernel (uses all threads). */
 gmle_status gmle__cpu_accumulate(gmle_context *ctx, const gmle__batch *b,
                                  gmle__partial *out);
