@@ -651,6 +651,10 @@ GMLE_API gmle_status gmle_em_stats_merge(gmle_em_stats *dst,
  *  NULL. */
 GMLE_API gmle_status gmle_em_stats_loglik(const gmle_em_stats *es, double *sum,
                                           double *weight);
+/** Components per class (K) of EM statistics. */
+GMLE_API size_t gmle_em_stats_n_components(const gmle_em_stats *es);
+/** The EM mode of EM statistics. */
+GMLE_API gmle_em_mode gmle_em_stats_mode(const gmle_em_stats *es);
 /** The component statistics: C*K classes, class c's component k at
  *  c*K + k (for saving with gmle_stats_save). */
 GMLE_API const gmle_stats *gmle_em_stats_components(const gmle_em_stats *es);

@@ -34,6 +34,17 @@ GMLE_API gmle_status gmle_stats_save(const gmle_stats *st, const char *path);
 GMLE_API gmle_status gmle_stats_load(gmle_context *ctx, const char *path,
                                      gmle_stats **out);
 
+/** Save EM statistics (gmle_em_stats_create/add/merge) as a statistics
+ *  file with an EM block (K, the EM mode, the log-likelihood sums), so that
+ *  one EM iteration runs over shards: 'gmle stats --model', 'gmle merge',
+ *  'gmle fit --stats --model'. gmle_stats_load refuses such a file. */
+GMLE_API gmle_status gmle_em_stats_save(const gmle_em_stats *es,
+                                        const char *path);
+/** Load EM statistics saved by gmle_em_stats_save (merge them, or step with
+ *  gmle_em_step). */
+GMLE_API gmle_status gmle_em_stats_load(gmle_context *ctx, const char *path,
+                                        gmle_em_stats **out);
+
 /* ------------------------------------------------------------------------ */
 /* Model files (.npz readable with numpy.load)                              */
 /* ------------------------------------------------------------------------ */
@@ -111,10 +122,10 @@ typedef struct gmle_reader gmle_reader;
  *  see "Option structs" at the top of gmle.h). */
 typedef struct gmle_reader_options {
   size_t struct_size; /**< set by gmle_reader_options_init */
-  char delimiter; /**< CSV: 0 = detect among ',' ';' TAB ' ' from the first
-                       line; else that character (' ': runs of blanks) */
-  int header;     /**< CSV: -1 = detect (the first line is a header when
-                       none of its fields is a number), 0 none, 1 yes */
+  char delimiter;     /**< CSV: 0 = detect among ',' ';' TAB ' ' from the first
+                           line; else that character (' ': runs of blanks) */
+  int header;         /**< CSV: -1 = detect (the first line is a header when
+                           none of its fields is a number), 0 none, 1 yes */
   const char *label_column; /**< CSV: the column holding the labels, as a
                         header name or a 0-based index written as text
                         ("0", "4"); NULL: no label column */

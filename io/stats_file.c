@@ -20,6 +20,8 @@
 #define STATS_BOM 0x01020304u
 #define HEADER_LEN 64u
 #define FLAG_SAW_F32 1u
+#define FLAG_EM 2u /* EM statistics: an EM block follows the names */
+#define EM_BLOCK_LEN 32u
 #define STATS_MAX_NAME 65536u /* bytes of one class name */
 
 typedef struct layout {
@@ -142,14 +144,22 @@ static gmle_status save_names(writer *w, const gmle_stats *st,
   return put(w, zeros, (size_t)(names_len - written));
 }
 
+/* The EM block (FLAG_EM): K, the EM mode, the log-likelihood sums. */
+typedef struct em_block {
+  uint64_t K;
+  uint32_t mode;
+  double ll_sum, ll_weight;
+} em_block;
+
 static gmle_status save_body(writer *w, const gmle_stats *st, const layout *l,
-                             uint64_t names_len) {
+                             uint64_t names_len, const em_block *em) {
   unsigned char h[HEADER_LEN] = {0};
   memcpy(h, STATS_MAGIC, 8);
   gmle__st_le32(h + 8, STATS_VERSION);
   gmle__st_le32(h + 12, STATS_BOM);
   gmle__st_le32(h + 16, (uint32_t)st->mode);
-  gmle__st_le32(h + 20, st->saw_f32 ? FLAG_SAW_F32 : 0u);
+  gmle__st_le32(h + 20,
+                (st->saw_f32 ? FLAG_SAW_F32 : 0u) | (em ? FLAG_EM : 0u));
   gmle__st_le64(h + 24, st->dim);
   gmle__st_le64(h + 32, st->n_classes);
   gmle__st_le64(h + 40, st->n_batches);
@@ -166,14 +176,24 @@ static gmle_status save_body(writer *w, const gmle_stats *st, const layout *l,
   static const unsigned char zeros[8];
   GMLE_TRY(put(w, zeros, (size_t)l->pad));
   GMLE_TRY(save_names(w, st, names_len));
+  if (em) {
+    unsigned char b[EM_BLOCK_LEN] = {0};
+    uint64_t u;
+    gmle__st_le64(b, em->K);
+    gmle__st_le32(b + 8, em->mode);
+    memcpy(&u, &em->ll_sum, 8);
+    gmle__st_le64(b + 16, u);
+    memcpy(&u, &em->ll_weight, 8);
+    gmle__st_le64(b + 24, u);
+    GMLE_TRY(put(w, b, sizeof b));
+  }
   unsigned char t[4];
   gmle__st_le32(t, w->crc);
   return gmle__atomic_write(&w->af, t, 4);
 }
 
-gmle_status gmle_stats_save(const gmle_stats *st, const char *path) {
-  if (!st)
-    return GMLE_E_INVALID_ARG;
+static gmle_status save_common(const gmle_stats *st, const char *path,
+                               const em_block *em) {
   const gmle_context *ctx = st->ctx;
   gmle__clear_error(ctx);
   GMLE_RETURN_IF(!path || !*path, ctx, GMLE_E_INVALID_ARG,
@@ -201,12 +221,29 @@ gmle_status gmle_stats_save(const gmle_stats *st, const char *path) {
   writer w;
   w.crc = gmle__crc32(0, NULL, 0);
   GMLE_TRY(gmle__atomic_open(ctx, path, &w.af));
-  gmle_status s = save_body(&w, st, &l, names_len);
+  gmle_status s = save_body(&w, st, &l, names_len, em);
   if (s != GMLE_OK) {
     gmle__atomic_abort(&w.af); /* no-op when a write already removed it */
     return s;
   }
   return gmle__atomic_commit(&w.af);
+}
+
+gmle_status gmle_stats_save(const gmle_stats *st, const char *path) {
+  if (!st)
+    return GMLE_E_INVALID_ARG;
+  return save_common(st, path, NULL);
+}
+
+gmle_status gmle_em_stats_save(const gmle_em_stats *es, const char *path) {
+  const gmle_stats *st = gmle_em_stats_components(es);
+  if (!st)
+    return GMLE_E_INVALID_ARG;
+  double sum = 0, weight = 0;
+  gmle_em_stats_loglik(es, &sum, &weight);
+  const em_block em = {gmle_em_stats_n_components(es),
+                       (uint32_t)gmle_em_stats_mode(es), sum, weight};
+  return save_common(st, path, &em);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -437,7 +474,7 @@ static gmle_status read_fields(reader *r, stats_header *hd) {
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s: byte 16: unknown statistics mode %lu", r->path,
                        (unsigned long)hd->mode);
-  if (hd->flags & ~FLAG_SAW_F32)
+  if (hd->flags & ~(FLAG_SAW_F32 | FLAG_EM))
     return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
                        "%s: byte 20: unknown flags 0x%08lx", r->path,
                        (unsigned long)hd->flags);
@@ -477,7 +514,8 @@ static gmle_status check_sizes(reader *r, stats_header *hd) {
                        r->path, (unsigned long long)names_len,
                        (unsigned long long)hd->C,
                        (unsigned long long)names_min);
-  const uint64_t want = HEADER_LEN + l->payload + names_len + 4;
+  const uint64_t want = HEADER_LEN + l->payload + names_len +
+                        (hd->flags & FLAG_EM ? EM_BLOCK_LEN : 0) + 4;
   if (r->size != want)
     return gmle__error(r->ctx, GMLE_E_CORRUPT,
                        "%s: byte %llu: the header describes %llu bytes but "
@@ -509,7 +547,7 @@ static gmle_status read_payload(reader *r, gmle_stats *st, const layout *l,
 /* The class-name section (*nbuf, NULL when there is none), then the CRC
  * over everything before it. */
 static gmle_status read_names_and_crc(reader *r, size_t names_len,
-                                      unsigned char **nbuf) {
+                                      unsigned char **nbuf, em_block *em) {
   if (names_len > 0) {
     *nbuf = gmle__malloc(names_len);
     if (!*nbuf)
@@ -517,6 +555,17 @@ static gmle_status read_names_and_crc(reader *r, size_t names_len,
                          "%s: out of memory for %llu bytes of class names",
                          r->path, (unsigned long long)names_len);
     GMLE_TRY(get(r, *nbuf, names_len, "class names"));
+  }
+  if (em) {
+    unsigned char b[EM_BLOCK_LEN];
+    GMLE_TRY(get(r, b, sizeof b, "the EM block"));
+    uint64_t u;
+    em->K = gmle__ld_le64(b);
+    em->mode = gmle__ld_le32(b + 8);
+    u = gmle__ld_le64(b + 16);
+    memcpy(&em->ll_sum, &u, 8);
+    u = gmle__ld_le64(b + 24);
+    memcpy(&em->ll_weight, &u, 8);
   }
   const uint32_t crc = r->crc;
   unsigned char tail[4];
@@ -534,14 +583,14 @@ static gmle_status read_names_and_crc(reader *r, size_t names_len,
 
 /* Everything after the header into st: sections, names, CRC, then the
  * checks that need the CRC to have passed first. */
-static gmle_status read_body(reader *r, gmle_stats *st,
-                             const stats_header *hd) {
+static gmle_status read_body(reader *r, gmle_stats *st, const stats_header *hd,
+                             em_block *em) {
   const layout *l = &hd->l;
   unsigned char pad[8];
   unsigned char *nbuf = NULL;
   gmle_status s = read_payload(r, st, l, pad);
   if (s == GMLE_OK)
-    s = read_names_and_crc(r, (size_t)hd->names_len, &nbuf);
+    s = read_names_and_crc(r, (size_t)hd->names_len, &nbuf, em);
   for (size_t k = 0; s == GMLE_OK && k < l->pad; k++)
     if (pad[k] != 0)
       s = gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
@@ -556,14 +605,26 @@ static gmle_status read_body(reader *r, gmle_stats *st,
   return s;
 }
 
-static gmle_status load_body(reader *r, gmle_stats **out) {
+static gmle_status load_body(reader *r, gmle_stats **out, em_block *em) {
   stats_header hd;
   GMLE_TRY(read_fields(r, &hd));
+  if ((hd.flags & FLAG_EM) && !em)
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: these are EM statistics of a mixture (from "
+                       "'gmle stats --model'): fit them with 'gmle fit "
+                       "--stats FILE --model CURRENT'",
+                       r->path);
+  if (!(hd.flags & FLAG_EM) && em)
+    return gmle__error(r->ctx, GMLE_E_BAD_FORMAT,
+                       "%s: these are class statistics, not EM statistics of "
+                       "a mixture (make those with 'gmle stats DATA --model "
+                       "CURRENT')",
+                       r->path);
   GMLE_TRY(check_sizes(r, &hd));
   gmle_stats *st = NULL;
   GMLE_TRY(gmle_stats_create_mode(r->ctx, hd.l.D, hd.l.C,
                                   (gmle_stats_mode)hd.mode, &st));
-  gmle_status s = read_body(r, st, &hd);
+  gmle_status s = read_body(r, st, &hd, em);
   if (s != GMLE_OK) {
     gmle_stats_free(st);
     return s;
@@ -587,8 +648,8 @@ static gmle_status load_args(gmle_context *ctx, const char *path,
   return GMLE_OK;
 }
 
-gmle_status gmle_stats_load(gmle_context *ctx, const char *path,
-                            gmle_stats **out) {
+static gmle_status load_file(gmle_context *ctx, const char *path,
+                             gmle_stats **out, em_block *em) {
   GMLE_TRY(load_args(ctx, path, out));
   reader r = {ctx, path, NULL, NULL, 0, 0, gmle__crc32(0, NULL, 0)};
   r.f = fopen(path, "rb");
@@ -601,8 +662,40 @@ gmle_status gmle_stats_load(gmle_context *ctx, const char *path,
     return gmle__error(ctx, GMLE_E_IO, "%s: not a regular file", path);
   }
   r.size = (uint64_t)sb.st_size;
-  gmle_status s = load_body(&r, out);
+  gmle_status s = load_body(&r, out, em);
   fclose(r.f);
+  return s;
+}
+
+gmle_status gmle_stats_load(gmle_context *ctx, const char *path,
+                            gmle_stats **out) {
+  return load_file(ctx, path, out, NULL);
+}
+
+gmle_status gmle_em_stats_load(gmle_context *ctx, const char *path,
+                               gmle_em_stats **out) {
+  if (!ctx)
+    return GMLE_E_INVALID_ARG;
+  GMLE_RETURN_IF(!out, ctx, GMLE_E_INVALID_ARG,
+                 "gmle_em_stats_load: out is NULL");
+  *out = NULL;
+  em_block em;
+  gmle_stats *st = NULL;
+  GMLE_TRY(load_file(ctx, path, &st, &em));
+  if (em.K == 0 || st->n_classes % em.K != 0 || em.mode > GMLE_EM_TOP_N ||
+      !isfinite(em.ll_sum) || !(em.ll_weight >= 0)) {
+    gmle_stats_free(st);
+    return gmle__error(ctx, GMLE_E_BAD_FORMAT,
+                       "%s: the EM block is not valid (K %llu for %zu "
+                       "component statistics, mode %lu, log-likelihood %g "
+                       "over weight %g)",
+                       path, (unsigned long long)em.K, st->n_classes,
+                       (unsigned long)em.mode, em.ll_sum, em.ll_weight);
+  }
+  gmle_status s = gmle_em_stats_wrap(st, (size_t)em.K, (gmle_em_mode)em.mode,
+                                     em.ll_sum, em.ll_weight, out);
+  if (s != GMLE_OK)
+    gmle_stats_free(st);
   return s;
 }
 
@@ -613,5 +706,5 @@ gmle_status gmle__stats_load_mem(gmle_context *ctx, const char *name,
   GMLE_RETURN_IF(!data && size, ctx, GMLE_E_INVALID_ARG,
                  "stats_load_mem: NULL data");
   reader r = {ctx, name, NULL, data, 0, size, gmle__crc32(0, NULL, 0)};
-  return load_body(&r, out);
+  return load_body(&r, out, NULL);
 }

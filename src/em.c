@@ -37,7 +37,7 @@ struct gmle_em_stats {
   size_t lab_cap;
   int32_t lab_dummy[1]; /* non-NULL labels for the batch checks */
   double *wbuf;         /* [R] */
-  double *rbuf; /* [R*K] one class's responsibilities, gathered */
+  double *rbuf;         /* [R*K] one class's responsibilities, gathered */
   void *xbuf;           /* [R*D] compacted rows */
 };
 
@@ -198,6 +198,14 @@ gmle_status gmle_em_stats_wrap(gmle_stats *st, size_t n_components,
   es->ll_weight = loglik_weight;
   *out = es;
   return GMLE_OK;
+}
+
+size_t gmle_em_stats_n_components(const gmle_em_stats *es) {
+  return es ? es->K : 0;
+}
+
+gmle_em_mode gmle_em_stats_mode(const gmle_em_stats *es) {
+  return es ? es->mode : GMLE_EM_SOFT;
 }
 
 const gmle_stats *gmle_em_stats_components(const gmle_em_stats *es) {

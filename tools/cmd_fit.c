@@ -267,13 +267,18 @@ static void refuse_repeated_shards(const char **pos, size_t npos) {
 
 /* ---- gmle fit ------------------------------------------------------------ */
 
-/* fit and stats: the output is none of DATA, LABELS, STATS. */
+/* fit and stats: the output is none of DATA, LABELS, STATS, the models
+ * read (--model, --init-model). */
 static void refuse_fit_onto_input(const char *data, const char *labels,
-                                  const char *stats, const char *out) {
-  const cli_file_role in[] = {
-      {data, "the data"}, {labels, "--labels"}, {stats, "--stats"}};
+                                  const char *stats, const char *model,
+                                  const char *init_model, const char *out) {
+  const cli_file_role in[] = {{data, "the data"},
+                              {labels, "--labels"},
+                              {stats, "--stats"},
+                              {model, "--model"},
+                              {init_model, "--init-model"}};
   const cli_file_role o[] = {{out, "-o"}};
-  cli_refuse_same_files(in, 3, o, 1);
+  cli_refuse_same_files(in, 5, o, 1);
 }
 
 /* merge: the output is none of the shards. */
@@ -290,7 +295,7 @@ static void refuse_merge_onto_input(const char **shards, size_t n,
 int cmd_fit(int argc, char **argv) {
   const char *labels = NULL, *label_col = NULL, *cov = NULL, *rel = NULL,
              *absf = NULL, *maxc = NULL, *priors = NULL, *out = NULL,
-             *stats_path = NULL, *classes_opt = NULL;
+             *stats_path = NULL, *classes_opt = NULL, *model_path = NULL;
   int shrink = 0;
   cli_em_args em;
   memset(&em, 0, sizeof em);
@@ -304,6 +309,7 @@ int cmd_fit(int argc, char **argv) {
                           {"--n-init", 1, &em.n_init, NULL},
                           {"--seed", 1, &em.seed, NULL},
                           {"--reg-covar", 1, &em.reg_covar, NULL},
+                          {"--model", 1, &model_path, NULL},
                           {"--label-column", 1, &label_col, NULL},
                           {"--cov", 1, &cov, NULL},
                           {"--rel-floor", 1, &rel, NULL},
@@ -328,7 +334,8 @@ int cmd_fit(int argc, char **argv) {
     cli_usage_error("DATA (or --stats STATS) is required");
   if (labels && label_col)
     cli_usage_error("--labels and --label-column cannot be used together");
-  refuse_fit_onto_input(npos ? pos[0] : NULL, labels, stats_path, out);
+  refuse_fit_onto_input(npos ? pos[0] : NULL, labels, stats_path, model_path,
+                        em.init_model, out);
 
   gmle_fit_options fo;
   gmle_fit_options_init(&fo);
@@ -362,6 +369,17 @@ int cmd_fit(int argc, char **argv) {
     free(parse_priors(priors, list_count(priors)));
   check_output_dir(out);
   em.cov = cov;
+  if (model_path && !stats_path)
+    cli_usage_error("--model goes with --stats (one EM iteration from EM "
+                    "statistics); to start EM from a model, use --init-model");
+  if (model_path) {
+    if (em.components || em.init || em.init_model || em.n_init || em.seed ||
+        em.max_iter || em.tol || em.em || cov)
+      cli_usage_error("--stats --model is one M-step: of the EM options only "
+                      "--reg-covar and --rel-floor apply");
+    return cli_em_step(cli_context(&common), &common, &em, &fo, stats_path,
+                       model_path, out);
+  }
   if (cli_em_wanted(&em)) {
     if (stats_path)
       cli_usage_error("--stats fits one Gaussian per class; the EM options "
@@ -444,9 +462,11 @@ int cmd_fit(int argc, char **argv) {
 
 int cmd_stats(int argc, char **argv) {
   const char *labels = NULL, *label_col = NULL, *out = NULL,
-             *classes_opt = NULL;
+             *classes_opt = NULL, *model_path = NULL, *em_mode = NULL;
   int diag = 0;
   const cli_opt opts[] = {{"--labels", 1, &labels, NULL},
+                          {"--model", 1, &model_path, NULL},
+                          {"--em", 1, &em_mode, NULL},
                           {"--label-column", 1, &label_col, NULL},
                           {"--classes", 1, &classes_opt, NULL},
                           {"--diag", 0, NULL, &diag},
@@ -460,10 +480,19 @@ int cmd_stats(int argc, char **argv) {
     cli_usage_error("DATA is required");
   if (!out)
     cli_usage_error("-o STATS is required");
-  refuse_fit_onto_input(pos[0], labels, NULL, out);
+  refuse_fit_onto_input(pos[0], labels, NULL, model_path, NULL, out);
   if (labels && label_col)
     cli_usage_error("--labels and --label-column cannot be used together");
   check_output_dir(out);
+  if (em_mode && !model_path)
+    cli_usage_error("--em needs --model CURRENT (EM statistics of a mixture)");
+  if (model_path) {
+    if (diag || classes_opt)
+      cli_usage_error("--model: the model gives the classes and the "
+                      "covariance type (no --classes or --diag)");
+    return cli_em_stats(cli_context(&common), &common, pos[0], labels,
+                        label_col, model_path, em_mode, out);
+  }
   gmle_context *ctx = cli_context(&common);
   cli_data d;
   cli_data_open(&d, ctx, pos[0], labels, label_col, common.batch_rows, 8);
@@ -514,6 +543,16 @@ int cmd_merge(int argc, char **argv) {
     refuse_repeated_shards(pos, npos);
   refuse_merge_onto_input(pos, npos, out);
   gmle_context *ctx = cli_context(&common);
+  {
+    /* EM statistics (gmle stats --model) merge as such. */
+    gmle_em_stats *probe = NULL;
+    if (gmle_em_stats_load(ctx, pos[0], &probe) == GMLE_OK) {
+      gmle_em_stats_free(probe);
+      const int rc = cli_em_merge(ctx, &common, pos, npos, out);
+      free(pos);
+      return rc;
+    }
+  }
   gmle_stats *acc = NULL;
   cli_classes cls0;
   int named0 = 0;

@@ -226,3 +226,162 @@ int cli_fit_mixture(gmle_context *ctx, const cli_em_args *a,
   gmle_context_free(ctx);
   return CLI_EXIT_OK;
 }
+
+/* ---- one EM iteration over shards -----------------------------------------
+ */
+
+/* The model CURRENT, loaded, with its class set (labelled data maps through
+ * the model's class names, so that every shard agrees). */
+static gmle_model *load_current(gmle_context *ctx, const char *path) {
+  gmle_model *m = NULL;
+  gmle_status s = gmle_model_load(ctx, path, &m);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, path, -1);
+  return m;
+}
+
+int cli_em_stats(gmle_context *ctx, const cli_common *common, const char *data,
+                 const char *labels, const char *label_col,
+                 const char *model_path, const char *em_mode, const char *out) {
+  gmle_model *cur = load_current(ctx, model_path);
+  gmle_em_options o;
+  gmle_em_options_init(&o);
+  if (em_mode)
+    o.mode = parse_mode(em_mode, &o.top_n);
+  if (o.mode == GMLE_EM_TOP_N && o.top_n > gmle_model_n_components(cur))
+    cli_usage_error("--em top:%zu: N must be at most K = %zu", o.top_n,
+                    gmle_model_n_components(cur));
+  cli_data d;
+  cli_data_open(&d, ctx, data, labels, label_col, common->batch_rows, 8);
+  const size_t C = gmle_model_n_classes(cur);
+  if (d.cols != gmle_model_dim(cur))
+    cli_die(CLI_EXIT_DATA, data, "%zu features, but the model %s has %zu",
+            d.cols, model_path, gmle_model_dim(cur));
+  if (!d.has_labels && C > 1)
+    cli_die(CLI_EXIT_USAGE, data,
+            "the model %s has %zu classes: give the labels (--labels or "
+            "--label-column)",
+            model_path, C);
+  cli_classes cls;
+  memset(&cls, 0, sizeof cls);
+  if (d.has_labels)
+    cli_classes_from_model(cur, &cls);
+  gmle_em_stats *es = NULL;
+  gmle_status s = gmle_em_stats_create(ctx, cur, &o, &es);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, model_path, -1);
+  cli_progress pr;
+  cli_progress_start(&pr, "E-step", d.total);
+  size_t n;
+  while ((n = cli_data_next(&d)) > 0) {
+    if (d.has_labels)
+      cli_data_map(&d, &cls, n);
+    s = gmle_em_stats_add(es, d.buf, d.dtype, n, d.cols,
+                          d.has_labels ? d.idx : NULL, NULL);
+    if (s != GMLE_OK)
+      cli_data_fail(&d, s);
+    cli_progress_update(&pr, d.rows_done);
+  }
+  cli_progress_end(&pr, d.rows_done);
+  s = gmle_em_stats_save(es, out);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, out, -1);
+  if (!common->quiet) {
+    double sum = 0, w = 0;
+    gmle_em_stats_loglik(es, &sum, &w);
+    fprintf(stderr,
+            "gmle stats: %s: EM statistics of %llu rows for %zu class%s x "
+            "%zu components, mean log-likelihood %.10g\n",
+            out, (unsigned long long)d.rows_done, C, C == 1 ? "" : "es",
+            gmle_model_n_components(cur), w > 0 ? sum / w : NAN);
+  }
+  cli_data_close(&d);
+  cli_classes_free(&cls);
+  gmle_em_stats_free(es);
+  gmle_model_free(cur);
+  gmle_context_free(ctx);
+  return CLI_EXIT_OK;
+}
+
+int cli_em_merge(gmle_context *ctx, const cli_common *common, const char **pos,
+                 size_t npos, const char *out) {
+  gmle_em_stats *acc = NULL;
+  for (size_t i = 0; i < npos; i++) {
+    gmle_em_stats *es = NULL;
+    gmle_status s = gmle_em_stats_load(ctx, pos[i], &es);
+    if (s != GMLE_OK)
+      cli_fail(ctx, s, pos[i], -1);
+    if (!acc) {
+      acc = es;
+      continue;
+    }
+    s = gmle_em_stats_merge(acc, es);
+    if (s != GMLE_OK)
+      cli_fail(ctx, s, pos[i], -1);
+    gmle_em_stats_free(es);
+  }
+  gmle_status s = gmle_em_stats_save(acc, out);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, out, -1);
+  if (!common->quiet)
+    fprintf(stderr, "gmle merge: %s: %zu EM statistics file%s merged\n", out,
+            npos, npos == 1 ? "" : "s");
+  gmle_em_stats_free(acc);
+  gmle_context_free(ctx);
+  return CLI_EXIT_OK;
+}
+
+int cli_em_step(gmle_context *ctx, const cli_common *common,
+                const cli_em_args *a, const gmle_fit_options *fo,
+                const char *stats_path, const char *model_path,
+                const char *out) {
+  gmle_model *cur = load_current(ctx, model_path);
+  gmle_em_stats *es = NULL;
+  gmle_status s = gmle_em_stats_load(ctx, stats_path, &es);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, stats_path, -1);
+  if (gmle_em_stats_n_components(es) != gmle_model_n_components(cur) ||
+      gmle_stats_n_classes(gmle_em_stats_components(es)) !=
+          gmle_model_n_classes(cur) * gmle_model_n_components(cur) ||
+      gmle_stats_dim(gmle_em_stats_components(es)) != gmle_model_dim(cur))
+    cli_die(CLI_EXIT_DATA, stats_path,
+            "these EM statistics are not of the model %s (%zu classes x %zu "
+            "components, %zu features)",
+            model_path, gmle_model_n_classes(cur), gmle_model_n_components(cur),
+            gmle_model_dim(cur));
+  gmle_em_options o;
+  cli_em_options(a, gmle_model_cov_type(cur), &o);
+  o.rel_floor = fo->rel_floor;
+  if (fo->abs_floor > 0 && !a->reg_covar)
+    o.reg_covar = fo->abs_floor;
+  gmle_model *m = NULL;
+  s = gmle_em_step(es, cur, &o, &m);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, stats_path, -1);
+  const size_t C = gmle_model_n_classes(cur);
+  if (gmle_model_class_name(cur, 0)) {
+    const char **names = cli_xmalloc(C * sizeof *names);
+    for (size_t c = 0; c < C; c++)
+      names[c] = gmle_model_class_name(cur, c);
+    s = gmle_model_set_class_names(m, names);
+    free(names);
+    if (s != GMLE_OK)
+      cli_fail(ctx, s, model_path, -1);
+  }
+  s = gmle_model_save(m, out);
+  if (s != GMLE_OK)
+    cli_fail(ctx, s, out, -1);
+  if (!common->quiet) {
+    gmle_em_report rep;
+    if (gmle_model_em_report(m, &rep) == GMLE_OK)
+      fprintf(stderr,
+              "gmle fit: %s: EM iteration %zu from %s: mean log-likelihood "
+              "%.10g\n",
+              out, rep.n_iter, model_path, rep.lower_bound);
+  }
+  gmle_model_free(m);
+  gmle_model_free(cur);
+  gmle_em_stats_free(es);
+  gmle_context_free(ctx);
+  return CLI_EXIT_OK;
+}

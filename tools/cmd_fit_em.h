@@ -22,6 +22,18 @@ int cli_fit_mixture(gmle_context *ctx, const cli_em_args *a,
                     const char *labels, const char *label_col,
                     const char *classes_opt, gmle_cov_type cov,
                     const gmle_fit_options *fo, const char *out);
+/* gmle stats DATA --model CURRENT: one shard's EM statistics. */
+int cli_em_stats(gmle_context *ctx, const cli_common *common, const char *data,
+                 const char *labels, const char *label_col,
+                 const char *model_path, const char *em_mode, const char *out);
+/* gmle merge of EM statistics files. */
+int cli_em_merge(gmle_context *ctx, const cli_common *common, const char **pos,
+                 size_t npos, const char *out);
+/* gmle fit --stats STATS --model CURRENT: the M-step. */
+int cli_em_step(gmle_context *ctx, const cli_common *common,
+                const cli_em_args *a, const gmle_fit_options *fo,
+                const char *stats_path, const char *model_path,
+                const char *out);
 /* The class set of d: --classes LIST, else a first pass (cmd_fit.c). */
 void cli_fit_classes(cli_data *d, const char *classes_opt, cli_classes *cls);
 
