@@ -16,6 +16,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 #include <time.h>
 
@@ -341,13 +342,23 @@ static gmle_status e_step_chunk(gmle_em_stats *es, const void *x,
                       m->mix ? GMLE_OUT_JOINT : GMLE_OUT_LOGLIK, GMLE_F64,
                       es->J));
   const double logC = m->mix ? log((double)C) : 0.0;
-  size_t top[64];
-  size_t *topv = es->mode == GMLE_EM_TOP_N && es->top_n > 64
-                     ? gmle__malloc(es->top_n * sizeof(size_t))
-                     : top;
-  GMLE_RETURN_IF(!topv, es->ctx, GMLE_E_OUT_OF_MEMORY, "EM: out of memory");
-  gmle_status s = GMLE_OK;
-  for (size_t r = 0; r < n && s == GMLE_OK; r++) {
+  const size_t N = es->mode == GMLE_EM_TOP_N ? es->top_n : 0;
+  /* per thread: N indices and N values (sizeof(size_t) == sizeof(double)) */
+  size_t *topv =
+      N ? gmle__malloc((size_t)es->ctx->n_threads * 2 * N * sizeof(size_t))
+        : NULL;
+  GMLE_RETURN_IF(N && !topv, es->ctx, GMLE_E_OUT_OF_MEMORY,
+                 "EM: out of memory");
+  /* Each row on its own (in parallel); the log-likelihood is summed after,
+   * in row order, so the result does not depend on the threads. */
+  double *lrow = es->wbuf;
+  size_t bad = n;
+  const ptrdiff_t NR = (ptrdiff_t)n;
+#pragma omp parallel for num_threads(es->ctx->n_threads) schedule(static)      \
+    reduction(min                                                              \
+              : bad)
+  for (ptrdiff_t ri = 0; ri < NR; ri++) {
+    const size_t r = (size_t)ri;
     const size_t c = labels ? (size_t)labels[r0 + r] : 0;
     const double w = weights ? weights[r0 + r] : 1.0;
     const double *j = es->J + r * G + c * K;
@@ -359,45 +370,65 @@ static gmle_status e_step_chunk(gmle_em_stats *es, const void *x,
         best = k;
       }
     if (mx == -INFINITY) {
-      const gmle_error_location loc = {.row = r0 + r,
-                                       .class_index = c,
-                                       .fields = GMLE_LOC_ROW | GMLE_LOC_CLASS};
-      s = gmle__error_at(es->ctx, GMLE_E_NONFINITE_STATS, &loc,
-                         "EM: row %zu has zero density under every component "
-                         "of class %zu (underflow: rescale the data)",
-                         r0 + r, c);
-      break;
+      bad = r < bad ? r : bad;
+      lrow[r] = 0;
+      continue;
     }
-    double sum = 0;
-    for (size_t k = 0; k < K; k++)
-      sum += exp(j[k] - mx);
-    const double l = mx + log(sum);
-    if (w != 0)
-      ksum_add(ll_s, ll_c, w * (l + logC));
-    *ll_w += w;
     if (es->mode == GMLE_EM_HARD) {
+      double sum = 0;
+      for (size_t k = 0; k < K; k++)
+        sum += exp(j[k] - mx);
+      lrow[r] = mx + log(sum);
       es->lab[r0 + r] = (int32_t)(c * K + best);
       continue;
     }
     double *rp = es->resp + r * G;
-    memset(rp, 0, G * sizeof(double));
-    if (es->mode == GMLE_EM_SOFT) {
-      for (size_t k = 0; k < K; k++)
-        rp[c * K + k] = w * exp(j[k] - l);
-    } else {
-      const size_t N = es->top_n;
-      top_n_of(j, K, N, topv);
-      double t = 0;
-      for (size_t u = 0; u < N; u++)
-        t += exp(j[topv[u]] - mx);
-      const double lt = mx + log(t);
-      for (size_t u = 0; u < N; u++)
-        rp[c * K + topv[u]] = w * exp(j[topv[u]] - lt);
+    if (C > 1)
+      memset(rp, 0, G * sizeof(double));
+    rp += c * K;
+    double sum = 0;
+    for (size_t k = 0; k < K; k++) {
+      rp[k] = exp(j[k] - mx);
+      sum += rp[k];
     }
+    lrow[r] = mx + log(sum);
+    if (!N) {
+      const double f = w / sum;
+      for (size_t k = 0; k < K; k++)
+        rp[k] *= f;
+      continue;
+    }
+    size_t *top = topv + (size_t)omp_get_thread_num() * 2 * N;
+    double *keep = (double *)(top + N);
+    top_n_of(j, K, N, top);
+    double t = 0;
+    for (size_t u = 0; u < N; u++)
+      t += rp[top[u]];
+    for (size_t u = 0; u < N; u++)
+      keep[u] = rp[top[u]] * (w / t);
+    memset(rp, 0, K * sizeof(double));
+    for (size_t u = 0; u < N; u++)
+      rp[top[u]] = keep[u];
   }
-  if (topv != top)
-    gmle__free(topv);
-  return s;
+  gmle__free(topv);
+  if (bad < n) {
+    const size_t c = labels ? (size_t)labels[r0 + bad] : 0;
+    const gmle_error_location loc = {.row = r0 + bad,
+                                     .class_index = c,
+                                     .fields = GMLE_LOC_ROW | GMLE_LOC_CLASS};
+    return gmle__error_at(es->ctx, GMLE_E_NONFINITE_STATS, &loc,
+                          "EM: row %zu has zero density under every "
+                          "component of class %zu (underflow: rescale the "
+                          "data)",
+                          r0 + bad, c);
+  }
+  for (size_t r = 0; r < n; r++) {
+    const double w = weights ? weights[r0 + r] : 1.0;
+    if (w != 0)
+      ksum_add(ll_s, ll_c, w * (lrow[r] + logC));
+    *ll_w += w;
+  }
+  return GMLE_OK;
 }
 
 /* Soft, on a backend with accumulate_resp: rows [r0, r0 + n) class by
