@@ -6,13 +6,19 @@ no output file, and never crashes.
 
   K = 0                                   1, names --components
   K above a class's row count             1, names the class
-  a class whose rows are all identical    2 with --reg-covar 0, naming the
+  a class whose rows are all identical    2 with both floors off, naming the
                                           class; with the default reg_covar
                                           a finite model
   NaN rows                                2, names the row of the file
-  an init model of another dimension      1, names the init file
-  an init model of another type           1, names the init file
+  an init model of another dimension,     2, names the init file (as a model
+  type or K                                  of another dimension is for
+                                             gmle score: the model does not
+                                             fit the data)
   init weights that do not sum to 1       3, names the init file and "sum"
+
+A class of identical rows is singular only with both floors off
+(--reg-covar 0 --rel-floor 0): the default relative floor, like reg_covar,
+makes it a defined fit.
 """
 import os
 import sys
@@ -50,7 +56,7 @@ np.save("flat.npy", flat)
 with open("y_flat.txt", "w") as f:
     f.write("".join("flat\n" if i < 100 else "varied\n" for i in range(600)))
 T.expect_fail(2, "a class whose rows are all identical, --reg-covar 0",
-              ["flat"], "out.npz", "fit", "flat.npy", "--labels", "y_flat.txt",
+              ["flat", "constant"], "out.npz", "fit", "flat.npy", "--labels", "y_flat.txt",
               "--components", 2, "--reg-covar", 0, "--rel-floor", 0, "-o",
               "out.npz")
 rc, _, err = T.run("fit", "flat.npy", "--labels", "y_flat.txt",
@@ -78,14 +84,17 @@ T.expect_fail(2, "NaN row, warm start", ["row 517"], "out.npz", "fit",
               "out.npz")
 
 em_lib.save_init("init_d3.npz", w0, m0[:, :3], c0[:, :3, :3], "full")
-T.expect_fail(1, "an init model of another dimension", ["init_d3.npz"],
+T.expect_fail(2, "an init model of another dimension", ["init_d3.npz", "3"],
               "out.npz", "fit", "x.npy", "--components", 2, "--init-model",
               "init_d3.npz", "-o", "out.npz")
 em_lib.save_init("init_diag.npz", w0, m0, em_lib.as_type(c0, "diag"), "diag")
-T.expect_fail(1, "an init model of another covariance type",
-              ["init_diag.npz"], "out.npz", "fit", "x.npy", "--components", 2,
+T.expect_fail(2, "an init model of another covariance type",
+              ["init_diag.npz", "diag"], "out.npz", "fit", "x.npy", "--components", 2,
               "--cov", "full", "--init-model", "init_diag.npz", "-o",
               "out.npz")
+T.expect_fail(2, "an init model of another K", ["init.npz", "3"], "out.npz",
+              "fit", "x.npy", "--components", 3, "--init-model", "init.npz",
+              "-o", "out.npz")
 em_lib.save_init("init_sum.npz", w0 * 0.9, m0, c0, "full")
 T.expect_fail(3, "init weights summing to 0.9", ["init_sum.npz", "sum"],
               "out.npz", "fit", "x.npy", "--components", 2, "--init-model",
