@@ -15,6 +15,9 @@ no output file, and never crashes.
                                              gmle score: the model does not
                                              fit the data)
   init weights that do not sum to 1       3, names the init file and "sum"
+  a component with half a row of          0: re-seeded (docs/MIXTURES.md),
+  occupancy (it shares one outlier row)      weights summing to 1, counted
+                                             in em_n_reseeded
 
 A class of identical rows is singular only with both floors off
 (--reg-covar 0 --rel-floor 0): the default relative floor, like reg_covar,
@@ -99,4 +102,30 @@ em_lib.save_init("init_sum.npz", w0 * 0.9, m0, c0, "full")
 T.expect_fail(3, "init weights summing to 0.9", ["init_sum.npz", "sum"],
               "out.npz", "fit", "x.npy", "--components", 2, "--init-model",
               "init_sum.npz", "-o", "out.npz")
+
+# Collapsing component: one outlier row 12 standard deviations from
+# component 0's mean along feature 1, component 2 its mirror image with the
+# same covariance, so the outlier is shared half and half and component 2
+# gets 0.5 rows of occupancy (the other rows are ~0): below one row, it is
+# re-seeded.
+outlier = m0[0] + 12.0 * np.sqrt(c0[1][1, 1]) * np.eye(4)[1]
+np.save("outlier.npy", np.vstack([x, outlier]))
+for cov_type in ("full", "diag"):
+    cov = np.stack([c0[1]] * 3)
+    em_lib.save_init("init_collapse_%s.npz" % cov_type, np.full(3, 1.0 / 3),
+                     np.vstack([m0, 2.0 * outlier - m0[0]]),
+                     em_lib.as_type(cov, cov_type), cov_type)
+    name = "a component of half a row (%s)" % cov_type
+    if T.gmle_ok(name, "fit", "outlier.npy", "--components", 3, "--cov",
+                 cov_type, "--init-model", "init_collapse_%s.npz" % cov_type,
+                 "--max-iter", 3, "--tol", 0, "-o", "collapse.npz", "-q"):
+        m = em_lib.load("collapse.npz")
+        T.check(abs(m["weights"].sum() - 1.0) < 1e-12 and all(
+            np.all(np.isfinite(m[k]))
+            for k in ("weights", "means", "covariances")),
+                "%s: finite, weights sum to 1 - %.3g" %
+                (name, 1.0 - m["weights"].sum()))
+        T.check(int(m.get("em_n_reseeded", 0)) >= 1,
+                "%s: re-seeded (em_n_reseeded %s)" %
+                (name, m.get("em_n_reseeded")))
 T.finish()
