@@ -222,22 +222,36 @@ def run_shape(args, emit, x, data, work, cov, k, n, repeat, backends,
         emit({**rec, "rows_per_s": n / s, "nkd_per_s": n * k * D / s,
               "model_gflops": flops(cov, n, k) / s * 1e-9})
 
+    def gmle(backend, *argv):
+        """Seconds of the fastest of `repeat` runs of gmle, or None (an
+        error record) when it fails."""
+        cmd = [args.gmle, *argv, "--backend", backend, "-q"]
+        try:
+            return best_of(repeat, lambda: subprocess.run(
+                cmd, check=True, stderr=subprocess.PIPE, text=True))
+        except subprocess.CalledProcessError as e:
+            emit({"record": "error", "backend": backend, **shape,
+                  "command": " ".join(cmd[1:]), "exit": e.returncode,
+                  "stderr": e.stderr.strip()})
+            return None
+
     for backend in backends:
         model = os.path.join(work, "m_%s.npz" % backend)
         times = []
         for n_iter in (1, 3):
-            cmd = [args.gmle, "fit", data, "--components", str(k), "--cov",
-                   cov, "--init-model", init, "--max-iter", str(n_iter),
-                   "--tol", "0", "--backend", backend, "-o", model, "-q"]
             log("gmle %s %s K=%d, %d iteration(s)" % (backend, cov, k,
                                                       n_iter))
-            times.append(best_of(repeat, lambda: subprocess.run(
-                cmd, check=True)))
+            times.append(gmle(backend, "fit", data, "--components", str(k),
+                              "--cov", cov, "--init-model", init,
+                              "--max-iter", str(n_iter), "--tol", "0", "-o",
+                              model))
+        if None in times:
+            continue
         record("gmle", backend, *times)
-        dens = os.path.join(work, "dens.npy")
-        t = best_of(repeat, lambda: subprocess.run(
-            [args.gmle, "score", model, data, "--what", "density", "--dtype",
-             "f32", "--backend", backend, "-o", dens, "-q"], check=True))
+        t = gmle(backend, "score", model, data, "--what", "density",
+                 "--dtype", "f32", "-o", os.path.join(work, "dens.npy"))
+        if t is None:
+            continue
         rate = flops(cov, n, k, estep_only=True) / t * 1e-9
         emit({"record": "estep", "impl": "gmle score --what density",
               "backend": backend, **shape, "seconds": t, "rows_per_s": n / t,
