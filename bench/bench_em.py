@@ -29,7 +29,9 @@ weighted sums of x and x^2, 4 N K D) and a full one as 4 N K D^2 (the
 whitening products and the K Gram matrices), the E-step alone as half.
 
 Output: one JSON object per line on stdout (record: machine, gemm, em,
-estep, summary); --json PATH writes them there too. Progress on stderr.
+estep, summary: per shape the speed-up of each gmle backend over
+scikit-learn per iteration and the E-step's share of the float32 GEMM
+rate; error: a gmle run that failed); --json PATH writes them there too. Progress on stderr.
 Needs numpy and scikit-learn (pip), and a built gmle (--gmle, default
 build/tools/gmle).
 """
@@ -210,6 +212,7 @@ def run_shape(args, emit, x, data, work, cov, k, n, repeat, backends,
     cols = k if cov == "diag" else k * D
     shape = {"cov": cov, "K": k, "D": D, "N": n, "dtype": "float32"}
     per_iter = {}
+    estep_of_gemm = {}
 
     def record(impl, backend, t1, t3):
         s = (t3 - t1) / 2.0
@@ -253,6 +256,7 @@ def run_shape(args, emit, x, data, work, cov, k, n, repeat, backends,
         if t is None:
             continue
         rate = flops(cov, n, k, estep_only=True) / t * 1e-9
+        estep_of_gemm[backend] = rate / gemm[("float32", cols)]
         emit({"record": "estep", "impl": "gmle score --what density",
               "backend": backend, **shape, "seconds": t, "rows_per_s": n / t,
               "model_gflops": rate,
@@ -280,6 +284,8 @@ def run_shape(args, emit, x, data, work, cov, k, n, repeat, backends,
         record("sklearn", None, *times)
 
     summary = {"record": "summary", **shape}
+    for b, frac in estep_of_gemm.items():
+        summary["estep_of_gemm_f32_%s" % b] = frac
     if "sklearn" in per_iter:
         for b in (b for b in backends if "gmle_" + b in per_iter):
             summary["speedup_%s_vs_sklearn" % b] = (per_iter["sklearn"] /
