@@ -12,10 +12,10 @@
  * the spellings of scikit-learn's covariance_type. */
 static const char *const cov_names[] = {"full", "diag", "spherical", "tied"};
 
-/* Indexed by the enum's value (GMLE_OUT_LOGLIK = 0 ... GMLE_OUT_DENSITY = 4);
+/* Indexed by the enum's value (GMLE_OUT_LOGLIK = 0 ... GMLE_OUT_RESP = 5);
  * the words of `gmle score --what`. */
-static const char *const output_names[] = {"loglik", "joint", "logpost",
-                                           "label", "density"};
+static const char *const output_names[] = {"loglik", "joint",   "logpost",
+                                           "label",  "density", "resp"};
 
 /* Indexed by gmle_em_mode (GMLE_EM_SOFT = 0 ... GMLE_EM_TOP_N = 2); "top"
  * is the word before the ':N' of `gmle fit --em top:N`. */
