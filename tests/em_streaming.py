@@ -24,7 +24,7 @@ np = em_lib.np
 ROWS = int(os.environ.get("GMLE_TEST_BIG_ROWS", "25000000"))
 COLS = 8
 LIMIT_KB = 250000
-ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+ENV = {"OMP_NUM_THREADS": "2",
        "GMLE_BACKEND": "cpu"}
 
 ldd = subprocess.run(["ldd", T.gmle], capture_output=True, text=True).stdout
