@@ -31,9 +31,9 @@ whitening products and the K Gram matrices), the E-step alone as half.
 Output: one JSON object per line on stdout (record: machine, gemm, em,
 estep, summary: per shape the speed-up of each gmle backend over
 scikit-learn per iteration and the E-step's share of the float32 GEMM
-rate; error: a gmle run that failed); --json PATH writes them there too. Progress on stderr.
-Needs numpy and scikit-learn (pip), and a built gmle (--gmle, default
-build/tools/gmle).
+rate; error: a gmle run that failed); --json PATH writes them there too.
+Progress on stderr. Needs numpy and scikit-learn (pip), and a built gmle
+(--gmle, default build/tools/gmle).
 """
 import argparse
 import json

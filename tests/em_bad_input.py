@@ -59,9 +59,9 @@ np.save("flat.npy", flat)
 with open("y_flat.txt", "w") as f:
     f.write("".join("flat\n" if i < 100 else "varied\n" for i in range(600)))
 T.expect_fail(2, "a class whose rows are all identical, --reg-covar 0",
-              ["flat", "constant"], "out.npz", "fit", "flat.npy", "--labels", "y_flat.txt",
-              "--components", 2, "--reg-covar", 0, "--rel-floor", 0, "-o",
-              "out.npz")
+              ["flat", "constant"], "out.npz", "fit", "flat.npy", "--labels",
+              "y_flat.txt", "--components", 2, "--reg-covar", 0,
+              "--rel-floor", 0, "-o", "out.npz")
 rc, _, err = T.run("fit", "flat.npy", "--labels", "y_flat.txt",
                    "--components", 2, "-o", "flat.npz", "-q")
 if rc == 0:
@@ -92,9 +92,9 @@ T.expect_fail(2, "an init model of another dimension", ["init_d3.npz", "3"],
               "init_d3.npz", "-o", "out.npz")
 em_lib.save_init("init_diag.npz", w0, m0, em_lib.as_type(c0, "diag"), "diag")
 T.expect_fail(2, "an init model of another covariance type",
-              ["init_diag.npz", "diag"], "out.npz", "fit", "x.npy", "--components", 2,
-              "--cov", "full", "--init-model", "init_diag.npz", "-o",
-              "out.npz")
+              ["init_diag.npz", "diag"], "out.npz", "fit", "x.npy",
+              "--components", 2, "--cov", "full", "--init-model",
+              "init_diag.npz", "-o", "out.npz")
 T.expect_fail(2, "an init model of another K", ["init.npz", "3"], "out.npz",
               "fit", "x.npy", "--components", 3, "--init-model", "init.npz",
               "-o", "out.npz")

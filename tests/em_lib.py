@@ -40,7 +40,8 @@ class Suite:
                           "sklearn", "scikit-learn")))
                 sys.exit(SKIP)
         self.gmle = os.path.abspath(sys.argv[1])
-        self.helpers = os.path.abspath(sys.argv[3]) if len(sys.argv) > 3 else ""
+        self.helpers = os.path.abspath(sys.argv[3]) if len(
+            sys.argv) > 3 else ""
         self.work = os.path.abspath(sys.argv[2])
         shutil.rmtree(self.work, ignore_errors=True)
         os.makedirs(self.work)
@@ -106,7 +107,8 @@ class Suite:
         first = err.strip().splitlines()[0] if err.strip() else ""
         self.check(rc == want_rc, "%s: exit %d (expected %d)%s" %
                    (name, rc, want_rc,
-                    "" if rc == want_rc else ": gmle " + " ".join(map(str, args))))
+                    "" if rc == want_rc else
+                    ": gmle " + " ".join(map(str, args))))
         missing = [m for m in must if m.lower() not in err.lower()]
         self.check(not missing and first,
                    "%s: message names %s: %s" % (name, must, first)
@@ -134,8 +136,9 @@ def rel(a, ref):
 
 def mixture_data(seed, n, d, k, offset=0.0):
     """n rows of a k-component Gaussian mixture in d dimensions (float64):
-    component means about 2.5 standard deviations apart (overlapping), random correlated
-    covariances, unequal weights. Returns (X, labels, true means)."""
+    component means about 2.5 standard deviations apart (overlapping),
+    random correlated covariances, unequal weights. Returns (X, labels,
+    true means)."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0.0, 2.5, (k, d))
     factors = np.eye(d) + rng.normal(0.0, 0.25, (k, d, d))
