@@ -91,18 +91,22 @@ def best_of(repeat, fn):
 
 
 def gemm_rate(dtype, n, cols, repeat):
-    """GFLOP/s of (rows, D) @ (D, cols) over n rows in blocks of BLOCK."""
+    """GFLOP/s of (rows, D) @ (D, cols) over n rows in blocks of BLOCK (at
+    least 0.25 s of products per timing, so that small n still measures)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((min(n, BLOCK), D)).astype(dtype)
     b = rng.standard_normal((D, cols)).astype(dtype)
     out = np.empty((len(a), cols), dtype)
-    blocks = max(1, n // len(a))
+    t0 = time.perf_counter()
+    np.matmul(a, b, out=out)
+    once = max(time.perf_counter() - t0, 1e-6)
+    blocks = max(n // len(a), int(np.ceil(0.25 / once)))
 
     def run():
         for _ in range(blocks):
             np.matmul(a, b, out=out)
 
-    t = best_of(repeat, run)
+    t = best_of(max(repeat, 2), run)
     return 2.0 * blocks * len(a) * D * cols / t * 1e-9
 
 
