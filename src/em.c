@@ -807,6 +807,9 @@ gmle_status gmle_em_step(const gmle_em_stats *es, const gmle_model *previous,
       if (K > 1 && (n[g] < 1.0 || w[g] < o.min_weight)) {
         const size_t h = heaviest(w, K, c, k);
         if (h < K && n[c * K + h] >= 2.0) {
+          /* k's weight goes to h first, so the class's weights still sum
+           * to 1 after h is halved into h and k */
+          w[c * K + h] += w[g];
           gmle__em_split(D, K, cov, w, mu, cv, c, h, k);
           reseeded++;
         }

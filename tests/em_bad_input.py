@@ -5,7 +5,7 @@ acceptance "Bad input"): each case exits with the code tools/cli.h and
 no output file, and never crashes.
 
   K = 0                                   1, names --components
-  K above a class's row count             1, names the class
+  K above a class's row count             2, names the class
   a class whose rows are all identical    2 with both floors off, naming the
                                           class; with the default reg_covar
                                           a finite model
@@ -45,10 +45,10 @@ T.expect_fail(1, "K = 0", ["--components"], "out.npz", "fit", "x.npy",
 # Two classes, 'rare' with 3 rows: K = 4 is above its row count.
 with open("y_rare.txt", "w") as f:
     f.write("".join("rare\n" if i < 3 else "common\n" for i in range(600)))
-T.expect_fail(1, "K above a class's row count", ["rare"], "out.npz", "fit",
+T.expect_fail(2, "K above a class's row count", ["rare"], "out.npz", "fit",
               "x.npy", "--labels", "y_rare.txt", "--components", 4, "-o",
               "out.npz")
-T.expect_fail(1, "K above the row count (no labels)", ["601"],
+T.expect_fail(2, "K above the row count (no labels)", ["601"],
               "out.npz", "fit", "x.npy", "--components", 601, "-o",
               "out.npz")
 
