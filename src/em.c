@@ -323,16 +323,19 @@ static void add_same_shift(gmle_stats *st, const gmle_stats *b) {
 /* The K top joints of a class row: indices of the n largest (ties: lowest
  * index first) into top. */
 static void top_n_of(const double *j, size_t K, size_t n, size_t *top) {
-  for (size_t t = 0; t < n; t++) {
-    size_t best = K;
-    for (size_t k = 0; k < K; k++) {
-      int taken = 0;
-      for (size_t u = 0; u < t; u++)
-        taken |= top[u] == k;
-      if (!taken && (best == K || j[k] > j[best]))
-        best = k;
+  /* top[0..m) sorted by value, descending (an equal value after the ones
+   * already there: lower index first); one pass, an insertion only for a
+   * value that beats the n-th. */
+  size_t m = 0;
+  for (size_t k = 0; k < K; k++) {
+    if (m == n && !(j[k] > j[top[n - 1]]))
+      continue;
+    size_t p = m < n ? m++ : n - 1;
+    while (p > 0 && j[k] > j[top[p - 1]]) {
+      top[p] = top[p - 1];
+      p--;
     }
-    top[t] = best;
+    top[p] = k;
   }
 }
 
