@@ -330,6 +330,12 @@ typedef struct gmle__resp_out {
   uint64_t *rows;
 } gmle__resp_out;
 
+/* src/em.c: the centre of accumulate_resp's GEMM form (host/em_accum.c, and
+ * the CUDA loader for its module): m = the mean of the n_comp shifts
+ * ([n_comp * dim]) and the shifts around it, kp[g*dim + j] = k_gj - m_j. */
+void gmle__em_centre(const double *shift, size_t n_comp, size_t dim, double *m,
+                     double *kp);
+
 typedef struct gmle__backend_ops {
   gmle_backend id;
   const char *name;
