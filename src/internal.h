@@ -417,8 +417,10 @@ extern const gmle__backend_ops gmle__cpu_backend;
 extern const gmle__backend_ops gmle__opencl_backend;
 #endif
 /* cuda/loader.c (GMLE_ENABLE_CUDA builds only): forwards to the CUDA module
- * libgmle_cuda.so, loaded with dlopen at context creation. */
-extern const gmle__backend_ops gmle__cuda_backend;
+ * libgmle_cuda.so, loaded with dlopen at context creation. Not const: the
+ * loader sets its optional entries that the module provides (once, under
+ * its lock, when the module is loaded, before any context uses it). */
+extern gmle__backend_ops gmle__cuda_backend;
 
 /* host/em_accum.c: accumulate_resp by BLAS-3 (rows centred first). */
 gmle_status gmle__cpu_accumulate_resp(gmle_context *ctx,
