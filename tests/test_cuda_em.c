@@ -560,10 +560,7 @@ static void em_fault_sweep(const em_case *e, gmle_cuda_fault kind,
       CHECK_MSG(kind == GMLE_CUDA_FAULT_OOM,
                 "error k %ld: the fault fired but the call succeeded", k);
       const double d = em_stats_diff(es, want, 0);
-      CHECK_MSG(d <= 1e-12,
-                "oom k %ld: the recovered statistics differ by "
-                "%.3g",
-                k, d);
+      CHECK_MSG(d <= 1e-12, "oom k %ld: recovered, but %.3g off", k, d);
     } else if (s != GMLE_OK) {
       fired++;
       CHECK_MSG(s == expect, "%s k %ld: %s (%s)",
@@ -588,7 +585,9 @@ static void em_fault_sweep(const em_case *e, gmle_cuda_fault kind,
   printf("  %s %s: %ld calls, %ld failed cleanly, %ld recovered\n",
          gmle_cov_name(e->c.cov), kind == GMLE_CUDA_FAULT_OOM ? "oom" : "error",
          k - 1, fired, recovered);
-  CHECK(fired >= 1);
+  /* Errors fail the call; out-of-memory in the first chunk's passes or
+   * the scoring is retried smaller, so recovers. */
+  CHECK(kind == GMLE_CUDA_FAULT_OOM ? recovered >= 1 : fired >= 1);
 }
 
 TEST(gpu_em_fault_sweeps_leave_statistics_unchanged) {
