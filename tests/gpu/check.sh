@@ -5,7 +5,7 @@
 # major version the pack was built with; no network, no build, no cmake,
 # make, pkg-config or apt:
 #
-#   bash check.sh [--quick] [--no-bench] [--logs DIR]
+#   bash check.sh [--quick | --em] [--no-bench] [--logs DIR]
 #
 # 1. copies the pack's libraries (OpenBLAS, LAPACKE, libgfortran, ...) into
 #    a private prefix under $TMPDIR (never over /) and puts it, the pack's
@@ -16,26 +16,35 @@
 #    that a CUDA context opens (test_cuda with GMLE_REQUIRE_GPU=1; else the
 #    CUDA error, exit 2);
 # 4. runs test_cuda once (parity with the CPU, bit-identical repeats, 1000
-#    classes, device-resident input, the fault sweeps, > 2^31 elements), the
-#    suites with GMLE_BACKEND=cuda (four at a time), and bench_cuda --quick;
-#    --quick: only test_cuda's parity tests and test_cross_backend;
-# 5. prints one summary table (see README, "GPU check").
-# Whole run about 8 minutes on an H100 at most (each step has a time
-# limit), --quick under 3. Logs: DIR (default ./gpu-logs).
+#    classes, device-resident input, the fault sweeps, > 2^31 elements),
+#    test_cuda_em (EM statistics and 5 EM iterations from a given start
+#    against the CPU, diag and full, within 1e-9; fault sweeps), the suites
+#    with GMLE_BACKEND=cuda (four at a time), bench_cuda --quick and
+#    bench_cuda --em (an EM iteration at the bench shapes, diag K=64 and
+#    full K=16, D=40, N=10^6 float32, beside the CPU backend on all cores);
+#    --quick: only test_cuda's and test_cuda_em's parity tests and
+#    test_cross_backend; --em: only test_cuda_em and bench_cuda --em (about
+#    4 minutes at most);
+# 5. prints one summary table (see README, "GPU check"), the EM timing
+#    lines for BENCHMARKS.md and the EM parity figures.
+# Whole run about 10 minutes on an H100 at most (each step has a time
+# limit), --quick under 4. Logs: DIR (default ./gpu-logs).
 # Exit status: 0 all passed, 1 something failed or timed out, 2 setup (a
 # library missing, no GPU, no CUDA context).
 set -uo pipefail
 
 pack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 quick=0
+em=0
 bench=1
 logs=$PWD/gpu-logs
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
+    --em) em=1 ;;
     --no-bench) bench=0 ;;
     --logs) logs=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--no-bench] [--logs DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick | --em] [--no-bench] [--logs DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -131,17 +140,28 @@ step() {
 }
 
 say "tests"
-if [ $quick = 1 ]; then
+if [ $em = 1 ]; then
+  step test_cuda_em 180 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda_em"
+  if [ $bench = 1 ]; then
+    step bench_cuda.em 150 OMP_NUM_THREADS="$(nproc)" -- \
+      "$pack/build/bench/bench_cuda" --em
+  fi
+elif [ $quick = 1 ]; then
   step test_cuda.parity 120 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda" match
+  step test_cuda_em.parity 120 GMLE_REQUIRE_GPU=1 -- \
+    "$pack/build/tests/test_cuda_em" match
   step test_cross_backend.cuda 60 GMLE_BACKEND=cuda -- \
     "$pack/build/tests/test_cross_backend"
 else
   step test_cuda 210 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda"
   step test_cuda_plan 30 -- "$pack/build/tests/test_cuda_plan"
+  # EM on CUDA: statistics and 5 iterations from a given start against the
+  # CPU (1e-9 relative), fault sweeps.
+  step test_cuda_em 180 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda_em"
   # The suites four at a time; each writes its own log.
   suites=()
   for t in "$pack"/build/tests/test_*; do
-    case "$(basename "$t")" in test_cuda | test_cuda_plan) continue ;; esac
+    case "$(basename "$t")" in test_cuda | test_cuda_plan | test_cuda_em) continue ;; esac
     suites+=("$t")
   done
   for t in "${suites[@]}"; do
@@ -161,6 +181,10 @@ else
   done
   if [ $bench = 1 ]; then
     step bench_cuda.quick 150 -- "$pack/build/bench/bench_cuda" --quick
+    # An EM iteration at the issue's bench shapes, CUDA and the CPU backend
+    # on all cores, for BENCHMARKS.md.
+    step bench_cuda.em 150 OMP_NUM_THREADS="$(nproc)" -- \
+      "$pack/build/bench/bench_cuda" --em
   fi
 fi
 
@@ -174,6 +198,14 @@ if [ -f "$logs/bench_cuda.quick.txt" ]; then
   echo
   grep -E "^acceptance criteria" "$logs/bench_cuda.quick.txt"
   sed -n '/^summary/,$p' "$logs/bench_cuda.quick.txt"
+fi
+if [ -f "$logs/bench_cuda.em.txt" ]; then
+  echo
+  grep -E "^EM iteration [a-z]+ K=" "$logs/bench_cuda.em.txt"
+fi
+if [ -f "$logs/test_cuda_em.txt" ] || [ -f "$logs/test_cuda_em.parity.txt" ]; then
+  echo
+  grep -hE "cuda vs CPU after 5 iterations" "$logs"/test_cuda_em*.txt
 fi
 echo
 echo "logs: $logs"
