@@ -727,6 +727,22 @@ GMLE_API gmle_status gmle_model_em_report(const gmle_model *m,
 GMLE_API gmle_status gmle_model_set_em_report(gmle_model *m,
                                               const gmle_em_report *r);
 
+/** The name of an EM mode as model files and `gmle info` write it: "soft",
+ *  "hard" or "top" (GMLE_EM_TOP_N; the CLI's --em top:N); NULL for a value
+ *  outside the enum. The string is static. */
+GMLE_API const char *gmle_em_mode_name(gmle_em_mode m);
+/** Parse an EM mode name (exactly as gmle_em_mode_name spells it) into
+ *  *out; GMLE_E_INVALID_ARG for other names or NULL arguments, leaving
+ *  *out unchanged. */
+GMLE_API gmle_status gmle_em_mode_parse(const char *name, gmle_em_mode *out);
+/** The name of an EM initialisation: "kmeans++", "random", "model" or
+ *  "split"; NULL for a value outside the enum. The string is static. */
+GMLE_API const char *gmle_em_init_name(gmle_em_init i);
+/** Parse an EM initialisation name (as gmle_em_init_name spells it) into
+ *  *out; GMLE_E_INVALID_ARG for other names or NULL arguments, leaving
+ *  *out unchanged. */
+GMLE_API gmle_status gmle_em_init_parse(const char *name, gmle_em_init *out);
+
 /* ------------------------------------------------------------------------ */
 /* Class names of a model                                                   */
 /* ------------------------------------------------------------------------ */

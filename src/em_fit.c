@@ -75,6 +75,7 @@ typedef struct sample {
   uint64_t *seen; /* [C] rows of each class read */
   size_t *n;      /* [C] rows held */
   double *x;      /* [C][cap][D] */
+  uint64_t batch; /* batches read */
   rng r;
 } sample;
 
@@ -84,7 +85,8 @@ static gmle_status sample_add(void *user, const void *x, gmle_dtype dtype,
   sample *sp = user;
   (void)weights;
   const size_t D = sp->D;
-  GMLE_TRY(gmle__check_finite(sp->ctx, x, dtype, n, stride, D, 0, "EM"));
+  GMLE_TRY(
+      gmle__check_finite(sp->ctx, x, dtype, n, stride, D, sp->batch++, "EM"));
   for (size_t r = 0; r < n; r++) {
     size_t c = 0;
     if (sp->C > 1) {
