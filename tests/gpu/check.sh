@@ -18,13 +18,14 @@
 # 4. runs test_cuda once (parity with the CPU, bit-identical repeats, 1000
 #    classes, device-resident input, the fault sweeps, > 2^31 elements),
 #    test_cuda_em (EM statistics and 5 EM iterations from a given start
-#    against the CPU, diag and full, within 1e-9; fault sweeps), the suites
+#    against the CPU, diag and full, within 1e-9; fault sweeps), the same
+#    5 iterations through the CLI (gmle fit --backend cuda vs cpu), the suites
 #    with GMLE_BACKEND=cuda (four at a time), bench_cuda --quick and
 #    bench_cuda --em (an EM iteration at the bench shapes, diag K=64 and
 #    full K=16, D=40, N=10^6 float32, beside the CPU backend on all cores);
 #    --quick: only test_cuda's and test_cuda_em's parity tests and
-#    test_cross_backend; --em: only test_cuda_em and bench_cuda --em (about
-#    4 minutes at most);
+#    test_cross_backend; --em: only test_cuda_em, the CLI EM run and
+#    bench_cuda --em (about 5 minutes at most);
 # 5. prints one summary table (see README, "GPU check"), the EM timing
 #    lines for BENCHMARKS.md and the EM parity figures.
 # Whole run about 10 minutes on an H100 at most (each step has a time
@@ -72,7 +73,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
 # ---- 2. every library resolves ------------------------------------------------------
 say "libraries (private prefix $prefix/lib; CUDA ${cuda_libs:-not found, the loader decides})"
 progs=("$pack"/build/libgmle.so.0 "$pack"/build/libgmle_cuda.so
-  "$pack"/build/tests/* "$pack"/build/bench/*)
+  "$pack"/build/tests/* "$pack"/build/bench/* "$pack"/build/tools/*)
 : > "$logs/ldd.txt"
 unresolved=0
 for f in "${progs[@]}"; do
@@ -139,9 +140,33 @@ step() {
   rows+=("$(printf '%-28s %-14s %6ss  %s' "$name" "$result" "$took" "$counts")")
 }
 
+# EM through the command line: 5 iterations from the same start (a k-means++
+# init saved by gmle fit --max-iter 0) with --backend cuda and cpu, diag and
+# full, 4 components, 2 10^5 float32 rows; the models within 1e-9
+# (cli_model_compare: each class's mixture mean and covariance).
+em_cli() {
+  local t=$pack/build/tools d cov be
+  d=$(mktemp -d "$prefix/em-cli.XXXXXX") || return 1
+  "$t/cli_gen_npy" "$d/X.npy" 200000 8 f32 7 || return 1
+  for cov in diag full; do
+    "$t/gmle" fit "$d/X.npy" --components 4 --cov $cov --max-iter 0 \
+      --backend cpu -o "$d/M0.$cov.npz" || return 1
+    for be in cuda cpu; do
+      "$t/gmle" fit "$d/X.npy" --components 4 --cov $cov --max-iter 5 --tol 0 \
+        --init-model "$d/M0.$cov.npz" --backend $be -o "$d/$be.$cov.npz" ||
+        return 1
+    done
+    echo "$cov, cuda vs cpu:"
+    "$t/cli_model_compare" "$d/cuda.$cov.npz" "$d/cpu.$cov.npz" 1e-9 || return 1
+  done
+}
+export -f em_cli
+export pack prefix
+
 say "tests"
 if [ $em = 1 ]; then
   step test_cuda_em 180 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda_em"
+  step em_cli 120 -- bash -c em_cli
   if [ $bench = 1 ]; then
     step bench_cuda.em 150 OMP_NUM_THREADS="$(nproc)" -- \
       "$pack/build/bench/bench_cuda" --em
@@ -156,8 +181,9 @@ else
   step test_cuda 210 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda"
   step test_cuda_plan 30 -- "$pack/build/tests/test_cuda_plan"
   # EM on CUDA: statistics and 5 iterations from a given start against the
-  # CPU (1e-9 relative), fault sweeps.
+  # CPU (1e-9 relative), fault sweeps; the same through the CLI.
   step test_cuda_em 180 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda_em"
+  step em_cli 120 -- bash -c em_cli
   # The suites four at a time; each writes its own log.
   suites=()
   for t in "$pack"/build/tests/test_*; do
@@ -206,6 +232,9 @@ fi
 if [ -f "$logs/test_cuda_em.txt" ] || [ -f "$logs/test_cuda_em.parity.txt" ]; then
   echo
   grep -hE "cuda vs CPU after 5 iterations" "$logs"/test_cuda_em*.txt
+fi
+if [ -f "$logs/em_cli.txt" ]; then
+  grep -hE -A1 "cuda vs cpu:" "$logs/em_cli.txt" | grep -v "^--"
 fi
 echo
 echo "logs: $logs"

@@ -7,9 +7,10 @@
 #   bash tests/gpu/prepare.sh [--out DIR] [--arch LIST] [--build BUILD]
 #
 #   DIR  (default gpu-pack/, ignored by git) receives
-#        build/    libgmle, libgmle_cuda.so, the CUDA-registered test suites
-#                  and bench_cuda, built Release with Ninja and CUDA on (no
-#                  object files, no CPU-only suites);
+#        build/    libgmle, libgmle_cuda.so, the CUDA-registered test suites,
+#                  bench_cuda and (tools/) the gmle CLI with the CLI suites'
+#                  cli_model_compare and cli_gen_npy, built Release with
+#                  Ninja and CUDA on (no object files, no CPU-only suites);
 #        lib/      every library those programs need that is neither CUDA's
 #                  nor the C library's (OpenBLAS, LAPACKE, libgfortran,
 #                  libgomp, zlib, ...), copied from where ldd resolves them
@@ -62,7 +63,13 @@ for t in "$build"/tests/test_*; do
   cp "$t" "$out/build/tests/"
 done
 cp "$build/bench/bench_cuda" "$out/build/bench/"
+# The CLI and two helpers of its suites, for check.sh's EM run through the
+# command line.
+mkdir -p "$out/build/tools"
+cp "$build/tools/gmle" "$build/tests/cli/cli_model_compare" \
+  "$build/tests/cli/cli_gen_npy" "$out/build/tools/"
 strip --strip-unneeded "$out"/build/tests/* "$out"/build/bench/* \
+  "$out"/build/tools/* \
   "$out"/build/libgmle.so.*.* "$out"/build/libgmle_cuda.so 2> /dev/null || true
 cp "$root/tests/gpu/check.sh" "$out/check.sh"
 
@@ -71,7 +78,7 @@ cp "$root/tests/gpu/check.sh" "$out/check.sh"
 # and CUDA's (the GPU machine has its driver and toolkit).
 skip='^(linux-vdso|ld-linux|libc|libm|libdl|libpthread|librt|libresolv|libcuda|libcudart|libcublas|libcublasLt|libnvidia)[.-]'
 for f in "$out"/build/libgmle.so.*.* "$out"/build/libgmle_cuda.so \
-  "$out"/build/tests/* "$out"/build/bench/*; do
+  "$out"/build/tests/* "$out"/build/bench/* "$out"/build/tools/*; do
   LD_LIBRARY_PATH=$out/build ldd "$f"
 done | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | sort -u |
   while read -r name path; do
