@@ -7,8 +7,9 @@
 #
 #   bash check.sh [--quick | --em] [--no-bench] [--logs DIR]
 #
-# 1. copies the pack's libraries (OpenBLAS, LAPACKE, libgfortran, ...) into
-#    a private prefix under $TMPDIR (never over /) and puts it, the pack's
+# 1. unpacks the pack's libraries (lib.tar.gz, or lib/: OpenBLAS, LAPACKE,
+#    libgfortran, ...) into a private prefix under $TMPDIR (never over /;
+#    needs tar and gzip) and puts it, the pack's
 #    build/ and the CUDA toolkit's library folder on LD_LIBRARY_PATH;
 # 2. checks that every library of libgmle, libgmle_cuda.so and the programs
 #    resolves, printing what does not (exit 2);
@@ -57,6 +58,10 @@ prefix=$(mktemp -d "${TMPDIR:-/tmp}/gmle-gpu.XXXXXX") || exit 2
 trap 'rm -rf "$prefix"' EXIT
 mkdir -p "$prefix/lib"
 [ -d "$pack/lib" ] && cp -a "$pack/lib/." "$prefix/lib/"
+if [ -f "$pack/lib.tar.gz" ] && ! tar -xzf "$pack/lib.tar.gz" -C "$prefix"; then
+  echo "cannot unpack $pack/lib.tar.gz (tar and gzip are needed)" >&2
+  exit 2
+fi
 cuda_libs=""
 nvcc_dir=$(dirname "$(command -v nvcc 2> /dev/null || echo /nonexistent/bin/nvcc)")
 for d in "${CUDA_HOME:-/nonexistent}" "$nvcc_dir/.." /usr/local/cuda /usr/local/cuda-*; do
