@@ -339,25 +339,6 @@ static void top_n_of(const double *j, size_t K, size_t n, size_t *top) {
   }
 }
 
-/* out[k] = exp(v[k] - shift): one SIMD loop, compiled for AVX-512, AVX2
- * and the baseline (the loader picks by the CPU); with -fno-math-errno
- * (CMakeLists.txt) and exp declared SIMD, GCC calls glibc's vector exp
- * (libmvec, within 4 ulp) instead of one scalar exp per value. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&         \
-    defined(__GLIBC__)
-double exp(double) __attribute__((__simd__("notinbranch")));
-#define GMLE__EXP_CLONES                                                       \
-  __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define GMLE__EXP_CLONES
-#endif
-GMLE__EXP_CLONES
-static void exp_shifted(const double *v, double shift, double *out, size_t n) {
-#pragma omp simd
-  for (size_t k = 0; k < n; k++)
-    out[k] = exp(v[k] - shift);
-}
-
 /* Rows [r0, r0 + n): their joint, log-likelihood and responsibilities
  * (resp[r*G + g], times the row's weight) or hard labels (lab[r0 + r]). */
 static gmle_status e_step_chunk(gmle_em_stats *es, const void *x,
@@ -420,7 +401,7 @@ static gmle_status e_step_chunk(gmle_em_stats *es, const void *x,
     if (C > 1)
       memset(rp, 0, G * sizeof(double));
     rp += c * K;
-    exp_shifted(j, mx, rp, K);
+    gmle__exp_shifted(j, mx, rp, K);
     double sum = 0;
     for (size_t k = 0; k < K; k++)
       sum += rp[k];

@@ -471,6 +471,9 @@ gmle_status gmle__mixture_build(gmle_context *ctx, size_t D, size_t C, size_t K,
  * feature of largest variance, weight halved, covariance copied). */
 void gmle__em_split(size_t D, size_t K, gmle_cov_type cov, double *w,
                     double *mu, double *cv, size_t c, size_t h, size_t k);
+/* out[k] = exp(v[k] - shift) for k < n, through glibc's vector exp
+ * (src/mixture.c). */
+void gmle__exp_shifted(const double *v, double shift, double *out, size_t n);
 /* Rows per call of a mixture's components model (bounded joint buffer). */
 size_t gmle__mixture_chunk_rows(size_t G);
 size_t gmle__mixture_n_params(const gmle_model *m);
