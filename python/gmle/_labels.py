@@ -1,0 +1,90 @@
+"""_labels.py -- class labels to class indices (int32, as the C library
+takes them), in O(N) for integer labels of a small range."""
+import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
+
+# Integer labels spanning at most this many values (beyond N) map through a
+# lookup table instead of a sort.
+_TABLE_SLACK = 1 << 16
+
+
+def _as_1d(y):
+    return column_or_1d(y, warn=True)
+
+
+def _check_target_type(y):
+    """scikit-learn's target checks (continuous targets are refused), done
+    without a sort for integer dtypes."""
+    if y.dtype.kind in "iub":
+        return
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity.")
+        if np.any(y != np.floor(y)):
+            raise ValueError("Unknown label type: continuous. Maybe you are "
+                             "trying to fit a classifier, which expects "
+                             "discrete classes on a regression target with "
+                             "continuous values.")
+        return
+    check_classification_targets(y)
+
+
+def encode(y):
+    """(classes, idx): the sorted distinct labels and each row's index into
+    them (int32, C-contiguous)."""
+    y = _as_1d(y)
+    _check_target_type(y)
+    if y.dtype.kind in "iu" and y.size:
+        lo, hi = int(y.min()), int(y.max())
+        span = hi - lo + 1
+        if span <= y.size + _TABLE_SLACK:
+            present = np.bincount((y - lo).astype(np.intp, copy=False),
+                                  minlength=span) > 0
+            classes = (np.flatnonzero(present) + lo).astype(y.dtype)
+            if lo == 0 and span == classes.size and y.dtype == np.int32 \
+                    and y.flags.c_contiguous:
+                return classes, y  # already the indices: no copy
+            table = np.cumsum(present, dtype=np.int32) - 1
+            return classes, table[y - lo]
+    classes, idx = np.unique(y, return_inverse=True)
+    return classes, np.ascontiguousarray(idx.reshape(-1), dtype=np.int32)
+
+
+def encode_with(classes, y):
+    """Each row's index into `classes` (any order); a label not among them
+    is a ValueError naming it."""
+    y = _as_1d(y)
+    classes = np.asarray(classes)
+    order = np.argsort(classes, kind="stable")
+    sorted_c = classes[order]
+    try:
+        pos = np.searchsorted(sorted_c, y)
+    except TypeError as e:
+        raise ValueError(f"labels of type {y.dtype} cannot be compared with "
+                         f"classes of type {classes.dtype}") from e
+    pos = np.minimum(pos, len(sorted_c) - 1)
+    ok = sorted_c[pos] == y
+    if not np.all(ok):
+        bad = y[np.flatnonzero(~ok)[0]]
+        raise ValueError(f"y contains label {bad!r}, which is not one of the "
+                         f"classes {list(classes)!r}")
+    return np.ascontiguousarray(order[pos], dtype=np.int32)
+
+
+def weights(sample_weight, n):
+    """sample_weight as a C-contiguous float64 (n,) array, or None."""
+    if sample_weight is None:
+        return None
+    w = np.ascontiguousarray(np.asarray(sample_weight, dtype=np.float64))
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight.shape == {w.shape}, expected "
+                         f"{(n,)}!")
+    return w
+
+
+def names(classes):
+    """The class names a model file keeps: the labels as text."""
+    return [str(c) for c in np.asarray(classes).tolist()]
