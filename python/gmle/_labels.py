@@ -66,9 +66,9 @@ def encode_with(classes, y):
     pos = np.minimum(pos, len(sorted_c) - 1)
     ok = sorted_c[pos] == y
     if not np.all(ok):
-        bad = y[np.flatnonzero(~ok)[0]]
+        bad = y[np.flatnonzero(~ok)[0]].item()
         raise ValueError(f"y contains label {bad!r}, which is not one of the "
-                         f"classes {list(classes)!r}")
+                         f"classes {classes.tolist()!r}")
     return np.ascontiguousarray(order[pos], dtype=np.int32)
 
 

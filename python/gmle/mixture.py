@@ -6,6 +6,7 @@ import os
 import warnings
 
 import numpy as np
+import scipy.sparse
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -24,7 +25,8 @@ def _is_batches(X):
     """A re-iterable of batches rather than one array: a list or tuple of
     arrays or tuples, or any other iterable that numpy cannot take as an
     array."""
-    if isinstance(X, np.ndarray) or hasattr(X, "__array__"):
+    if isinstance(X, np.ndarray) or hasattr(X, "__array__") or \
+            scipy.sparse.issparse(X):
         return False
     if isinstance(X, (list, tuple)):
         first = X[0] if X else None
