@@ -317,7 +317,11 @@ class GaussianMixture(EngineMixin, DensityMixin, BaseEstimator):
 
     def _start(self, ctx, w0, m0, c0, w, m, p):
         cov = self.covariance_type
-        w = w0 if w is None else w
+        # scikit-learn's 'random_from_data' and 'k-means++' responsibilities
+        # give start weights that sum to K / n, not 1; it normalises them
+        # only in its first M-step, so only its first lower bound differs
+        # (by the log of their sum) from that of the normalised start here.
+        w = w0 / np.sum(w0) if w is None else w
         m = m0 if m is None else m
         c = c0 if p is None else _covariances_from_precisions(cov, p)
         return _model.create_mixture(ctx, cov, np.asarray(w)[None],
