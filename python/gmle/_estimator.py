@@ -2,7 +2,6 @@
 (backend, device, n_jobs), input validation, the model handle kept out of
 pickles and rebuilt from the fitted parameters, precisions."""
 import numpy as np
-from scipy.linalg import solve_triangular
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
@@ -22,34 +21,14 @@ def validate_xy(est, X, y, reset):
                          y_numeric=False)
 
 
-def precisions_cholesky(cov, covariances):
-    """scikit-learn's precisions_cholesky_ from covariances in its shapes
-    (full (n, D, D), diag (n, D), spherical (n,), tied (D, D)); NaN where a
-    covariance is not positive definite (an empty class)."""
-    if cov in ("diag", "spherical"):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = 1.0 / np.sqrt(covariances)
-        out[~np.isfinite(out)] = np.nan
-        return out
-
-    def one(S):
-        try:
-            L = np.linalg.cholesky(S)
-        except np.linalg.LinAlgError:
-            return np.full_like(S, np.nan)
-        return solve_triangular(L, np.eye(S.shape[0]), lower=True).T
-
-    if cov == "tied":
-        return one(covariances)
-    return np.stack([one(S) for S in covariances])
-
-
 def precisions(cov, prec_chol):
     """scikit-learn's precisions_ from precisions_cholesky_."""
     if cov in ("diag", "spherical"):
         return prec_chol ** 2
+    # einsum without BLAS: numpy's OpenBLAS threads, once woken, would spin
+    # on the cores gmle's threads need.
     if cov == "tied":
-        return prec_chol @ prec_chol.T
+        return np.einsum("ij,kj->ik", prec_chol, prec_chol)
     return np.einsum("kij,klj->kil", prec_chol, prec_chol)
 
 

@@ -4,8 +4,8 @@ import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-# Integer labels spanning at most this many values (beyond N) map through a
-# lookup table instead of a sort.
+# Integer labels spanning at most this many values (beyond N) map by
+# subtraction instead of a sort.
 _TABLE_SLACK = 1 << 16
 
 
@@ -31,24 +31,32 @@ def _check_target_type(y):
 
 
 def encode(y):
-    """(classes, idx): the sorted distinct labels and each row's index into
-    them (int32, C-contiguous)."""
+    """(classes, idx, check): the sorted distinct labels and each row's
+    index into them (int32, C-contiguous). Integer labels of a small range
+    map by subtraction alone (no sort, no table): then classes is the whole
+    range lo..hi and check is True, and the caller must drop the classes
+    that have no row (see present_only)."""
     y = _as_1d(y)
     _check_target_type(y)
     if y.dtype.kind in "iu" and y.size:
         lo, hi = int(y.min()), int(y.max())
-        span = hi - lo + 1
-        if span <= y.size + _TABLE_SLACK:
-            present = np.bincount((y - lo).astype(np.intp, copy=False),
-                                  minlength=span) > 0
-            classes = (np.flatnonzero(present) + lo).astype(y.dtype)
-            if lo == 0 and span == classes.size and y.dtype == np.int32 \
-                    and y.flags.c_contiguous:
-                return classes, y  # already the indices: no copy
-            table = np.cumsum(present, dtype=np.int32) - 1
-            return classes, table[y - lo]
+        if hi - lo < min(y.size + _TABLE_SLACK, 2**31 - 1):
+            idx = y if lo == 0 else y - lo
+            idx = np.ascontiguousarray(idx, dtype=np.int32)
+            return np.arange(lo, hi + 1).astype(y.dtype), idx, True
     classes, idx = np.unique(y, return_inverse=True)
-    return classes, np.ascontiguousarray(idx.reshape(-1), dtype=np.int32)
+    return classes, np.ascontiguousarray(idx.reshape(-1), dtype=np.int32), \
+        False
+
+
+def present_only(classes, idx, rows):
+    """For encode's ranges: (classes, idx) without the classes of no row
+    (rows: rows per class)."""
+    keep = rows > 0
+    if np.all(keep):
+        return classes, idx
+    table = np.cumsum(keep, dtype=np.int32) - 1
+    return classes[keep], table[idx]
 
 
 def encode_with(classes, y):

@@ -73,6 +73,30 @@ def create_plain(ctx, cov, means, covariances, priors, counts=None):
     return _core.new_model(ctx, out.value)
 
 
+def plain_precisions_cholesky(ctx, cov, covariances, counts):
+    """scikit-learn's precisions_cholesky_ of a model of one Gaussian per
+    class (covariances in its shapes), computed by the library (its
+    classes as the components of one mixture): no numpy LAPACK call, whose
+    OpenBLAS threads would then spin on the cores gmle's threads need. NaN
+    for empty classes."""
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if cov == "tied":
+        D = covariances.shape[0]
+        h = create_mixture(ctx, cov, np.ones((1, 1)), np.zeros((1, 1, D)),
+                           covariances[None])
+        return mixture_params(h)["precisions_cholesky"][0]
+    out = np.full(covariances.shape, np.nan)
+    live = np.flatnonzero(np.asarray(counts) > 0)
+    if live.size:
+        sub = covariances[live]
+        D = 1 if cov == "spherical" else sub.shape[1]
+        K = live.size
+        h = create_mixture(ctx, cov, np.full((1, K), 1.0 / K),
+                           np.zeros((1, K, D)), sub[None])
+        out[live] = mixture_params(h)["precisions_cholesky"][0]
+    return out
+
+
 def fit_report(m):
     """The fit report of every class, as a list of dicts."""
     r = _lib.ClassReport()

@@ -6,8 +6,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from . import _core, _em, _labels, _lib, _model
-from ._estimator import (EngineMixin, precisions_cholesky, validate,
-                         validate_xy)
+from ._estimator import EngineMixin, validate, validate_xy
 from ._source import ArraySource
 from .stats import Stats
 
@@ -117,15 +116,23 @@ class GaussianClassifier(EngineMixin, ClassifierMixin, BaseEstimator):
         """Fit the model of every class on X (n, D) and labels y."""
         self._check_params()
         X, y = validate_xy(self, X, y, reset=True)
-        classes, idx = _labels.encode(y)
+        classes, idx, ranged = _labels.encode(y)
         w = _labels.weights(sample_weight, X.shape[0])
         self.__dict__.pop("_handle", None)
         self.__dict__.pop("_stats", None)
+        if ranged and self.n_components > 1:
+            classes, idx = _labels.present_only(
+                classes, idx, np.bincount(idx, minlength=classes.size))
         if self.n_components > 1:
             return self._fit_mixture(X, classes, idx, w)
-        stats = self._new_stats(X.shape[1], classes)
         Xr, code, stride = _core.as_rows(X)
+        stats = self._new_stats(X.shape[1], classes)
         stats._add_encoded(Xr, code, stride, idx, w, self.batch_rows)
+        if ranged and np.any(stats.rows == 0):
+            # integer labels with gaps: again, over the classes present
+            classes, idx = _labels.present_only(classes, idx, stats.rows)
+            stats = self._new_stats(X.shape[1], classes)
+            stats._add_encoded(Xr, code, stride, idx, w, self.batch_rows)
         return self._fit_from_stats(stats)
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -204,8 +211,8 @@ class GaussianClassifier(EngineMixin, ClassifierMixin, BaseEstimator):
     def _set_plain(self, h):
         p = _model.plain_params(h)
         self._set_params(h, p)
-        self.precisions_cholesky_ = precisions_cholesky(
-            p["covariance_type"], p["covariances"])
+        self.precisions_cholesky_ = _model.plain_precisions_cholesky(
+            h.ctx, p["covariance_type"], p["covariances"], p["counts"])
 
     def _fit_mixture(self, X, classes, idx, w):
         reg = 1e-6 if self.reg_covar is None else self.reg_covar

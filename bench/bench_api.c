@@ -1,0 +1,119 @@
+/* bench_api.c -- the C API's side of the Python overhead bench
+ * (bench/python_overhead.py, which writes the data and runs this).
+ *
+ *   bench_api X.bin Y.bin N D C f32|f64 REPEATS
+ *
+ * X.bin: N x D rows (native float32 or float64, row-major); Y.bin: N int32
+ * class indices in [0, C). Both are read into memory first; then, on a CPU
+ * context, the best of REPEATS (after one warm-up) of
+ *   fit:     gmle_stats_create_mode + gmle_stats_add_checked in the CLI's
+ *            batches (as the package adds them) + gmle_fit (full) + frees;
+ *   predict: gmle_score(GMLE_OUT_LABEL) of every row into a new buffer.
+ * Prints one JSON line: {"fit_s": ..., "predict_s": ..., "device": ...}. */
+#include <gmle.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void *read_file(const char *path, size_t bytes) {
+  void *buf = malloc(bytes ? bytes : 1);
+  FILE *f = fopen(path, "rb");
+  if (!buf || !f || fread(buf, 1, bytes, f) != bytes) {
+    fprintf(stderr, "bench_api: cannot read %zu bytes of %s\n", bytes, path);
+    exit(2);
+  }
+  fclose(f);
+  return buf;
+}
+
+static void check(gmle_status s, gmle_context *ctx, const char *what) {
+  if (s != GMLE_OK) {
+    fprintf(stderr, "bench_api: %s: %s\n", what, gmle_context_error(ctx));
+    exit(1);
+  }
+}
+
+/* The CLI's batch (tools/data.c): at most 65536 rows, about 32 MiB. */
+static size_t batch_rows(size_t D, size_t isz) {
+  size_t b = ((size_t)32 << 20) / (D * isz + 8);
+  return b > 65536 ? 65536 : b < 1 ? 1 : b;
+}
+
+static double fit_once(gmle_context *ctx, const char *x, const int32_t *y,
+                       size_t N, size_t D, size_t C, gmle_dtype dt,
+                       size_t isz) {
+  const double t0 = now();
+  gmle_stats *st = NULL;
+  check(gmle_stats_create_mode(ctx, D, C, GMLE_STATS_FULL, &st), ctx, "stats");
+  const size_t b = batch_rows(D, isz);
+  for (size_t r = 0; r < N; r += b) {
+    const size_t n = N - r < b ? N - r : b;
+    check(gmle_stats_add_checked(st, x + r * D * isz, dt, n, D, D, y + r, NULL),
+          ctx, "add");
+  }
+  gmle_model *m = NULL;
+  check(gmle_fit(st, NULL, &m), ctx, "fit");
+  gmle_model_free(m);
+  gmle_stats_free(st);
+  return now() - t0;
+}
+
+static double predict_once(gmle_context *ctx, const gmle_model *m,
+                           const char *x, size_t N, size_t D, gmle_dtype dt) {
+  const double t0 = now();
+  int32_t *out = malloc(N * sizeof *out);
+  check(gmle_score(ctx, m, x, dt, N, D, GMLE_OUT_LABEL, GMLE_F64, out), ctx,
+        "score");
+  free(out);
+  return now() - t0;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 8) {
+    fprintf(stderr, "usage: bench_api X.bin Y.bin N D C f32|f64 REPEATS\n");
+    return 2;
+  }
+  const size_t N = strtoull(argv[3], NULL, 10), D = strtoull(argv[4], NULL, 10),
+               C = strtoull(argv[5], NULL, 10);
+  const int f32 = strcmp(argv[6], "f32") == 0;
+  const int reps = atoi(argv[7]);
+  const size_t isz = f32 ? 4 : 8;
+  const gmle_dtype dt = f32 ? GMLE_F32 : GMLE_F64;
+  const char *x = read_file(argv[1], N * D * isz);
+  const int32_t *y = read_file(argv[2], N * sizeof(int32_t));
+  gmle_context *ctx = NULL;
+  check(gmle_context_create(GMLE_BACKEND_CPU, -1, &ctx), ctx, "context");
+
+  double best_fit = 1e300, best_pred = 1e300;
+  for (int i = 0; i <= reps; i++) { /* i == 0: warm-up */
+    const double t = fit_once(ctx, x, y, N, D, C, dt, isz);
+    if (i > 0 && t < best_fit)
+      best_fit = t;
+  }
+  gmle_stats *st = NULL;
+  gmle_model *m = NULL;
+  check(gmle_stats_create(ctx, D, C, &st), ctx, "stats");
+  check(gmle_stats_add(st, x, dt, N, D, y, NULL), ctx, "add");
+  check(gmle_fit(st, NULL, &m), ctx, "fit");
+  for (int i = 0; i <= reps; i++) {
+    const double t = predict_once(ctx, m, x, N, D, dt);
+    if (i > 0 && t < best_pred)
+      best_pred = t;
+  }
+  printf("{\"fit_s\": %.6f, \"predict_s\": %.6f, \"device\": \"%s\"}\n",
+         best_fit, best_pred, gmle_context_device_name(ctx));
+  gmle_model_free(m);
+  gmle_stats_free(st);
+  gmle_context_free(ctx);
+  free((void *)x);
+  free((void *)y);
+  return 0;
+}
