@@ -17,7 +17,18 @@ from ._source import ReaderSource
 def save_model(estimator, path):
     """Write a fitted GaussianClassifier or GaussianMixture as a gmle model
     file (.npz; `gmle score`, `gmle classify`, `gmle info` read it)."""
-    _model.save(estimator._model(), path)
+    h = estimator._model()
+    _model.save(h, path)
+    if _model.is_mixture(h):
+        # A library without mixture model files (before issue 13's) writes
+        # the classes' moments as a plain model: refuse that file.
+        with np.load(path) as z:
+            if "weights" not in z.files:
+                os.unlink(path)
+                raise _lib.GmleError(
+                    f"{os.fspath(path)}: this libgmle ({_lib.library_path()})"
+                    " cannot save mixtures", status="GMLE_E_UNSUPPORTED",
+                    code=_lib.E_UNSUPPORTED)
 
 
 def _classes_from_names(names):
