@@ -34,8 +34,15 @@ def parse_em_mode(em, n_components):
 
 
 def seed_from(random_state):
-    """A 64-bit seed for the C init from a scikit-learn random_state."""
+    """The C init's seed from a scikit-learn random_state: an int is the
+    seed itself (so random_state=S fits as `gmle fit --seed S`); a
+    RandomState or None draws one."""
     from sklearn.utils import check_random_state
+    if isinstance(random_state, (int, np.integer)) and \
+            not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be >= 0, got {random_state}")
+        return int(random_state)
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
