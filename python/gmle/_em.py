@@ -92,6 +92,8 @@ class Verbose:
                 self.run = run
                 print(f"Initialization {run}", file=sys.stdout)
                 self.t0 = self.t_iter = time.time()
+            if change != change:  # NaN at the first iteration
+                change = float("inf")  # scikit-learn: lb - (-inf)
             if it % self.interval == 0:
                 now = time.time()
                 if self.verbose == 1:

@@ -254,6 +254,7 @@ def test_mixture_model_files(tmp_path, cov):
     assert np.array_equal(back.score_samples(X), est.score_samples(X))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_verbose_prints_iterations(capsys):
     X = three_clusters(500, seed=10)
     gmle.GaussianMixture(2, verbose=2, verbose_interval=1, random_state=0,
