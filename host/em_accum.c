@@ -40,7 +40,7 @@ static gmle_status resp_diag(gmle_context *ctx, const gmle__resp_batch *b,
   const size_t nb = (n + BLOCK - 1) / BLOCK;
   double *part = gmle__malloc(nb * (2 * G * D + G) * sizeof(double));
   double *kp = gmle__malloc((G + 1) * D * sizeof(double));
-  const int nt = omp_get_max_threads();
+  const int nt = gmle__blas_parallel_threads(omp_get_max_threads());
   double *ybuf = gmle__malloc((size_t)nt * BLOCK * D * sizeof(double));
   if (!part || !kp || !ybuf) {
     gmle__free(part);
@@ -60,7 +60,7 @@ static gmle_status resp_diag(gmle_context *ctx, const gmle__resp_batch *b,
     for (size_t j = 0; j < D; j++)
       kp[g * D + j] = b->shift[g * D + j] - m[j];
   const ptrdiff_t NB = (ptrdiff_t)nb;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(static)
   for (ptrdiff_t bi = 0; bi < NB; bi++) {
     const size_t r0 = (size_t)bi * BLOCK;
     const size_t rn = n - r0 < BLOCK ? n - r0 : BLOCK;
@@ -108,7 +108,7 @@ static gmle_status resp_diag(gmle_context *ctx, const gmle__resp_batch *b,
 static gmle_status resp_full(gmle_context *ctx, const gmle__resp_batch *b,
                              const gmle__resp_out *out) {
   const size_t n = b->n_rows, D = b->dim, G = b->n_comp;
-  const int nt = omp_get_max_threads();
+  const int nt = gmle__blas_parallel_threads(omp_get_max_threads());
   double *zbuf = gmle__malloc((size_t)nt * BLOCK * D * sizeof(double));
   double *sbuf = gmle__malloc((size_t)nt * D * sizeof(double));
   if (!zbuf || !sbuf) {
@@ -118,7 +118,7 @@ static gmle_status resp_full(gmle_context *ctx, const gmle__resp_batch *b,
                        "EM: out of memory (%zu rows x %zu features)", n, D);
   }
   const ptrdiff_t NG = (ptrdiff_t)G;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
   for (ptrdiff_t gi = 0; gi < NG; gi++) {
     const size_t g = (size_t)gi, t = (size_t)omp_get_thread_num();
     double *Z = zbuf + t * BLOCK * D, *s = sbuf + t * D;

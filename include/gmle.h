@@ -612,13 +612,13 @@ typedef struct gmle_batch_source {
 /** Fit a mixture of opt->n_components Gaussians per class by EM, reading
  *  the rows from src (n_classes 1: an unsupervised mixture; labels must then
  *  be NULL). Memory beyond a batch's rows is O(batch x C x K) whatever the
- *  row count. Errors: GMLE_E_INVALID_ARG (K = 0, K above a class's row
- *  count, an init model of another dimension, class count or covariance
- *  type, top_n outside [1, K]), GMLE_E_EMPTY (a class without rows),
- *  GMLE_E_SINGULAR_COV (a class whose rows are all identical, with no
- *  reg_covar), and every error of gmle_stats_add and gmle_score (NaN rows:
- *  GMLE_E_NONFINITE_INPUT naming batch, row and column). The result's
- *  diagnostics: gmle_model_em_report. */
+ *  row count. Errors: GMLE_E_INVALID_ARG (K = 0, top_n outside [1, K]),
+ *  GMLE_E_DIM_MISMATCH (an init model of another dimension, class count,
+ *  covariance type or K), GMLE_E_ILL_DEFINED_COV (K above a class's row count),
+ * GMLE_E_EMPTY (a class without rows), GMLE_E_SINGULAR_COV (a class whose rows
+ * are all identical, with no reg_covar), and every error of gmle_stats_add and
+ * gmle_score (NaN rows: GMLE_E_NONFINITE_INPUT naming batch, row and column).
+ * The result's diagnostics: gmle_model_em_report. */
 GMLE_API gmle_status gmle_em_fit(gmle_context *ctx, size_t dim,
                                  size_t n_classes, const gmle_batch_source *src,
                                  const gmle_em_options *opt, gmle_model **out);
@@ -726,6 +726,22 @@ GMLE_API gmle_status gmle_model_em_report(const gmle_model *m,
 /** Attach an EM report (copied, history included): for loaders. */
 GMLE_API gmle_status gmle_model_set_em_report(gmle_model *m,
                                               const gmle_em_report *r);
+
+/** The name of an EM mode as model files and `gmle info` write it: "soft",
+ *  "hard" or "top" (GMLE_EM_TOP_N; the CLI's --em top:N); NULL for a value
+ *  outside the enum. The string is static. */
+GMLE_API const char *gmle_em_mode_name(gmle_em_mode m);
+/** Parse an EM mode name (exactly as gmle_em_mode_name spells it) into
+ *  *out; GMLE_E_INVALID_ARG for other names or NULL arguments, leaving
+ *  *out unchanged. */
+GMLE_API gmle_status gmle_em_mode_parse(const char *name, gmle_em_mode *out);
+/** The name of an EM initialisation: "kmeans++", "random", "model" or
+ *  "split"; NULL for a value outside the enum. The string is static. */
+GMLE_API const char *gmle_em_init_name(gmle_em_init i);
+/** Parse an EM initialisation name (as gmle_em_init_name spells it) into
+ *  *out; GMLE_E_INVALID_ARG for other names or NULL arguments, leaving
+ *  *out unchanged. */
+GMLE_API gmle_status gmle_em_init_parse(const char *name, gmle_em_init *out);
 
 /* ------------------------------------------------------------------------ */
 /* Class names of a model                                                   */

@@ -53,14 +53,19 @@ GMLE_API gmle_status gmle_em_stats_load(gmle_context *ctx, const char *path,
  *  covariances shaped as scikit-learn's GaussianMixture, priors, counts,
  *  class names, the fit report and (for models from gmle_fit) the training
  *  log-likelihood, so that gmle_model_loglik and gmle_model_information work
- *  on the loaded model. The members are listed in docs/FORMATS.md. Written
- *  to a temporary file and renamed. */
+ *  on the loaded model. A mixture keeps scikit-learn GaussianMixture's
+ *  arrays (weights, means, covariances, precisions_cholesky; with a leading
+ *  class axis unless it is one unnamed class) and its EM report. The
+ *  members are listed in docs/FORMATS.md. Written to a temporary file and
+ *  renamed. */
 GMLE_API gmle_status gmle_model_save(const gmle_model *m, const char *path);
 /** Load a model saved by gmle_model_save (or written by numpy with the same
- *  arrays). CRCs, shapes and every parameter are checked and the Cholesky
- *  factors recomputed: GMLE_E_CORRUPT, GMLE_E_BAD_FORMAT,
+ *  arrays; for a mixture, weights, means, covariances and covariance_type
+ *  are enough). CRCs, shapes and every parameter are checked and the
+ *  Cholesky factors recomputed: GMLE_E_CORRUPT, GMLE_E_BAD_FORMAT,
  *  GMLE_E_UNSUPPORTED_VERSION, GMLE_E_INVALID_MODEL with the member and
- *  offset or class. */
+ *  offset or class (a mixture's weights not summing to 1 within 1e-6: the
+ *  class and the sum). */
 GMLE_API gmle_status gmle_model_load(gmle_context *ctx, const char *path,
                                      gmle_model **out);
 

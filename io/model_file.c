@@ -1,21 +1,20 @@
 /* model_file.c -- gmle_model_save / gmle_model_load: models as uncompressed
- * .npz archives that numpy.load reads, and that numpy.savez can write.
+ * .npz archives that numpy.load reads, and that numpy.savez can write. This
+ * half holds the archive, the members of models of plain Gaussians and those
+ * every model has; io/model_file_mixture.c the members of mixtures.
  *
  * The members and their layout: docs/FORMATS.md.
  */
-#include "io_internal.h"
+#include "model_file.h"
+
 #include "io_mem.h"
 
 #include "atomic_file.h"
-#include "npy.h"
-#include "zip.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-
-#define FORMAT_VERSION 1
 
 static char native_order(void) { return gmle__host_big_endian() ? '>' : '<'; }
 
@@ -57,16 +56,10 @@ static size_t utf8_put(uint32_t cp, char *out) {
 /* Save                                                                     */
 /* ------------------------------------------------------------------------ */
 
-typedef struct save_state {
-  const gmle_context *ctx;
-  const char *path;
-  gmle__zip_writer zw;
-} save_state;
-
-static gmle_status add_array(save_state *s, const char *member,
-                             const char *descr, size_t ndim,
-                             const size_t *shape, const void *data,
-                             size_t bytes) {
+gmle_status gmle__mf_add_array(gmle__mf_save *s, const char *member,
+                               const char *descr, size_t ndim,
+                               const size_t *shape, const void *data,
+                               size_t bytes) {
   char hdr[512];
   size_t hl = gmle__npy_format_header(hdr, sizeof hdr, descr, 0, ndim, shape);
   if (hl == 0)
@@ -119,19 +112,21 @@ enum report_field {
   REP_SHRINKAGE,
   REP_COUNT
 };
+_Static_assert(REP_COUNT == GMLE__MF_N_REPORT, "report_* members");
 static const char *const report_members[REP_COUNT] = {
     "report_min_eigenvalue", "report_max_eigenvalue", "report_condition",
     "report_n_floored",      "report_empty",          "report_shrinkage"};
 
-static gmle_status save_train_and_reports(save_state *s, const gmle_model *m,
-                                          const char *f8, const char *u8) {
+gmle_status gmle__mf_save_train_and_reports(gmle__mf_save *s,
+                                            const gmle_model *m) {
   const size_t C = m->n_classes;
+  const char *f8 = s->f8, *u8 = s->u8;
   if (m->has_train) {
-    GMLE_TRY(
-        add_array(s, "train_loglik.npy", f8, 0, NULL, &m->train_loglik, 8));
-    GMLE_TRY(add_array(s, "train_loglik_joint.npy", f8, 0, NULL,
-                       &m->train_loglik_joint, 8));
-    GMLE_TRY(add_array(s, "train_n.npy", f8, 0, NULL, &m->train_n, 8));
+    GMLE_TRY(gmle__mf_add_array(s, "train_loglik.npy", f8, 0, NULL,
+                                &m->train_loglik, 8));
+    GMLE_TRY(gmle__mf_add_array(s, "train_loglik_joint.npy", f8, 0, NULL,
+                                &m->train_loglik_joint, 8));
+    GMLE_TRY(gmle__mf_add_array(s, "train_n.npy", f8, 0, NULL, &m->train_n, 8));
   }
   if (!m->reports)
     return GMLE_OK;
@@ -178,58 +173,49 @@ static gmle_status save_train_and_reports(save_state *s, const gmle_model *m,
     char name[64];
     snprintf(name, sizeof name, "%s.npy", report_members[f]);
     const size_t shape[1] = {C};
-    st = add_array(s, name, descr, 1, shape, buf, C * item);
+    st = gmle__mf_add_array(s, name, descr, 1, shape, buf, C * item);
   }
   gmle__free(buf);
   return st;
 }
 
-static gmle_status save_members(save_state *s, const gmle_model *m) {
-  const size_t C = m->n_classes, D = m->dim;
-  const char o = native_order();
-  char f8[8], u8[8];
-  snprintf(f8, sizeof f8, "%cf8", o);
-  snprintf(u8, sizeof u8, "%cu8", o);
-  unsigned char v8[8];
-  gmle__st_le64(v8, FORMAT_VERSION);
-  GMLE_TRY(add_array(s, "format_version.npy", "<i8", 0, NULL, v8, 8));
-
-  const char *cn = gmle_cov_name(m->cov);
-  unsigned char ct[9 * 4];
-  size_t cl = strlen(cn);
-  for (size_t k = 0; k < cl; k++)
-    gmle__st_le32(ct + 4 * k, (uint32_t)(unsigned char)cn[k]);
+gmle_status gmle__mf_add_text(gmle__mf_save *s, const char *member,
+                              const char *text) {
+  unsigned char ucs4[GMLE__MF_MAX_TEXT * 4];
+  size_t len = strlen(text);
+  if (len > GMLE__MF_MAX_TEXT)
+    return gmle__error(s->ctx, GMLE_E_INTERNAL, "%s: '%s' is too long", s->path,
+                       member);
+  for (size_t k = 0; k < len; k++)
+    gmle__st_le32(ucs4 + 4 * k, (uint32_t)(unsigned char)text[k]);
   char ud[32];
-  snprintf(ud, sizeof ud, "<U%zu", cl);
-  GMLE_TRY(add_array(s, "covariance_type.npy", ud, 0, NULL, ct, cl * 4));
+  snprintf(ud, sizeof ud, "<U%zu", len);
+  return gmle__mf_add_array(s, member, ud, 0, NULL, ucs4, len * 4);
+}
 
-  size_t shape[3] = {C, D, D};
-  GMLE_TRY(add_array(s, "means.npy", f8, 2, shape, m->means, C * D * 8));
-  size_t cov_len = gmle__cov_len(m->cov, D, C);
-  switch (m->cov) {
-  case GMLE_COV_FULL:
+gmle_status gmle__mf_save_header(gmle__mf_save *s, int version,
+                                 gmle_cov_type cov) {
+  unsigned char v8[8];
+  gmle__st_le64(v8, (uint64_t)version);
+  GMLE_TRY(gmle__mf_add_array(s, "format_version.npy", "<i8", 0, NULL, v8, 8));
+  return gmle__mf_add_text(s, "covariance_type.npy", gmle_cov_name(cov));
+}
+
+gmle_status gmle__mf_save_classes(gmle__mf_save *s, const gmle_model *m,
+                                  int with_priors, int with_classes) {
+  const size_t C = m->n_classes;
+  const size_t shape[1] = {C};
+  if (with_priors)
     GMLE_TRY(
-        add_array(s, "covariances.npy", f8, 3, shape, m->covars, cov_len * 8));
-    break;
-  case GMLE_COV_DIAG:
-    GMLE_TRY(
-        add_array(s, "covariances.npy", f8, 2, shape, m->covars, cov_len * 8));
-    break;
-  case GMLE_COV_SPHERICAL:
-    GMLE_TRY(
-        add_array(s, "covariances.npy", f8, 1, shape, m->covars, cov_len * 8));
-    break;
-  case GMLE_COV_TIED:
-    GMLE_TRY(add_array(s, "covariances.npy", f8, 2, shape + 1, m->covars,
-                       cov_len * 8));
-    break;
-  }
-  GMLE_TRY(add_array(s, "priors.npy", f8, 1, shape, m->priors, C * 8));
+        gmle__mf_add_array(s, "priors.npy", s->f8, 1, shape, m->priors, C * 8));
   if (m->counts)
-    GMLE_TRY(add_array(s, "counts.npy", f8, 1, shape, m->counts, C * 8));
+    GMLE_TRY(
+        gmle__mf_add_array(s, "counts.npy", s->f8, 1, shape, m->counts, C * 8));
   if (m->rows)
-    GMLE_TRY(add_array(s, "rows.npy", u8, 1, shape, m->rows, C * 8));
-
+    GMLE_TRY(
+        gmle__mf_add_array(s, "rows.npy", s->u8, 1, shape, m->rows, C * 8));
+  if (!with_classes)
+    return GMLE_OK;
   unsigned char *cls = NULL;
   size_t bytes = 0;
   gmle_status st;
@@ -239,7 +225,7 @@ static gmle_status save_members(save_state *s, const gmle_model *m) {
                           &cls, &w, &bytes));
     char ud2[32];
     snprintf(ud2, sizeof ud2, "<U%zu", w);
-    st = add_array(s, "classes.npy", ud2, 1, shape, cls, bytes);
+    st = gmle__mf_add_array(s, "classes.npy", ud2, 1, shape, cls, bytes);
   } else {
     cls = gmle__malloc(C * 8);
     if (!cls)
@@ -247,12 +233,27 @@ static gmle_status save_members(save_state *s, const gmle_model *m) {
                          s->path);
     for (size_t c = 0; c < C; c++)
       gmle__st_le64(cls + 8 * c, (uint64_t)c);
-    st = add_array(s, "classes.npy", "<i8", 1, shape, cls, C * 8);
+    st = gmle__mf_add_array(s, "classes.npy", "<i8", 1, shape, cls, C * 8);
   }
   gmle__free(cls);
-  GMLE_TRY(st);
-  GMLE_TRY(save_train_and_reports(s, m, f8, u8));
-  return gmle__zip_finish(&s->zw);
+  return st;
+}
+
+/* A model of plain Gaussians: means (C, D) and covariances shaped as
+ * scikit-learn's GaussianMixture's for the type. */
+static gmle_status save_plain(gmle__mf_save *s, const gmle_model *m) {
+  const size_t C = m->n_classes, D = m->dim;
+  GMLE_TRY(gmle__mf_save_header(s, GMLE__MF_VERSION_PLAIN, m->cov));
+  const size_t shape[3] = {C, D, D};
+  GMLE_TRY(
+      gmle__mf_add_array(s, "means.npy", s->f8, 2, shape, m->means, C * D * 8));
+  static const size_t cov_ndim[4] = {3, 2, 1, 2}; /* full diag sph. tied */
+  const size_t cov_bytes = gmle__cov_len(m->cov, D, C) * 8;
+  GMLE_TRY(gmle__mf_add_array(s, "covariances.npy", s->f8, cov_ndim[m->cov],
+                              m->cov == GMLE_COV_TIED ? shape + 1 : shape,
+                              m->covars, cov_bytes));
+  GMLE_TRY(gmle__mf_save_classes(s, m, 1, 1));
+  return gmle__mf_save_train_and_reports(s, m);
 }
 
 gmle_status gmle_model_save(const gmle_model *m, const char *path) {
@@ -267,11 +268,16 @@ gmle_status gmle_model_save(const gmle_model *m, const char *path) {
       ctx, GMLE_E_INVALID_ARG, "gmle_model_save: the model is incomplete");
   gmle__atomic_file af;
   GMLE_TRY(gmle__atomic_open(ctx, path, &af));
-  save_state s;
+  gmle__mf_save s;
   s.ctx = ctx;
   s.path = path;
+  snprintf(s.f8, sizeof s.f8, "%cf8", native_order());
+  snprintf(s.u8, sizeof s.u8, "%cu8", native_order());
   gmle__zip_writer_init(&s.zw, ctx, af.f, path);
-  gmle_status st = save_members(&s, m);
+  gmle_status st = gmle_model_is_mixture(m) ? gmle__mf_save_mixture(&s, m)
+                                            : save_plain(&s, m);
+  if (st == GMLE_OK)
+    st = gmle__zip_finish(&s.zw);
   if (st != GMLE_OK) {
     gmle__atomic_abort(&af);
     return st;
@@ -283,42 +289,28 @@ gmle_status gmle_model_save(const gmle_model *m, const char *path) {
 /* Load                                                                     */
 /* ------------------------------------------------------------------------ */
 
-typedef struct member {
-  const char *name; /* "means" */
-  unsigned char *buf;
-  gmle__npy_header h;
-  const unsigned char *data;
-  char label[512]; /* "path: member 'means.npy' (at byte N)" for messages */
-} member;
-
-typedef struct load_state {
-  gmle_context *ctx;
-  const char *path;
-  const void *mem; /* the file's bytes (gmle__model_load_mem), or NULL */
-  size_t mem_size;
-  gmle__zip_reader zr;
-  member fv, ct, means, covs, priors, counts, rows, classes;
-  member train[3]; /* train_loglik, train_loglik_joint, train_n */
-  member rep[REP_COUNT];
-} load_state;
+typedef gmle__mf_member member;
+typedef gmle__mf_load load_state;
 
 static const char *const train_members[3] = {"train_loglik",
                                              "train_loglik_joint", "train_n"};
 
 static void load_free(load_state *L) {
-  member *all[] = {&L->fv,     &L->ct,     &L->means, &L->covs,
-                   &L->priors, &L->counts, &L->rows,  &L->classes};
+  member *all[] = {&L->fv,     &L->ct,   &L->means,   &L->covs,    &L->priors,
+                   &L->counts, &L->rows, &L->classes, &L->weights, &L->prec};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     gmle__free(all[i]->buf);
   for (size_t i = 0; i < 3; i++)
     gmle__free(L->train[i].buf);
   for (size_t i = 0; i < REP_COUNT; i++)
     gmle__free(L->rep[i].buf);
+  for (size_t i = 0; i < GMLE__MF_N_EM; i++)
+    gmle__free(L->em[i].buf);
   gmle__zip_close(&L->zr);
 }
 
-static gmle_status load_member(load_state *L, member *mb, const char *name,
-                               int required) {
+gmle_status gmle__mf_load_member(load_state *L, member *mb, const char *name,
+                                 int required) {
   char zname[64];
   snprintf(zname, sizeof zname, "%s.npy", name);
   mb->name = name;
@@ -326,11 +318,13 @@ static gmle_status load_member(load_state *L, member *mb, const char *name,
   if (!e) {
     if (!required)
       return GMLE_OK;
-    return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
-                       "%s: no member '%s': not a gmle model file (it needs "
-                       "means, covariances, priors, covariance_type and "
-                       "format_version)",
-                       L->path, zname);
+    return gmle__error(
+        L->ctx, GMLE_E_BAD_FORMAT,
+        "%s: no member '%s': not a gmle model file (%s)", L->path, zname,
+        L->mixture ? "a mixture needs weights, means, covariances "
+                     "and covariance_type"
+                   : "it needs means, covariances, priors, "
+                     "covariance_type and format_version");
   }
   snprintf(mb->label, sizeof mb->label, "%s: member '%s' (data at byte %llu)",
            L->path, zname, (unsigned long long)e->data_offset);
@@ -347,9 +341,7 @@ static gmle_status load_member(load_state *L, member *mb, const char *name,
   return GMLE_OK;
 }
 
-static int shape_is(const member *mb, size_t ndim, size_t a, size_t b,
-                    size_t c) {
-  const size_t want[3] = {a, b, c};
+int gmle__mf_shape_is(const member *mb, size_t ndim, const size_t *want) {
   if (mb->h.ndim != ndim)
     return 0;
   for (size_t k = 0; k < ndim; k++)
@@ -358,25 +350,31 @@ static int shape_is(const member *mb, size_t ndim, size_t a, size_t b,
   return 1;
 }
 
-static void shape_text(const member *mb, char *buf, size_t cap) {
+void gmle__mf_shape_text(const size_t *shape, size_t ndim, char *buf,
+                         size_t cap) {
   size_t j = (size_t)snprintf(buf, cap, "(");
-  for (size_t k = 0; k < mb->h.ndim && j < cap; k++)
-    j += (size_t)snprintf(buf + j, cap - j, "%s%zu", k ? ", " : "",
-                          mb->h.shape[k]);
+  for (size_t k = 0; k < ndim && j < cap; k++)
+    j += (size_t)snprintf(buf + j, cap - j, "%s%zu", k ? ", " : "", shape[k]);
   if (j < cap)
-    snprintf(buf + j, cap - j, "%s)", mb->h.ndim == 1 ? "," : "");
+    snprintf(buf + j, cap - j, "%s)", ndim == 1 ? "," : "");
 }
 
-static gmle_status wrong_shape(load_state *L, const member *mb,
-                               const char *want) {
+static int shape_is(const member *mb, size_t ndim, size_t a, size_t b,
+                    size_t c) {
+  const size_t want[3] = {a, b, c};
+  return gmle__mf_shape_is(mb, ndim, want);
+}
+
+gmle_status gmle__mf_wrong_shape(load_state *L, const member *mb,
+                                 const char *want) {
   char got[256];
-  shape_text(mb, got, sizeof got);
+  gmle__mf_shape_text(mb->h.shape, mb->h.ndim, got, sizeof got);
   return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
                      "%s: shape %s does not match the model: expected %s",
                      mb->label, got, want);
 }
 
-static gmle_status need_numeric(load_state *L, const member *mb) {
+gmle_status gmle__mf_need_numeric(load_state *L, const member *mb) {
   if (gmle__npy_is_numeric(&mb->h) && mb->h.kind != 'b')
     return GMLE_OK;
   return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
@@ -384,12 +382,10 @@ static gmle_status need_numeric(load_state *L, const member *mb) {
                      mb->h.descr);
 }
 
-/* The array as doubles in C order: the member's own bytes when they
- * already are native float64 in C order, else a converted copy (*owned). */
-static gmle_status as_f64(load_state *L, const member *mb, const double **out,
-                          double **owned) {
+gmle_status gmle__mf_as_f64(load_state *L, const member *mb, const double **out,
+                            double **owned) {
   *owned = NULL;
-  GMLE_TRY(need_numeric(L, mb));
+  GMLE_TRY(gmle__mf_need_numeric(L, mb));
   const gmle__npy_header *h = &mb->h;
   if (h->kind == 'f' && h->itemsize == 8 &&
       h->big_endian == gmle__host_big_endian() &&
@@ -408,9 +404,8 @@ static gmle_status as_f64(load_state *L, const member *mb, const double **out,
   return GMLE_OK;
 }
 
-/* A 0-d (or one-element) string member as ASCII text. */
-static gmle_status scalar_text(load_state *L, const member *mb, char *out,
-                               size_t cap) {
+gmle_status gmle__mf_scalar_text(load_state *L, const member *mb, char *out,
+                                 size_t cap) {
   const gmle__npy_header *h = &mb->h;
   if ((h->kind != 'U' && h->kind != 'S') || h->n_elements != 1)
     return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
@@ -541,13 +536,13 @@ static gmle_status load_extras(load_state *L, size_t C) {
   int have = 0;
   for (int k = 0; k < 3; k++) {
     member *mb = &L->train[k];
-    GMLE_TRY(load_member(L, mb, train_members[k], 0));
+    GMLE_TRY(gmle__mf_load_member(L, mb, train_members[k], 0));
     if (!mb->buf)
       continue;
     have++;
-    GMLE_TRY(need_numeric(L, mb));
+    GMLE_TRY(gmle__mf_need_numeric(L, mb));
     if (mb->h.ndim != 0)
-      return wrong_shape(L, mb, "() (a scalar)");
+      return gmle__mf_wrong_shape(L, mb, "() (a scalar)");
   }
   if (have != 0 && have != 3) {
     int k = 0;
@@ -563,11 +558,11 @@ static gmle_status load_extras(load_state *L, size_t C) {
   snprintf(want, sizeof want, "(%zu,), one per class", C);
   for (int f = 0; f < REP_COUNT; f++) {
     member *mb = &L->rep[f];
-    GMLE_TRY(load_member(L, mb, report_members[f], 0));
+    GMLE_TRY(gmle__mf_load_member(L, mb, report_members[f], 0));
     if (!mb->buf)
       continue;
     if (!shape_is(mb, 1, C, 0, 0))
-      return wrong_shape(L, mb, want);
+      return gmle__mf_wrong_shape(L, mb, want);
     const char kind = mb->h.kind;
     if (f == REP_N_FLOORED || f == REP_EMPTY) {
       if (!gmle__npy_is_numeric(&mb->h) || kind == 'f' ||
@@ -577,7 +572,7 @@ static gmle_status load_extras(load_state *L, size_t C) {
                            mb->label, mb->h.descr,
                            f == REP_EMPTY ? " or boolean" : "");
     } else {
-      GMLE_TRY(need_numeric(L, mb));
+      GMLE_TRY(gmle__mf_need_numeric(L, mb));
     }
   }
   return GMLE_OK;
@@ -706,9 +701,12 @@ static gmle_status open_archive(load_state *L) {
   return GMLE_OK;
 }
 
-/* format_version, read first: a newer file may differ in anything else. */
+/* format_version, read first: a newer file may differ in anything else.
+ * Mixtures may lack it (an init model written by numpy). */
 static gmle_status check_version(load_state *L) {
-  GMLE_TRY(load_member(L, &L->fv, "format_version", 1));
+  GMLE_TRY(gmle__mf_load_member(L, &L->fv, "format_version", !L->mixture));
+  if (!L->fv.buf)
+    return GMLE_OK;
   int64_t v = 0;
   if (!(L->fv.h.kind == 'i' || L->fv.h.kind == 'u') ||
       L->fv.h.n_elements != 1 ||
@@ -717,11 +715,11 @@ static gmle_status check_version(load_state *L) {
                        "%s: expected one integer, found dtype '%s' with "
                        "%zu elements",
                        L->fv.label, L->fv.h.descr, L->fv.h.n_elements);
-  if (v > FORMAT_VERSION)
+  if (v > GMLE__MF_VERSION)
     return gmle__error(L->ctx, GMLE_E_UNSUPPORTED_VERSION,
                        "%s: format_version %lld is newer than this gmle "
                        "reads (%d); upgrade gmle",
-                       L->fv.label, (long long)v, FORMAT_VERSION);
+                       L->fv.label, (long long)v, GMLE__MF_VERSION);
   if (v < 1)
     return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
                        "%s: format_version %lld is not valid", L->fv.label,
@@ -729,10 +727,10 @@ static gmle_status check_version(load_state *L) {
   return GMLE_OK;
 }
 
-static gmle_status load_cov_type(load_state *L, gmle_cov_type *cov) {
-  GMLE_TRY(load_member(L, &L->ct, "covariance_type", 1));
+gmle_status gmle__mf_load_cov_type(load_state *L, gmle_cov_type *cov) {
+  GMLE_TRY(gmle__mf_load_member(L, &L->ct, "covariance_type", 1));
   char ctname[16];
-  GMLE_TRY(scalar_text(L, &L->ct, ctname, sizeof ctname));
+  GMLE_TRY(gmle__mf_scalar_text(L, &L->ct, ctname, sizeof ctname));
   if (gmle_cov_parse(ctname, cov) != GMLE_OK)
     return gmle__error(L->ctx, GMLE_E_BAD_FORMAT,
                        "%s: covariance_type '%s' is not one of 'full', "
@@ -744,7 +742,7 @@ static gmle_status load_cov_type(load_state *L, gmle_cov_type *cov) {
 /* covariances: shaped as scikit-learn's GaussianMixture for `cov`. */
 static gmle_status load_covariances(load_state *L, gmle_cov_type cov, size_t C,
                                     size_t D) {
-  GMLE_TRY(load_member(L, &L->covs, "covariances", 1));
+  GMLE_TRY(gmle__mf_load_member(L, &L->covs, "covariances", 1));
   char want[128];
   int ok = 0;
   switch (cov) {
@@ -765,7 +763,7 @@ static gmle_status load_covariances(load_state *L, gmle_cov_type cov, size_t C,
     snprintf(want, sizeof want, "(%zu, %zu) for 'tied'", D, D);
     break;
   }
-  return ok ? GMLE_OK : wrong_shape(L, &L->covs, want);
+  return ok ? GMLE_OK : gmle__mf_wrong_shape(L, &L->covs, want);
 }
 
 /* A per-class member (C,): required or optional. */
@@ -773,28 +771,34 @@ static gmle_status load_per_class(load_state *L, member *mb, const char *name,
                                   int required, size_t C) {
   char want[64];
   snprintf(want, sizeof want, "(%zu,), one per class", C);
-  GMLE_TRY(load_member(L, mb, name, required));
+  GMLE_TRY(gmle__mf_load_member(L, mb, name, required));
   if (mb->buf && !shape_is(mb, 1, C, 0, 0))
-    return wrong_shape(L, mb, want);
+    return gmle__mf_wrong_shape(L, mb, want);
   return GMLE_OK;
+}
+
+gmle_status gmle__mf_load_classes(load_state *L, size_t C,
+                                  int priors_required) {
+  GMLE_TRY(load_per_class(L, &L->priors, "priors", priors_required, C));
+  GMLE_TRY(load_per_class(L, &L->counts, "counts", 0, C));
+  GMLE_TRY(load_per_class(L, &L->rows, "rows", 0, C));
+  GMLE_TRY(load_per_class(L, &L->classes, "classes", 0, C));
+  return load_extras(L, C);
 }
 
 /* Every member, with its shape checked; *C and *D from means. */
 static gmle_status load_members(load_state *L, gmle_cov_type cov, size_t *C,
                                 size_t *D) {
-  GMLE_TRY(load_member(L, &L->means, "means", 1));
-  GMLE_TRY(need_numeric(L, &L->means));
+  GMLE_TRY(gmle__mf_load_member(L, &L->means, "means", 1));
+  GMLE_TRY(gmle__mf_need_numeric(L, &L->means));
   if (L->means.h.ndim != 2 || L->means.h.shape[0] == 0 ||
       L->means.h.shape[1] == 0)
-    return wrong_shape(L, &L->means, "(n_classes, n_features), both >= 1");
+    return gmle__mf_wrong_shape(L, &L->means,
+                                "(n_classes, n_features), both >= 1");
   *C = L->means.h.shape[0];
   *D = L->means.h.shape[1];
   GMLE_TRY(load_covariances(L, cov, *C, *D));
-  GMLE_TRY(load_per_class(L, &L->priors, "priors", 1, *C));
-  GMLE_TRY(load_per_class(L, &L->counts, "counts", 0, *C));
-  GMLE_TRY(load_per_class(L, &L->rows, "rows", 0, *C));
-  GMLE_TRY(load_per_class(L, &L->classes, "classes", 0, *C));
-  return load_extras(L, *C);
+  return gmle__mf_load_classes(L, *C, 1);
 }
 
 /* rows: non-negative integers (uint64 read whole); *out NULL when the
@@ -845,26 +849,31 @@ static gmle_status read_names(load_state *L, size_t C, char ***names) {
                      L->classes.label, h->descr);
 }
 
+gmle_status gmle__mf_path_error(load_state *L, gmle_status s) {
+  char why[GMLE__ERR_LEN];
+  snprintf(why, sizeof why, "%s", gmle_context_error(L->ctx));
+  return gmle__error(L->ctx, s, "%s: %s", L->path, why);
+}
+
 /* The model from the parameter members, checked by gmle_model_create
  * (whose message is prefixed with the file's path). */
-static gmle_status create_model(load_state *L, gmle_cov_type cov, size_t C,
-                                size_t D, gmle_model **m) {
+static gmle_status create_plain(load_state *L, const void *arg,
+                                gmle_model **m) {
+  const gmle_cov_type cov = *(const gmle_cov_type *)arg;
+  const size_t C = L->means.h.shape[0], D = L->means.h.shape[1];
   const double *pm = NULL, *pc = NULL, *pp = NULL, *pn = NULL;
   double *om = NULL, *oc = NULL, *op = NULL, *on = NULL;
-  gmle_status s = as_f64(L, &L->means, &pm, &om);
+  gmle_status s = gmle__mf_as_f64(L, &L->means, &pm, &om);
   if (s == GMLE_OK)
-    s = as_f64(L, &L->covs, &pc, &oc);
+    s = gmle__mf_as_f64(L, &L->covs, &pc, &oc);
   if (s == GMLE_OK)
-    s = as_f64(L, &L->priors, &pp, &op);
+    s = gmle__mf_as_f64(L, &L->priors, &pp, &op);
   if (s == GMLE_OK && L->counts.buf)
-    s = as_f64(L, &L->counts, &pn, &on);
+    s = gmle__mf_as_f64(L, &L->counts, &pn, &on);
   if (s == GMLE_OK) {
     s = gmle_model_create(L->ctx, D, C, cov, pm, pc, pp, pn, m);
-    if (s != GMLE_OK) {
-      char why[GMLE__ERR_LEN];
-      snprintf(why, sizeof why, "%s", gmle_context_error(L->ctx));
-      s = gmle__error(L->ctx, s, "%s: %s", L->path, why);
-    }
+    if (s != GMLE_OK)
+      s = gmle__mf_path_error(L, s);
   }
   gmle__free(om);
   gmle__free(oc);
@@ -888,21 +897,15 @@ static gmle_status restore_metadata(load_state *L, gmle_model *m, char **names,
   return restore_extras(L, m);
 }
 
-static gmle_status load_model(load_state *L, gmle_model **out) {
-  gmle_cov_type cov = GMLE_COV_FULL;
-  size_t C = 0, D = 0;
-  GMLE_TRY(open_archive(L));
-  GMLE_TRY(check_version(L));
-  GMLE_TRY(load_cov_type(L, &cov));
-  GMLE_TRY(load_members(L, cov, &C, &D));
-
+gmle_status gmle__mf_build(load_state *L, size_t C, gmle__mf_create_fn create,
+                           const void *arg, gmle_model **out) {
   uint64_t *rows = NULL;
   GMLE_TRY(read_rows(L, C, &rows));
   char **names = NULL;
   gmle_model *m = NULL;
   gmle_status s = read_names(L, C, &names);
   if (s == GMLE_OK)
-    s = create_model(L, cov, C, D, &m);
+    s = create(L, arg, &m);
   if (s == GMLE_OK)
     s = restore_metadata(L, m, names, rows);
   gmle__free(rows);
@@ -913,6 +916,19 @@ static gmle_status load_model(load_state *L, gmle_model **out) {
   }
   *out = m;
   return GMLE_OK;
+}
+
+static gmle_status load_model(load_state *L, gmle_model **out) {
+  gmle_cov_type cov = GMLE_COV_FULL;
+  size_t C = 0, D = 0;
+  GMLE_TRY(open_archive(L));
+  L->mixture = gmle__zip_find(&L->zr, "weights.npy") != NULL;
+  GMLE_TRY(check_version(L));
+  if (L->mixture)
+    return gmle__mf_load_mixture(L, out);
+  GMLE_TRY(gmle__mf_load_cov_type(L, &cov));
+  GMLE_TRY(load_members(L, cov, &C, &D));
+  return gmle__mf_build(L, C, create_plain, &cov, out);
 }
 
 /* gmle_model_load from a file (mem NULL) or from mem_size bytes at mem. */

@@ -3,7 +3,10 @@
  * buffers, error names, and the test hooks. */
 #include "cl_internal.h"
 
+#include <dirent.h>
 #include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------ */
@@ -485,8 +488,23 @@ typedef struct dev_ref {
   cl_device_id device;
 } dev_ref;
 
-/* Every device of every platform, in platform order. */
-static gmle_status enumerate(gmle_context *ctx, dev_ref **out, size_t *n) {
+/* Whether platform p is PoCL (by its name, which asking for does not
+ * start its devices). */
+static int is_pocl(cl_platform_id p) {
+  char name[128] = {0};
+  if (clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof name - 1, name, NULL) !=
+      CL_SUCCESS)
+    return 0;
+  return strstr(name, "Portable Computing Language") != NULL;
+}
+
+/* Every device of `types` on every platform, in platform order (PoCL's
+ * platform left out when skip_pocl). */
+static gmle_status enumerate(gmle_context *ctx, cl_device_type types,
+                             int skip_pocl, dev_ref **out, size_t *n,
+                             int *no_devices) {
+  if (no_devices)
+    *no_devices = 0;
   *out = NULL;
   *n = 0;
   cl_uint np = 0;
@@ -510,7 +528,9 @@ static gmle_status enumerate(gmle_context *ctx, dev_ref **out, size_t *n) {
   cl_int last = CL_DEVICE_NOT_FOUND;
   for (cl_uint p = 0; p < np; p++) {
     cl_uint nd = 0;
-    e = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd);
+    if (skip_pocl && is_pocl(plats[p]))
+      continue;
+    e = clGetDeviceIDs(plats[p], types, 0, NULL, &nd);
     if (e != CL_SUCCESS || nd == 0) {
       last = e != CL_SUCCESS ? e : CL_DEVICE_NOT_FOUND;
       continue; /* a platform without devices is skipped */
@@ -535,8 +555,7 @@ static gmle_status enumerate(gmle_context *ctx, dev_ref **out, size_t *n) {
       gmle__free(plats);
       return gmle__error(ctx, GMLE_E_OUT_OF_MEMORY, "OpenCL: out of memory");
     }
-    if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, nd, ids, NULL) !=
-        CL_SUCCESS) {
+    if (clGetDeviceIDs(plats[p], types, nd, ids, NULL) != CL_SUCCESS) {
       gmle__free(ids);
       continue;
     }
@@ -549,6 +568,8 @@ static gmle_status enumerate(gmle_context *ctx, dev_ref **out, size_t *n) {
   }
   gmle__free(plats);
   if (total == 0) {
+    if (no_devices)
+      *no_devices = 1;
     gmle__free(devs);
     return gmle__cl_fail(ctx, last, "clGetDeviceIDs",
                          "%u OpenCL platform(s) but no device", (unsigned)np);
@@ -638,7 +659,7 @@ static gmle_status cl_list_devices(gmle_context *ctx, gmle_device_info *out,
   size_t n = 0;
   *n_found = 0;
   GMLE_TRY(gmle__cl_load(ctx));
-  GMLE_TRY(enumerate(ctx, &devs, &n));
+  GMLE_TRY(enumerate(ctx, CL_DEVICE_TYPE_ALL, 0, &devs, &n, NULL));
   size_t def = default_device(devs, n);
   gmle_status st = GMLE_OK;
   for (size_t i = 0; st == GMLE_OK && i < n && i < cap; i++) {
@@ -675,24 +696,70 @@ static void cl_shutdown(void *state) {
   gmle__free(s);
 }
 
+/* Whether every OpenCL driver (ICD) registered is PoCL, read from the ICD
+ * loader's registry (OCL_ICD_VENDORS, a folder or one .icd file, else
+ * /etc/OpenCL/vendors) without loading any of them. 0 when unsure. */
+static int only_pocl_icds(void) {
+  const char *env = getenv("OCL_ICD_VENDORS");
+  const char *dir = env && *env ? env : "/etc/OpenCL/vendors";
+  DIR *d = opendir(dir);
+  if (!d)
+    return 0; /* one file, or no registry: let the loader decide */
+  size_t n_icd = 0, n_pocl = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    const size_t len = strlen(e->d_name);
+    if (len < 5 || strcmp(e->d_name + len - 4, ".icd") != 0)
+      continue;
+    char path[4096], line[1024] = {0};
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    const int got = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    if (!got)
+      continue;
+    n_icd++;
+    n_pocl += strstr(line, "libpocl") != NULL;
+  }
+  closedir(d);
+  return n_icd > 0 && n_pocl == n_icd;
+}
+
 static gmle_status cl_init(gmle_context *ctx, int device, void **state) {
   *state = NULL;
   dev_ref *devs = NULL;
   size_t n = 0;
+  if (ctx->auto_select && device < 0 && only_pocl_icds())
+    return gmle__error(ctx, GMLE_E_NO_DEVICE,
+                       "OpenCL has only PoCL here (host-CPU devices); AUTO "
+                       "leaves the CPU to the native CPU backend, which is "
+                       "faster, without loading OpenCL (--backend opencl "
+                       "selects PoCL)");
   GMLE_TRY(gmle__cl_load(ctx));
-  GMLE_TRY(enumerate(ctx, &devs, &n));
+  /* AUTO asks only for GPUs and accelerators, and not PoCL's platform at
+   * all: it leaves host-CPU devices to the native CPU backend, which is
+   * faster, and never starts them (PoCL starts its CPU device's thread pool
+   * as soon as any of its devices are listed: tens of milliseconds, hundreds
+   * of MB of address space, and an abort inside PoCL under a tight
+   * ulimit -v). NVIDIA GPUs are the CUDA backend's, which AUTO tries
+   * first. */
+  const int auto_only = ctx->auto_select && device < 0;
+  int no_devices = 0;
+  gmle_status es =
+      enumerate(ctx,
+                auto_only ? CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR
+                          : CL_DEVICE_TYPE_ALL,
+                auto_only, &devs, &n, &no_devices);
+  if (es != GMLE_OK && auto_only && no_devices)
+    return gmle__error(ctx, GMLE_E_NO_DEVICE,
+                       "OpenCL has no GPU or accelerator here (only host-CPU "
+                       "devices, e.g. PoCL, or none); AUTO leaves the CPU to "
+                       "the native CPU backend, which is faster (--backend "
+                       "opencl selects an OpenCL CPU device)");
+  GMLE_TRY(es);
   size_t idx = device < 0 ? default_device(devs, n) : (size_t)device;
-  if (ctx->auto_select && device < 0 && idx < n) {
-    cl_device_type type = 0;
-    clGetDeviceInfo(devs[idx].device, CL_DEVICE_TYPE, sizeof type, &type, NULL);
-    if (type & CL_DEVICE_TYPE_CPU) {
-      gmle__free(devs);
-      return gmle__error(ctx, GMLE_E_NO_DEVICE,
-                         "OpenCL has only host-CPU devices here (e.g. PoCL); "
-                         "AUTO leaves those to the native CPU backend, which "
-                         "is faster (--backend opencl selects them)");
-    }
-  }
   if (idx >= n) {
     gmle__free(devs);
     return gmle__error(ctx, GMLE_E_NO_DEVICE,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh -- the quick start: on a fresh Debian/Ubuntu machine, install what
 # is missing, build gmle into ./build (Release) and run the built-in example,
-# which fits two Gaussians and draws two SVG pictures into ./gmle-demo.
+# which fits two Gaussians and a two-component mixture (EM) and draws four
+# SVG pictures into ./gmle-demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +17,5 @@ echo
 echo "The pictures are in $(pwd)/gmle-demo:"
 echo "  gmle-demo/demo_classes.svg     (open it in a web browser)"
 echo "  gmle-demo/demo_univariate.svg"
+echo "  gmle-demo/demo_em.svg"
+echo "  gmle-demo/demo_em_loglik.svg"

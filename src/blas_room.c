@@ -84,3 +84,27 @@ gmle_status gmle__blas_room(const gmle_context *ctx) {
                            20),
       (unsigned long long)((BLAS_BUFFER + GMLE_ROOM) >> 20));
 }
+
+/* OpenMP threads that may each call BLAS at once (each maps its own
+ * buffer at its first call): `want` without a limit; under one, the
+ * calling thread (its buffer is mapped) plus as many as the room left can
+ * give buffers to, and never fewer than were granted before (those
+ * threads' buffers are mapped and counted in the space used). */
+int gmle__blas_parallel_threads(int want) {
+  static int granted = 1;
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_once(&room_once, measure_room);
+  if (!room_limit || want <= 1)
+    return want < 1 ? 1 : want;
+  const uint64_t used = address_space_used();
+  uint64_t extra = 0;
+  if (used && room_limit > used + GMLE_ROOM)
+    extra = (room_limit - used - GMLE_ROOM) / BLAS_BUFFER;
+  pthread_mutex_lock(&lock);
+  int n = 1 + (int)(extra < (uint64_t)want ? extra : (uint64_t)want);
+  n = n < granted ? granted : n;
+  n = n > want ? want : n;
+  granted = n;
+  pthread_mutex_unlock(&lock);
+  return n;
+}

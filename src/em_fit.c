@@ -75,6 +75,7 @@ typedef struct sample {
   uint64_t *seen; /* [C] rows of each class read */
   size_t *n;      /* [C] rows held */
   double *x;      /* [C][cap][D] */
+  uint64_t batch; /* batches read */
   rng r;
 } sample;
 
@@ -84,7 +85,8 @@ static gmle_status sample_add(void *user, const void *x, gmle_dtype dtype,
   sample *sp = user;
   (void)weights;
   const size_t D = sp->D;
-  GMLE_TRY(gmle__check_finite(sp->ctx, x, dtype, n, stride, D, 0, "EM"));
+  GMLE_TRY(
+      gmle__check_finite(sp->ctx, x, dtype, n, stride, D, sp->batch++, "EM"));
   for (size_t r = 0; r < n; r++) {
     size_t c = 0;
     if (sp->C > 1) {
@@ -146,7 +148,7 @@ static gmle_status take_sample(gmle_context *ctx, size_t D, size_t C, size_t K,
       return gmle__error_at(ctx, GMLE_E_EMPTY, &loc,
                             "EM: class %zu has no rows", c);
     if (sp->seen[c] < K)
-      return gmle__error_at(ctx, GMLE_E_INVALID_ARG, &loc,
+      return gmle__error_at(ctx, GMLE_E_ILL_DEFINED_COV, &loc,
                             "EM: class %zu has %llu row%s, fewer than the %zu "
                             "components asked for",
                             c, (unsigned long long)sp->seen[c],
@@ -507,11 +509,11 @@ static gmle_status check_init_model(gmle_context *ctx, size_t D, size_t C,
   GMLE_RETURN_IF(im->n_classes != C, ctx, GMLE_E_DIM_MISMATCH,
                  "EM: the init model has %zu classes, the data %zu",
                  im->n_classes, C);
-  GMLE_RETURN_IF(im->cov != o->cov, ctx, GMLE_E_INVALID_ARG,
+  GMLE_RETURN_IF(im->cov != o->cov, ctx, GMLE_E_DIM_MISMATCH,
                  "EM: the init model's covariances are %s, the fit's %s",
                  gmle_cov_name(im->cov), gmle_cov_name(o->cov));
   GMLE_RETURN_IF(gmle_model_n_components(im) != o->n_components, ctx,
-                 GMLE_E_INVALID_ARG,
+                 GMLE_E_DIM_MISMATCH,
                  "EM: the init model has %zu components per class, the fit "
                  "asks for %zu",
                  gmle_model_n_components(im), o->n_components);

@@ -439,6 +439,9 @@ double gmle__logsumexp(const double *v, size_t n);
  * address-space limit (ulimit -v) leaves no room for OpenBLAS's buffer,
  * which it would otherwise retry to map forever (src/blas_room.c). */
 gmle_status gmle__blas_room(const gmle_context *ctx);
+/* How many OpenMP threads may call BLAS at once (each maps its own OpenBLAS
+ * buffer): want, or fewer under an address-space limit (src/blas_room.c). */
+int gmle__blas_parallel_threads(int want);
 int gmle__blas_small_begin(size_t D);
 void gmle__blas_small_end(int token);
 

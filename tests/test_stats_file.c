@@ -19,13 +19,7 @@
 static gmle_context *ctx;
 static char dir[512];
 
-static const char *tmp(const char *name) {
-  static char buf[8][1024];
-  static int k;
-  char *b = buf[k++ % 8];
-  tu_path_join(b, 1024, dir, name);
-  return b;
-}
+static const char *tmp(const char *name) { return tu_tmp_path(dir, name); }
 
 /* Statistics with awkward values in every field (negative zero,
  * subnormals, huge and tiny magnitudes; the last class empty), written

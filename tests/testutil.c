@@ -734,6 +734,45 @@ unsigned char *tu_slurp(const char *path, size_t *n) {
   return b;
 }
 
+int tu_suite_start(gmle_context **ctx, char *dir, size_t cap) {
+  if (gmle_context_create(GMLE_BACKEND_AUTO, -1, ctx) != GMLE_OK) {
+    printf("cannot create a context: %s\n", gmle_context_error(*ctx));
+    return -1;
+  }
+  if (tu_tmpdir_create(dir, cap) != 0) {
+    printf("cannot create a temporary directory\n");
+    return -1;
+  }
+  return 0;
+}
+
+const char *tu_tmp_path(const char *dir, const char *name) {
+  static char buf[8][1024];
+  static int k;
+  char *b = buf[k++ % 8];
+  if (tu_path_join(b, sizeof buf[0], dir, name) != 0)
+    b[0] = '\0';
+  return b;
+}
+
+int tu_have_python(const char *module) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "python3 -c 'import %s' >/dev/null 2>&1", module);
+  return system(cmd) == 0;
+}
+
+int tu_run_python(const char *dir, const char *code, const char *arg) {
+  char py[1024];
+  if (tu_path_join(py, sizeof py, dir, "t.py") != 0 ||
+      tu_spit(py, code, strlen(code)) != 0)
+    return -1;
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "python3 '%s' '%s' '%s'", py, dir, arg);
+  int rc = system(cmd);
+  remove(py);
+  return rc;
+}
+
 int tu_spit(const char *path, const void *b, size_t n) {
   FILE *f = fopen(path, "wb");
   if (!f)

@@ -176,6 +176,23 @@ int tu_tmpdir_create(char *buf, size_t len);
 int tu_path_join(char *buf, size_t len, const char *dir, const char *name);
 /* Remove the files in dir (one level) and dir itself. */
 int tu_tmpdir_remove(const char *dir);
+/* A suite's start: a context on GMLE_BACKEND_AUTO (GMLE_BACKEND picks it)
+ * into *ctx and a temporary directory into dir; prints why and returns -1
+ * when either fails. */
+int tu_suite_start(gmle_context **ctx, char *dir, size_t cap);
+/* dir + "/" + name in one of 8 static buffers used in turn (so that a call
+ * can take several paths); "" when it does not fit. */
+const char *tu_tmp_path(const char *dir, const char *name);
+
+/* ---------------------------------------------------------------------- */
+/* Python references (numpy, scikit-learn)                                 */
+/* ---------------------------------------------------------------------- */
+
+/* 1 when python3 can import `module` ("numpy", "sklearn"), else 0. */
+int tu_have_python(const char *module);
+/* Run `code` with python3 (written to dir/t.py, removed after) with the
+ * arguments dir and arg; returns system()'s status (0: it exited 0). */
+int tu_run_python(const char *dir, const char *code, const char *arg);
 
 /* ---------------------------------------------------------------------- */
 /* Helpers that call the library (static inline, so that a suite that does  */

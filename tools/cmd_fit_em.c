@@ -58,27 +58,25 @@ static void progress(void *user, size_t run, size_t iter, double lb,
 }
 
 static gmle_em_mode parse_mode(const char *s, size_t *top_n) {
-  if (strcmp(s, "soft") == 0)
-    return GMLE_EM_SOFT;
-  if (strcmp(s, "hard") == 0)
-    return GMLE_EM_HARD;
+  gmle_em_mode m = GMLE_EM_SOFT;
   if (strncmp(s, "top:", 4) == 0) {
     *top_n = cli_parse_size("--em top:N", s + 4);
     if (*top_n == 0)
       cli_usage_error("--em top:N: N must be >= 1");
     return GMLE_EM_TOP_N;
   }
-  cli_usage_error("--em: '%s' is not one of soft, hard, top:N", s);
+  if (gmle_em_mode_parse(s, &m) != GMLE_OK || m == GMLE_EM_TOP_N)
+    cli_usage_error("--em: '%s' is not one of soft, hard, top:N", s);
+  return m;
 }
 
 static gmle_em_init parse_init(const char *s) {
-  if (strcmp(s, "kmeans++") == 0)
-    return GMLE_INIT_KMEANSPP;
-  if (strcmp(s, "random") == 0)
-    return GMLE_INIT_RANDOM;
-  if (strcmp(s, "split") == 0)
-    return GMLE_INIT_SPLIT;
-  cli_usage_error("--init: '%s' is not one of kmeans++, random, split", s);
+  gmle_em_init i = GMLE_INIT_KMEANSPP;
+  if (gmle_em_init_parse(s, &i) != GMLE_OK || i == GMLE_INIT_MODEL)
+    cli_usage_error("--init: '%s' is not one of kmeans++, random, split "
+                    "(--init-model FILE starts from a model)",
+                    s);
+  return i;
 }
 
 int cli_em_wanted(const cli_em_args *a) {

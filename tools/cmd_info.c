@@ -6,16 +6,24 @@
 #include <string.h>
 
 static const char info_help[] =
-    "Usage: gmle info MODEL [--json]\n"
+    "Usage: gmle info MODEL [--json] [--verbose]\n"
     "\n"
     "Describe a model: features, classes with their names, counts and\n"
     "priors, the covariance type, what the fit did to each class (rows,\n"
     "smallest and largest eigenvalue, condition number, values floored,\n"
     "shrinkage), the training log-likelihood with BIC and AIC when the file\n"
     "has them, and the means (when there are at most 10 features).\n"
+    "A mixture also shows its components per class and their weights, and\n"
+    "what EM did: mode, initialisation, iterations, convergence, the lower\n"
+    "bound (mean log-likelihood per row), components re-seeded, runs, and\n"
+    "the log-likelihood of every iteration (the first and last few unless\n"
+    "--verbose).\n"
     "\n"
-    "  --json   one JSON object instead, with every mean and (up to 10^6\n"
-    "           numbers) every covariance, printed exactly (%.17g)\n"
+    "  --json     one JSON object instead, with every mean and (up to 10^6\n"
+    "             numbers) every covariance, printed exactly (%.17g); for a\n"
+    "             mixture also the weights, the component means and the EM\n"
+    "             report with its whole history\n"
+    "  --verbose  every component weight and every iteration\n"
     "\n"
     "Exit codes: 0 ok, 1 usage, 3 missing or corrupt model file.\n";
 
@@ -63,14 +71,38 @@ typedef struct model_summary {
   int have_loglik, have_criteria;
   double loglik, loglik_joint, bic, aic;
   double total_weight; /* sum of the finite class counts */
+  /* Mixtures: */
+  int mixture, have_em;
+  size_t n_components; /* K */
+  double *weights;     /* [C*K] */
+  double *comp_means;  /* [C*K*D] */
+  gmle_em_report em;   /* when have_em */
 } model_summary;
+
+/* The components' weights and means, and the EM report. */
+static void summarize_mixture(const gmle_model *m, model_summary *sm) {
+  const size_t CK = sm->n_classes * sm->n_components;
+  sm->weights = cli_xmalloc(CK * sizeof *sm->weights);
+  sm->comp_means = cli_xmalloc(CK * sm->dim * sizeof *sm->comp_means);
+  if (gmle_mixture_params(m, sm->weights, sm->comp_means, NULL) != GMLE_OK) {
+    for (size_t i = 0; i < CK; i++)
+      sm->weights[i] = NAN;
+    for (size_t i = 0; i < CK * sm->dim; i++)
+      sm->comp_means[i] = NAN;
+  }
+  sm->have_em = gmle_model_em_report(m, &sm->em) == GMLE_OK;
+}
 
 static model_summary summarize(const gmle_model *m, const char *file) {
   model_summary sm = {.file = file,
                       .n_classes = gmle_model_n_classes(m),
                       .dim = gmle_model_dim(m),
                       .n_params = gmle_model_n_params(m),
-                      .cov = gmle_model_cov_type(m)};
+                      .cov = gmle_model_cov_type(m),
+                      .mixture = gmle_model_is_mixture(m),
+                      .n_components = gmle_model_n_components(m)};
+  if (sm.mixture)
+    summarize_mixture(m, &sm);
   sm.have_loglik = gmle_model_loglik(m, 0, &sm.loglik) == GMLE_OK &&
                    gmle_model_loglik(m, 1, &sm.loglik_joint) == GMLE_OK;
   sm.have_criteria = gmle_model_information(m, &sm.bic, &sm.aic) == GMLE_OK;
@@ -145,8 +177,32 @@ static void json_class_parameters(const gmle_model *m, size_t c, size_t D,
   printf("]");
 }
 
-static void json_class(const gmle_model *m, size_t c, size_t D, double *mean,
-                       double *cv) {
+/* n numbers as a JSON array. */
+static void json_array(const double *v, size_t n) {
+  printf("[");
+  for (size_t i = 0; i < n; i++) {
+    printf("%s", i ? ", " : "");
+    json_num(v[i]);
+  }
+  printf("]");
+}
+
+/* A mixture class's component weights and means. */
+static void json_components(const model_summary *sm, size_t c) {
+  const size_t K = sm->n_components, D = sm->dim;
+  printf(",\n     \"weights\": ");
+  json_array(sm->weights + c * K, K);
+  printf(",\n     \"component_means\": [");
+  for (size_t k = 0; k < K; k++) {
+    printf("%s", k ? ", " : "");
+    json_array(sm->comp_means + (c * K + k) * D, D);
+  }
+  printf("]");
+}
+
+static void json_class(const gmle_model *m, const model_summary *sm, size_t c,
+                       double *mean, double *cv) {
+  const size_t D = sm->dim;
   const class_summary cs = summarize_class(m, c);
   printf("%s\n    {\"index\": %zu, \"name\": ", c ? "," : "", c);
   if (cs.name)
@@ -160,6 +216,34 @@ static void json_class(const gmle_model *m, size_t c, size_t D, double *mean,
   if (cs.have_report)
     json_class_report(&cs.report);
   json_class_parameters(m, c, D, mean, cv);
+  if (sm->mixture)
+    json_components(sm, c);
+  printf("}");
+}
+
+/* The EM report as a JSON object (null when the model has none). */
+static void json_em(const model_summary *sm) {
+  printf(",\n  \"n_components\": %zu,\n  \"em\": ", sm->n_components);
+  if (!sm->have_em) {
+    printf("null");
+    return;
+  }
+  const gmle_em_report *r = &sm->em;
+  const char *mode = gmle_em_mode_name(r->mode);
+  const char *init = gmle_em_init_name(r->init);
+  printf("{\"mode\": \"%s\", \"init\": \"%s\", \"n_iter\": %zu, "
+         "\"converged\": %s, \"lower_bound\": ",
+         mode ? mode : "unknown", init ? init : "unknown", r->n_iter,
+         r->converged ? "true" : "false");
+  json_num(r->lower_bound);
+  printf(", \"n_reseeded\": %zu, \"n_init\": %zu, \"best_init\": %zu, "
+         "\"reg_covar\": ",
+         r->n_reseeded, r->n_init, r->best_init);
+  json_num(r->reg_covar);
+  printf(", \"n_rows\": ");
+  json_num(r->n_rows);
+  printf(",\n    \"history\": ");
+  json_array(r->history, r->n_history);
   printf("}");
 }
 
@@ -175,12 +259,14 @@ static void print_json(const gmle_model *m, const model_summary *sm,
   json_field("loglik_joint", sm->have_loglik, sm->loglik_joint);
   json_field("bic", sm->have_criteria, sm->bic);
   json_field("aic", sm->have_criteria, sm->aic);
+  if (sm->mixture)
+    json_em(sm);
   /* Covariances only while the output stays of a readable size. */
   int with_cov = (double)C * (double)D * (double)D <= 1e6;
   double *cv = with_cov ? cli_xmalloc(D * D * sizeof *cv) : NULL;
   printf(",\n  \"classes\": [");
   for (size_t c = 0; c < C; c++)
-    json_class(m, c, D, mean, cv);
+    json_class(m, sm, c, mean, cv);
   printf("\n  ]");
   if (!with_cov)
     printf(",\n  \"covariances_omitted\": true");
@@ -193,6 +279,8 @@ static void print_text_header(const model_summary *sm) {
   printf("features: %zu\n", sm->dim);
   printf("classes: %zu\n", sm->n_classes);
   printf("covariance: %s\n", gmle_cov_name(sm->cov));
+  if (sm->mixture)
+    printf("components: %zu per class\n", sm->n_components);
   printf("parameters: %zu\n", sm->n_params);
   printf("total weight: %.10g\n", sm->total_weight);
   if (sm->have_loglik) {
@@ -206,19 +294,31 @@ static void print_text_header(const model_summary *sm) {
     printf("BIC: %.10g\nAIC: %.10g\n", sm->bic, sm->aic);
 }
 
+/* The class table. A mixture's classes have no eigenvalues of their own
+ * (its components have): their rows instead. */
 static void print_text_classes(const gmle_model *m, size_t C) {
-  printf("\n%-4s %-16s %12s %10s %12s %12s %12s %8s %6s\n", "c", "name",
-         "count", "prior", "min eig", "max eig", "condition", "floored",
-         "shrink");
+  const int mixture = gmle_model_is_mixture(m);
+  if (mixture)
+    printf("\n%-4s %-16s %12s %10s %14s\n", "c", "name", "count", "prior",
+           "rows");
+  else
+    printf("\n%-4s %-16s %12s %10s %12s %12s %12s %8s %6s\n", "c", "name",
+           "count", "prior", "min eig", "max eig", "condition", "floored",
+           "shrink");
   for (size_t c = 0; c < C; c++) {
     const class_summary cs = summarize_class(m, c);
     const gmle_class_report *rep = &cs.report;
     printf("%-4zu %-16.16s %12.6g %10.6g", c, cs.name ? cli_show(cs.name) : "-",
            cs.count, cs.prior);
-    if (cs.have_report)
+    if (cs.have_report && mixture)
+      printf(" %14llu%s\n", (unsigned long long)rep->rows,
+             rep->empty ? "  (empty)" : "");
+    else if (cs.have_report)
       printf(" %12.6g %12.6g %12.6g %8zu %6.3g%s\n", rep->min_eigenvalue,
              rep->max_eigenvalue, rep->condition, rep->n_floored,
              rep->shrinkage, rep->empty ? "  (empty)" : "");
+    else if (mixture)
+      printf(" %14s\n", "-");
     else
       printf(" %12s %12s %12s %8s %6s\n", "-", "-", "-", "-", "-");
   }
@@ -229,7 +329,8 @@ static void print_text_means(const gmle_model *m, size_t C, size_t D,
                              double *mean) {
   if (D > 10)
     return;
-  printf("\nmeans:\n");
+  printf(gmle_model_is_mixture(m) ? "\nmeans (of each class's mixture):\n"
+                                  : "\nmeans:\n");
   for (size_t c = 0; c < C; c++) {
     const char *nm = gmle_model_class_name(m, c);
     printf("  %-16.16s", nm ? cli_show(nm) : "-");
@@ -240,9 +341,81 @@ static void print_text_means(const gmle_model *m, size_t C, size_t D,
   }
 }
 
+/* Values per line, and how many a list shows without --verbose. */
+#define WEIGHTS_PER_LINE 6
+#define WEIGHTS_SHOWN 64
+#define HISTORY_ENDS 3
+
+/* Each class's component weights: all of them with --verbose, else the
+ * first WEIGHTS_SHOWN. */
+static void print_text_weights(const gmle_model *m, const model_summary *sm,
+                               int verbose) {
+  const size_t K = sm->n_components;
+  const size_t shown = verbose || K <= WEIGHTS_SHOWN ? K : WEIGHTS_SHOWN;
+  printf("\ncomponent weights:\n");
+  for (size_t c = 0; c < sm->n_classes; c++) {
+    const char *nm = gmle_model_class_name(m, c);
+    printf("  %-16.16s", nm ? cli_show(nm) : "-");
+    for (size_t k = 0; k < shown; k++) {
+      if (k && k % WEIGHTS_PER_LINE == 0)
+        printf("\n  %-16s", "");
+      printf(" %.6g", sm->weights[c * K + k]);
+    }
+    if (shown < K)
+      printf("\n  %-16s ... %zu more (--verbose shows all)", "", K - shown);
+    printf("\n");
+  }
+}
+
+/* One iteration of the history: its number, value and change. */
+static void print_history_row(const gmle_em_report *r, size_t i) {
+  printf("  %6zu  ", i + 1);
+  if (i == 0)
+    printf("%.10g\n", r->history[i]);
+  else
+    printf("%-20.10g %+.3g\n", r->history[i],
+           r->history[i] - r->history[i - 1]);
+}
+
+static void print_text_em(const model_summary *sm, int verbose) {
+  if (!sm->have_em) {
+    printf("\nEM: no report (a mixture built from parameters, or a file "
+           "without the em_* members)\n");
+    return;
+  }
+  const gmle_em_report *r = &sm->em;
+  const char *mode = gmle_em_mode_name(r->mode);
+  const char *init = gmle_em_init_name(r->init);
+  printf("\nEM: %s, init %s, %zu iteration%s, %s\n", mode ? mode : "unknown",
+         init ? init : "unknown", r->n_iter, r->n_iter == 1 ? "" : "s",
+         r->converged ? "converged" : "not converged");
+  printf("lower bound: %.10g (mean log-likelihood per row)\n", r->lower_bound);
+  printf("rows per iteration: %.10g (total weight)\n", r->n_rows);
+  printf("reg_covar: %g\n", r->reg_covar);
+  printf("components re-seeded: %zu\n", r->n_reseeded);
+  printf("initialisations: %zu (kept: run %zu, counting from 1)\n", r->n_init,
+         r->best_init + 1);
+  const size_t n = r->n_history;
+  if (n == 0)
+    return;
+  const int all = verbose || n <= 2 * HISTORY_ENDS + 2;
+  printf("log-likelihood per iteration%s:\n  %6s  %-20s %s\n",
+         all ? "" : " (first and last; --verbose shows all)", "iter",
+         "mean per row", "change");
+  for (size_t i = 0; i < n; i++) {
+    if (!all && i == HISTORY_ENDS) {
+      printf("  %6s  (%zu more)\n", "...", n - 2 * HISTORY_ENDS);
+      i = n - HISTORY_ENDS;
+    }
+    print_history_row(r, i);
+  }
+}
+
 int cmd_info(int argc, char **argv) {
-  int json = 0;
-  const cli_opt opts[] = {{"--json", 0, NULL, &json}, {NULL, 0, NULL, NULL}};
+  int json = 0, verbose = 0;
+  const cli_opt opts[] = {{"--json", 0, NULL, &json},
+                          {"--verbose", 0, NULL, &verbose},
+                          {NULL, 0, NULL, NULL}};
   cli_common common;
   const char *pos[1];
   size_t npos = cli_parse(argc, argv, opts, info_help, &common, pos, 1);
@@ -254,16 +427,22 @@ int cmd_info(int argc, char **argv) {
   gmle_status s = gmle_model_load(ctx, pos[0], &m);
   if (s != GMLE_OK)
     cli_fail(ctx, s, pos[0], -1);
-  const model_summary sm = summarize(m, pos[0]);
+  model_summary sm = summarize(m, pos[0]);
   double *mean = cli_xmalloc(sm.dim * sizeof *mean);
   if (json) {
     print_json(m, &sm, mean);
   } else {
     print_text_header(&sm);
     print_text_classes(m, sm.n_classes);
+    if (sm.mixture) {
+      print_text_weights(m, &sm, verbose);
+      print_text_em(&sm, verbose);
+    }
     print_text_means(m, sm.n_classes, sm.dim, mean);
   }
   free(mean);
+  free(sm.weights);
+  free(sm.comp_means);
   gmle_model_free(m);
   gmle_context_free(ctx);
   return CLI_EXIT_OK;

@@ -6,7 +6,8 @@
 #include <string.h>
 
 static const char score_help[] =
-    "Usage: gmle score MODEL DATA [--what loglik|joint|logpost|density|label]\n"
+    "Usage: gmle score MODEL DATA\n"
+    "                  [--what loglik|joint|logpost|density|label|resp]\n"
     "                  [--dtype f32|f64] [--label-column C] -o OUT.npy\n"
     "       gmle score MODEL ark:FEATS.ark [-o ark:OUT.ark | -o ark,t:OUT.txt\n"
     "                  | -o OUT.npy] [--per-utt TABLE.txt|TABLE.npy]\n"
@@ -30,6 +31,11 @@ static const char score_help[] =
     "         density   N     log sum_c pi_c N(x; mu_c, Sigma_c)\n"
     "         label     N     int32 index of the most probable class\n"
     "                         ('gmle classify' writes the class names)\n"
+    "         resp      N x CK  a mixture's component posteriors p(k | x, c),\n"
+    "                         class c's K at columns c*K .. c*K+K-1 (each\n"
+    "                         class's sum to 1; one per class: all 1)\n"
+    "A mixture model (docs/MIXTURES.md) scores each class by its mixture:\n"
+    "log p(x | c) = logsumexp_k (log w_ck + log N(x; mu_ck, Sigma_ck)).\n"
     "  --dtype f32|f64    element type of the scores (default f64)\n"
     "  --label-column C   a CSV column to skip (labels are not used here)\n"
     "  -o, --output OUT   the file to write (required unless --per-utt)\n"
@@ -230,7 +236,7 @@ int cmd_score(int argc, char **argv) {
   gmle_output what = GMLE_OUT_LOGLIK;
   if (what_s && gmle_output_parse(what_s, &what) != GMLE_OK)
     cli_usage_error("--what: '%s' is not one of loglik, joint, logpost, "
-                    "density, label",
+                    "density, label, resp",
                     what_s);
   if (ark_out && what == GMLE_OUT_LABEL)
     cli_usage_error("--what label gives integers, which a Kaldi matrix "
@@ -248,7 +254,9 @@ int cmd_score(int argc, char **argv) {
   cli_classes cls;
   cli_classes_from_model(m, &cls);
   size_t C = gmle_model_n_classes(m);
-  size_t ocols = (what == GMLE_OUT_LABEL || what == GMLE_OUT_DENSITY) ? 0 : C;
+  size_t ocols = (what == GMLE_OUT_LABEL || what == GMLE_OUT_DENSITY) ? 0
+                 : what == GMLE_OUT_RESP ? C * gmle_model_n_components(m)
+                                         : C;
   size_t osz = what == GMLE_OUT_LABEL ? 4 : (odt == GMLE_F32 ? 4 : 8);
   size_t orow = (ocols ? ocols : 1) * osz;
   cli_data d;

@@ -1,9 +1,9 @@
 /* demo.c -- gmle demo: the built-in example. Two classes in 2-D fitted with
- * full Gaussians, a fresh set classified, and two hand-written SVG
- * pictures: the classes with their fitted ellipses and decision boundary,
- * and the log-likelihood of a 1-D sample as a function of mu. */
-#include "cli.h"
-#include "svg.h"
+ * full Gaussians, a fresh set classified, and hand-written SVG pictures: the
+ * classes with their fitted ellipses and decision boundary, and the
+ * log-likelihood of a 1-D sample as a function of mu; the same points
+ * without labels fitted by EM are demo_em.c's. */
+#include "demo.h"
 
 #include <errno.h>
 #include <math.h>
@@ -19,13 +19,23 @@ static const char demo_help[] =
     "two-class 2-D data set (class 0 around [-1,-1], class 1 around [1,1],\n"
     "300 points each, correlated), fits a full Gaussian per class with gmle,\n"
     "prints the fitted means and covariances beside the true ones,\n"
-    "classifies 400 fresh points and prints the accuracy, and writes:\n"
+    "classifies 400 fresh points and prints the accuracy, fits the same\n"
+    "600 points without their labels with a 2-component mixture (full\n"
+    "covariances) by EM from its k-means++ start and prints it (weights,\n"
+    "means, iterations, whether it converged), and writes:\n"
     "  DIR/demo_classes.svg     the points by class, each class's 1- and\n"
     "                           2-sigma ellipses and the decision boundary\n"
     "                           log p(0|x) = log p(1|x)\n"
     "  DIR/demo_univariate.svg  a 1-D sample's log-likelihood as a function\n"
     "                           of mu (sigma fixed), maximal at the sample\n"
     "                           mean\n"
+    "  DIR/demo_em.svg          the points without labels, the k-means++\n"
+    "                           start (means, dashed 1-sigma ellipses) and\n"
+    "                           the mixture EM fitted from it (means, 1- and\n"
+    "                           2-sigma ellipses); the title gives EM's\n"
+    "                           iterations and final mean log-likelihood\n"
+    "  DIR/demo_em_loglik.svg   the mean log-likelihood per row after each\n"
+    "                           EM iteration (0: the k-means++ start)\n"
     "  DIR/demo_model.npz       the fitted model (try 'gmle info' on it)\n"
     "\n"
     "  -o, --output DIR   where to write (default ./gmle-demo)\n"
@@ -89,8 +99,7 @@ static char *join(const char *dir, const char *name) {
   return p;
 }
 
-/* Open PATH.tmp for writing; demo_close renames it into place. */
-static FILE *demo_open(const char *path, char **tmp) {
+FILE *demo_open(const char *path, char **tmp) {
   size_t n = strlen(path);
   *tmp = cli_xmalloc(n + 5);
   snprintf(*tmp, n + 5, "%s.tmp", path);
@@ -100,7 +109,7 @@ static FILE *demo_open(const char *path, char **tmp) {
   return f;
 }
 
-static void demo_close(FILE *f, char *tmp, const char *path) {
+void demo_close(FILE *f, char *tmp, const char *path) {
   int bad = ferror(f);
   if (fclose(f) != 0 || bad) {
     remove(tmp);
@@ -125,8 +134,8 @@ static void eig2(const double S[4], double *l1, double *l2, double *angle) {
   *angle = 0.5 * atan2(2 * b, a - c);
 }
 
-static void ellipse(const svg_plot *p, const double mu[2], const double S[4],
-                    double k, const char *style) {
+void demo_ellipse(const svg_plot *p, const double mu[2], const double S[4],
+                  double k, const char *style) {
   enum { N = 120 };
   double l1, l2, th, x[N], y[N];
   eig2(S, &l1, &l2, &th);
@@ -291,9 +300,53 @@ static void contour_free(contour *c) {
 /* ---- the demo --------------------------------------------------------------
  */
 
-static void check(gmle_context *ctx, gmle_status s, const char *what) {
+void demo_check(gmle_context *ctx, gmle_status s, const char *what) {
   if (s != GMLE_OK)
     cli_fail(ctx, s, what, -1);
+}
+
+void demo_square_view(const double *x, size_t n, svg_plot *p) {
+  double lo[2] = {1e300, 1e300}, hi[2] = {-1e300, -1e300};
+  for (size_t i = 0; i < n; i++)
+    for (int k = 0; k < 2; k++) {
+      lo[k] = fmin(lo[k], x[2 * i + k]);
+      hi[k] = fmax(hi[k], x[2 * i + k]);
+    }
+  double cx = 0.5 * (lo[0] + hi[0]), cy = 0.5 * (lo[1] + hi[1]);
+  double half = 0.5 * fmax(hi[0] - lo[0], hi[1] - lo[1]) + 0.4;
+  p->x0 = cx - half;
+  p->x1 = cx + half;
+  p->y0 = cy - half;
+  p->y1 = cy + half;
+}
+
+void demo_cross(const svg_plot *p, double x, double y) {
+  double px = svg_px(p, x), py = svg_py(p, y);
+  fprintf(p->f,
+          "<path d=\"M%.2f %.2fl12 12M%.2f %.2fl-12 12\" stroke=\"black\" "
+          "stroke-width=\"1.5\" transform=\"translate(-6 -6)\"/>\n",
+          px, py, px + 12, py);
+}
+
+void demo_legend_box(FILE *f, double x, double y, double w, double h) {
+  fprintf(f,
+          "<rect x=\"%.1f\" y=\"%.1f\" width=\"%g\" height=\"%g\" "
+          "fill=\"white\" fill-opacity=\"0.85\" stroke=\"#999\"/>\n",
+          x, y, w, h);
+}
+
+void demo_legend_line(FILE *f, double x, double y, const char *style,
+                      const char *text) {
+  fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" %s/>\n", x,
+          y, x + 16, y, style);
+  svg_text(f, x + 22, y + 4, "start", 12, NULL, text);
+}
+
+void demo_legend_dot(FILE *f, double x, double y, const char *fill,
+                     const char *text) {
+  fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n", x + 8,
+          y, fill);
+  svg_text(f, x + 22, y + 4, "start", 12, NULL, text);
 }
 
 static const char *const colour[2] = {"#1f77b4", "#d62728"};
@@ -303,17 +356,8 @@ static void picture_classes(gmle_context *ctx, const gmle_model *m,
                             const double mu_true[2][2],
                             const double S_true[2][4], const char *path,
                             size_t *n_boundary_pts) {
-  double lo[2] = {1e300, 1e300}, hi[2] = {-1e300, -1e300};
-  for (size_t i = 0; i < n; i++)
-    for (int k = 0; k < 2; k++) {
-      lo[k] = fmin(lo[k], x[2 * i + k]);
-      hi[k] = fmax(hi[k], x[2 * i + k]);
-    }
-  /* A square view around the data. */
-  double cx = 0.5 * (lo[0] + hi[0]), cy = 0.5 * (lo[1] + hi[1]);
-  double half = 0.5 * fmax(hi[0] - lo[0], hi[1] - lo[1]) + 0.4;
-  svg_plot p = {NULL, cx - half, cx + half, cy - half, cy + half,
-                80,   50,        560,       560};
+  svg_plot p = {NULL, 0, 0, 0, 0, 80, 50, 560, 560};
+  demo_square_view(x, n, &p);
   /* The boundary: log p(0|x) - log p(1|x) on a grid. */
   enum { G = 161 };
   double *grid = cli_xmalloc((size_t)G * G * 2 * sizeof *grid);
@@ -329,10 +373,10 @@ static void picture_classes(gmle_context *ctx, const gmle_model *m,
       grid[2 * ((size_t)j * G + i)] = xs[i];
       grid[2 * ((size_t)j * G + i) + 1] = ys[j];
     }
-  check(ctx,
-        gmle_score(ctx, m, grid, GMLE_F64, (size_t)G * G, 2, GMLE_OUT_LOGPOST,
-                   GMLE_F64, lp),
-        "scoring the grid");
+  demo_check(ctx,
+             gmle_score(ctx, m, grid, GMLE_F64, (size_t)G * G, 2,
+                        GMLE_OUT_LOGPOST, GMLE_F64, lp),
+             "scoring the grid");
   for (size_t k = 0; k < (size_t)G * G; k++)
     f[k] = lp[2 * k] - lp[2 * k + 1];
   contour ct;
@@ -359,20 +403,16 @@ static void picture_classes(gmle_context *ctx, const gmle_model *m,
     gmle_model_covariance(m, c, S);
     snprintf(style, sizeof style, "stroke=\"%s\" stroke-width=\"2\"",
              colour[c]);
-    ellipse(&p, mu, S, 1.0, style);
+    demo_ellipse(&p, mu, S, 1.0, style);
     snprintf(style, sizeof style,
              "stroke=\"%s\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"",
              colour[c]);
-    ellipse(&p, mu, S, 2.0, style);
+    demo_ellipse(&p, mu, S, 2.0, style);
     /* True means as crosses, fitted means as dots. */
     snprintf(style, sizeof style,
              "fill=\"%s\" stroke=\"white\" stroke-width=\"1.5\"", colour[c]);
     svg_circle(&p, mu[0], mu[1], 5, style);
-    double tx = svg_px(&p, mu_true[c][0]), ty = svg_py(&p, mu_true[c][1]);
-    fprintf(out,
-            "<path d=\"M%.2f %.2fl12 12M%.2f %.2fl-12 12\" stroke=\"black\" "
-            "stroke-width=\"1.5\" transform=\"translate(-6 -6)\"/>\n",
-            tx, ty, tx + 12, ty);
+    demo_cross(&p, mu_true[c][0], mu_true[c][1]);
     (void)S_true;
   }
   for (size_t l = 0; l < ct.n_lines; l++)
@@ -380,36 +420,19 @@ static void picture_classes(gmle_context *ctx, const gmle_model *m,
                  "stroke=\"black\" stroke-width=\"2.5\"");
   /* Legend. */
   double lx = p.left + 12, ly = p.top + 14;
-  fprintf(out,
-          "<rect x=\"%.1f\" y=\"%.1f\" width=\"272\" height=\"118\" "
-          "fill=\"white\" fill-opacity=\"0.85\" stroke=\"#999\"/>\n",
-          lx - 6, ly - 8);
-  for (int c = 0; c < 2; c++) {
-    char label[64];
-    fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n",
-            lx + 8, ly + 6 + 18 * c, colour[c]);
-    snprintf(label, sizeof label, "class %d (%s)", c,
-             c == 0 ? "true mean [-1,-1]" : "true mean [1,1]");
-    svg_text(out, lx + 22, ly + 10 + 18 * c, "start", 12, NULL, label);
-  }
-  fprintf(out,
-          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-          "stroke=\"#555\" stroke-width=\"2\"/>\n",
-          lx, ly + 42, lx + 16, ly + 42);
-  svg_text(out, lx + 22, ly + 46, "start", 12, NULL,
-           "1-sigma ellipse (fitted covariance)");
-  fprintf(out,
-          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-          "stroke=\"#555\" stroke-width=\"1.5\" "
-          "stroke-dasharray=\"6 4\"/>\n",
-          lx, ly + 60, lx + 16, ly + 60);
-  svg_text(out, lx + 22, ly + 64, "start", 12, NULL, "2-sigma ellipse");
-  fprintf(out,
-          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-          "stroke=\"black\" stroke-width=\"2.5\"/>\n",
-          lx, ly + 78, lx + 16, ly + 78);
-  svg_text(out, lx + 22, ly + 82, "start", 12, NULL,
-           "boundary log p(0|x) = log p(1|x)");
+  demo_legend_box(out, lx - 6, ly - 8, 272, 118);
+  for (int c = 0; c < 2; c++)
+    demo_legend_dot(out, lx, ly + 6 + 18 * c, colour[c],
+                    c == 0 ? "class 0 (true mean [-1,-1])"
+                           : "class 1 (true mean [1,1])");
+  demo_legend_line(out, lx, ly + 42, "stroke=\"#555\" stroke-width=\"2\"",
+                   "1-sigma ellipse (fitted covariance)");
+  demo_legend_line(out, lx, ly + 60,
+                   "stroke=\"#555\" stroke-width=\"1.5\" "
+                   "stroke-dasharray=\"6 4\"",
+                   "2-sigma ellipse");
+  demo_legend_line(out, lx, ly + 78, "stroke=\"black\" stroke-width=\"2.5\"",
+                   "boundary log p(0|x) = log p(1|x)");
   svg_text(out, lx + 22, ly + 100, "start", 12, NULL,
            "dots: fitted means; crosses: true means");
   svg_end(out);
@@ -432,13 +455,13 @@ static void picture_univariate(gmle_context *ctx, const double *s, size_t n,
   for (int k = 0; k < K; k++) {
     mus[k] = lo + (hi - lo) * k / (K - 1);
     gmle_model *mk = NULL;
-    check(ctx,
-          gmle_model_create(ctx, 1, 1, GMLE_COV_FULL, &mus[k], &var, NULL, NULL,
-                            &mk),
-          "building a 1-D model");
-    check(ctx,
-          gmle_total_loglik(ctx, mk, s, GMLE_F64, n, 1, NULL, NULL, &ll[k]),
-          "scoring the 1-D sample");
+    demo_check(ctx,
+               gmle_model_create(ctx, 1, 1, GMLE_COV_FULL, &mus[k], &var, NULL,
+                                 NULL, &mk),
+               "building a 1-D model");
+    demo_check(
+        ctx, gmle_total_loglik(ctx, mk, s, GMLE_F64, n, 1, NULL, NULL, &ll[k]),
+        "scoring the 1-D sample");
     gmle_model_free(mk);
     ymin = fmin(ymin, ll[k]);
     ymax = fmax(ymax, ll[k]);
@@ -449,12 +472,13 @@ static void picture_univariate(gmle_context *ctx, const double *s, size_t n,
   /* The value at the sample mean itself. */
   double lmax = 0;
   gmle_model *mk = NULL;
-  check(
+  demo_check(
       ctx,
       gmle_model_create(ctx, 1, 1, GMLE_COV_FULL, &xbar, &var, NULL, NULL, &mk),
       "building a 1-D model");
-  check(ctx, gmle_total_loglik(ctx, mk, s, GMLE_F64, n, 1, NULL, NULL, &lmax),
-        "scoring the 1-D sample");
+  demo_check(ctx,
+             gmle_total_loglik(ctx, mk, s, GMLE_F64, n, 1, NULL, NULL, &lmax),
+             "scoring the 1-D sample");
   gmle_model_free(mk);
   double pad = 0.06 * (ymax - ymin);
   svg_plot p = {NULL, lo, hi,  ymin - pad, fmax(ymax, lmax) + pad,
@@ -556,19 +580,19 @@ int cmd_demo(int argc, char **argv) {
 
   /* Fit: accumulate the statistics, then the closed-form MLE. */
   gmle_stats *st = NULL;
-  check(ctx, gmle_stats_create(ctx, 2, 2, &st), "statistics");
-  check(ctx, gmle_stats_add(st, x, GMLE_F64, 2 * NTRAIN, 2, y, NULL),
-        "accumulating");
+  demo_check(ctx, gmle_stats_create(ctx, 2, 2, &st), "statistics");
+  demo_check(ctx, gmle_stats_add(st, x, GMLE_F64, 2 * NTRAIN, 2, y, NULL),
+             "accumulating");
   gmle_model *m = NULL;
-  check(ctx, gmle_fit(st, NULL, &m), "fitting");
+  demo_check(ctx, gmle_fit(st, NULL, &m), "fitting");
   static const char *const names[2] = {"0", "1"};
-  check(ctx, gmle_model_set_class_names(m, names), "naming the classes");
+  demo_check(ctx, gmle_model_set_class_names(m, names), "naming the classes");
   printf("Fitted by maximum likelihood (full covariance, divide by n):\n");
   for (size_t c = 0; c < 2; c++) {
     double mu[2], S[4], prior;
-    check(ctx, gmle_model_mean(m, c, mu), "mean");
-    check(ctx, gmle_model_covariance(m, c, S), "covariance");
-    check(ctx, gmle_model_prior(m, c, &prior), "prior");
+    demo_check(ctx, gmle_model_mean(m, c, mu), "mean");
+    demo_check(ctx, gmle_model_covariance(m, c, S), "covariance");
+    demo_check(ctx, gmle_model_prior(m, c, &prior), "prior");
     printf("class %zu (prior %.3f)\n", c, prior);
     printf("  %-11s fitted [%7.4f, %7.4f]                        true [%5.2f, "
            "%5.2f]\n",
@@ -585,10 +609,10 @@ int cmd_demo(int argc, char **argv) {
     for (int i = 0; i < NTEST; i++)
       yt[NTEST * c + i] = c;
   }
-  check(ctx,
-        gmle_score(ctx, m, xt, GMLE_F64, 2 * NTEST, 2, GMLE_OUT_LABEL, GMLE_F64,
-                   pred),
-        "classifying");
+  demo_check(ctx,
+             gmle_score(ctx, m, xt, GMLE_F64, 2 * NTEST, 2, GMLE_OUT_LABEL,
+                        GMLE_F64, pred),
+             "classifying");
   int correct = 0;
   for (int i = 0; i < 2 * NTEST; i++)
     correct += pred[i] == yt[i];
@@ -600,6 +624,8 @@ int cmd_demo(int argc, char **argv) {
   char *p1 = join(dir, "demo_classes.svg");
   char *p2 = join(dir, "demo_univariate.svg");
   char *p3 = join(dir, "demo_model.npz");
+  char *p4 = join(dir, "demo_em.svg");
+  char *p5 = join(dir, "demo_em_loglik.svg");
   size_t nb = 0;
   picture_classes(ctx, m, x, y, 2 * NTRAIN, mu_true, S_true, p1, &nb);
 
@@ -614,13 +640,13 @@ int cmd_demo(int argc, char **argv) {
   double xbar_direct = sum / N1;
   gmle_stats *st1 = NULL;
   gmle_model *m1 = NULL;
-  check(ctx, gmle_stats_create(ctx, 1, 1, &st1), "statistics");
-  check(ctx, gmle_stats_add(st1, s1, GMLE_F64, N1, 1, NULL, NULL),
-        "accumulating");
-  check(ctx, gmle_fit(st1, NULL, &m1), "fitting");
+  demo_check(ctx, gmle_stats_create(ctx, 1, 1, &st1), "statistics");
+  demo_check(ctx, gmle_stats_add(st1, s1, GMLE_F64, N1, 1, NULL, NULL),
+             "accumulating");
+  demo_check(ctx, gmle_fit(st1, NULL, &m1), "fitting");
   double mu1, var1;
-  check(ctx, gmle_model_mean(m1, 0, &mu1), "mean");
-  check(ctx, gmle_model_covariance(m1, 0, &var1), "variance");
+  demo_check(ctx, gmle_model_mean(m1, 0, &mu1), "mean");
+  demo_check(ctx, gmle_model_covariance(m1, 0, &var1), "variance");
   double mu_best = 0;
   picture_univariate(ctx, s1, N1, sqrt(var1), mu1, p2, &mu_best);
   printf("\nUnivariate case: %d points from N(2, 1.5^2).\n", N1);
@@ -630,10 +656,17 @@ int cmd_demo(int argc, char **argv) {
          "mean\n  (grid maximum at mu = %.4f)\n",
          mu_best);
 
+  /* The same points without their labels: a mixture fitted by EM. */
+  size_t em_iter = demo_em(ctx, x, 2 * NTRAIN, mu_true, p4, p5);
+
   gmle_status s = gmle_model_save(m, p3);
   printf("\nWrote\n  %s  (points, 1- and 2-sigma ellipses, decision boundary "
          "of %zu points)\n  %s  (log-likelihood of mu)\n",
          p1, nb, p2);
+  printf("  %s  (the points without labels, the k-means++ start and the "
+         "mixture after %zu EM iterations)\n  %s  (mean log-likelihood per "
+         "EM iteration)\n",
+         p4, em_iter, p5);
   if (s == GMLE_OK)
     printf("  %s  (the fitted model: try 'gmle info %s')\n", p3, p3);
   else
@@ -651,5 +684,7 @@ int cmd_demo(int argc, char **argv) {
   free(p1);
   free(p2);
   free(p3);
+  free(p4);
+  free(p5);
   return CLI_EXIT_OK;
 }

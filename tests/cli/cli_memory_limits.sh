@@ -34,6 +34,10 @@ for kb in 150000 200000 300000 400000 500000 700000 1000000 1500000 2000000; do
   limited $kb "score" score m.npz x.csv -o s.npy -q
   limited $kb "classify" classify m.npz x.csv --truth y.txt -q
   limited $kb "info" info m.npz
+  # AUTO must not start an OpenCL CPU driver (PoCL aborted, exit 134, when
+  # its thread pool could not start under the limit).
+  limited $kb "fit --backend auto" fit x.csv --labels y.txt -o a.npz -q --backend auto
+  limited $kb "EM fit (--components 2)" fit x.csv --components 2 -o e.npz -q
 done
 # A thread count set by the user and too large for the limit is lowered.
 OPENBLAS_NUM_THREADS=64 limited 700000 "fit with OPENBLAS_NUM_THREADS=64" fit x.csv --labels y.txt -o a.npz -q

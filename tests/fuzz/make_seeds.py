@@ -197,6 +197,36 @@ def model_seeds(gmle, tmp):
     put("model", "not-pd", b.getvalue())
 
 
+def mixture_seeds():
+    """Mixture models (issue 13), written by numpy as gmle writes them."""
+    rng = np.random.default_rng(13)
+    K, D = 3, 2
+    em = dict(em_n_iter=np.uint64(3), em_converged=True, em_lower_bound=-2.5,
+              em_history=np.array([-3.0, -2.6, -2.5]), em_n_reseeded=np.uint64(0),
+              em_n_init=np.uint64(1), em_best_init=np.uint64(0), em_mode="soft",
+              em_init="kmeans++", em_reg_covar=1e-6, em_n_rows=60.0)
+    spd = lambda n: np.array([a @ a.T + np.eye(D) for a in rng.normal(size=(n, D, D))])
+    w = np.array([0.5, 0.3, 0.2])
+    b = io.BytesIO()
+    np.savez(b, weights=w, means=rng.normal(size=(K, D)), covariances=rng.uniform(0.5, 2, (K, D)),
+             precisions_cholesky=np.ones((K, D)), covariance_type="diag", format_version=2,
+             counts=np.array([60.0]), rows=np.array([60], dtype=np.uint64), **em)
+    put("model", "mixture-unsupervised-diag", b.getvalue())
+    b = io.BytesIO()
+    np.savez(b, weights=np.array([w, w[::-1]]), means=rng.normal(size=(2, K, D)),
+             covariances=spd(2 * K).reshape(2, K, D, D), covariance_type="full",
+             priors=np.array([0.5, 0.5]), classes=np.array(["cat", "dog"]), format_version=2)
+    put("model", "mixture-per-class-full", b.getvalue())
+    b = io.BytesIO()
+    np.savez(b, weights=np.array([w, w]), means=rng.normal(size=(2, K, D)),
+             covariances=spd(2), covariance_type="tied")
+    put("model", "mixture-init-tied", b.getvalue())
+    b = io.BytesIO()
+    np.savez(b, weights=np.array([0.5, 0.4]), means=np.zeros((2, 1)),
+             covariances=np.ones(2), covariance_type="spherical")
+    put("model", "mixture-weights-sum", b.getvalue())
+
+
 def stats_seeds(gmle, tmp):
     data = os.path.join(tmp, "x.npy")
     y = os.path.join(tmp, "y.txt")
@@ -251,6 +281,7 @@ def main():
     npy_seeds()
     csv_seeds()
     ingest_seeds()
+    mixture_seeds()
     with tempfile.TemporaryDirectory() as tmp:
         model_seeds(gmle, tmp)
         stats_seeds(gmle, tmp)
