@@ -12,8 +12,9 @@ covariance) it times, best of --repeats after a warm-up, on the CPU backend:
 
 alternating the two --rounds times (a shared machine), and prints the best
 wall time and the best process CPU time (all threads; steadier than wall
-time when other programs share the cores) of each, and Python / C. Both load the same libgmle (GMLE_LIBRARY is
-set to the one beside bench_api unless given).
+time when other programs share the cores) of each, and Python / C. Both
+load the same libgmle (GMLE_LIBRARY is set to the one beside bench_api
+unless given).
 
 On a busy machine the two processes' times differ by more than the
 overhead itself, so it also splits each Python call, in the same run, into
@@ -26,7 +27,8 @@ repeats, and its share of the library's time.
       [--rows N] [--dim D] [--classes C] [--dtype f32|f64] [--repeats R]
       [--rounds K] [--json PATH]
 
-Build bench_api with: cmake --build build --target bench_api (GMLE_BUILD_BENCH=ON).
+Build bench_api with: cmake --build build --target bench_api
+(GMLE_BUILD_BENCH=ON, the default).
 """
 import argparse
 import json
@@ -150,9 +152,10 @@ def main():
     print(f"{'':10}{'C API':>10}{'Python':>10}{'Python/C':>10}"
           f"{'C cpu':>10}{'Py cpu':>10}{'cpu P/C':>10}")
     for k in ("fit", "predict"):
-        print(f"{k:10}{rec['c_' + k + '_s']:10.4f}{rec['py_' + k + '_s']:10.4f}"
-              f"{rec[k + '_ratio']:10.3f}{rec['c_' + k + '_cpu_s']:10.4f}"
-              f"{rec['py_' + k + '_cpu_s']:10.4f}{rec[k + '_cpu_ratio']:10.3f}")
+        cols = (rec[f"c_{k}_s"], rec[f"py_{k}_s"], rec[f"{k}_ratio"],
+                rec[f"c_{k}_cpu_s"], rec[f"py_{k}_cpu_s"],
+                rec[f"{k}_cpu_ratio"])
+        print(f"{k:10}" + "".join(f"{v:10.4f}" for v in cols))
     print(f"{'':10}{'library':>10}{'python':>10}{'share':>10}   (in the "
           "Python calls)")
     for k in ("fit", "predict"):

@@ -105,8 +105,8 @@ class Context:
 
     @property
     def device_name(self):
-        return lib.gmle_context_device_name(self.ptr).decode("utf-8",
-                                                              "replace")
+        name = lib.gmle_context_device_name(self.ptr)
+        return name.decode("utf-8", "replace")
 
     def call(self, fn, *args, prefix=None):
         """fn(*args) under the lock; a failing status raises with the
@@ -230,5 +230,3 @@ def c_str_array(strings):
     raw = [s.encode("utf-8", "surrogateescape") for s in strings]
     arr = (ctypes.c_char_p * len(raw))(*raw)
     return arr, raw
-
-

@@ -233,4 +233,3 @@ def information(m):
     if lib.gmle_model_information(m.ptr, byref(b), byref(a)) != 0:
         return None
     return b.value, a.value
-

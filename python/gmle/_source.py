@@ -199,4 +199,3 @@ class IterableSource(_Source):
         if item is None:
             raise ValueError("the iterable yields no rows")
         return item[0].shape[1]
-

@@ -162,7 +162,8 @@ class GaussianMixture(EngineMixin, DensityMixin, BaseEstimator):
     def _check_parameters(self, D):
         K, cov = self.n_components, self.covariance_type
         if not (isinstance(K, (int, np.integer)) and K >= 1):
-            raise ValueError(f"n_components must be an integer >= 1, got {K!r}")
+            raise ValueError("n_components must be an integer >= 1, got "
+                             f"{K!r}")
         _model.cov_code(cov)
         if not self.tol >= 0:
             raise ValueError(f"tol must be >= 0, got {self.tol!r}")
@@ -441,4 +442,3 @@ class GaussianMixture(EngineMixin, DensityMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
-

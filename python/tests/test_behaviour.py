@@ -14,7 +14,7 @@ from gmle import _core
 from conftest import blobs
 
 
-# -- zero copies ---------------------------------------------------------------
+# -- zero copies --------------------------------------------------------------
 def _addr(a):
     return a.__array_interface__["data"][0]
 
@@ -86,7 +86,7 @@ def test_strided_and_memmap_inputs_score_as_copies(tmp_path):
                           ref.predict_log_proba(X[::2].copy()))
 
 
-# -- threads ---------------------------------------------------------------------
+# -- threads ------------------------------------------------------------------
 def _slow_model():
     """A model and rows whose scoring takes a while on one thread."""
     X, y = blobs(20000, 32, 24, seed=2)
@@ -165,11 +165,15 @@ def test_import_beside_numpy_changes_no_thread_setting():
     """Importing gmle leaves numpy's BLAS threads and the environment as
     they were, and gmle's default is one thread per core."""
     code = """
-import os, json, numpy, threadpoolctl
-before = {i['filepath']: i['num_threads'] for i in threadpoolctl.threadpool_info()}
-env = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS')}
+import os, numpy, threadpoolctl
+def pools():
+    return {i['filepath']: i['num_threads']
+            for i in threadpoolctl.threadpool_info()}
+before = pools()
+env = {k: os.environ.get(k)
+       for k in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS')}
 import gmle
-after = {i['filepath']: i['num_threads'] for i in threadpoolctl.threadpool_info()}
+after = pools()
 assert all(after[k] == v for k, v in before.items()), (before, after)
 assert env == {k: os.environ.get(k) for k in env}
 X = numpy.random.default_rng(0).normal(size=(1000, 3))
@@ -185,7 +189,7 @@ print('ok', n)
     assert r.stdout.startswith("ok")
 
 
-# -- errors ------------------------------------------------------------------------
+# -- errors -------------------------------------------------------------------
 def test_nan_and_inf_rejected_with_the_row():
     X, y = blobs(500, 3, 2, seed=5)
     bad = X.copy()
