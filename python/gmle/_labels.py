@@ -30,33 +30,64 @@ def _check_target_type(y):
     check_classification_targets(y)
 
 
+class Indices:
+    """Each row's class index, as the C library takes them (int32): held
+    whole, or made batch by batch from integer labels minus lo into a small
+    buffer (no N-row int32 array is allocated and faulted in then)."""
+
+    def __init__(self, raw, lo=0):
+        self.raw, self.lo = raw, lo
+
+    def __len__(self):
+        return self.raw.shape[0]
+
+    def direct(self):
+        return self.lo == 0 and self.raw.dtype == np.int32 and \
+            self.raw.flags.c_contiguous
+
+    def whole(self):
+        """Every row's index, one int32 array."""
+        if self.direct():
+            return self.raw
+        out = np.empty(len(self), dtype=np.int32)
+        np.subtract(self.raw, self.lo, out=out, casting="unsafe")
+        return out
+
+    def rows(self, r0, r1, buf):
+        """Rows r0..r1's indices (in buf, a scratch int32 array, when they
+        must be made)."""
+        if self.direct():
+            return self.raw[r0:r1]
+        out = buf[:r1 - r0]
+        np.subtract(self.raw[r0:r1], self.lo, out=out, casting="unsafe")
+        return out
+
+
 def encode(y):
-    """(classes, idx, check): the sorted distinct labels and each row's
-    index into them (int32, C-contiguous). Integer labels of a small range
-    map by subtraction alone (no sort, no table): then classes is the whole
-    range lo..hi and check is True, and the caller must drop the classes
-    that have no row (see present_only)."""
+    """(classes, Indices, ranged): the sorted distinct labels and each
+    row's index into them. Integer labels of a small range map by
+    subtraction alone (no sort, no table): then classes is the whole range
+    lo..hi, ranged is True, and the caller drops the classes that have no
+    row (present_only)."""
     y = _as_1d(y)
     _check_target_type(y)
     if y.dtype.kind in "iu" and y.size:
         lo, hi = int(y.min()), int(y.max())
         if hi - lo < min(y.size + _TABLE_SLACK, 2**31 - 1):
-            idx = y if lo == 0 else y - lo
-            idx = np.ascontiguousarray(idx, dtype=np.int32)
-            return np.arange(lo, hi + 1).astype(y.dtype), idx, True
+            return np.arange(lo, hi + 1).astype(y.dtype), Indices(y, lo), True
     classes, idx = np.unique(y, return_inverse=True)
-    return classes, np.ascontiguousarray(idx.reshape(-1), dtype=np.int32), \
-        False
+    return classes, Indices(np.ascontiguousarray(idx.reshape(-1),
+                                                 dtype=np.int32)), False
 
 
 def present_only(classes, idx, rows):
-    """For encode's ranges: (classes, idx) without the classes of no row
-    (rows: rows per class)."""
+    """For encode's ranges: (classes, Indices) without the classes of no
+    row (rows: rows per class)."""
     keep = rows > 0
     if np.all(keep):
         return classes, idx
     table = np.cumsum(keep, dtype=np.int32) - 1
-    return classes[keep], table[idx]
+    return classes[keep], Indices(table[idx.whole()])
 
 
 def encode_with(classes, y):
@@ -77,7 +108,7 @@ def encode_with(classes, y):
         bad = y[np.flatnonzero(~ok)[0]].item()
         raise ValueError(f"y contains label {bad!r}, which is not one of the "
                          f"classes {classes.tolist()!r}")
-    return np.ascontiguousarray(order[pos], dtype=np.int32)
+    return Indices(np.ascontiguousarray(order[pos], dtype=np.int32))
 
 
 def weights(sample_weight, n):

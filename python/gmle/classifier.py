@@ -122,7 +122,8 @@ class GaussianClassifier(EngineMixin, ClassifierMixin, BaseEstimator):
         self.__dict__.pop("_stats", None)
         if ranged and self.n_components > 1:
             classes, idx = _labels.present_only(
-                classes, idx, np.bincount(idx, minlength=classes.size))
+                classes, idx, np.bincount(idx.whole(),
+                                          minlength=classes.size))
         if self.n_components > 1:
             return self._fit_mixture(X, classes, idx, w)
         Xr, code, stride = _core.as_rows(X)
@@ -223,7 +224,7 @@ class GaussianClassifier(EngineMixin, ClassifierMixin, BaseEstimator):
             seed=_em.seed_from(self.random_state),
             priors=self._priors(classes.size), rel_floor=self.rel_floor)
         ctx = self._context()
-        src = ArraySource(X, idx, w, self.batch_rows)
+        src = ArraySource(X, idx.whole(), w, self.batch_rows)
         h = _em.fit(ctx, src, X.shape[1], classes.size, opts)
         _model.set_class_names(h, _labels.names(classes))
         self.classes_ = classes
@@ -264,8 +265,17 @@ class GaussianClassifier(EngineMixin, ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         idx = self._score(X, _lib.OUT_LABEL)
-        np.maximum(idx, 0, out=idx)  # -1: every class -inf; the lowest wins
-        return self.classes_[idx]
+        if idx.size and idx.min() < 0:  # every class -inf: the lowest wins
+            np.maximum(idx, 0, out=idx)
+        c = self.classes_
+        if c.dtype.kind in "iu" and c.size and \
+                int(c[-1]) - int(c[0]) == c.size - 1 and \
+                np.all(np.diff(c) == 1):
+            out = idx.astype(c.dtype)  # labels lo..hi: no gather
+            if c[0]:
+                out += c[0]
+            return out
+        return c[idx]
 
     def predict_log_proba(self, X):
         return self._score(X, _lib.OUT_LOGPOST)

@@ -127,24 +127,27 @@ class Stats:
                 raise ValueError("y is required: these statistics have "
                                  f"{self.n_classes} classes")
             idx = _labels.encode_with(self.classes, y)
-            if idx.shape[0] != n:
-                raise ValueError(f"X has {n} rows but y has {idx.shape[0]}")
+            if len(idx) != n:
+                raise ValueError(f"X has {n} rows but y has {len(idx)}")
         w = _labels.weights(sample_weight, n)
         self._add_encoded(X, dtype, stride, idx, w, batch_rows)
         return self
 
     def _add_encoded(self, X, dtype, stride, idx, w, batch_rows=None):
+        """Add rows X with class indices idx (an Indices, or None) in
+        batches of batch_rows rows."""
         n, d = X.shape
         b = batch_rows or _core.default_batch_rows(d, X.itemsize)
         ctx = self._h.ctx
         step = stride * X.itemsize
         base = _core.ptr(X)
+        buf = None if idx is None or idx.direct() else \
+            np.empty(min(b, n), dtype=np.int32)
         for r0, r1 in _core.batch_bounds(n, b):
+            lab = None if idx is None else idx.rows(r0, r1, buf)
             ctx.call(lib.gmle_stats_add_checked, self._h.ptr, base + r0 * step,
-                     dtype, r1 - r0, d, stride,
-                     None if idx is None else _core.ptr(idx) + 4 * r0,
-                     None if w is None else _core.ptr(w) + 8 * r0,
-                     prefix=None)
+                     dtype, r1 - r0, d, stride, _core.ptr(lab),
+                     None if w is None else _core.ptr(w) + 8 * r0)
 
     def merge(self, other):
         """self += other, exactly. Returns self."""

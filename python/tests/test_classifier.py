@@ -220,3 +220,33 @@ def test_mixture_per_class_model_file(tmp_path, data3):
     for k in ("weights_", "means_", "covariances_", "priors_"):
         assert np.array_equal(getattr(back, k), getattr(est, k)), k
     assert np.array_equal(back.predict_log_proba(X), est.predict_log_proba(X))
+
+
+@pytest.mark.parametrize("labels", ["offset int16", "uint8", "gaps",
+                                    "negative", "float", "bool"])
+def test_label_kinds_give_the_same_model(data3, labels):
+    X, y = data3
+    ref = gmle.GaussianClassifier().fit(X, y)
+    yy = {"offset int16": (y + 5).astype(np.int16),
+          "uint8": y.astype(np.uint8),
+          "gaps": y * 1000 - 7,
+          "negative": -y,
+          "float": y.astype(np.float64) * 2,  # integral: classes
+          "bool": None}[labels]
+    if yy is None:
+        keep = y < 2
+        X, y, yy = X[keep], y[keep], y[keep] == 1
+        ref = gmle.GaussianClassifier().fit(X, y)
+    est = gmle.GaussianClassifier().fit(X, yy)
+    assert est.classes_.dtype == np.asarray(yy).dtype
+    assert np.array_equal(est.classes_, np.unique(yy))
+    # the same classes in the same sorted order as ref's, up to relabelling
+    perm = np.searchsorted(np.unique(yy), np.array(
+        [yy[np.flatnonzero(y == c)[0]] for c in ref.classes_]))
+    assert np.array_equal(est.means_[perm], ref.means_)
+    assert np.array_equal(est.covariances_[perm], ref.covariances_)
+    pred = est.predict(X)
+    assert pred.dtype == np.asarray(yy).dtype
+    want = np.asarray(yy)[[np.flatnonzero(y == c)[0]
+                           for c in ref.classes_]][ref.predict(X)]
+    assert np.array_equal(pred, want)
