@@ -10,6 +10,8 @@ _TABLE_SLACK = 1 << 16
 
 
 def _as_1d(y):
+    if isinstance(y, np.ndarray) and y.ndim == 1:
+        return y  # validated already
     return column_or_1d(y, warn=True)
 
 

@@ -210,10 +210,26 @@ class GaussianClassifier(EngineMixin, ClassifierMixin, BaseEstimator):
         self.covariances_ = p["covariances"]
 
     def _set_plain(self, h):
-        p = _model.plain_params(h)
-        self._set_params(h, p)
-        self.precisions_cholesky_ = _model.plain_precisions_cholesky(
-            h.ctx, p["covariance_type"], p["covariances"], p["counts"])
+        self._set_params(h, _model.plain_params(h))
+        self._precisions_cholesky = None  # made when first read
+
+    @property
+    def precisions_cholesky_(self):
+        """scikit-learn's precisions_cholesky_ (computed by the library when
+        first read, so that a fit does no work nobody asked for)."""
+        pc = self.__dict__.get("_precisions_cholesky")
+        if pc is None:
+            h = self._model()  # NotFittedError (an AttributeError) before
+            cov = _model.COV_NAMES[_lib.lib.gmle_model_cov_type(h.ptr)]
+            pc = self._precisions_cholesky = \
+                _model.plain_precisions_cholesky(h.ctx, cov,
+                                                 self.covariances_,
+                                                 self.class_count_)
+        return pc
+
+    @precisions_cholesky_.setter
+    def precisions_cholesky_(self, value):
+        self._precisions_cholesky = value
 
     def _fit_mixture(self, X, classes, idx, w):
         reg = 1e-6 if self.reg_covar is None else self.reg_covar
