@@ -244,3 +244,24 @@ def test_library_struct_sizes_match():
     assert lib.STRUCT_SIZES["gmle_em_options"] == sizeof(lib.EMOptions)
     assert lib.STRUCT_SIZES["gmle_reader_options"] == \
         sizeof(lib.ReaderOptions)
+
+
+def test_every_backend_with_a_device_agrees_with_the_cpu():
+    """backend= reaches the library: OpenCL (PoCL in CI) and CUDA, where a
+    device is present, give the CPU's model within the accuracy contract."""
+    X, y = blobs(4000, 5, 3, seed=8)
+    ref = gmle.GaussianClassifier(backend="cpu").fit(X, y)
+    others = sorted({d["backend"] for d in gmle.devices()} - {"cpu"})
+    if not others:
+        pytest.skip("no device besides the CPU")
+    for b in others:
+        est = gmle.GaussianClassifier(backend=b).fit(X, y)
+        assert est._model().ctx.backend == b
+        np.testing.assert_allclose(est.covariances_, ref.covariances_,
+                                   rtol=1e-12)
+        np.testing.assert_allclose(est.predict_log_proba(X),
+                                   ref.predict_log_proba(X), rtol=1e-9,
+                                   atol=1e-9)
+        gm = gmle.GaussianMixture(2, backend=b, random_state=0).fit(X)
+        gr = gmle.GaussianMixture(2, backend="cpu", random_state=0).fit(X)
+        np.testing.assert_allclose(gm.means_, gr.means_, rtol=1e-8)
