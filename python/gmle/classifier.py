@@ -118,8 +118,7 @@ class GaussianClassifier(EngineMixin, ClassifierMixin, BaseEstimator):
         X, y = validate_xy(self, X, y, reset=True)
         classes, idx, ranged = _labels.encode(y)
         w = _labels.weights(sample_weight, X.shape[0])
-        self.__dict__.pop("_handle", None)
-        self.__dict__.pop("_stats", None)
+        self._forget_fit()
         if ranged and self.n_components > 1:
             classes, idx = _labels.present_only(
                 classes, idx, np.bincount(idx.whole(),
@@ -153,6 +152,7 @@ class GaussianClassifier(EngineMixin, ClassifierMixin, BaseEstimator):
                 raise ValueError("classes must be passed on the first call "
                                  "to partial_fit.")
             X, y = validate_xy(self, X, y, reset=True)
+            self._forget_fit()
             stats = self._new_stats(X.shape[1], np.unique(classes))
         else:
             if classes is not None and not np.array_equal(
@@ -166,6 +166,15 @@ class GaussianClassifier(EngineMixin, ClassifierMixin, BaseEstimator):
         Xr, code, stride = _core.as_rows(X)
         stats._add_encoded(Xr, code, stride, idx, w, self.batch_rows)
         return self._fit_from_stats(stats)
+
+    # What a fit sets beyond the attributes every model has; a new fit (of
+    # either kind) starts without them.
+    _FIT_STATE = ("_handle", "_stats", "_precisions_cholesky", "weights_",
+                  "n_iter_", "converged_", "lower_bound_", "fit_report_")
+
+    def _forget_fit(self):
+        for k in self._FIT_STATE:
+            self.__dict__.pop(k, None)
 
     def _new_stats(self, n_features, classes):
         mode = "diag" if self.covariance_type in ("diag", "spherical") \

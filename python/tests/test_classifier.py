@@ -250,3 +250,14 @@ def test_label_kinds_give_the_same_model(data3, labels):
     want = np.asarray(yy)[[np.flatnonzero(y == c)[0]
                            for c in ref.classes_]][ref.predict(X)]
     assert np.array_equal(pred, want)
+
+
+def test_refit_as_another_kind_forgets_the_first(data3):
+    X, y = data3
+    est = gmle.GaussianClassifier(n_components=2, random_state=0).fit(X, y)
+    est.set_params(n_components=1).fit(X, y)
+    assert not hasattr(est, "weights_")
+    back = pickle.loads(pickle.dumps(est))
+    ref = gmle.GaussianClassifier().fit(X, y)
+    assert np.array_equal(back.predict_log_proba(X), ref.predict_log_proba(X))
+    assert back.precisions_cholesky_.shape == ref.covariances_.shape
