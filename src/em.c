@@ -510,6 +510,19 @@ static gmle_status accumulate_resp(gmle_em_stats *es, const void *x,
   return GMLE_OK;
 }
 
+void gmle__em_centre(const double *shift, size_t n_comp, size_t dim, double *m,
+                     double *kp) {
+  memset(m, 0, dim * sizeof(double));
+  for (size_t g = 0; g < n_comp; g++)
+    for (size_t j = 0; j < dim; j++)
+      m[j] += shift[g * dim + j];
+  for (size_t j = 0; j < dim; j++)
+    m[j] /= (double)n_comp;
+  for (size_t g = 0; g < n_comp; g++)
+    for (size_t j = 0; j < dim; j++)
+      kp[g * dim + j] = shift[g * dim + j] - m[j];
+}
+
 /* Soft: add rows [r0, r0 + n) to es->tmp, component by component, with
  * the rows of zero responsibility left out (exactly: they add nothing). */
 static gmle_status accumulate_soft(gmle_em_stats *es, const void *x,

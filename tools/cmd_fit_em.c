@@ -207,15 +207,22 @@ int cli_fit_mixture(gmle_context *ctx, const cli_em_args *a,
   if (s != GMLE_OK)
     cli_fail(ctx, s, out, -1);
   if (!common->quiet) {
+    /* The fitted model's own mean log-likelihood (the final pass's; the
+     * report's lower bound is the last iteration's start, as
+     * scikit-learn's, and there is none without iterations). */
     gmle_em_report rep;
-    if (gmle_model_em_report(m, &rep) == GMLE_OK)
-      fprintf(stderr,
-              "gmle fit: %s: %zu class%s x %zu components, %zu features, "
-              "%s covariance, %zu EM iteration%s%s, mean log-likelihood "
-              "%.10g\n",
-              out, C, C == 1 ? "" : "es", o.n_components, d.cols,
-              gmle_cov_name(o.cov), rep.n_iter, rep.n_iter == 1 ? "" : "s",
-              rep.converged ? " (converged)" : "", rep.lower_bound);
+    memset(&rep, 0, sizeof rep);
+    double ll = NAN;
+    if (gmle_model_em_report(m, &rep) == GMLE_OK &&
+        gmle_model_loglik(m, 0, &ll) == GMLE_OK && rep.n_rows > 0)
+      ll /= rep.n_rows;
+    fprintf(stderr,
+            "gmle fit: %s: %zu class%s x %zu components, %zu features, "
+            "%s covariance, %zu EM iteration%s%s, mean log-likelihood "
+            "%.10g\n",
+            out, C, C == 1 ? "" : "es", o.n_components, d.cols,
+            gmle_cov_name(o.cov), rep.n_iter, rep.n_iter == 1 ? "" : "s",
+            rep.converged ? " (converged)" : "", ll);
   }
   cli_data_close(&d);
   gmle_model_free(m);
