@@ -261,3 +261,14 @@ def test_refit_as_another_kind_forgets_the_first(data3):
     ref = gmle.GaussianClassifier().fit(X, y)
     assert np.array_equal(back.predict_log_proba(X), ref.predict_log_proba(X))
     assert back.precisions_cholesky_.shape == ref.covariances_.shape
+
+
+def test_partial_fit_in_the_fit_batches_is_bit_identical():
+    X, y = blobs(150000, 3, 3, seed=9)
+    b = 65536  # the CLI's batch for 3 float64 features
+    full = gmle.GaussianClassifier().fit(X, y)
+    part = gmle.GaussianClassifier()
+    for r in range(0, len(X), b):
+        part.partial_fit(X[r:r + b], y[r:r + b], classes=[0, 1, 2])
+    assert np.array_equal(part.covariances_, full.covariances_)
+    assert np.array_equal(part.means_, full.means_)
