@@ -128,6 +128,11 @@ class GaussianMixture(EngineMixin, DensityMixin, BaseEstimator):
       scikit-learn's random draws, so EM may reach another local optimum
       than scikit-learn from the same random_state.
 
+    warm_start continues from the fitted parameters, as scikit-learn's;
+    its first iteration's change is not measured against the previous
+    fit's lower_bound_ (scikit-learn's is), so a warm start that has
+    already converged runs one iteration more here.
+
     Extra parameters: em ('soft', 'hard' or 'top:N'), batch_rows (rows
     per batch read), backend, device, n_jobs (as GaussianClassifier).
     """
