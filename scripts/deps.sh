@@ -45,6 +45,16 @@ gmle_install_deps() {
   fi
 }
 
+# python3 -m venv, for scripts/test_python.sh (Debian's python3 needs
+# python3-venv for it; other Pythons, such as pyenv's, have it).
+gmle_install_venv() {
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    echo "gmle: installing python3-venv" >&2
+    gmle__sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive gmle__sudo apt-get install -y -qq python3-venv >/dev/null
+  fi
+}
+
 # clang with libFuzzer and OpenMP, for scripts/fuzz.sh. Debian 12 ships
 # libFuzzer (libclang_rt.fuzzer-x86_64.a) in libclang-rt-14-dev, which
 # `clang` pulls in; older releases in libclang-common-*-dev.
