@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char main_help[] =
     "Usage: gmle COMMAND [ARGS] [OPTIONS]\n"
@@ -62,6 +63,29 @@ static void print_version(void) {
   printf(")\n");
 }
 
+/* OpenMP's idle threads sleep instead of spinning, for the commands that
+ * read data. libgomp lets a thread that has finished its share of a
+ * parallel region spin for up to 300,000 iterations (milliseconds) before
+ * it sleeps. The reader thread of data.c runs beside the library's
+ * parallel regions, and those spins took its core: with integer labels,
+ * three quarters of a 2-core fit's CPU time was libgomp spinning (perf),
+ * and the same fit took 0.4-1 s instead of 0.16 s. libgomp reads the
+ * policy once, when it is loaded, before main, so setting it means
+ * starting again (a setenv in .preinit_array does not reach it: glibc
+ * resets environ to the original after that array runs). The user's own
+ * OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept. The library leaves the policy
+ * to the program that calls it. Returns 1 when it set the policy. */
+static int passive_openmp(const char *cmd) {
+  static const char *const readers[] = {"fit", "stats", "score", "classify",
+                                        "eval"};
+  if (!cmd || getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
+    return 0;
+  for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++)
+    if (strcmp(cmd, readers[i]) == 0)
+      return setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0;
+  return 0;
+}
+
 typedef struct command {
   const char *name;
   int (*run)(int argc, char **argv);
@@ -81,7 +105,12 @@ static const command *find_command(const char *name) {
 }
 
 int main(int argc, char **argv) {
-  cli_fit_blas_threads_to_limit(argv);
+  /* What the libraries read when they are loaded: set, then start again
+   * (once: the second start finds it set). */
+  int restart = cli_fit_blas_threads_to_limit();
+  restart |= passive_openmp(argc > 1 ? argv[1] : NULL);
+  if (restart)
+    execv("/proc/self/exe", argv); /* returns only on failure: go on */
   cli_install_exit_paths();
   if (argc < 2) {
     fputs(main_help, stderr);
