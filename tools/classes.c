@@ -63,6 +63,7 @@ struct cli_label_set {
   size_t icap, in;
   long long *ikey;
   unsigned char *iused;
+  uint64_t small[1024]; /* bits of the integers 0..65535 already added */
 };
 
 cli_label_set *cli_label_set_new(void) {
@@ -94,7 +95,8 @@ static void set_grow(cli_label_set *s) {
   free(old);
 }
 
-void cli_label_set_add_int(cli_label_set *s, long long v) {
+/* Insert v into the integer hash (grown first when half full). */
+static void set_insert_int(cli_label_set *s, long long v) {
   if (2 * (s->in + 1) > s->icap) {
     long long *ok = s->ikey;
     unsigned char *ou = s->iused;
@@ -105,7 +107,7 @@ void cli_label_set_add_int(cli_label_set *s, long long v) {
     s->iused = cli_xcalloc(s->icap, 1);
     for (size_t i = 0; i < oc; i++)
       if (ou[i])
-        cli_label_set_add_int(s, ok[i]);
+        set_insert_int(s, ok[i]);
     free(ok);
     free(ou);
   }
@@ -118,6 +120,17 @@ void cli_label_set_add_int(cli_label_set *s, long long v) {
   s->iused[i] = 1;
   s->ikey[i] = v;
   s->in++;
+}
+
+void cli_label_set_add_int(cli_label_set *s, long long v) {
+  /* Most labels are small integers seen before: one bit, no hash. */
+  if (v >= 0 && v < 65536) {
+    const uint64_t bit = (uint64_t)1 << (v & 63);
+    if (s->small[v >> 6] & bit)
+      return;
+    s->small[v >> 6] |= bit;
+  }
+  set_insert_int(s, v);
 }
 
 void cli_label_set_add(cli_label_set *s, const char *label) {

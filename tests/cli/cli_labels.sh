@@ -29,6 +29,13 @@ np.savetxt('y_bool.txt', yb.astype(int), fmt='%d')
 big = np.where(y == 3, -5, np.where(y == 7, 10**12, 7))
 np.save('y_big.npy', big)
 np.savetxt('y_big.txt', big, fmt='%d')
+# 300 classes of two rows: 0..149 and 149 far from 0 (both integer sets
+# grow), one negative.
+many = np.concatenate([np.arange(150), 10**9 + 7 * np.arange(149), [-3]])
+ym = np.repeat(many, 2)
+np.random.default_rng(1).shuffle(ym)
+np.save('y_many.npy', ym)
+np.savetxt('y_many.txt', ym, fmt='%d')
 with open('y_pad.txt', 'w') as f:
     f.write(''.join('%03d\n' % v for v in y))
 print('ok')
@@ -62,6 +69,10 @@ as_text "bool labels are the classes 0 and 1" fit X.npy y_bool.npy y_bool.txt
 as_text "labels far apart (-5, 7, 1e12)" fit X.npy y_big.npy y_big.txt
 as_text "text written 003, 007, 011 is the classes 3, 7, 11" fit X.npy y_i8.npy y_pad.txt
 as_text "statistics" stats X.npy y_i8.npy y.txt
+as_text "300 classes" stats X.npy y_many.npy y_many.txt
+expect 0 "fit 300 classes" fit X.npy --labels y_many.npy -o m_many.npz -q
+grep -q "300 classes" <("$GMLE" fit X.npy --labels y_many.npy -o m_many.npz 2>&1) &&
+  ok "300 classes found" || bad "not 300 classes: $("$GMLE" fit X.npy --labels y_many.npy -o m_many.npz 2>&1)"
 as_text "--classes in a given order" fit X.npy y_i4.npy y.txt --classes 11,3,7
 
 # classify and eval: the truth as integers or as text, the same report.
