@@ -192,14 +192,16 @@ GMLE_API gmle_status gmle_reader_read(gmle_reader *r, void *buf,
 /** 1 when every label of the reader is an exact int64 that
  *  gmle_reader_read_int_labels returns without formatting text: a
  *  labels_only .npy of a signed integer dtype (int8 to int64), bool,
- *  uint8 to uint32, or floats (whole values, checked as they are read).
- *  0 otherwise: text and CSV labels, string and uint64 .npy (uint64 may
- *  exceed int64), Kaldi tables, readers without labels. */
+ *  uint8 to uint32, or floats (whole values, checked as they are read),
+ *  and a labels_only Kaldi table (alignments: int32 vectors). 0
+ *  otherwise: text and CSV labels, string and uint64 .npy (uint64 may
+ *  exceed int64), readers without labels. */
 GMLE_API int gmle_reader_int_labels(const gmle_reader *r);
 /** Read up to max_rows labels of a reader for which gmle_reader_int_labels
  *  is 1 into labels[] as int64 (bool as 0/1): the values gmle_reader_read
  *  gives as decimal text, with no text made. It shares the reader's
- *  position with gmle_reader_read. *n_read receives the count; 0
+ *  position with gmle_reader_read (and, for Kaldi tables, sets what
+ *  gmle_reader_utterances returns). *n_read receives the count; 0
  *  at the end. GMLE_E_UNSUPPORTED when the labels are not integers; a
  *  float label that is not whole is GMLE_E_BAD_FORMAT naming its row, as
  *  for gmle_reader_read; on error no row of the call is counted as read. */

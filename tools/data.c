@@ -245,7 +245,9 @@ static void utt_labels(cli_data *d, batch *b, const gmle_utterance *utts,
 static void ali_labels(cli_data *d, batch *b, size_t n,
                        const gmle_utterance *utts, size_t n_utts) {
   size_t k = 0;
-  gmle_status s = gmle_reader_read(d->lab, NULL, n, &k, b->labels);
+  gmle_status s = d->feed->int_labels
+                      ? gmle_reader_read_int_labels(d->lab, b->ilabels, n, &k)
+                      : gmle_reader_read(d->lab, NULL, n, &k, b->labels);
   if (s != GMLE_OK)
     cli_fail(d->rctx, s, d->label_path, -1);
   const gmle_utterance *a;
