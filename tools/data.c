@@ -502,6 +502,7 @@ static batch *take(cli_data *d) {
     if (f->held)
       f->held->state = SLOT_FREE;
     fill_caught(d, b);
+    b->state = SLOT_HELD;
   } else {
     pthread_mutex_lock(&f->mu);
     if (f->held) {
@@ -510,9 +511,9 @@ static batch *take(cli_data *d) {
     }
     while (b->state != SLOT_READY)
       pthread_cond_wait(&f->cv, &f->mu);
+    b->state = SLOT_HELD;
     pthread_mutex_unlock(&f->mu);
   }
-  b->state = SLOT_HELD;
   f->held = b;
   f->take ^= 1;
   f->ended = b->failed || b->n == 0;
