@@ -501,7 +501,10 @@ static int is_pocl(cl_platform_id p) {
 /* Every device of `types` on every platform, in platform order (PoCL's
  * platform left out when skip_pocl). */
 static gmle_status enumerate(gmle_context *ctx, cl_device_type types,
-                             int skip_pocl, dev_ref **out, size_t *n) {
+                             int skip_pocl, dev_ref **out, size_t *n,
+                             int *no_devices) {
+  if (no_devices)
+    *no_devices = 0;
   *out = NULL;
   *n = 0;
   cl_uint np = 0;
@@ -565,6 +568,8 @@ static gmle_status enumerate(gmle_context *ctx, cl_device_type types,
   }
   gmle__free(plats);
   if (total == 0) {
+    if (no_devices)
+      *no_devices = 1;
     gmle__free(devs);
     return gmle__cl_fail(ctx, last, "clGetDeviceIDs",
                          "%u OpenCL platform(s) but no device", (unsigned)np);
@@ -654,7 +659,7 @@ static gmle_status cl_list_devices(gmle_context *ctx, gmle_device_info *out,
   size_t n = 0;
   *n_found = 0;
   GMLE_TRY(gmle__cl_load(ctx));
-  GMLE_TRY(enumerate(ctx, CL_DEVICE_TYPE_ALL, 0, &devs, &n));
+  GMLE_TRY(enumerate(ctx, CL_DEVICE_TYPE_ALL, 0, &devs, &n, NULL));
   size_t def = default_device(devs, n);
   gmle_status st = GMLE_OK;
   for (size_t i = 0; st == GMLE_OK && i < n && i < cap; i++) {
@@ -741,12 +746,13 @@ static gmle_status cl_init(gmle_context *ctx, int device, void **state) {
    * ulimit -v). NVIDIA GPUs are the CUDA backend's, which AUTO tries
    * first. */
   const int auto_only = ctx->auto_select && device < 0;
+  int no_devices = 0;
   gmle_status es =
       enumerate(ctx,
                 auto_only ? CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR
                           : CL_DEVICE_TYPE_ALL,
-                auto_only, &devs, &n);
-  if (es != GMLE_OK && auto_only)
+                auto_only, &devs, &n, &no_devices);
+  if (es != GMLE_OK && auto_only && no_devices)
     return gmle__error(ctx, GMLE_E_NO_DEVICE,
                        "OpenCL has no GPU or accelerator here (only host-CPU "
                        "devices, e.g. PoCL, or none); AUTO leaves the CPU to "

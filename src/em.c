@@ -36,6 +36,7 @@ struct gmle_em_stats {
   double *resp; /* [R*G] responsibilities x row weight */
   int32_t *lab; /* [n] hard labels, or [R] soft component labels */
   size_t lab_cap;
+  size_t rows_cap;      /* rows the chunk scratch (J, resp, ...) holds */
   int32_t lab_dummy[1]; /* non-NULL labels for the batch checks */
   double *wbuf;         /* [R] */
   double *rbuf;         /* [R*K] one class's responsibilities, gathered */
@@ -260,26 +261,37 @@ gmle_status gmle_em_stats_merge(gmle_em_stats *dst, const gmle_em_stats *src) {
 
 /* ---- the E-step ---------------------------------------------------------- */
 
-static gmle_status scratch(gmle_em_stats *es, size_t R, size_t n) {
+/* The per-chunk scratch for chunks of up to `rows` rows (grown when a
+ * larger batch comes: a batch smaller than a chunk needs no more), and
+ * `n_labels` hard labels. */
+static gmle_status scratch(gmle_em_stats *es, size_t rows, size_t n_labels) {
   const size_t G = es->n_classes * es->K;
-  if (!es->J) {
-    es->J = gmle__malloc(R * G * sizeof(double));
-    es->resp = gmle__malloc(R * G * sizeof(double));
-    es->wbuf = gmle__malloc(R * sizeof(double));
-    es->xbuf = gmle__malloc(R * es->dim * sizeof(double));
-    es->rbuf = gmle__malloc(R * es->K * sizeof(double));
-    if (!es->J || !es->resp || !es->wbuf || !es->xbuf || !es->rbuf)
+  if (es->rows_cap < rows) {
+    gmle__free(es->J);
+    gmle__free(es->resp);
+    gmle__free(es->wbuf);
+    gmle__free(es->xbuf);
+    gmle__free(es->rbuf);
+    es->J = gmle__malloc(rows * G * sizeof(double));
+    es->resp = gmle__malloc(rows * G * sizeof(double));
+    es->wbuf = gmle__malloc(rows * sizeof(double));
+    es->xbuf = gmle__malloc(rows * es->dim * sizeof(double));
+    es->rbuf = gmle__malloc(rows * es->K * sizeof(double));
+    es->rows_cap = rows;
+    if (!es->J || !es->resp || !es->wbuf || !es->xbuf || !es->rbuf) {
+      es->rows_cap = 0;
       return gmle__error(es->ctx, GMLE_E_OUT_OF_MEMORY,
-                         "EM: out of memory (%zu rows x %zu components)", R, G);
+                         "EM: out of memory (%zu rows x %zu components)", rows,
+                         G);
+    }
   }
-  const size_t need = n > R ? n : R;
-  if (es->lab_cap < need) {
-    int32_t *l = gmle__malloc(need * sizeof(int32_t));
+  if (es->lab_cap < n_labels) {
+    int32_t *l = gmle__malloc(n_labels * sizeof(int32_t));
     GMLE_RETURN_IF(!l, es->ctx, GMLE_E_OUT_OF_MEMORY,
-                   "EM: out of memory (%zu labels)", need);
+                   "EM: out of memory (%zu labels)", n_labels);
     gmle__free(es->lab);
     es->lab = l;
-    es->lab_cap = need;
+    es->lab_cap = n_labels;
   }
   return GMLE_OK;
 }
@@ -311,17 +323,39 @@ static void add_same_shift(gmle_stats *st, const gmle_stats *b) {
 /* The K top joints of a class row: indices of the n largest (ties: lowest
  * index first) into top. */
 static void top_n_of(const double *j, size_t K, size_t n, size_t *top) {
-  for (size_t t = 0; t < n; t++) {
-    size_t best = K;
-    for (size_t k = 0; k < K; k++) {
-      int taken = 0;
-      for (size_t u = 0; u < t; u++)
-        taken |= top[u] == k;
-      if (!taken && (best == K || j[k] > j[best]))
-        best = k;
+  /* top[0..m) sorted by value, descending (an equal value after the ones
+   * already there: lower index first); one pass, an insertion only for a
+   * value that beats the n-th. */
+  size_t m = 0;
+  for (size_t k = 0; k < K; k++) {
+    if (m == n && !(j[k] > j[top[n - 1]]))
+      continue;
+    size_t p = m < n ? m++ : n - 1;
+    while (p > 0 && j[k] > j[top[p - 1]]) {
+      top[p] = top[p - 1];
+      p--;
     }
-    top[t] = best;
+    top[p] = k;
   }
+}
+
+/* out[k] = exp(v[k] - shift): one SIMD loop, compiled for AVX-512, AVX2
+ * and the baseline (the loader picks by the CPU); with -fno-math-errno
+ * (CMakeLists.txt) and exp declared SIMD, GCC calls glibc's vector exp
+ * (libmvec, within 4 ulp) instead of one scalar exp per value. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&         \
+    defined(__GLIBC__)
+double exp(double) __attribute__((__simd__("notinbranch")));
+#define GMLE__EXP_CLONES                                                       \
+  __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define GMLE__EXP_CLONES
+#endif
+GMLE__EXP_CLONES
+static void exp_shifted(const double *v, double shift, double *out, size_t n) {
+#pragma omp simd
+  for (size_t k = 0; k < n; k++)
+    out[k] = exp(v[k] - shift);
 }
 
 /* Rows [r0, r0 + n): their joint, log-likelihood and responsibilities
@@ -386,11 +420,10 @@ static gmle_status e_step_chunk(gmle_em_stats *es, const void *x,
     if (C > 1)
       memset(rp, 0, G * sizeof(double));
     rp += c * K;
+    exp_shifted(j, mx, rp, K);
     double sum = 0;
-    for (size_t k = 0; k < K; k++) {
-      rp[k] = exp(j[k] - mx);
+    for (size_t k = 0; k < K; k++)
       sum += rp[k];
-    }
     lrow[r] = mx + log(sum);
     if (!N) {
       const double f = w / sum;
@@ -477,6 +510,19 @@ static gmle_status accumulate_resp(gmle_em_stats *es, const void *x,
   return GMLE_OK;
 }
 
+void gmle__em_centre(const double *shift, size_t n_comp, size_t dim, double *m,
+                     double *kp) {
+  memset(m, 0, dim * sizeof(double));
+  for (size_t g = 0; g < n_comp; g++)
+    for (size_t j = 0; j < dim; j++)
+      m[j] += shift[g * dim + j];
+  for (size_t j = 0; j < dim; j++)
+    m[j] /= (double)n_comp;
+  for (size_t g = 0; g < n_comp; g++)
+    for (size_t j = 0; j < dim; j++)
+      kp[g * dim + j] = shift[g * dim + j] - m[j];
+}
+
 /* Soft: add rows [r0, r0 + n) to es->tmp, component by component, with
  * the rows of zero responsibility left out (exactly: they add nothing). */
 static gmle_status accumulate_soft(gmle_em_stats *es, const void *x,
@@ -548,7 +594,8 @@ gmle_status gmle_em_stats_add(gmle_em_stats *es, const void *x,
   GMLE_TRY(check_rows(es, n_rows, labels, weights));
   const size_t G = es->n_classes * es->K, D = es->dim;
   const size_t R = gmle__mixture_chunk_rows(G);
-  GMLE_TRY(scratch(es, R, es->mode == GMLE_EM_HARD ? n_rows : R));
+  const size_t rows = n_rows < R ? n_rows : R;
+  GMLE_TRY(scratch(es, rows, es->mode == GMLE_EM_HARD ? n_rows : rows));
   double ll_s = 0, ll_c = 0, ll_w = 0;
   gmle_status s = GMLE_OK;
   if (es->tmp)
@@ -727,12 +774,20 @@ gmle_status gmle_em_step(const gmle_em_stats *es, const gmle_model *previous,
       gmle_error_location loc;
       gmle_context_error_location(ctx, &loc);
       if (loc.fields & GMLE_LOC_CLASS) {
+        /* gmle_fit names component g as "class g": say class and
+         * component, and which EM option would fix it. */
         const size_t g = loc.class_index;
+        char head[48];
+        const int hl = snprintf(head, sizeof head, "class %zu: ", g);
+        const char *rest = strncmp(why, head, (size_t)hl) == 0 ? why + hl : why;
         loc.class_index = g / K;
-        s = gmle__error_at(ctx, s, &loc,
-                           "EM: class %zu, component %zu: %s (components are "
-                           "numbered c*K + k in this message)",
-                           g / K, g % K, why);
+        s = gmle__error_at(ctx, s, &loc, "EM: class %zu, component %zu: %s%s",
+                           g / K, g % K, rest,
+                           s == GMLE_E_SINGULAR_COV ||
+                                   s == GMLE_E_ILL_DEFINED_COV
+                               ? " [for EM: reg_covar > 0, --reg-covar, "
+                                 "default 1e-6]"
+                               : "");
       } else {
         s = gmle__error(ctx, s, "EM: %s", why);
       }
@@ -768,6 +823,9 @@ gmle_status gmle_em_step(const gmle_em_stats *es, const gmle_model *previous,
       if (K > 1 && (n[g] < 1.0 || w[g] < o.min_weight)) {
         const size_t h = heaviest(w, K, c, k);
         if (h < K && n[c * K + h] >= 2.0) {
+          /* k's weight goes to h first, so the class's weights still sum
+           * to 1 after h is halved into h and k */
+          w[c * K + h] += w[g];
           gmle__em_split(D, K, cov, w, mu, cv, c, h, k);
           reseeded++;
         }

@@ -56,27 +56,25 @@ static void progress(void *user, size_t run, size_t iter, double lb,
 }
 
 static gmle_em_mode parse_mode(const char *s, size_t *top_n) {
-  if (strcmp(s, "soft") == 0)
-    return GMLE_EM_SOFT;
-  if (strcmp(s, "hard") == 0)
-    return GMLE_EM_HARD;
+  gmle_em_mode m = GMLE_EM_SOFT;
   if (strncmp(s, "top:", 4) == 0) {
     *top_n = cli_parse_size("--em top:N", s + 4);
     if (*top_n == 0)
       cli_usage_error("--em top:N: N must be >= 1");
     return GMLE_EM_TOP_N;
   }
-  cli_usage_error("--em: '%s' is not one of soft, hard, top:N", s);
+  if (gmle_em_mode_parse(s, &m) != GMLE_OK || m == GMLE_EM_TOP_N)
+    cli_usage_error("--em: '%s' is not one of soft, hard, top:N", s);
+  return m;
 }
 
 static gmle_em_init parse_init(const char *s) {
-  if (strcmp(s, "kmeans++") == 0)
-    return GMLE_INIT_KMEANSPP;
-  if (strcmp(s, "random") == 0)
-    return GMLE_INIT_RANDOM;
-  if (strcmp(s, "split") == 0)
-    return GMLE_INIT_SPLIT;
-  cli_usage_error("--init: '%s' is not one of kmeans++, random, split", s);
+  gmle_em_init i = GMLE_INIT_KMEANSPP;
+  if (gmle_em_init_parse(s, &i) != GMLE_OK || i == GMLE_INIT_MODEL)
+    cli_usage_error("--init: '%s' is not one of kmeans++, random, split "
+                    "(--init-model FILE starts from a model)",
+                    s);
+  return i;
 }
 
 int cli_em_wanted(const cli_em_args *a) {
@@ -208,15 +206,22 @@ int cli_fit_mixture(gmle_context *ctx, const cli_em_args *a,
   if (s != GMLE_OK)
     cli_fail(ctx, s, out, -1);
   if (!common->quiet) {
+    /* The fitted model's own mean log-likelihood (the final pass's; the
+     * report's lower bound is the last iteration's start, as
+     * scikit-learn's, and there is none without iterations). */
     gmle_em_report rep;
-    if (gmle_model_em_report(m, &rep) == GMLE_OK)
-      fprintf(stderr,
-              "gmle fit: %s: %zu class%s x %zu components, %zu features, "
-              "%s covariance, %zu EM iteration%s%s, mean log-likelihood "
-              "%.10g\n",
-              out, C, C == 1 ? "" : "es", o.n_components, d.cols,
-              gmle_cov_name(o.cov), rep.n_iter, rep.n_iter == 1 ? "" : "s",
-              rep.converged ? " (converged)" : "", rep.lower_bound);
+    memset(&rep, 0, sizeof rep);
+    double ll = NAN;
+    if (gmle_model_em_report(m, &rep) == GMLE_OK &&
+        gmle_model_loglik(m, 0, &ll) == GMLE_OK && rep.n_rows > 0)
+      ll /= rep.n_rows;
+    fprintf(stderr,
+            "gmle fit: %s: %zu class%s x %zu components, %zu features, "
+            "%s covariance, %zu EM iteration%s%s, mean log-likelihood "
+            "%.10g\n",
+            out, C, C == 1 ? "" : "es", o.n_components, d.cols,
+            gmle_cov_name(o.cov), rep.n_iter, rep.n_iter == 1 ? "" : "s",
+            rep.converged ? " (converged)" : "", ll);
   }
   cli_data_close(&d);
   gmle_model_free(m);
