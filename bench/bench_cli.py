@@ -26,7 +26,7 @@ must be byte-identical.
 
   python3 bench/bench_cli.py [--gmle PATH] [--before PATH] [--lib PATH]
          [--rows N] [--dim D] [--classes C] [--csv-rows N] [--runs K]
-         [--dir DIR] [--backend B] [--markdown]
+         [--dir DIR] [--backend B] [--batch-rows N] [--markdown]
 
 Needs python3 with numpy. Exit status 1 when --before outputs differ.
 """
@@ -79,8 +79,9 @@ def timed(cmd, env=None):
     return t, r.stdout.decode()
 
 
-def lib_rates(lib, X, y, env):
-    _, out = timed([lib, X, y, "--reps", "3"], env)
+def lib_rates(lib, X, y, env, batch):
+    _, out = timed([lib, X, y, "--reps", "3", "--batch", str(batch or 65536)],
+                   env)
     return {f[0]: float(f[2]) for f in (l.split() for l in out.splitlines())}
 
 
@@ -96,6 +97,9 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "gmle-bench-cli"))
     ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--batch-rows", type=int, default=0,
+                    help="for the commands and the library (0: the commands' "
+                         "default, 65536 for the library)")
     ap.add_argument("--markdown", action="store_true")
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
@@ -111,6 +115,8 @@ def main():
     env_quiet = dict(env_default, OMP_WAIT_POLICY="PASSIVE",
                      OPENBLAS_THREAD_TIMEOUT="4")
     bk = ["--backend", a.backend, "-q"]
+    if a.batch_rows:
+        bk += ["--batch-rows", str(a.batch_rows)]
     model = os.path.join(out, "model.npz")
     # name, rows, the library's work it is compared with, argv after gmle
     # (the output file named by {o}, the build's tag by {b}).
@@ -132,7 +138,8 @@ def main():
     best = {}
     for run in range(a.runs):
         for pol, env in (("default", env_default), ("quiet", env_quiet)):
-            for k, v in lib_rates(a.lib, p["X"], p["y"], env).items():
+            for k, v in lib_rates(a.lib, p["X"], p["y"], env,
+                                  a.batch_rows).items():
                 lib[pol][k] = max(lib[pol].get(k, 0), v)
         _, rd = timed([a.lib, "--read", p["X"], p["y"] + ":labels",
                        p["yt"] + ":labels", p["csv"], p["ycsv"] + ":labels"])

@@ -36,7 +36,7 @@ typedef struct batch {
   slot_state state;
   void *buf;            /* batch x cols values */
   const char **labels;  /* label texts (valid until the reader's next read) */
-  int64_t *ilabels;     /* integer labels (an integer .npy labels file) */
+  int64_t *ilabels;     /* integer labels (.npy, Kaldi alignments) */
   int32_t *idx;         /* class indices */
   size_t n;             /* rows */
   uint64_t row0;        /* its first row in the file (0-based) */
@@ -93,10 +93,11 @@ static void alloc_batches(cli_data *d, size_t isz) {
       b->lines = cli_xmalloc(d->batch * sizeof *b->lines);
     if (!d->has_labels)
       continue;
-    b->labels = cli_xmalloc(d->batch * sizeof *b->labels);
     b->idx = cli_xmalloc(d->batch * sizeof *b->idx);
     if (f->int_labels)
       b->ilabels = cli_xmalloc(d->batch * sizeof *b->ilabels);
+    else
+      b->labels = cli_xmalloc(d->batch * sizeof *b->labels);
   }
 }
 
@@ -318,11 +319,11 @@ CLI_NORETURN static void unknown_label(const cli_data *d, const batch *b,
   const cli_feed *f = d->feed;
   const cli_classes *c = f->cls;
   char num[32];
-  const char *label = b->labels[i];
-  if (b->ilabels) {
+  const char *label = num;
+  if (b->ilabels)
     snprintf(num, sizeof num, "%lld", (long long)b->ilabels[i]);
-    label = num;
-  }
+  else
+    label = b->labels[i];
   if (f->model)
     cli_die(CLI_EXIT_DATA, d->label_path,
             "row %llu: label '%s' is not a class of the model %s",
