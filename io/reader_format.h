@@ -47,6 +47,10 @@ struct gmle_reader {
   gmle_status (*read)(gmle_reader *r, void *buf, size_t max_rows,
                       size_t *n_read);
   gmle_status (*rewind)(gmle_reader *r);
+  /* Labels as integers, without text: set by formats whose labels are all
+   * exact int64 (integer .npy labels files), else NULL. */
+  gmle_status (*read_int_labels)(gmle_reader *r, int64_t *labels,
+                                 size_t max_rows, size_t *n_read);
   void (*free_impl)(gmle_reader *r);
   const char *(*column_name)(const gmle_reader *r, size_t j);
 };

@@ -308,14 +308,17 @@ TEST(npy_large_fortran_and_float16_cross_internal_chunks) {
 }
 
 /* Read all labels of a labels_only reader in batches of max_rows into one
- * '|'-joined string. */
-static void read_labels(gmle_reader *r, size_t max_rows, char *out,
-                        size_t cap) {
+ * '|'-joined string: as text (gmle_reader_read), or as int64
+ * (gmle_reader_read_int_labels) printed in decimal when as_int. */
+static void read_labels_as(gmle_reader *r, size_t max_rows, int as_int,
+                           char *out, size_t cap) {
   const char **lab = malloc(max_rows * sizeof *lab);
+  int64_t *ilab = malloc(max_rows * sizeof *ilab);
   out[0] = '\0';
   for (;;) {
-    size_t n = 0;
-    gmle_status s = gmle_reader_read(r, NULL, max_rows, &n, lab);
+    size_t n = 9;
+    gmle_status s = as_int ? gmle_reader_read_int_labels(r, ilab, max_rows, &n)
+                           : gmle_reader_read(r, NULL, max_rows, &n, lab);
     if (s != GMLE_OK) {
       snprintf(out, cap, "ERROR %s", gmle_context_error(ctx));
       break;
@@ -323,11 +326,34 @@ static void read_labels(gmle_reader *r, size_t max_rows, char *out,
     if (n == 0)
       break;
     for (size_t i = 0; i < n; i++) {
-      strncat(out, lab[i], cap - strlen(out) - 1);
+      char one[32];
+      if (as_int)
+        snprintf(one, sizeof one, "%lld", (long long)ilab[i]);
+      strncat(out, as_int ? one : lab[i], cap - strlen(out) - 1);
       strncat(out, "|", cap - strlen(out) - 1);
     }
   }
   free(lab);
+  free(ilab);
+}
+
+static void read_labels(gmle_reader *r, size_t max_rows, char *out,
+                        size_t cap) {
+  read_labels_as(r, max_rows, 0, out, cap);
+}
+
+/* A labels file of n integers v[] stored in `size` bytes each as `descr`
+ * says (its byte order from a leading '>'). */
+static void make_int_npy(const char *name, const char *descr, const char *shape,
+                         size_t size, int n, const uint64_t *v) {
+  unsigned char data[64];
+  for (int k = 0; k < n; k++)
+    put_int(data + (size_t)k * size, size, descr[0] == '>', v[k]);
+  char dict[128];
+  snprintf(dict, sizeof dict,
+           "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr,
+           shape);
+  make_npy(tpath(name), 1, dict, 64, data, (size_t)n * size);
 }
 
 TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
@@ -356,16 +382,8 @@ TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
   gmle_reader_options_init(&opt);
   opt.labels_only = 1;
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-    unsigned char data[64];
-    for (int k = 0; k < cases[c].n; k++)
-      put_int(data + k * cases[c].size, cases[c].size,
-              cases[c].descr[0] == '>', cases[c].v[k]);
-    char dict[128];
-    snprintf(dict, sizeof dict,
-             "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
-             cases[c].descr, cases[c].shape);
-    make_npy(tpath("lab.npy"), 1, dict, 64, data,
-             (size_t)cases[c].n * cases[c].size);
+    make_int_npy("lab.npy", cases[c].descr, cases[c].shape, cases[c].size,
+                 cases[c].n, cases[c].v);
     for (size_t b = 1; b <= 7; b += 6) {
       gmle_reader *r = NULL;
       CHECK_STATUS(gmle_reader_open(ctx, tpath("lab.npy"), &opt, &r),
@@ -417,6 +435,109 @@ TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
               "'%s'", got);
     gmle_reader_free(r);
   }
+}
+
+TEST(npy_int_labels_equal_the_text_labels_without_text) {
+  /* Every integer width and byte order, bool and whole floats: the int64
+   * labels are the values the text path prints; uint64 and strings are
+   * not integer labels. */
+  struct {
+    const char *descr;
+    size_t size;
+    int n, is_int;
+    uint64_t v[5];
+  } cases[] = {
+      {"|i1", 1, 5, 1, {0x80, 0xFF, 0, 5, 127}},
+      {"|u1", 1, 3, 1, {0, 200, 255}},
+      {"<i2", 2, 3, 1, {0x8000, 0xFFFF, 12}},
+      {">i2", 2, 3, 1, {0x8000, 0xFFFF, 12}},
+      {"<u2", 2, 3, 1, {0, 1, 65535}},
+      {"<i4", 4, 3, 1, {0x80000000u, 7, 0x7FFFFFFF}},
+      {">u4", 4, 2, 1, {0xFFFFFFFFu, 3}},
+      {"<u4", 4, 2, 1, {0xFFFFFFFFu, 3}},
+      {"<i8",
+       8,
+       4,
+       1,
+       {0x8000000000000000ull, 0xFFFFFFFFFFFFFFFFull, 42,
+        0x7FFFFFFFFFFFFFFFull}},
+      {">i8", 8, 2, 1, {0xFFFFFFFFFFFFFFFEull, 5}},
+      {"|b1", 1, 3, 1, {0, 1, 7}},
+      {"<u8", 8, 2, 0, {0, 0xFFFFFFFFFFFFFFFFull}},
+      {"|S2", 2, 2, 0, {0x3131, 0x3232}},
+  };
+  gmle_reader_options opt;
+  gmle_reader_options_init(&opt);
+  opt.labels_only = 1;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    char shape[16];
+    snprintf(shape, sizeof shape, "(%d,)", cases[c].n);
+    make_int_npy("il.npy", cases[c].descr, shape, cases[c].size, cases[c].n,
+                 cases[c].v);
+    gmle_reader *r = NULL;
+    CHECK_STATUS(gmle_reader_open(ctx, tpath("il.npy"), &opt, &r), GMLE_OK);
+    if (!r)
+      continue;
+    CHECK_MSG(gmle_reader_int_labels(r) == cases[c].is_int, "%s",
+              cases[c].descr);
+    char want[256], got[256];
+    read_labels(r, 7, want, sizeof want);
+    CHECK_STATUS(gmle_reader_rewind(r), GMLE_OK);
+    if (!cases[c].is_int) {
+      int64_t one;
+      size_t n = 9;
+      CHECK_STATUS(gmle_reader_read_int_labels(r, &one, 1, &n),
+                   GMLE_E_UNSUPPORTED);
+      CHECK(n == 0);
+      CHECK_ERROR_HAS(ctx, "not all integers");
+      gmle_reader_free(r);
+      continue;
+    }
+    for (size_t b = 1; b <= 7; b += 6) {
+      CHECK_STATUS(gmle_reader_rewind(r), GMLE_OK);
+      read_labels_as(r, b, 1, got, sizeof got);
+      CHECK_MSG(strcmp(got, want) == 0, "%s batch %zu: '%s', text '%s'",
+                cases[c].descr, b, got, want);
+    }
+    gmle_reader_free(r);
+  }
+  /* Whole floats as integers; 2.5 is the error of the text path, and the
+   * failing call counts no row. */
+  double fl[4] = {1, -3, 2.5, 4};
+  make_npy(tpath("fl.npy"), 1,
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (4,), }", 64, fl,
+           sizeof fl);
+  gmle_reader *r = NULL;
+  CHECK_STATUS(gmle_reader_open(ctx, tpath("fl.npy"), &opt, &r), GMLE_OK);
+  if (r) {
+    CHECK(gmle_reader_int_labels(r) == 1);
+    int64_t lab[4] = {0};
+    size_t n = 9;
+    CHECK_STATUS(gmle_reader_read_int_labels(r, lab, 2, &n), GMLE_OK);
+    CHECK(n == 2 && lab[0] == 1 && lab[1] == -3);
+    CHECK_STATUS(gmle_reader_read_int_labels(r, lab, 2, &n), GMLE_E_BAD_FORMAT);
+    CHECK(n == 0 && gmle_reader_offset(r) == 2);
+    CHECK_ERROR_HAS(ctx, "row 2");
+    CHECK_ERROR_HAS(ctx, "label 2.5 is not an integer");
+    gmle_reader_free(r);
+  }
+  /* A data file has no labels; arguments are checked. */
+  double v[2] = {1, 2};
+  make_npy(tpath("d.npy"), 1,
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 64, v,
+           sizeof v);
+  CHECK_STATUS(gmle_reader_open(ctx, tpath("d.npy"), NULL, &r), GMLE_OK);
+  if (r) {
+    int64_t lab[2];
+    size_t n = 9;
+    CHECK(gmle_reader_int_labels(r) == 0);
+    CHECK_STATUS(gmle_reader_read_int_labels(r, lab, 2, &n),
+                 GMLE_E_UNSUPPORTED);
+    CHECK_STATUS(gmle_reader_read_int_labels(r, lab, 2, NULL),
+                 GMLE_E_INVALID_ARG);
+    gmle_reader_free(r);
+  }
+  CHECK(gmle_reader_int_labels(NULL) == 0);
 }
 
 TEST(npy_data_reader_gives_null_labels) {
@@ -609,6 +730,12 @@ TEST(npy_reads_files_written_by_numpy) {
       continue;
     read_labels(r, 7, txt, cap);
     CHECK_MSG(strcmp(txt, want) == 0, "%s differs", lab_files[f]);
+    CHECK(gmle_reader_int_labels(r) == (f < 3));
+    if (f < 3) {
+      CHECK_STATUS(gmle_reader_rewind(r), GMLE_OK);
+      read_labels_as(r, 4096, 1, txt, cap);
+      CHECK_MSG(strcmp(txt, want) == 0, "%s differs as int64", lab_files[f]);
+    }
     gmle_reader_free(r);
   }
   free(want);
@@ -694,6 +821,7 @@ int main(int argc, char **argv) {
   RUN(npy_converts_float16_and_passes_nonfinite_through);
   RUN(npy_large_fortran_and_float16_cross_internal_chunks);
   RUN(npy_labels_of_every_integer_width_come_as_decimal_text);
+  RUN(npy_int_labels_equal_the_text_labels_without_text);
   RUN(npy_data_reader_gives_null_labels);
   RUN(npy_rejects_bad_files_with_numpy_words);
   RUN(npy_reads_files_written_by_numpy);

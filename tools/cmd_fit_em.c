@@ -25,8 +25,6 @@ static gmle_status src_next(void *user, const void **x, gmle_dtype *dtype,
   em_source *s = user;
   cli_data *d = s->d;
   const size_t n = cli_data_next(d);
-  if (n && d->has_labels)
-    cli_data_map(d, s->cls, n);
   *x = d->buf;
   *dtype = d->dtype;
   *n_rows = n;
@@ -189,6 +187,7 @@ int cli_fit_mixture(gmle_context *ctx, const cli_em_args *a,
             "the init model has %zu components per class, but --components "
             "is %zu",
             gmle_model_n_components(init), o.n_components);
+  cli_data_use_classes(&d, &cls, NULL, 0);
   em_source src = {&d, &cls};
   gmle_batch_source bs = {&src, src_rewind, src_next};
   em_progress pr = {!common->quiet && isatty(2), out};
@@ -277,10 +276,9 @@ int cli_em_stats(gmle_context *ctx, const cli_common *common, const char *data,
     cli_fail(ctx, s, model_path, -1);
   cli_progress pr;
   cli_progress_start(&pr, "E-step", d.total);
+  cli_data_use_classes(&d, &cls, NULL, 0);
   size_t n;
   while ((n = cli_data_next(&d)) > 0) {
-    if (d.has_labels)
-      cli_data_map(&d, &cls, n);
     s = gmle_em_stats_add(es, d.buf, d.dtype, n, d.cols,
                           d.has_labels ? d.idx : NULL, NULL);
     if (s != GMLE_OK)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,15 +54,22 @@ int cli_exit_code(gmle_status s) {
 
 /* ---- messages ----------------------------------------------------------- */
 
+/* "gmle CMD: [PREFIX][WHAT: ]MSG" into buf (cut at cap). */
+static void vformat(char *buf, size_t cap, const char *prefix, const char *what,
+                    const char *fmt, va_list ap) {
+  size_t k = (size_t)snprintf(buf, cap, "gmle%s%s: %s", cli_cmd[0] ? " " : "",
+                              cli_cmd, prefix ? prefix : "");
+  if (k < cap && what && what[0])
+    k += (size_t)snprintf(buf + k, cap - k, "%s: ", what);
+  if (k < cap)
+    vsnprintf(buf + k, cap - k, fmt, ap);
+}
+
 static void vmsg(const char *prefix, const char *what, const char *fmt,
                  va_list ap) {
-  fprintf(stderr, "gmle%s%s: ", cli_cmd[0] ? " " : "", cli_cmd);
-  if (prefix)
-    fputs(prefix, stderr);
-  if (what && what[0])
-    fprintf(stderr, "%s: ", what);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  char text[CLI_MESSAGE_MAX];
+  vformat(text, sizeof text, prefix, what, fmt, ap);
+  fprintf(stderr, "%s\n", text);
 }
 
 void cli_warn(const char *fmt, ...) {
@@ -122,13 +130,39 @@ static void cleanup(void) {
     }
 }
 
-void cli_die(int code, const char *what, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vmsg(NULL, what, fmt, ap);
-  va_end(ap);
+/* The failures of a thread that must not end the process (the reader of
+ * data.c): each goes back to its catcher instead. */
+static _Thread_local cli_catch *catcher;
+
+void cli_catch_failures(cli_catch *c) { catcher = c; }
+
+/* End the command with `text` (one line) and `code`, or hand both to this
+ * thread's catcher. */
+CLI_NORETURN static void fail_with(int code, const char *text) {
+  if (catcher) {
+    cli_catch *c = catcher;
+    catcher = NULL;
+    snprintf(c->msg, sizeof c->msg, "%s", text);
+    c->code = code;
+    longjmp(c->env, 1);
+  }
+  fprintf(stderr, "%s\n", text);
   cleanup();
   exit(code);
+}
+
+void cli_die_caught(const cli_catch *c) {
+  catcher = NULL;
+  fail_with(c->code, c->msg);
+}
+
+void cli_die(int code, const char *what, const char *fmt, ...) {
+  char text[CLI_MESSAGE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vformat(text, sizeof text, NULL, what, fmt, ap);
+  va_end(ap);
+  fail_with(code, text);
 }
 
 /* The row the context's last error names (its structured location), or -1
@@ -151,16 +185,16 @@ void cli_fail(gmle_context *ctx, gmle_status s, const char *what,
   size_t wl = what ? strlen(what) : 0;
   if (wl && strncmp(msg, what, wl) == 0 && msg[wl] == ':')
     wl = 0;
-  fprintf(stderr, "gmle %s: ", cli_cmd);
-  if (wl)
-    fprintf(stderr, "%s: ", what);
-  fputs(msg, stderr);
+  char text[CLI_MESSAGE_MAX];
+  size_t k = (size_t)snprintf(text, sizeof text, "gmle %s: ", cli_cmd);
+  if (wl && k < sizeof text)
+    k += (size_t)snprintf(text + k, sizeof text - k, "%s: ", what);
+  if (k < sizeof text)
+    k += (size_t)snprintf(text + k, sizeof text - k, "%s", msg);
   long long r = row0 > 0 ? cli_find_row(ctx) : -1;
-  if (r >= 0)
-    fprintf(stderr, " (row %lld of the file)", row0 + r);
-  fputc('\n', stderr);
-  cleanup();
-  exit(cli_exit_code(s));
+  if (r >= 0 && k < sizeof text)
+    snprintf(text + k, sizeof text - k, " (row %lld of the file)", row0 + r);
+  fail_with(cli_exit_code(s), text);
 }
 
 static void log_cb(void *user, gmle_log_level level, const char *msg) {
