@@ -486,7 +486,7 @@ double exp(double) __attribute__((__simd__("notinbranch")));
 #define GMLE__EXP_CLONES
 #endif
 GMLE__EXP_CLONES
-void gmle__exp_shifted(const double *v, double shift, double *out, size_t n) {
+static void exp_shifted(const double *v, double shift, double *out, size_t n) {
   /* Below -708 exp is under 3.4e-308 and takes the vector exp's scalar
    * fallback (its underflow path, one lane at a time); such a term is 0
    * beside the 1 a log-sum-exp's largest term gives, and is set to 0: exp
@@ -501,6 +501,12 @@ void gmle__exp_shifted(const double *v, double shift, double *out, size_t n) {
 #pragma omp simd
   for (size_t k = 0; k < n; k++)
     out[k] = exp(out[k]) * (v[k] - shift >= -708.0 ? 1.0 : 0.0);
+}
+
+/* (A wrapper: the clones' resolver of an extern function would be exported
+ * from libgmle whatever the visibility; a static one is not.) */
+void gmle__exp_shifted(const double *v, double shift, double *out, size_t n) {
+  exp_shifted(v, shift, out, n);
 }
 
 /* log-sum-exp of n values (-inf when all are); tmp: n doubles, left
