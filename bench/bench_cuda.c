@@ -30,7 +30,14 @@
  * Prints one summary table at the end: every measurement with its limit,
  * and for the issue's acceptance criteria the target and PASS / FAIL.
  *
- * Usage: bench_cuda [--quick]   (--quick: smaller data, fewer repetitions)
+ *   - with --em only: an EM iteration (E-step, statistics, M-step) of float32
+ *     rows, D = 40, N = 10^6, diag K = 64 and full K = 16 (the issue's bench
+ *     shapes), on CUDA and on the CPU backend in the same run: seconds,
+ *     rows/s, N K D per second and the speed-up, and one line per shape for
+ *     BENCHMARKS.md ("EM iteration ...").
+ *
+ * Usage: bench_cuda [--quick] [--em]   (--quick: smaller data, fewer
+ *        repetitions; --em: only the EM measurements)
  * Exit status: 0 (whatever the criteria say: the table reports them), or 2
  * when there is no usable GPU or a call fails.
  */
@@ -522,12 +529,129 @@ static void bench_score(gmle_context *ctx, cublasHandle_t h, const limits *L,
   free(covs);
 }
 
+/* ------------------------------------------------------------------------ */
+/* EM                                                                       */
+/* ------------------------------------------------------------------------ */
+
+#define EM_D 40
+#define EM_BATCH 65536
+
+/* One EM iteration from m (the E-step and the statistics over the rows in
+ * batches of EM_BATCH, then the M-step): seconds. */
+static double em_iteration(gmle_context *ctx, const gmle_model *m,
+                           const float *x, size_t N, gmle_cov_type cov) {
+  gmle_em_options opt;
+  gmle_em_options_init(&opt);
+  opt.n_components = gmle_model_n_components(m);
+  opt.cov = cov;
+  const double t0 = now();
+  gmle_em_stats *es = NULL;
+  GK(ctx, gmle_em_stats_create(ctx, m, &opt, &es));
+  for (size_t r0 = 0; r0 < N; r0 += EM_BATCH)
+    GK(ctx, gmle_em_stats_add(es, x + r0 * EM_D, GMLE_F32,
+                              N - r0 < EM_BATCH ? N - r0 : EM_BATCH, EM_D, NULL,
+                              NULL));
+  gmle_model *next = NULL;
+  GK(ctx, gmle_em_step(es, m, &opt, &next));
+  const double t = now() - t0;
+  gmle_model_free(next);
+  gmle_em_stats_free(es);
+  return t;
+}
+
+/* The start on ctx: K rows of x as means, unit variances, equal weights. */
+static gmle_model *em_start(gmle_context *ctx, const float *x, size_t N,
+                            size_t K, gmle_cov_type cov) {
+  const size_t D = EM_D, cl = cov == GMLE_COV_FULL ? D * D : D;
+  double *w = malloc(K * 8), *mu = malloc(K * D * 8), *cv = calloc(K * cl, 8);
+  for (size_t k = 0; k < K; k++) {
+    w[k] = 1.0 / (double)K;
+    for (size_t j = 0; j < D; j++) {
+      mu[k * D + j] = (double)x[(k * (N / K)) * D + j];
+      cv[k * cl + (cov == GMLE_COV_FULL ? j * D + j : j)] = 1.0;
+    }
+  }
+  gmle_model *m = NULL;
+  GK(ctx, gmle_mixture_create(ctx, D, 1, K, cov, w, mu, cv, NULL, NULL, &m));
+  free(w);
+  free(mu);
+  free(cv);
+  return m;
+}
+
+/* Per EM iteration, float32 rows, D = 40, N = 10^6 (--quick: 2.5 10^5), K
+ * components (the issue's bench shapes): on the CUDA context (best of
+ * three after one warm-up) and on the CPU backend in the same run (one
+ * after a warm-up): seconds, rows/s and N K D per second. */
+static void bench_em(gmle_context *gpu, size_t K, gmle_cov_type cov) {
+  const size_t N = quick ? 250000 : 1000000, D = EM_D;
+  float *x = NULL;
+  CK(cudaHostAlloc((void **)&x, N * D * 4, cudaHostAllocDefault));
+  /* K clusters: centres spread by 4 standard deviations. */
+  float *centre = malloc(K * D * 4);
+  for (size_t i = 0; i < K * D; i++)
+    centre[i] = 4.0f * rnorm();
+  for (size_t r = 0; r < N; r++)
+    for (size_t j = 0; j < D; j++)
+      x[r * D + j] = centre[(r % K) * D + j] + rnorm();
+  free(centre);
+  const char *name = gmle_cov_name(cov);
+  gmle_model *mg = em_start(gpu, x, N, K, cov);
+  (void)em_iteration(gpu, mg, x, N, cov);
+  double tg = 1e30;
+  for (int r = 0; r < 3; r++) {
+    const double t = em_iteration(gpu, mg, x, N, cov);
+    tg = t < tg ? t : tg;
+  }
+  gmle_model_free(mg);
+  gmle_context *cpu = NULL;
+  double tc = 0;
+  if (gmle_context_create(GMLE_BACKEND_CPU, -1, &cpu) == GMLE_OK) {
+    gmle_model *mc = em_start(cpu, x, N, K, cov);
+    (void)em_iteration(cpu, mc, x, N, cov);
+    tc = em_iteration(cpu, mc, x, N, cov);
+    gmle_model_free(mc);
+  }
+  gmle_context_free(cpu);
+  const double nkd = (double)N * (double)K * (double)D;
+  char what[100];
+  snprintf(what, sizeof what, "EM iteration, CUDA: %s K=%zu D=%zu N=%zu f32",
+           name, K, D, N);
+  record(what, tg, "s", 0, 0);
+  snprintf(what, sizeof what, "  rows/s, CUDA: %s K=%zu", name, K);
+  record(what, (double)N / tg * 1e-6, "Mrows/s", 0, 0);
+  snprintf(what, sizeof what, "  N K D per second, CUDA: %s K=%zu", name, K);
+  record(what, nkd / tg * 1e-9, "G/s", 0, 0);
+  snprintf(what, sizeof what, "EM iteration, CPU backend: %s K=%zu D=%zu", name,
+           K, D);
+  record(what, tc, "s", 0, 0);
+  snprintf(what, sizeof what, "  CUDA speed-up over the CPU: %s K=%zu", name,
+           K);
+  record(what, tc / tg, "x", 0, 0);
+  /* The line for BENCHMARKS.md. */
+  printf(
+      "EM iteration %s K=%zu D=%zu N=%zu float32: CUDA %.3f s (%.2f Mrows/s, "
+      "%.2f G NKD/s), CPU backend %.3f s (%.2f Mrows/s, OMP_NUM_THREADS=%s), "
+      "%.1fx\n",
+      name, K, D, N, tg, (double)N / tg * 1e-6, nkd / tg * 1e-9, tc,
+      tc > 0 ? (double)N / tc * 1e-6 : 0.0,
+      getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "unset",
+      tc / tg);
+  fflush(stdout);
+  CK(cudaFreeHost(x));
+}
+
+static int summary(void);
+
 int main(int argc, char **argv) {
+  int em_only = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--quick") == 0) {
       quick = 1;
+    } else if (strcmp(argv[i], "--em") == 0) {
+      em_only = 1;
     } else {
-      fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--quick] [--em]\n", argv[0]);
       return 2;
     }
   }
@@ -540,6 +664,13 @@ int main(int argc, char **argv) {
   }
   printf("gmle %s on %s\n", gmle_version_string(),
          gmle_context_device_name(ctx));
+  if (em_only) {
+    printf("== em\n");
+    bench_em(ctx, 64, GMLE_COV_DIAG);
+    bench_em(ctx, 16, GMLE_COV_FULL);
+    gmle_context_free(ctx);
+    return summary();
+  }
   cublasHandle_t h;
   CK(cudaSetDevice(0));
   CB(cublasCreate(&h));
@@ -567,7 +698,11 @@ int main(int argc, char **argv) {
   bench_score(ctx, h, &L, 40, 1000);
   CB(cublasDestroy(h));
   gmle_context_free(ctx);
+  return summary();
+}
 
+/* The summary table of every measurement; 0. */
+static int summary(void) {
   printf("\n%-58s %12s %-8s %12s  %-26s %s\n", "summary", "value", "unit",
          "limit", "fraction of limit", "acceptance");
   int pass = 0, fail = 0;

@@ -264,10 +264,10 @@ static const char *const dev_buf_name[] = {"staging slot 0",
                                            "statistics accumulators",
                                            "shifts",
                                            "validation flags",
-                                           "scoring rows",
-                                           "scoring centred rows",
-                                           "scoring log-likelihoods",
-                                           "scoring GEMM tile",
+                                           "scoring / EM rows",
+                                           "scoring / EM centred rows",
+                                           "log-likelihoods / responsibilities",
+                                           "scoring GEMM tile / EM scaled rows",
                                            "scoring output",
                                            "cuBLAS workspace"};
 
@@ -774,6 +774,7 @@ static const gmle__cuda_module cu_module = {
     .inject_fault = cu_inject_fault,
     .call_count = cu_call_count,
     .device_index = cu_device_index,
+    .accumulate_resp = gmle__cu_accumulate_resp,
 };
 
 /* The host table is kept only when it is of this major and holds every

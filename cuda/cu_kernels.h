@@ -138,6 +138,13 @@ cudaError_t gmle__cu_reduce_diag(const double *Q, int64_t Ca, const double *b,
                                  const void *x, int f64, int64_t stride,
                                  const double *means, const double *sd,
                                  double *J, cudaStream_t stream);
+/* EM, full covariances: for one component, Z[r*dim + j] = sqrt(v_r)
+ * (Y[r*ldy + j] - kp[j]) and sv[r] = sqrt(v_r), where v_r = R[r*ldr] is
+ * row r's responsibility (>= 0). */
+cudaError_t gmle__cu_resp_scale(const double *Y, int64_t ldy, const double *R,
+                                int64_t ldr, const double *kp, int64_t n,
+                                int64_t dim, double *Z, double *sv,
+                                cudaStream_t stream);
 /* Outputs of n rows from their log-likelihoods J (n x C; entries of empty
  * classes are ignored and read as -inf). what: gmle_output; out_f64: 1 for
  * double output, 0 for float (LABEL writes int32). */

@@ -39,13 +39,13 @@ enum cu_dev_buf {
   DB_META,    /* chunk table, groups, shift list */
   DB_PART_M,  /* moment partials */
   DB_PART_G,  /* Gram partials */
-  DB_ACC,     /* accumulators: weight, sum, gram */
+  DB_ACC,     /* accumulators: weight, sum, gram (EM: its products) */
   DB_SHIFT,   /* shifts of the output slots */
   DB_SCAN,    /* validation result, presence flags */
-  DB_SC_X,    /* scoring: rows */
-  DB_SC_XC,   /* scoring: centred rows */
-  DB_SC_J,    /* scoring: n x C log-likelihoods */
-  DB_SC_Z,    /* scoring: GEMM output */
+  DB_SC_X,    /* scoring and EM (cu_em.c): rows */
+  DB_SC_XC,   /* scoring and EM: centred rows */
+  DB_SC_J,    /* scoring: n x C log-likelihoods; EM: n x G responsibilities */
+  DB_SC_Z,    /* scoring: GEMM output; EM: one component's scaled rows */
   DB_SC_OUT,  /* scoring: output */
   DB_BLAS,    /* cuBLAS workspace */
   DB_N
@@ -57,7 +57,7 @@ enum cu_host_buf {
   HB_X1,
   HB_X2,
   HB_META, /* bounds in, chunk table out */
-  HB_SC_X, /* scoring staging */
+  HB_SC_X, /* scoring and EM staging */
   HB_SC_OUT,
   HB_N
 };
@@ -147,6 +147,9 @@ gmle_status gmle__cu_accumulate(void *state, const gmle__cuda_batch_view *b,
                                 gmle__cuda_partial_view *out);
 gmle_status gmle__cu_add_device(void *state, const gmle__cuda_dev_batch *b,
                                 gmle__cuda_dev_result *out);
+/* cu_em.c (an entry of the module table, cuda_abi.h) */
+gmle_status gmle__cu_accumulate_resp(void *state, const gmle__cuda_resp_view *b,
+                                     const gmle__cuda_resp_out_view *out);
 /* cu_score.c (entries of the module table, cuda_abi.h) */
 gmle_status gmle__cu_prepare_model(void *state, const gmle__cuda_model_view *m,
                                    void **model_data);

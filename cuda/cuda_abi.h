@@ -35,7 +35,7 @@
 /* Major: bump on any incompatible change to the structs or tables below.
  * Minor: bump when appending table entries. */
 #define GMLE__CUDA_ABI_MAJOR 4
-#define GMLE__CUDA_ABI_MINOR 0
+#define GMLE__CUDA_ABI_MINOR 1
 #define GMLE__CUDA_ENTRY_NAME "gmle__cuda_module_entry_v1"
 #define GMLE__CUDA_MODULE_FILE "libgmle_cuda.so"
 
@@ -131,6 +131,32 @@ typedef struct gmle__cuda_dev_result {
   double *gram;      /* [n_present*gram_len], lower triangle (FULL) */
 } gmle__cuda_dev_result;
 
+/* EM (ABI 4.1): a validated batch (rows finite) with the responsibilities
+ * resp[r * n_comp + g] (>= 0, the row's weight included) of n_comp
+ * components whose shifts are k_g = centre + kshift_g (centre [dim]: the
+ * mean of the shifts; kshift [n_comp * dim]), and the statistics' mode
+ * (diag 1: only the Gram diagonals). */
+typedef struct gmle__cuda_resp_view {
+  const void *x;
+  gmle_dtype dtype;
+  size_t n_rows, row_stride, dim, n_comp;
+  const double *resp;
+  const double *centre, *kshift;
+  int diag;
+} gmle__cuda_resp_view;
+
+/* Where accumulate_resp adds (host arrays), for every component g:
+ *   weight[g] += sum_r resp[r, g];  rows[g] += the rows with resp[r, g] > 0;
+ *   sum[g*dim + j] += sum_r resp[r, g] (x_rj - k_gj);
+ *   gram[g*L + ...] += sum_r resp[r, g] (x_r - k_g)(x_r - k_g)^T: its lower
+ *   triangle row-major (L = dim*dim; the upper triangle is not read or
+ *   written) or its diagonal (L = dim, diag).
+ * Nothing is added unless the whole call succeeds. */
+typedef struct gmle__cuda_resp_out_view {
+  double *weight, *sum, *gram;
+  uint64_t *rows;
+} gmle__cuda_resp_out_view;
+
 /* The module's functions. `state` is what init returned. A failing call
  * records its message through the host's verror on the handle given to
  * init (list_devices: on its own handle) and returns the status. */
@@ -178,7 +204,17 @@ typedef struct gmle__cuda_module {
                               long k);
   long (*call_count)(const void *state);
   int (*device_index)(const void *state);
+  /* ---- ABI 4.1 ---- */
+  /* EM's responsibility-weighted statistics of a host batch (the core's
+   * optional accumulate_resp). The loader calls it only when the module's
+   * `size` covers it and it is not NULL; otherwise the core accumulates
+   * component by component through accumulate. */
+  gmle_status (*accumulate_resp)(void *state, const gmle__cuda_resp_view *b,
+                                 const gmle__cuda_resp_out_view *out);
 } gmle__cuda_module;
+
+/* The size of an ABI 4.0 table: the smallest this loader accepts. */
+#define GMLE__CUDA_MODULE_SIZE_4_0 offsetof(gmle__cuda_module, accumulate_resp)
 
 typedef const gmle__cuda_module *(*gmle__cuda_entry_fn)(
     const gmle__cuda_host *host);

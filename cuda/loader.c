@@ -9,7 +9,10 @@
  * GMLE_E_NO_DEVICE naming the dlopen error, so that AUTO falls back to the
  * next backend and programs start on machines without NVIDIA software. The
  * module's table is checked against this build (ABI major, minor and table
- * size, cuda_abi.h) before use. Once loaded, the module stays loaded.
+ * size, cuda_abi.h) before use: a table of this major holding at least the
+ * ABI 4.0 entries is accepted, and an entry of a later minor is used only
+ * where the table's size covers it (accumulate_resp, 4.1). Once loaded, the
+ * module stays loaded.
  *
  * This file is the only translator between the core's internal structs and
  * the module's plain views (cuda_abi.h): the backend table here builds the
@@ -52,13 +55,26 @@ static const gmle__cuda_host host_services = {
     .log = host_log,
 };
 
-/* A module of this major whose table holds every entry this loader calls
- * (minors only append entries, so the table's size says which it has).
- * Only the table's first three fields are read before that is known. */
+/* A module of this major whose table holds at least the entries of ABI
+ * 4.0, which this loader always calls (minors only append entries, so the
+ * table's size says which it has). Only the table's first three fields are
+ * read before that is known. */
 static int module_fits(const gmle__cuda_module *m) {
   return m->abi_major == GMLE__CUDA_ABI_MAJOR &&
-         m->size >= sizeof(gmle__cuda_module);
+         m->size >= GMLE__CUDA_MODULE_SIZE_4_0;
 }
+
+/* The optional entries of later minors: read only where the module's table
+ * covers them. */
+static int module_has_accumulate_resp(const gmle__cuda_module *m) {
+  return m->size >= offsetof(gmle__cuda_module, accumulate_resp) +
+                        sizeof m->accumulate_resp &&
+         m->accumulate_resp != NULL;
+}
+
+static gmle_status px_accumulate_resp(gmle_context *ctx,
+                                      const gmle__resp_batch *b,
+                                      const gmle__resp_out *out);
 
 /* Why a module that does not fit is refused. Its minor is named only
  * within this major: an older table's second field is not a minor. */
@@ -124,6 +140,10 @@ static const gmle__cuda_module *load_module(char *why, size_t len) {
     } else if (!module_fits(cand)) {
       refusal(cand, why, len);
     } else {
+      /* The backend table offers what the module provides, before any
+       * context can use it (under load_lock, once per process). */
+      if (module_has_accumulate_resp(cand))
+        gmle__cuda_backend.accumulate_resp = px_accumulate_resp;
       module = m = cand;
     }
     if (!m)
@@ -196,6 +216,35 @@ static gmle_status px_accumulate(gmle_context *ctx, const gmle__batch *b,
   return module->accumulate(ctx->bstate, &bv, &pv);
 }
 
+/* EM's statistics (set in the table only when the module has the entry:
+ * load_module), with the centre of their GEMM form as the CPU's. */
+static gmle_status px_accumulate_resp(gmle_context *ctx,
+                                      const gmle__resp_batch *b,
+                                      const gmle__resp_out *out) {
+  const size_t D = b->dim, G = b->n_comp;
+  double *centre = gmle__malloc((G + 1) * D * sizeof(double));
+  GMLE_RETURN_IF(!centre, ctx, GMLE_E_OUT_OF_MEMORY,
+                 "CUDA: EM: out of memory (%zu components x %zu features)", G,
+                 D);
+  double *kshift = centre + D;
+  gmle__em_centre(b->shift, G, D, centre, kshift);
+  const gmle__cuda_resp_view bv = {.x = b->x,
+                                   .dtype = b->dtype,
+                                   .n_rows = b->n_rows,
+                                   .row_stride = b->row_stride,
+                                   .dim = D,
+                                   .n_comp = G,
+                                   .resp = b->resp,
+                                   .centre = centre,
+                                   .kshift = kshift,
+                                   .diag = b->diag};
+  const gmle__cuda_resp_out_view ov = {out->weight, out->sum, out->gram,
+                                       out->rows};
+  const gmle_status s = module->accumulate_resp(ctx->bstate, &bv, &ov);
+  gmle__free(centre);
+  return s;
+}
+
 /* The model's device copy: built by the core at the first score on this
  * context (gmle__model_backend_data), kept in the model, freed through
  * free_model with the state that built it. */
@@ -232,7 +281,10 @@ static gmle_status px_list_devices(gmle_context *ctx, gmle_device_info *out,
   return m->list_devices(hctx(ctx), out, cap, n_found);
 }
 
-const gmle__backend_ops gmle__cuda_backend = {
+/* Not const: accumulate_resp is filled in when the loaded module provides
+ * it (load_module); NULL until then, so the core's fallback serves a
+ * module of ABI 4.0. */
+gmle__backend_ops gmle__cuda_backend = {
     .id = GMLE_BACKEND_CUDA,
     .name = "cuda",
     .init = px_init,

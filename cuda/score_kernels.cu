@@ -1,7 +1,9 @@
 // score_kernels.cu -- the scoring kernels of the CUDA module: centring, the
 // per-(row, class) reductions after the cuBLAS DGEMMs, and the outputs
 // (log-likelihood, joint, log-posterior, label, mixture density) reduced on
-// the device so that only what was asked for is copied back. Everything is
+// the device so that only what was asked for is copied back; and the one
+// kernel of EM's GEMM-form statistics (cuda/cu_em.c), which also works on
+// centred rows. Everything is
 // float64; sums over a warp use a fixed shuffle tree (lane 0's result), so
 // repeated runs are bit-identical.
 #include "cu_kernels.h"
@@ -186,6 +188,26 @@ __global__ void k_emit(const double *__restrict__ J, int64_t n, int64_t C,
   }
 }
 
+// EM, full covariances (cuda/cu_em.c): one component's rows scaled by the
+// square roots of their responsibilities v_r = R[r * ldr],
+//   Z[r*D + j] = sqrt(v_r) (Y[r*ldy + j] - kp[j]),  sv[r] = sqrt(v_r),
+// so that Z^T Z (a SYRK) and Z^T sv (a GEMV) are the component's Gram
+// matrix and sums around its shift.
+__global__ void k_resp_scale(const double *__restrict__ Y, int64_t ldy,
+                             const double *__restrict__ R, int64_t ldr,
+                             const double *__restrict__ kp, int64_t n,
+                             int64_t D, double *__restrict__ Z,
+                             double *__restrict__ sv) {
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n * D;
+       e += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t r = e / D, j = e % D;
+    const double s = sqrt(R[r * ldr]);
+    Z[r * D + j] = s * (Y[r * ldy + j] - kp[j]);
+    if (j == 0)
+      sv[r] = s;
+  }
+}
+
 __global__ void k_probe() {}
 
 } // namespace
@@ -214,6 +236,18 @@ extern "C" cudaError_t gmle__cu_centre(const void *x, int f64, int64_t n,
     return e;
   k_sumsq<<<grid_for(n, kThreads, 65535), kThreads, 0, stream>>>(n, dim, P,
                                                                  Xc);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t gmle__cu_resp_scale(const double *Y, int64_t ldy,
+                                           const double *R, int64_t ldr,
+                                           const double *kp, int64_t n,
+                                           int64_t dim, double *Z, double *sv,
+                                           cudaStream_t stream) {
+  if (n <= 0)
+    return cudaSuccess;
+  k_resp_scale<<<grid_for(n * dim, kThreads, 65535), kThreads, 0, stream>>>(
+      Y, ldy, R, ldr, kp, n, dim, Z, sv);
   return cudaGetLastError();
 }
 

@@ -50,15 +50,7 @@ static gmle_status resp_diag(gmle_context *ctx, const gmle__resp_batch *b,
                        "EM: out of memory (%zu rows x %zu components)", n, G);
   }
   double *m = kp + G * D;
-  memset(m, 0, D * sizeof(double));
-  for (size_t g = 0; g < G; g++)
-    for (size_t j = 0; j < D; j++)
-      m[j] += b->shift[g * D + j];
-  for (size_t j = 0; j < D; j++)
-    m[j] /= (double)G;
-  for (size_t g = 0; g < G; g++)
-    for (size_t j = 0; j < D; j++)
-      kp[g * D + j] = b->shift[g * D + j] - m[j];
+  gmle__em_centre(b->shift, G, D, m, kp);
   const ptrdiff_t NB = (ptrdiff_t)nb;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (ptrdiff_t bi = 0; bi < NB; bi++) {

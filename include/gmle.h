@@ -640,15 +640,13 @@ typedef struct gmle_batch_source {
 /** Fit a mixture of opt->n_components Gaussians per class by EM, reading
  *  the rows from src (n_classes 1: an unsupervised mixture; labels must then
  *  be NULL). Memory beyond a batch's rows is O(batch x C x K) whatever the
- *  row count. Errors: GMLE_E_INVALID_ARG (K = 0, an init model of
- *  another class count, covariance type or K, top_n outside [1, K]),
- *  GMLE_E_DIM_MISMATCH (an init model of another dimension),
- *  GMLE_E_ILL_DEFINED_COV (K above a class's row count), GMLE_E_EMPTY (a
- *  class without rows),
- *  GMLE_E_SINGULAR_COV (a class whose rows are all identical, with no
- *  reg_covar), and every error of gmle_stats_add and gmle_score (NaN rows:
- *  GMLE_E_NONFINITE_INPUT naming batch, row and column). The result's
- *  diagnostics: gmle_model_em_report. */
+ *  row count. Errors: GMLE_E_INVALID_ARG (K = 0, top_n outside [1, K]),
+ *  GMLE_E_DIM_MISMATCH (an init model of another dimension, class count,
+ *  covariance type or K), GMLE_E_ILL_DEFINED_COV (K above a class's row count),
+ * GMLE_E_EMPTY (a class without rows), GMLE_E_SINGULAR_COV (a class whose rows
+ * are all identical, with no reg_covar), and every error of gmle_stats_add and
+ * gmle_score (NaN rows: GMLE_E_NONFINITE_INPUT naming batch, row and column).
+ * The result's diagnostics: gmle_model_em_report. */
 GMLE_API gmle_status gmle_em_fit(gmle_context *ctx, size_t dim,
                                  size_t n_classes, const gmle_batch_source *src,
                                  const gmle_em_options *opt, gmle_model **out);

@@ -201,12 +201,33 @@ GMLE_API gmle_dtype gmle_reader_dtype(const gmle_reader *r);
  *  end of the file. buf may be NULL when cols() is 0. labels: NULL, or an
  *  array of max_rows pointers receiving each row's label text (owned by the
  *  reader, valid until its next read, rewind or free) when the reader has a
- *  label column or is labels_only; integer .npy labels come as decimal text.
+ *  label column or is labels_only; integer .npy labels come as decimal text
+ *  (gmle_reader_read_int_labels gives them as int64).
  *  Non-finite values are passed through (gmle_stats_add validates them).
  *  On error no row of the failing call is counted as read. */
 GMLE_API gmle_status gmle_reader_read(gmle_reader *r, void *buf,
                                       size_t max_rows, size_t *n_read,
                                       const char **labels);
+/** 1 when every label of the reader is an exact int64 that
+ *  gmle_reader_read_int_labels returns without formatting text: a
+ *  labels_only .npy of a signed integer dtype (int8 to int64), bool,
+ *  uint8 to uint32, or floats (whole values, checked as they are read),
+ *  and a labels_only Kaldi table (alignments: int32 vectors). 0
+ *  otherwise: text and CSV labels, string and uint64 .npy (uint64 may
+ *  exceed int64), readers without labels. */
+GMLE_API int gmle_reader_int_labels(const gmle_reader *r);
+/** Read up to max_rows labels of a reader for which gmle_reader_int_labels
+ *  is 1 into labels[] as int64 (bool as 0/1): the values gmle_reader_read
+ *  gives as decimal text, with no text made. It shares the reader's
+ *  position with gmle_reader_read (and, for Kaldi tables, sets what
+ *  gmle_reader_utterances returns). *n_read receives the count; 0
+ *  at the end. GMLE_E_UNSUPPORTED when the labels are not integers; a
+ *  float label that is not whole is GMLE_E_BAD_FORMAT naming its row, as
+ *  for gmle_reader_read; on error no row of the call is counted as read. */
+GMLE_API gmle_status gmle_reader_read_int_labels(gmle_reader *r,
+                                                 int64_t *labels,
+                                                 size_t max_rows,
+                                                 size_t *n_read);
 /** Go back to the first data row. */
 GMLE_API gmle_status gmle_reader_rewind(gmle_reader *r);
 /** Go to data row `row` (0-based): the next read starts there, and

@@ -38,6 +38,7 @@ typedef struct ark_state {
   uint64_t index; /* of the current object */
   int32_t *ibuf;  /* labels */
   size_t ibuf_cap;
+  int64_t *iout;       /* read_int_labels: where the labels go, not as text */
   gmle_utterance *utt; /* of the last read */
   size_t n_utt, utt_cap;
   char *keys; /* their keys, NUL-separated */
@@ -311,7 +312,9 @@ static gmle_status ark_read(gmle_reader *r, void *buf, size_t max_rows,
       st->ibuf = p;
       if (s == GMLE_OK)
         s = gmle__kd_ints(&st->in, &st->obj, st->ibuf, want, &k);
-      for (size_t i = 0; s == GMLE_OK && i < k; i++) {
+      for (size_t i = 0; s == GMLE_OK && st->iout && i < k; i++)
+        st->iout[n + i] = st->ibuf[i];
+      for (size_t i = 0; s == GMLE_OK && !st->iout && i < k; i++) {
         char t[16];
         int len = snprintf(t, sizeof t, "%" PRId32, st->ibuf[i]);
         s = gmle__rd_label_push(r, t, (size_t)len);
@@ -343,6 +346,17 @@ static gmle_status ark_read(gmle_reader *r, void *buf, size_t max_rows,
     st->utt[i].key = st->keys + (uintptr_t)st->utt[i].key;
   *n_read = n;
   return GMLE_OK;
+}
+
+/* Alignments as integers (gmle_reader_read_int_labels): the int32 elements
+ * of the vectors, with the utterances of the read as for ark_read. */
+static gmle_status ark_read_int_labels(gmle_reader *r, int64_t *labels,
+                                       size_t max_rows, size_t *n_read) {
+  ark_state *st = r->impl;
+  st->iout = labels;
+  gmle_status s = ark_read(r, NULL, max_rows, n_read);
+  st->iout = NULL;
+  return s;
 }
 
 static gmle_status ark_start(gmle_reader *r, ark_state *st) {
@@ -449,6 +463,8 @@ static gmle_status ark_setup(gmle_reader *r, ark_state *st,
   r->has_labels = r->labels_only;
   r->impl = st;
   r->read = ark_read;
+  if (r->labels_only)
+    r->read_int_labels = ark_read_int_labels;
   r->rewind = ark_rewind;
   r->free_impl = ark_free;
   r->dtype = st->text_dtype;

@@ -7,7 +7,8 @@
  * holds float32/float64 in C order (byte-swapped in place when the byte
  * order differs from the host's), and through a bounded scratch buffer
  * otherwise (float16 to float64, Fortran order transposed batch by batch,
- * integer or string labels formatted as text).
+ * integer or string labels formatted as text). Integer labels are also
+ * read as int64 without text (gmle_reader_read_int_labels).
  */
 #include "npy.h"
 #include "reader_format.h"
@@ -127,6 +128,19 @@ static gmle_status read_f(gmle_reader *r, npy_state *st, unsigned char *buf,
   return GMLE_OK;
 }
 
+/* A float label that is not a whole number (or beyond int64). */
+static gmle_status not_whole(gmle_reader *r, const gmle__npy_header *h,
+                             const unsigned char *p, uint64_t row) {
+  double d;
+  gmle__npy_to_f64(h, p, 1, &d);
+  return gmle__error_at(
+      r->ctx, GMLE_E_BAD_FORMAT,
+      &(gmle_error_location){.row = row, .fields = GMLE_LOC_ROW},
+      "%s: row %llu: label %.17g is not an integer "
+      "(floating-point labels must hold whole numbers)",
+      r->path, (unsigned long long)row, d);
+}
+
 /* One label element as text. */
 static gmle_status push_label(gmle_reader *r, npy_state *st,
                               const unsigned char *p, uint64_t row) {
@@ -154,16 +168,8 @@ static gmle_status push_label(gmle_reader *r, npy_state *st,
   }
   case 'f': {
     int64_t v;
-    if (gmle__npy_to_i64(h, p, 1, &v) != 1) {
-      double d;
-      gmle__npy_to_f64(h, p, 1, &d);
-      return gmle__error_at(
-          r->ctx, GMLE_E_BAD_FORMAT,
-          &(gmle_error_location){.row = row, .fields = GMLE_LOC_ROW},
-          "%s: row %llu: label %.17g is not an integer "
-          "(floating-point labels must hold whole numbers)",
-          r->path, (unsigned long long)row, d);
-    }
+    if (gmle__npy_to_i64(h, p, 1, &v) != 1)
+      return not_whole(r, h, p, row);
     snprintf(txt, sizeof txt, "%" PRId64, v);
     return gmle__rd_label_push(r, txt, strlen(txt));
   }
@@ -225,6 +231,75 @@ static gmle_status read_labels(gmle_reader *r, npy_state *st, uint64_t r0,
       GMLE_TRY(push_label(r, st, st->scratch + i * isz, r0 + done + i));
     done += m;
   }
+  return GMLE_OK;
+}
+
+/* Native-order integers of 1, 2 or 4 bytes widened to int64 with a typed
+ * loop (the common label dtypes); 0 when the layout is another. */
+static int widen_native(const gmle__npy_header *h, const unsigned char *src,
+                        size_t n, int64_t *dst) {
+  if (h->itemsize > 1 && h->big_endian != gmle__host_big_endian())
+    return 0;
+#define WIDEN(T)                                                               \
+  do {                                                                         \
+    for (size_t i = 0; i < n; i++) {                                           \
+      T v;                                                                     \
+      memcpy(&v, src + i * sizeof(T), sizeof(T));                              \
+      dst[i] = (int64_t)v;                                                     \
+    }                                                                          \
+    return 1;                                                                  \
+  } while (0)
+  if (h->kind == 'i') {
+    if (h->itemsize == 1)
+      WIDEN(int8_t);
+    if (h->itemsize == 2)
+      WIDEN(int16_t);
+    if (h->itemsize == 4)
+      WIDEN(int32_t);
+  } else if (h->kind == 'u') {
+    if (h->itemsize == 1)
+      WIDEN(uint8_t);
+    if (h->itemsize == 2)
+      WIDEN(uint16_t);
+    if (h->itemsize == 4)
+      WIDEN(uint32_t);
+  }
+#undef WIDEN
+  return 0;
+}
+
+/* Labels as int64 (gmle_reader_read_int_labels): native int64 straight
+ * into the caller's array, other widths and floats through the scratch
+ * buffer. */
+static gmle_status npy_read_int_labels(gmle_reader *r, int64_t *out,
+                                       size_t max_rows, size_t *n_read) {
+  npy_state *st = r->impl;
+  const gmle__npy_header *h = &st->h;
+  const uint64_t left = st->rows - st->cur;
+  const size_t k = (uint64_t)max_rows < left ? max_rows : (size_t)left;
+  const size_t isz = h->itemsize;
+  const uint64_t off = st->data_off + st->cur * isz;
+  if (k == 0)
+    return GMLE_OK;
+  if (h->kind == 'i' && isz == 8 && h->big_endian == gmle__host_big_endian()) {
+    GMLE_TRY(gmle__io_pread_full(r->ctx, r->path, r->fd, out, k * 8, off));
+  } else {
+    GMLE_TRY(ensure_scratch(r, st));
+    const size_t per = st->scratch_cap / isz;
+    for (size_t done = 0; done < k;) {
+      const size_t m = k - done < per ? k - done : per;
+      GMLE_TRY(gmle__io_pread_full(r->ctx, r->path, r->fd, st->scratch, m * isz,
+                                   off + (uint64_t)done * isz));
+      if (!widen_native(h, st->scratch, m, out + done)) {
+        const size_t ok = gmle__npy_to_i64(h, st->scratch, m, out + done);
+        if (ok < m)
+          return not_whole(r, h, st->scratch + ok * isz, st->cur + done + ok);
+      }
+      done += m;
+    }
+  }
+  st->cur += k;
+  *n_read = k;
   return GMLE_OK;
 }
 
@@ -397,6 +472,13 @@ gmle_status gmle__npy_reader_open(gmle_reader *r,
   r->seek = npy_seek;
   r->free_impl = npy_free;
   r->column_name = NULL;
+  /* Every label an exact int64: signed integers, bool, unsigned up to 32
+   * bits, floats (whole values checked as read); uint64 can exceed int64
+   * and stays text. */
+  const gmle__npy_header *h = &st->h;
+  if (r->labels_only && (h->kind == 'i' || h->kind == 'b' || h->kind == 'f' ||
+                         (h->kind == 'u' && h->itemsize < 8)))
+    r->read_int_labels = npy_read_int_labels;
   r->rows_known = 1;
   r->n_rows = st->rows;
   return GMLE_OK;

@@ -223,6 +223,36 @@ gmle_status gmle_reader_read(gmle_reader *r, void *buf, size_t max_rows,
   return GMLE_OK;
 }
 
+int gmle_reader_int_labels(const gmle_reader *r) {
+  return r && r->read_int_labels != NULL;
+}
+
+gmle_status gmle_reader_read_int_labels(gmle_reader *r, int64_t *labels,
+                                        size_t max_rows, size_t *n_read) {
+  if (n_read)
+    *n_read = 0;
+  if (!r || !n_read)
+    return gmle__error(r ? r->ctx : NULL, GMLE_E_INVALID_ARG,
+                       "gmle_reader_read_int_labels: NULL reader or n_read");
+  gmle__clear_error(r->ctx);
+  if (!r->read_int_labels)
+    return gmle__error(r->ctx, GMLE_E_UNSUPPORTED,
+                       "%s: the labels are not all integers (read them as "
+                       "text with gmle_reader_read)",
+                       r->path);
+  if (max_rows == 0)
+    return GMLE_OK;
+  if (!labels)
+    return gmle__error(r->ctx, GMLE_E_INVALID_ARG,
+                       "gmle_reader_read_int_labels: labels is NULL");
+  gmle__rd_labels_reset(r);
+  size_t n = 0;
+  GMLE_TRY(r->read_int_labels(r, labels, max_rows, &n));
+  r->offset += n;
+  *n_read = n;
+  return GMLE_OK;
+}
+
 gmle_status gmle_reader_rewind(gmle_reader *r) {
   if (!r)
     return GMLE_E_INVALID_ARG;

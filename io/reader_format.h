@@ -51,6 +51,10 @@ struct gmle_reader {
    * reached (the row count when row is beyond the end). NULL: the
    * dispatch rewinds and reads the rows before it. */
   gmle_status (*seek)(gmle_reader *r, uint64_t row, uint64_t *at);
+  /* Labels as integers, without text: set by formats whose labels are all
+   * exact int64 (integer .npy labels files), else NULL. */
+  gmle_status (*read_int_labels)(gmle_reader *r, int64_t *labels,
+                                 size_t max_rows, size_t *n_read);
   void (*free_impl)(gmle_reader *r);
   const char *(*column_name)(const gmle_reader *r, size_t j);
 };

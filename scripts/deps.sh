@@ -28,12 +28,30 @@ gmle_install_deps() {
       DEBIAN_FRONTEND=noninteractive gmle__sudo apt-get install -y -qq python3-numpy >/dev/null ||
       echo "gmle: numpy unavailable; the numpy cross-checks will be skipped" >&2
   fi
+  # scikit-learn is the reference of the EM acceptance tests (tests/em_*.py
+  # skip without it).
+  if command -v python3 >/dev/null 2>&1 && python3 -c 'import numpy' 2>/dev/null &&
+     ! python3 -c 'import sklearn' 2>/dev/null; then
+    python3 -m pip install --quiet scikit-learn 2>/dev/null ||
+      DEBIAN_FRONTEND=noninteractive gmle__sudo apt-get install -y -qq python3-sklearn >/dev/null ||
+      echo "gmle: scikit-learn unavailable; the EM acceptance tests will be skipped" >&2
+  fi
   # kaldiio (numpy's Kaldi reader) cross-checks the Kaldi archive tests
   # (they skip that part without it).
   if command -v python3 >/dev/null 2>&1 && python3 -c 'import numpy' 2>/dev/null &&
      ! python3 -c 'import kaldiio' 2>/dev/null; then
     python3 -m pip install --quiet kaldiio 2>/dev/null ||
       echo "gmle: kaldiio unavailable; the kaldiio cross-checks will be skipped" >&2
+  fi
+}
+
+# python3 -m venv, for scripts/test_python.sh (Debian's python3 needs
+# python3-venv for it; other Pythons, such as pyenv's, have it).
+gmle_install_venv() {
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    echo "gmle: installing python3-venv" >&2
+    gmle__sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive gmle__sudo apt-get install -y -qq python3-venv >/dev/null
   fi
 }
 

@@ -323,36 +323,20 @@ static void add_same_shift(gmle_stats *st, const gmle_stats *b) {
 /* The K top joints of a class row: indices of the n largest (ties: lowest
  * index first) into top. */
 static void top_n_of(const double *j, size_t K, size_t n, size_t *top) {
-  for (size_t t = 0; t < n; t++) {
-    size_t best = K;
-    for (size_t k = 0; k < K; k++) {
-      int taken = 0;
-      for (size_t u = 0; u < t; u++)
-        taken |= top[u] == k;
-      if (!taken && (best == K || j[k] > j[best]))
-        best = k;
+  /* top[0..m) sorted by value, descending (an equal value after the ones
+   * already there: lower index first); one pass, an insertion only for a
+   * value that beats the n-th. */
+  size_t m = 0;
+  for (size_t k = 0; k < K; k++) {
+    if (m == n && !(j[k] > j[top[n - 1]]))
+      continue;
+    size_t p = m < n ? m++ : n - 1;
+    while (p > 0 && j[k] > j[top[p - 1]]) {
+      top[p] = top[p - 1];
+      p--;
     }
-    top[t] = best;
+    top[p] = k;
   }
-}
-
-/* out[k] = exp(v[k] - shift): one SIMD loop, compiled for AVX-512, AVX2
- * and the baseline (the loader picks by the CPU); with -fno-math-errno
- * (CMakeLists.txt) and exp declared SIMD, GCC calls glibc's vector exp
- * (libmvec, within 4 ulp) instead of one scalar exp per value. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&         \
-    defined(__GLIBC__)
-double exp(double) __attribute__((__simd__("notinbranch")));
-#define GMLE__EXP_CLONES                                                       \
-  __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define GMLE__EXP_CLONES
-#endif
-GMLE__EXP_CLONES
-static void exp_shifted(const double *v, double shift, double *out, size_t n) {
-#pragma omp simd
-  for (size_t k = 0; k < n; k++)
-    out[k] = exp(v[k] - shift);
 }
 
 /* Rows [r0, r0 + n): their joint, log-likelihood and responsibilities
@@ -417,7 +401,7 @@ static gmle_status e_step_chunk(gmle_em_stats *es, const void *x,
     if (C > 1)
       memset(rp, 0, G * sizeof(double));
     rp += c * K;
-    exp_shifted(j, mx, rp, K);
+    gmle__exp_shifted(j, mx, rp, K);
     double sum = 0;
     for (size_t k = 0; k < K; k++)
       sum += rp[k];
@@ -505,6 +489,19 @@ static gmle_status accumulate_resp(gmle_em_stats *es, const void *x,
     GMLE_TRY(es->ctx->ops->accumulate_resp(es->ctx, &b, &o));
   }
   return GMLE_OK;
+}
+
+void gmle__em_centre(const double *shift, size_t n_comp, size_t dim, double *m,
+                     double *kp) {
+  memset(m, 0, dim * sizeof(double));
+  for (size_t g = 0; g < n_comp; g++)
+    for (size_t j = 0; j < dim; j++)
+      m[j] += shift[g * dim + j];
+  for (size_t j = 0; j < dim; j++)
+    m[j] /= (double)n_comp;
+  for (size_t g = 0; g < n_comp; g++)
+    for (size_t j = 0; j < dim; j++)
+      kp[g * dim + j] = shift[g * dim + j] - m[j];
 }
 
 /* Soft: add rows [r0, r0 + n) to es->tmp, component by component, with
@@ -807,6 +804,9 @@ gmle_status gmle_em_step(const gmle_em_stats *es, const gmle_model *previous,
       if (K > 1 && (n[g] < 1.0 || w[g] < o.min_weight)) {
         const size_t h = heaviest(w, K, c, k);
         if (h < K && n[c * K + h] >= 2.0) {
+          /* k's weight goes to h first, so the class's weights still sum
+           * to 1 after h is halved into h and k */
+          w[c * K + h] += w[g];
           gmle__em_split(D, K, cov, w, mu, cv, c, h, k);
           reseeded++;
         }

@@ -511,11 +511,11 @@ static gmle_status check_init_model(gmle_context *ctx, size_t D, size_t C,
   GMLE_RETURN_IF(im->n_classes != C, ctx, GMLE_E_DIM_MISMATCH,
                  "EM: the init model has %zu classes, the data %zu",
                  im->n_classes, C);
-  GMLE_RETURN_IF(im->cov != o->cov, ctx, GMLE_E_INVALID_ARG,
+  GMLE_RETURN_IF(im->cov != o->cov, ctx, GMLE_E_DIM_MISMATCH,
                  "EM: the init model's covariances are %s, the fit's %s",
                  gmle_cov_name(im->cov), gmle_cov_name(o->cov));
   GMLE_RETURN_IF(gmle_model_n_components(im) != o->n_components, ctx,
-                 GMLE_E_INVALID_ARG,
+                 GMLE_E_DIM_MISMATCH,
                  "EM: the init model has %zu components per class, the fit "
                  "asks for %zu",
                  gmle_model_n_components(im), o->n_components);

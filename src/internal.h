@@ -330,6 +330,12 @@ typedef struct gmle__resp_out {
   uint64_t *rows;
 } gmle__resp_out;
 
+/* src/em.c: the centre of accumulate_resp's GEMM form (host/em_accum.c, and
+ * the CUDA loader for its module): m = the mean of the n_comp shifts
+ * ([n_comp * dim]) and the shifts around it, kp[g*dim + j] = k_gj - m_j. */
+void gmle__em_centre(const double *shift, size_t n_comp, size_t dim, double *m,
+                     double *kp);
+
 typedef struct gmle__backend_ops {
   gmle_backend id;
   const char *name;
@@ -411,8 +417,10 @@ extern const gmle__backend_ops gmle__cpu_backend;
 extern const gmle__backend_ops gmle__opencl_backend;
 #endif
 /* cuda/loader.c (GMLE_ENABLE_CUDA builds only): forwards to the CUDA module
- * libgmle_cuda.so, loaded with dlopen at context creation. */
-extern const gmle__backend_ops gmle__cuda_backend;
+ * libgmle_cuda.so, loaded with dlopen at context creation. Not const: the
+ * loader sets its optional entries that the module provides (once, under
+ * its lock, when the module is loaded, before any context uses it). */
+extern gmle__backend_ops gmle__cuda_backend;
 
 /* host/em_accum.c: accumulate_resp by BLAS-3 (rows centred first). */
 gmle_status gmle__cpu_accumulate_resp(gmle_context *ctx,
@@ -463,6 +471,9 @@ gmle_status gmle__mixture_build(gmle_context *ctx, size_t D, size_t C, size_t K,
  * feature of largest variance, weight halved, covariance copied). */
 void gmle__em_split(size_t D, size_t K, gmle_cov_type cov, double *w,
                     double *mu, double *cv, size_t c, size_t h, size_t k);
+/* out[k] = exp(v[k] - shift) for k < n, through glibc's vector exp
+ * (src/mixture.c). */
+void gmle__exp_shifted(const double *v, double shift, double *out, size_t n);
 /* Rows per call of a mixture's components model (bounded joint buffer). */
 size_t gmle__mixture_chunk_rows(size_t G);
 size_t gmle__mixture_n_params(const gmle_model *m);

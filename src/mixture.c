@@ -8,6 +8,7 @@
 
 #include <lapacke.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #define MIX_CREATE "gmle_mixture_create"
@@ -472,16 +473,54 @@ static void put(void *out, gmle_dtype t, size_t i, double v) {
     ((double *)out)[i] = v;
 }
 
-/* max and log-sum-exp of n values (-inf when all are). */
-static double lse(const double *v, size_t n, size_t stride) {
+/* out[k] = exp(v[k] - shift): one SIMD loop, compiled for AVX-512, AVX2
+ * and the baseline (the loader picks by the CPU); with -fno-math-errno
+ * (CMakeLists.txt) and exp declared SIMD, GCC calls glibc's vector exp
+ * (libmvec, within 4 ulp) instead of one scalar exp per value. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&         \
+    defined(__GLIBC__)
+double exp(double) __attribute__((__simd__("notinbranch")));
+#define GMLE__EXP_CLONES                                                       \
+  __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define GMLE__EXP_CLONES
+#endif
+GMLE__EXP_CLONES
+static void exp_shifted(const double *v, double shift, double *out, size_t n) {
+  /* Below -708 exp is under 3.4e-308 and takes the vector exp's scalar
+   * fallback (its underflow path, one lane at a time); such a term is 0
+   * beside the 1 a log-sum-exp's largest term gives, and is set to 0: exp
+   * of the argument clamped in a first loop (a select in the same
+   * expression lets the compiler hand exp the unclamped one) times a 0/1
+   * mask. */
+#pragma omp simd
+  for (size_t k = 0; k < n; k++) {
+    const double d = v[k] - shift;
+    out[k] = d > -708.0 ? d : -708.0;
+  }
+#pragma omp simd
+  for (size_t k = 0; k < n; k++)
+    out[k] = exp(out[k]) * (v[k] - shift >= -708.0 ? 1.0 : 0.0);
+}
+
+/* (A wrapper: the clones' resolver of an extern function would be exported
+ * from libgmle whatever the visibility; a static one is not.) */
+void gmle__exp_shifted(const double *v, double shift, double *out, size_t n) {
+  exp_shifted(v, shift, out, n);
+}
+
+/* log-sum-exp of n values (-inf when all are); tmp: n doubles, left
+ * holding exp(v - max). */
+static double lse(const double *v, size_t n, double *tmp) {
   double mx = -INFINITY;
   for (size_t i = 0; i < n; i++)
-    mx = v[i * stride] > mx ? v[i * stride] : mx;
+    mx = v[i] > mx ? v[i] : mx;
   if (mx == -INFINITY)
     return -INFINITY;
+  gmle__exp_shifted(v, mx, tmp, n);
   double s = 0;
   for (size_t i = 0; i < n; i++)
-    s += exp(v[i * stride] - mx);
+    s += tmp[i];
   return mx + log(s);
 }
 
@@ -493,26 +532,34 @@ size_t gmle__mixture_chunk_rows(size_t G) {
 }
 
 /* The outputs of rows [r0, r0 + n) from their components' joint J (n x G,
- * each including log(w_ck / C)). cls: [C] scratch. */
+ * each including log(w_ck / C)), rows in parallel. scratch: C + max(C, K)
+ * doubles per thread. */
 static void reduce_rows(const gmle_model *m, const double *J, size_t n,
                         size_t r0, gmle_output what, gmle_dtype ot, void *out,
-                        double *cls) {
+                        double *scratch, int nt) {
   const size_t C = m->n_classes, K = m->mix->n_components, G = C * K;
   const double logC = log((double)C);
-  for (size_t r = 0; r < n; r++) {
+  const ptrdiff_t N = (ptrdiff_t)n;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (ptrdiff_t ri = 0; ri < N; ri++) {
+    const size_t r = (size_t)ri;
+    double *cls =
+        scratch + (size_t)omp_get_thread_num() * (C + (C > K ? C : K));
+    double *tmp = cls + C;
     const double *j = J + r * G;
     const size_t row = r0 + r;
     if (what == GMLE_OUT_RESP) {
       for (size_t c = 0; c < C; c++) {
-        const double l = lse(j + c * K, K, 1);
+        const double l = lse(j + c * K, K, tmp);
+        if (l != -INFINITY)
+          gmle__exp_shifted(j + c * K, l, tmp, K);
         for (size_t k = 0; k < K; k++)
-          put(out, ot, row * G + c * K + k,
-              l == -INFINITY ? 0.0 : exp(j[c * K + k] - l));
+          put(out, ot, row * G + c * K + k, l == -INFINITY ? 0.0 : tmp[k]);
       }
       continue;
     }
     for (size_t c = 0; c < C; c++) {
-      const double l = lse(j + c * K, K, 1);
+      const double l = lse(j + c * K, K, tmp);
       cls[c] = l == -INFINITY ? l : l + logC; /* log p(x | c) */
       if (what != GMLE_OUT_LOGLIK)
         cls[c] += m->log_priors[c];
@@ -524,13 +571,13 @@ static void reduce_rows(const gmle_model *m, const double *J, size_t n,
         put(out, ot, row * C + c, cls[c]);
       break;
     case GMLE_OUT_LOGPOST: {
-      const double d = lse(cls, C, 1);
+      const double d = lse(cls, C, tmp);
       for (size_t c = 0; c < C; c++)
         put(out, ot, row * C + c, d == -INFINITY ? -INFINITY : cls[c] - d);
       break;
     }
     case GMLE_OUT_DENSITY:
-      put(out, ot, row, lse(cls, C, 1));
+      put(out, ot, row, lse(cls, C, tmp));
       break;
     case GMLE_OUT_LABEL: {
       double mx = -INFINITY;
@@ -561,7 +608,10 @@ gmle_status gmle__mixture_score(gmle_context *ctx, const gmle_model *m,
   const size_t R = gmle__mixture_chunk_rows(G);
   const size_t R1 = n_rows < R ? n_rows : R;
   double *J = gmle__malloc((R1 ? R1 : 1) * G * sizeof(double));
-  double *cls = gmle__malloc(m->n_classes * sizeof(double));
+  const size_t C = m->n_classes, K = m->mix->n_components;
+  const int nt = ctx->n_threads > 0 ? ctx->n_threads : 1;
+  double *cls =
+      gmle__malloc((size_t)nt * (C + (C > K ? C : K)) * sizeof(double));
   gmle_status s = GMLE_OK;
   if (!J || !cls)
     s = gmle__error(ctx, GMLE_E_OUT_OF_MEMORY,
@@ -572,7 +622,7 @@ gmle_status gmle__mixture_score(gmle_context *ctx, const gmle_model *m,
     s = gmle_score(ctx, cm, (const char *)x + r0 * row_stride * isz, dtype, n,
                    row_stride, GMLE_OUT_JOINT, GMLE_F64, J);
     if (s == GMLE_OK)
-      reduce_rows(m, J, n, r0, what, out_dtype, out, cls);
+      reduce_rows(m, J, n, r0, what, out_dtype, out, cls, nt);
   }
   gmle__free(J);
   gmle__free(cls);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """EM through the C API (ctypes), against independent float64 references.
 
-  python3 em_library.py LIBGMLE [BACKEND]     (BACKEND: cpu (default), opencl)
+  python3 em_library.py LIBGMLE [BACKEND]     (BACKEND: cpu (default), opencl,
+                                               cuda)
 
 1. Unsupervised mixtures, each covariance type, from the same start as
    scikit-learn's GaussianMixture (weights_init, means_init,
@@ -34,7 +35,8 @@ except ImportError as e:  # pragma: no cover
     sys.exit(77)
 
 lib = C.CDLL(sys.argv[1])
-BACKEND = {"cpu": 1, "opencl": 2}[sys.argv[2] if len(sys.argv) > 2 else "cpu"]
+BACKEND = {"cpu": 1, "opencl": 2, "cuda": 3}[
+    sys.argv[2] if len(sys.argv) > 2 else "cpu"]
 P = C.c_void_p
 F32, F64 = 1, 2
 COV = {"full": 0, "diag": 1, "spherical": 2, "tied": 3}

@@ -106,8 +106,8 @@ static size_t read_all(gmle_reader *r, size_t max_rows, double *dst,
       break;
     }
     for (size_t k = 0; k < n * cols; k++)
-      dst[total * cols + k] =
-          dt == GMLE_F32 ? (double)((float *)buf)[k] : ((double *)buf)[k];
+      dst[total * cols + k] = dt == GMLE_F32 ? (double)((float *)buf)[k]
+                                             : ((double *)buf)[k];
     total += n;
   }
   free(buf);
@@ -155,8 +155,8 @@ TEST(npy_reads_every_version_dtype_and_order) {
           for (size_t i = 0; i < N && n == N; i++)
             for (size_t j = 0; j < D; j++)
               bad += got[i * D + j] != val(i, j);
-          CHECK_MSG(bad == 0, "v%d %s fortran=%d batch %zu: %d wrong", major,
-                    descrs[d], fo, batches[b], bad);
+          CHECK_MSG(bad == 0, "v%d %s fortran=%d batch %zu: %d wrong",
+                    major, descrs[d], fo, batches[b], bad);
         }
         gmle_reader_free(r);
       }
@@ -271,8 +271,8 @@ TEST(npy_reads_shapes_empty_1d_scalar_and_legacy_alignment) {
   /* (1, 3) Fortran order == C order */
   double t[3] = {1, 2, 3};
   make_npy(tpath("t.npy"), 2,
-           "{'descr': '<f8', 'fortran_order': True, 'shape': (1, 3), }", 64, t,
-           sizeof t);
+           "{'descr': '<f8', 'fortran_order': True, 'shape': (1, 3), }", 64,
+           t, sizeof t);
   CHECK_STATUS(gmle_reader_open(ctx, tpath("t.npy"), NULL, &r), GMLE_OK);
   if (r) {
     double got[3];
@@ -285,8 +285,8 @@ TEST(npy_converts_float16_and_passes_nonfinite_through) {
   /* half bits: 1.0, -2.5, 65504, 2^-24 (subnormal), +inf, nan, -0 */
   const uint16_t hb[7] = {0x3C00, 0xC100, 0x7BFF, 0x0001,
                           0x7C00, 0x7E00, 0x8000};
-  const double want[7] = {1.0,      -2.5, 65504.0, 5.9604644775390625e-08,
-                          INFINITY, NAN,  -0.0};
+  const double want[7] = {1.0, -2.5, 65504.0, 5.9604644775390625e-08,
+                          INFINITY, NAN, -0.0};
   for (int big = 0; big < 2; big++) {
     unsigned char data[14];
     for (int k = 0; k < 7; k++)
@@ -351,8 +351,8 @@ TEST(npy_large_fortran_and_float16_cross_internal_chunks) {
     put_int(h + 2 * i, 2, 0, bits);
   }
   make_npy(tpath("h2.npy"), 1,
-           "{'descr': '<f2', 'fortran_order': False, 'shape': (600000,), }", 64,
-           h, M * 2);
+           "{'descr': '<f2', 'fortran_order': False, 'shape': (600000,), }",
+           64, h, M * 2);
   double *g2 = malloc(M * 8);
   CHECK_STATUS(gmle_reader_open(ctx, tpath("h2.npy"), NULL, &r), GMLE_OK);
   if (r) {
@@ -370,14 +370,17 @@ TEST(npy_large_fortran_and_float16_cross_internal_chunks) {
 }
 
 /* Read all labels of a labels_only reader in batches of max_rows into one
- * '|'-joined string. */
-static void read_labels(gmle_reader *r, size_t max_rows, char *out,
-                        size_t cap) {
+ * '|'-joined string: as text (gmle_reader_read), or as int64
+ * (gmle_reader_read_int_labels) printed in decimal when as_int. */
+static void read_labels_as(gmle_reader *r, size_t max_rows, int as_int,
+                           char *out, size_t cap) {
   const char **lab = malloc(max_rows * sizeof *lab);
+  int64_t *ilab = malloc(max_rows * sizeof *ilab);
   out[0] = '\0';
   for (;;) {
-    size_t n = 0;
-    gmle_status s = gmle_reader_read(r, NULL, max_rows, &n, lab);
+    size_t n = 9;
+    gmle_status s = as_int ? gmle_reader_read_int_labels(r, ilab, max_rows, &n)
+                           : gmle_reader_read(r, NULL, max_rows, &n, lab);
     if (s != GMLE_OK) {
       snprintf(out, cap, "ERROR %s", gmle_context_error(ctx));
       break;
@@ -385,11 +388,34 @@ static void read_labels(gmle_reader *r, size_t max_rows, char *out,
     if (n == 0)
       break;
     for (size_t i = 0; i < n; i++) {
-      strncat(out, lab[i], cap - strlen(out) - 1);
+      char one[32];
+      if (as_int)
+        snprintf(one, sizeof one, "%lld", (long long)ilab[i]);
+      strncat(out, as_int ? one : lab[i], cap - strlen(out) - 1);
       strncat(out, "|", cap - strlen(out) - 1);
     }
   }
   free(lab);
+  free(ilab);
+}
+
+static void read_labels(gmle_reader *r, size_t max_rows, char *out,
+                        size_t cap) {
+  read_labels_as(r, max_rows, 0, out, cap);
+}
+
+/* A labels file of n integers v[] stored in `size` bytes each as `descr`
+ * says (its byte order from a leading '>'). */
+static void make_int_npy(const char *name, const char *descr, const char *shape,
+                         size_t size, int n, const uint64_t *v) {
+  unsigned char data[64];
+  for (int k = 0; k < n; k++)
+    put_int(data + (size_t)k * size, size, descr[0] == '>', v[k]);
+  char dict[128];
+  snprintf(dict, sizeof dict,
+           "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr,
+           shape);
+  make_npy(tpath(name), 1, dict, 64, data, (size_t)n * size);
 }
 
 TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
@@ -403,44 +429,27 @@ TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
       {"|i1", "(5,)", 1, 5, {0x80, 0xFF, 0, 5, 127}, "-128|-1|0|5|127|"},
       {"<u2", "(3,)", 2, 3, {0, 1, 65535}, "0|1|65535|"},
       {">u2", "(3, 1)", 2, 3, {0, 1, 65535}, "0|1|65535|"},
-      {"<i4",
-       "(3,)",
-       4,
-       3,
-       {0x80000000u, 7, 0x7FFFFFFF},
+      {"<i4", "(3,)", 4, 3, {0x80000000u, 7, 0x7FFFFFFF},
        "-2147483648|7|2147483647|"},
-      {">i4", "(3, 1)", 4, 3, {0xFFFFFFFFu, 7, 0x7FFFFFFF}, "-1|7|2147483647|"},
-      {"<i8",
-       "(4,)",
-       8,
-       4,
+      {">i4", "(3, 1)", 4, 3, {0xFFFFFFFFu, 7, 0x7FFFFFFF},
+       "-1|7|2147483647|"},
+      {"<i8", "(4,)", 8, 4,
        {0x8000000000000000ull, 0xFFFFFFFFFFFFFFFFull, 42,
         0x7FFFFFFFFFFFFFFFull},
        "-9223372036854775808|-1|42|9223372036854775807|"},
-      {"<u8",
-       "(2,)",
-       8,
-       2,
-       {0, 0xFFFFFFFFFFFFFFFFull},
+      {"<u8", "(2,)", 8, 2, {0, 0xFFFFFFFFFFFFFFFFull},
        "0|18446744073709551615|"},
   };
   gmle_reader_options opt;
   gmle_reader_options_init(&opt);
   opt.labels_only = 1;
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-    unsigned char data[64];
-    for (int k = 0; k < cases[c].n; k++)
-      put_int(data + k * cases[c].size, cases[c].size, cases[c].descr[0] == '>',
-              cases[c].v[k]);
-    char dict[128];
-    snprintf(dict, sizeof dict,
-             "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
-             cases[c].descr, cases[c].shape);
-    make_npy(tpath("lab.npy"), 1, dict, 64, data,
-             (size_t)cases[c].n * cases[c].size);
+    make_int_npy("lab.npy", cases[c].descr, cases[c].shape, cases[c].size,
+                 cases[c].n, cases[c].v);
     for (size_t b = 1; b <= 7; b += 6) {
       gmle_reader *r = NULL;
-      CHECK_STATUS(gmle_reader_open(ctx, tpath("lab.npy"), &opt, &r), GMLE_OK);
+      CHECK_STATUS(gmle_reader_open(ctx, tpath("lab.npy"), &opt, &r),
+                   GMLE_OK);
       if (!r)
         continue;
       uint64_t rows = 0;
@@ -456,8 +465,8 @@ TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
   /* float labels holding whole numbers are accepted; 2.5 is not. */
   double fl[3] = {1, -3, 2.5};
   make_npy(tpath("fl.npy"), 1,
-           "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", 64, fl,
-           sizeof fl);
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", 64,
+           fl, sizeof fl);
   gmle_reader *r = NULL;
   CHECK_STATUS(gmle_reader_open(ctx, tpath("fl.npy"), &opt, &r), GMLE_OK);
   if (r) {
@@ -472,8 +481,8 @@ TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
   }
   /* string labels '<U3' (UCS-4) come back as UTF-8 */
   unsigned char u[3 * 12] = {0};
-  const uint32_t cps[3][3] = {
-      {'c', 'a', 't'}, {'d', 0xF6, 'g'}, {0x65E5, 0x672C, 0}};
+  const uint32_t cps[3][3] = {{'c', 'a', 't'}, {'d', 0xF6, 'g'},
+                              {0x65E5, 0x672C, 0}};
   for (int k = 0; k < 3; k++)
     for (int m = 0; m < 3; m++)
       put_int(u + 12 * k + 4 * m, 4, 0, cps[k][m]);
@@ -488,6 +497,109 @@ TEST(npy_labels_of_every_integer_width_come_as_decimal_text) {
               "'%s'", got);
     gmle_reader_free(r);
   }
+}
+
+TEST(npy_int_labels_equal_the_text_labels_without_text) {
+  /* Every integer width and byte order, bool and whole floats: the int64
+   * labels are the values the text path prints; uint64 and strings are
+   * not integer labels. */
+  struct {
+    const char *descr;
+    size_t size;
+    int n, is_int;
+    uint64_t v[5];
+  } cases[] = {
+      {"|i1", 1, 5, 1, {0x80, 0xFF, 0, 5, 127}},
+      {"|u1", 1, 3, 1, {0, 200, 255}},
+      {"<i2", 2, 3, 1, {0x8000, 0xFFFF, 12}},
+      {">i2", 2, 3, 1, {0x8000, 0xFFFF, 12}},
+      {"<u2", 2, 3, 1, {0, 1, 65535}},
+      {"<i4", 4, 3, 1, {0x80000000u, 7, 0x7FFFFFFF}},
+      {">u4", 4, 2, 1, {0xFFFFFFFFu, 3}},
+      {"<u4", 4, 2, 1, {0xFFFFFFFFu, 3}},
+      {"<i8",
+       8,
+       4,
+       1,
+       {0x8000000000000000ull, 0xFFFFFFFFFFFFFFFFull, 42,
+        0x7FFFFFFFFFFFFFFFull}},
+      {">i8", 8, 2, 1, {0xFFFFFFFFFFFFFFFEull, 5}},
+      {"|b1", 1, 3, 1, {0, 1, 7}},
+      {"<u8", 8, 2, 0, {0, 0xFFFFFFFFFFFFFFFFull}},
+      {"|S2", 2, 2, 0, {0x3131, 0x3232}},
+  };
+  gmle_reader_options opt;
+  gmle_reader_options_init(&opt);
+  opt.labels_only = 1;
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    char shape[16];
+    snprintf(shape, sizeof shape, "(%d,)", cases[c].n);
+    make_int_npy("il.npy", cases[c].descr, shape, cases[c].size, cases[c].n,
+                 cases[c].v);
+    gmle_reader *r = NULL;
+    CHECK_STATUS(gmle_reader_open(ctx, tpath("il.npy"), &opt, &r), GMLE_OK);
+    if (!r)
+      continue;
+    CHECK_MSG(gmle_reader_int_labels(r) == cases[c].is_int, "%s",
+              cases[c].descr);
+    char want[256], got[256];
+    read_labels(r, 7, want, sizeof want);
+    CHECK_STATUS(gmle_reader_rewind(r), GMLE_OK);
+    if (!cases[c].is_int) {
+      int64_t one;
+      size_t n = 9;
+      CHECK_STATUS(gmle_reader_read_int_labels(r, &one, 1, &n),
+                   GMLE_E_UNSUPPORTED);
+      CHECK(n == 0);
+      CHECK_ERROR_HAS(ctx, "not all integers");
+      gmle_reader_free(r);
+      continue;
+    }
+    for (size_t b = 1; b <= 7; b += 6) {
+      CHECK_STATUS(gmle_reader_rewind(r), GMLE_OK);
+      read_labels_as(r, b, 1, got, sizeof got);
+      CHECK_MSG(strcmp(got, want) == 0, "%s batch %zu: '%s', text '%s'",
+                cases[c].descr, b, got, want);
+    }
+    gmle_reader_free(r);
+  }
+  /* Whole floats as integers; 2.5 is the error of the text path, and the
+   * failing call counts no row. */
+  double fl[4] = {1, -3, 2.5, 4};
+  make_npy(tpath("fl.npy"), 1,
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (4,), }", 64, fl,
+           sizeof fl);
+  gmle_reader *r = NULL;
+  CHECK_STATUS(gmle_reader_open(ctx, tpath("fl.npy"), &opt, &r), GMLE_OK);
+  if (r) {
+    CHECK(gmle_reader_int_labels(r) == 1);
+    int64_t lab[4] = {0};
+    size_t n = 9;
+    CHECK_STATUS(gmle_reader_read_int_labels(r, lab, 2, &n), GMLE_OK);
+    CHECK(n == 2 && lab[0] == 1 && lab[1] == -3);
+    CHECK_STATUS(gmle_reader_read_int_labels(r, lab, 2, &n), GMLE_E_BAD_FORMAT);
+    CHECK(n == 0 && gmle_reader_offset(r) == 2);
+    CHECK_ERROR_HAS(ctx, "row 2");
+    CHECK_ERROR_HAS(ctx, "label 2.5 is not an integer");
+    gmle_reader_free(r);
+  }
+  /* A data file has no labels; arguments are checked. */
+  double v[2] = {1, 2};
+  make_npy(tpath("d.npy"), 1,
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 64, v,
+           sizeof v);
+  CHECK_STATUS(gmle_reader_open(ctx, tpath("d.npy"), NULL, &r), GMLE_OK);
+  if (r) {
+    int64_t lab[2];
+    size_t n = 9;
+    CHECK(gmle_reader_int_labels(r) == 0);
+    CHECK_STATUS(gmle_reader_read_int_labels(r, lab, 2, &n),
+                 GMLE_E_UNSUPPORTED);
+    CHECK_STATUS(gmle_reader_read_int_labels(r, lab, 2, NULL),
+                 GMLE_E_INVALID_ARG);
+    gmle_reader_free(r);
+  }
+  CHECK(gmle_reader_int_labels(NULL) == 0);
 }
 
 TEST(npy_data_reader_gives_null_labels) {
@@ -537,19 +649,19 @@ TEST(npy_rejects_bad_files_with_numpy_words) {
   expect_open_error("s.npy", NULL, GMLE_E_UNSUPPORTED, "unsupported dtype");
   /* truncated data: 48 bytes claimed, 40 present */
   make_npy(tpath("tr.npy"), 1,
-           "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", 64, v,
-           40);
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", 64,
+           v, 40);
   expect_open_error("tr.npy", NULL, GMLE_E_CORRUPT, "48");
   expect_open_error("tr.npy", NULL, GMLE_E_CORRUPT, "40");
   /* 3-D */
   make_npy(tpath("3d.npy"), 1,
-           "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2, 3), }", 64,
-           v, 48);
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2, 3), }",
+           64, v, 48);
   expect_open_error("3d.npy", NULL, GMLE_E_UNSUPPORTED, "(1, 2, 3)");
   /* (N, 0) */
   make_npy(tpath("n0.npy"), 1,
-           "{'descr': '<f8', 'fortran_order': False, 'shape': (4, 0), }", 64, v,
-           0);
+           "{'descr': '<f8', 'fortran_order': False, 'shape': (4, 0), }", 64,
+           v, 0);
   expect_open_error("n0.npy", NULL, GMLE_E_UNSUPPORTED, "no feature");
   /* version 4.0 */
   make_npy(tpath("v4.npy"), 2,
@@ -570,8 +682,8 @@ TEST(npy_rejects_bad_files_with_numpy_words) {
   gmle_reader_options_init(&opt);
   opt.labels_only = 1;
   make_npy(tpath("l2.npy"), 1,
-           "{'descr': '<i4', 'fortran_order': False, 'shape': (3, 2), }", 64, v,
-           24);
+           "{'descr': '<i4', 'fortran_order': False, 'shape': (3, 2), }", 64,
+           v, 24);
   expect_open_error("l2.npy", &opt, GMLE_E_UNSUPPORTED, "(N,) or (N, 1)");
   /* paths */
   expect_open_error("missing.npy", NULL, GMLE_E_IO, "missing.npy");
@@ -588,29 +700,26 @@ TEST(npy_reads_files_written_by_numpy) {
     return;
   }
   char cmd[1024];
-  snprintf(
-      cmd, sizeof cmd,
-      "python3 -c \"\n"
-      "import numpy as np\n"
-      "d='%s'\n"
-      "N, D = 1001, 5\n"
-      "i = np.arange(N)[:, None]; j = np.arange(D)[None, :]\n"
-      "x = (i*8 + j) + 0.25*(j %% 3) - 3.5\n"
-      "np.save(d+'/np_f8.npy', x)\n"
-      "np.save(d+'/np_f4.npy', x.astype(np.float32))\n"
-      "np.save(d+'/np_f8_fortran.npy', np.asfortranarray(x))\n"
-      "np.save(d+'/np_f4_be.npy', x.astype('>f4'))\n"
-      "np.save(d+'/np_f4_be_fortran.npy', np.asfortranarray(x.astype('>f4')))\n"
-      "np.save(d+'/np_1d.npy', x[:, 0].copy())\n"
-      "np.save(d+'/np_empty.npy', np.zeros((0, 5)))\n"
-      "np.save(d+'/np_lab_i1.npy', (np.arange(N) %% 7 - 3).astype(np.int8))\n"
-      "np.save(d+'/np_lab_u2.npy', (np.arange(N) * 61).astype(np.uint16))\n"
-      "np.save(d+'/np_lab_i8.npy', (np.arange(N) - "
-      "500).astype(np.int64).reshape(N, 1))\n"
-      "np.save(d+'/np_lab_str.npy', np.array(['cat', 'dog', "
-      "'eel'])[np.arange(N) %% 3])\n"
-      "\"",
-      tdir);
+  snprintf(cmd, sizeof cmd,
+           "python3 -c \"\n"
+           "import numpy as np\n"
+           "d='%s'\n"
+           "N, D = 1001, 5\n"
+           "i = np.arange(N)[:, None]; j = np.arange(D)[None, :]\n"
+           "x = (i*8 + j) + 0.25*(j %% 3) - 3.5\n"
+           "np.save(d+'/np_f8.npy', x)\n"
+           "np.save(d+'/np_f4.npy', x.astype(np.float32))\n"
+           "np.save(d+'/np_f8_fortran.npy', np.asfortranarray(x))\n"
+           "np.save(d+'/np_f4_be.npy', x.astype('>f4'))\n"
+           "np.save(d+'/np_f4_be_fortran.npy', np.asfortranarray(x.astype('>f4')))\n"
+           "np.save(d+'/np_1d.npy', x[:, 0].copy())\n"
+           "np.save(d+'/np_empty.npy', np.zeros((0, 5)))\n"
+           "np.save(d+'/np_lab_i1.npy', (np.arange(N) %% 7 - 3).astype(np.int8))\n"
+           "np.save(d+'/np_lab_u2.npy', (np.arange(N) * 61).astype(np.uint16))\n"
+           "np.save(d+'/np_lab_i8.npy', (np.arange(N) - 500).astype(np.int64).reshape(N, 1))\n"
+           "np.save(d+'/np_lab_str.npy', np.array(['cat', 'dog', 'eel'])[np.arange(N) %% 3])\n"
+           "\"",
+           tdir);
   CHECK(system(cmd) == 0);
   const char *data_files[] = {"np_f8.npy", "np_f4.npy", "np_f8_fortran.npy",
                               "np_f4_be.npy", "np_f4_be_fortran.npy"};
@@ -623,8 +732,8 @@ TEST(npy_reads_files_written_by_numpy) {
     if (!r)
       continue;
     CHECK(gmle_reader_cols(r) == D);
-    CHECK(gmle_reader_dtype(r) ==
-          (strstr(data_files[f], "f4") ? GMLE_F32 : GMLE_F64));
+    CHECK(gmle_reader_dtype(r) == (strstr(data_files[f], "f4") ? GMLE_F32
+                                                               : GMLE_F64));
     const size_t batches[] = {1, 7, 4096};
     for (int b = 0; b < 3; b++) {
       CHECK_STATUS(gmle_reader_rewind(r), GMLE_OK);
@@ -633,8 +742,8 @@ TEST(npy_reads_files_written_by_numpy) {
       for (size_t i = 0; i < N; i++)
         for (size_t j = 0; j < D; j++)
           bad += got[i * D + j] != val(i, j);
-      CHECK_MSG(bad == 0, "%s batch %zu: %d wrong", data_files[f], batches[b],
-                bad);
+      CHECK_MSG(bad == 0, "%s batch %zu: %d wrong", data_files[f],
+                batches[b], bad);
     }
     gmle_reader_free(r);
   }
@@ -649,7 +758,8 @@ TEST(npy_reads_files_written_by_numpy) {
     CHECK(bad == 0);
     gmle_reader_free(r);
   }
-  CHECK_STATUS(gmle_reader_open(ctx, tpath("np_empty.npy"), NULL, &r), GMLE_OK);
+  CHECK_STATUS(gmle_reader_open(ctx, tpath("np_empty.npy"), NULL, &r),
+               GMLE_OK);
   if (r) {
     CHECK(gmle_reader_cols(r) == 5 && read_all(r, 10, got, 1) == 0);
     gmle_reader_free(r);
@@ -657,8 +767,8 @@ TEST(npy_reads_files_written_by_numpy) {
   gmle_reader_options opt;
   gmle_reader_options_init(&opt);
   opt.labels_only = 1;
-  const char *lab_files[] = {"np_lab_i1.npy", "np_lab_u2.npy", "np_lab_i8.npy",
-                             "np_lab_str.npy"};
+  const char *lab_files[] = {"np_lab_i1.npy", "np_lab_u2.npy",
+                             "np_lab_i8.npy", "np_lab_str.npy"};
   size_t cap = N * 24;
   char *want = malloc(cap), *txt = malloc(cap);
   for (int f = 0; f < 4; f++) {
@@ -673,16 +783,21 @@ TEST(npy_reads_files_written_by_numpy) {
         snprintf(one, sizeof one, "%d|", (int)i - 500);
       else
         snprintf(one, sizeof one, "%s|",
-                 i % 3 == 0   ? "cat"
-                 : i % 3 == 1 ? "dog"
-                              : "eel");
+                 i % 3 == 0 ? "cat" : i % 3 == 1 ? "dog" : "eel");
       strcat(want, one);
     }
-    CHECK_STATUS(gmle_reader_open(ctx, tpath(lab_files[f]), &opt, &r), GMLE_OK);
+    CHECK_STATUS(gmle_reader_open(ctx, tpath(lab_files[f]), &opt, &r),
+                 GMLE_OK);
     if (!r)
       continue;
     read_labels(r, 7, txt, cap);
     CHECK_MSG(strcmp(txt, want) == 0, "%s differs", lab_files[f]);
+    CHECK(gmle_reader_int_labels(r) == (f < 3));
+    if (f < 3) {
+      CHECK_STATUS(gmle_reader_rewind(r), GMLE_OK);
+      read_labels_as(r, 4096, 1, txt, cap);
+      CHECK_MSG(strcmp(txt, want) == 0, "%s differs as int64", lab_files[f]);
+    }
     gmle_reader_free(r);
   }
   free(want);
@@ -695,8 +810,8 @@ TEST(npy_reads_files_written_by_numpy) {
 TEST(npy_truncation_bit_flips_and_allocation_failures_give_a_status) {
   double v[6] = {1, 2, 3, 4, 5, 6};
   make_npy(tpath("ok.npy"), 1,
-           "{'descr': '>f8', 'fortran_order': True, 'shape': (3, 2), }", 64, v,
-           sizeof v);
+           "{'descr': '>f8', 'fortran_order': True, 'shape': (3, 2), }", 64,
+           v, sizeof v);
   FILE *f = fopen(tpath("ok.npy"), "rb");
   unsigned char full[256];
   size_t len = f ? fread(full, 1, sizeof full, f) : 0;
@@ -720,8 +835,8 @@ TEST(npy_truncation_bit_flips_and_allocation_failures_give_a_status) {
       write_bytes(tpath("flip.npy"), b, len);
       for (int mode = 0; mode < 2; mode++) {
         gmle_reader *r = NULL;
-        if (gmle_reader_open(ctx, tpath("flip.npy"), mode ? &lab : NULL, &r) !=
-            GMLE_OK)
+        if (gmle_reader_open(ctx, tpath("flip.npy"), mode ? &lab : NULL,
+                             &r) != GMLE_OK)
           continue;
         size_t cols = gmle_reader_cols(r), n = 1;
         double *buf = malloc((4 * cols + 1) * 8);
@@ -761,13 +876,15 @@ int main(int argc, char **argv) {
     printf("context: %s\n", gmle_context_error(ctx));
     return 2;
   }
-  have_numpy = system("python3 -c 'import numpy' >/dev/null 2>&1") == 0;
+  have_numpy =
+      system("python3 -c 'import numpy' >/dev/null 2>&1") == 0;
   RUN(npy_reads_every_version_dtype_and_order);
   RUN(npy_reads_shapes_empty_1d_scalar_and_legacy_alignment);
   RUN(npy_seek_jumps_to_a_row_in_either_order);
   RUN(npy_converts_float16_and_passes_nonfinite_through);
   RUN(npy_large_fortran_and_float16_cross_internal_chunks);
   RUN(npy_labels_of_every_integer_width_come_as_decimal_text);
+  RUN(npy_int_labels_equal_the_text_labels_without_text);
   RUN(npy_data_reader_gives_null_labels);
   RUN(npy_rejects_bad_files_with_numpy_words);
   RUN(npy_reads_files_written_by_numpy);

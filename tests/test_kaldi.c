@@ -672,6 +672,26 @@ TEST(alignment_archives_give_one_label_per_frame) {
   const gmle_utterance *u;
   CHECK(gmle_reader_utterances(r, &u) == 3);
   CHECK(strcmp(u[2].key, "a3") == 0 && u[2].row0 == 4 && u[2].n_rows == 3);
+  /* The same labels as integers, in batches of 3, with the same
+   * utterances. */
+  CHECK(gmle_reader_int_labels(r) == 1);
+  CHECK_STATUS(gmle_reader_rewind(r), GMLE_OK);
+  int64_t il[8];
+  size_t got = 0;
+  for (int pass = 0; pass < 4; pass++) {
+    CHECK_STATUS(gmle_reader_read_int_labels(r, il + got, 3, &n), GMLE_OK);
+    if (pass == 1) { /* rows 3..5: the end of a2 and a3's first two */
+      CHECK(gmle_reader_utterances(r, &u) == 2);
+      CHECK(strcmp(u[0].key, "a2") == 0 && u[0].n_rows == 1 && u[0].last);
+      CHECK(strcmp(u[1].key, "a3") == 0 && u[1].frame0 == 0 &&
+            u[1].n_rows == 2 && !u[1].last);
+    }
+    got += n;
+  }
+  CHECK(got == 7);
+  const int64_t iwant[7] = {5, -2, 5, 2147483647, 7, 8, 9};
+  for (size_t i = 0; i < got && i < 7; i++)
+    CHECK_MSG(il[i] == iwant[i], "label %zu: %lld", i, (long long)il[i]);
   gmle_reader_free(r);
   /* An element with a size byte other than 4, and a matrix where an
    * alignment is expected. */

@@ -3,34 +3,35 @@
  * keeps the order it gives. */
 #include "cli.h"
 
-#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* An optional sign and decimal digits within int64, as strtoll reads them
+ * (no blanks, no overflow), without its locale and errno: this runs once
+ * per row of text labels. */
 int cli_parse_int_label(const char *s, long long *v) {
   const char *p = s;
+  const int neg = *p == '-';
   if (*p == '+' || *p == '-')
     p++;
   if (*p < '0' || *p > '9')
     return 0;
-  for (const char *q = p; *q; q++)
-    if (*q < '0' || *q > '9')
+  const unsigned long long limit =
+      neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+  unsigned long long acc = 0;
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9')
       return 0;
-  errno = 0;
-  char *end = NULL;
-  long long x = strtoll(s, &end, 10);
-  if (errno == ERANGE || *end)
-    return 0;
-  *v = x;
+    const unsigned digit = (unsigned)(*p - '0');
+    if (acc > (limit - digit) / 10)
+      return 0;
+    acc = acc * 10 + digit;
+  }
+  *v = neg ? (acc == limit ? LLONG_MIN : -(long long)acc) : (long long)acc;
   return 1;
 }
-
-/* Open-addressing hash set of strings. */
-struct cli_label_set {
-  size_t cap, n;
-  char **slot;
-};
 
 static uint64_t hash_str(const char *s) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -41,10 +42,36 @@ static uint64_t hash_str(const char *s) {
   return h;
 }
 
+static size_t hash_int(long long v) { /* Fibonacci hashing */
+  return (size_t)(((uint64_t)v * 0x9E3779B97F4A7C15ull) >> 32);
+}
+
+/* The smallest power of two >= 2 n, at least 16: open addressing at most
+ * half full. */
+static size_t table_cap(size_t n) {
+  size_t cap = 16;
+  while (cap < 2 * n)
+    cap *= 2;
+  return cap;
+}
+
+/* Open-addressing hash sets: integer labels by value (canonical text made
+ * only once, at the end), other labels by their text. */
+struct cli_label_set {
+  size_t cap, n;
+  char **slot;
+  size_t icap, in;
+  long long *ikey;
+  unsigned char *iused;
+  uint64_t small[1024]; /* bits of the integers 0..65535 already added */
+};
+
 cli_label_set *cli_label_set_new(void) {
   cli_label_set *s = cli_xcalloc(1, sizeof *s);
-  s->cap = 64;
+  s->cap = s->icap = 16;
   s->slot = cli_xcalloc(s->cap, sizeof *s->slot);
+  s->ikey = cli_xcalloc(s->icap, sizeof *s->ikey);
+  s->iused = cli_xcalloc(s->icap, 1);
   return s;
 }
 
@@ -68,12 +95,49 @@ static void set_grow(cli_label_set *s) {
   free(old);
 }
 
+/* Insert v into the integer hash (grown first when half full). */
+static void set_insert_int(cli_label_set *s, long long v) {
+  if (2 * (s->in + 1) > s->icap) {
+    long long *ok = s->ikey;
+    unsigned char *ou = s->iused;
+    const size_t oc = s->icap;
+    s->icap *= 2;
+    s->in = 0;
+    s->ikey = cli_xcalloc(s->icap, sizeof *s->ikey);
+    s->iused = cli_xcalloc(s->icap, 1);
+    for (size_t i = 0; i < oc; i++)
+      if (ou[i])
+        set_insert_int(s, ok[i]);
+    free(ok);
+    free(ou);
+  }
+  size_t i = hash_int(v) & (s->icap - 1);
+  while (s->iused[i]) {
+    if (s->ikey[i] == v)
+      return;
+    i = (i + 1) & (s->icap - 1);
+  }
+  s->iused[i] = 1;
+  s->ikey[i] = v;
+  s->in++;
+}
+
+void cli_label_set_add_int(cli_label_set *s, long long v) {
+  /* Most labels are small integers seen before: one bit, no hash. */
+  if (v >= 0 && v < 65536) {
+    const uint64_t bit = (uint64_t)1 << (v & 63);
+    if (s->small[v >> 6] & bit)
+      return;
+    s->small[v >> 6] |= bit;
+  }
+  set_insert_int(s, v);
+}
+
 void cli_label_set_add(cli_label_set *s, const char *label) {
   long long v;
-  char buf[32];
-  if (cli_parse_int_label(label, &v)) { /* canonical form: "007" is 7 */
-    snprintf(buf, sizeof buf, "%lld", v);
-    label = buf;
+  if (cli_parse_int_label(label, &v)) { /* "007" is 7 */
+    cli_label_set_add_int(s, v);
+    return;
   }
   size_t i = (size_t)hash_str(label) & (s->cap - 1);
   while (s->slot[i]) {
@@ -90,7 +154,7 @@ void cli_label_set_add(cli_label_set *s, const char *label) {
   s->n++;
 }
 
-size_t cli_label_set_size(const cli_label_set *s) { return s->n; }
+size_t cli_label_set_size(const cli_label_set *s) { return s->n + s->in; }
 
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -134,6 +198,134 @@ static int cmp_big(const void *a, const void *b) {
   return r ? r : strcmp(x, y);
 }
 
+/* ---- labels to class indices ------------------------------------------- */
+
+/* Built once per class set, so that each row's label costs a table look-up:
+ * integer labels through a dense table when the classes' integers span a
+ * small range (else an open-addressing hash of the values), other labels
+ * through a hash of the names. Integer keys: every value of a numeric set;
+ * of another set, the names that are an integer's canonical text (a label
+ * "007" is the class "7" in both). The first of equal keys wins. */
+struct cli_label_map {
+  long long lo;
+  size_t span;    /* dense: keys lo .. lo + span - 1 */
+  int32_t *dense; /* [span], -1: not a class */
+  size_t icap;    /* hash (when not dense) */
+  long long *ikey;
+  int32_t *ival; /* [icap], -1: empty */
+  size_t scap;
+  int32_t *sidx; /* [scap] index of a non-integer name, -1: empty */
+  char **names;
+};
+
+static long map_int(const cli_label_map *m, long long v) {
+  if (m->dense) {
+    const uint64_t k = (uint64_t)v - (uint64_t)m->lo;
+    return k < m->span ? m->dense[k] : -1;
+  }
+  for (size_t i = hash_int(v) & (m->icap - 1);; i = (i + 1) & (m->icap - 1)) {
+    if (m->ival[i] < 0)
+      return -1;
+    if (m->ikey[i] == v)
+      return m->ival[i];
+  }
+}
+
+static long map_text(const cli_label_map *m, const char *label) {
+  long long v;
+  if (cli_parse_int_label(label, &v))
+    return map_int(m, v);
+  for (size_t i = (size_t)hash_str(label) & (m->scap - 1);;
+       i = (i + 1) & (m->scap - 1)) {
+    if (m->sidx[i] < 0)
+      return -1;
+    if (strcmp(m->names[m->sidx[i]], label) == 0)
+      return m->sidx[i];
+  }
+}
+
+/* The integer key of class j, 0 when it has none. */
+static int class_int_key(const cli_classes *c, size_t j, long long *v) {
+  if (c->numeric) {
+    *v = c->values[j];
+    return 1;
+  }
+  char canon[32];
+  if (!cli_parse_int_label(c->names[j], v))
+    return 0;
+  snprintf(canon, sizeof canon, "%lld", *v);
+  return strcmp(canon, c->names[j]) == 0;
+}
+
+static void map_build_ints(cli_label_map *m, const cli_classes *c) {
+  size_t n_int = 0;
+  long long lo = 0, hi = 0, v;
+  for (size_t j = 0; j < c->n; j++)
+    if (class_int_key(c, j, &v)) {
+      lo = n_int && lo < v ? lo : v;
+      hi = n_int && hi > v ? hi : v;
+      n_int++;
+    }
+  const uint64_t range = (uint64_t)hi - (uint64_t)lo;
+  const uint64_t dense_max =
+      8 * (uint64_t)n_int > 4096 ? 8 * (uint64_t)n_int : 4096;
+  if (range < dense_max) {
+    m->lo = lo;
+    m->span = (size_t)range + 1;
+    m->dense = cli_xmalloc(m->span * sizeof *m->dense);
+    for (size_t k = 0; k < m->span; k++)
+      m->dense[k] = -1;
+    for (size_t j = c->n; j-- > 0;) /* backwards: the first wins */
+      if (class_int_key(c, j, &v))
+        m->dense[(uint64_t)v - (uint64_t)lo] = (int32_t)j;
+    return;
+  }
+  m->icap = table_cap(n_int);
+  m->ikey = cli_xcalloc(m->icap, sizeof *m->ikey);
+  m->ival = cli_xmalloc(m->icap * sizeof *m->ival);
+  for (size_t i = 0; i < m->icap; i++)
+    m->ival[i] = -1;
+  for (size_t j = 0; j < c->n; j++) {
+    if (!class_int_key(c, j, &v) || map_int(m, v) >= 0)
+      continue;
+    size_t i = hash_int(v) & (m->icap - 1);
+    while (m->ival[i] >= 0)
+      i = (i + 1) & (m->icap - 1);
+    m->ikey[i] = v;
+    m->ival[i] = (int32_t)j;
+  }
+}
+
+static void map_build(cli_classes *c) {
+  cli_label_map *m = cli_xcalloc(1, sizeof *m);
+  m->names = c->names;
+  map_build_ints(m, c);
+  m->scap = table_cap(c->n);
+  m->sidx = cli_xmalloc(m->scap * sizeof *m->sidx);
+  for (size_t i = 0; i < m->scap; i++)
+    m->sidx[i] = -1;
+  long long v;
+  for (size_t j = 0; j < c->n; j++) {
+    if (cli_parse_int_label(c->names[j], &v) || map_text(m, c->names[j]) >= 0)
+      continue; /* integer names are found through the integer keys */
+    size_t i = (size_t)hash_str(c->names[j]) & (m->scap - 1);
+    while (m->sidx[i] >= 0)
+      i = (i + 1) & (m->scap - 1);
+    m->sidx[i] = (int32_t)j;
+  }
+  c->map = m;
+}
+
+static void map_free(cli_label_map *m) {
+  if (!m)
+    return;
+  free(m->dense);
+  free(m->ikey);
+  free(m->ival);
+  free(m->sidx);
+  free(m);
+}
+
 /* Sort names and fill numeric/values; takes ownership of names. */
 static void finish_names(char **names, size_t n, cli_classes *out) {
   int numeric = n > 0, shaped = n > 0;
@@ -155,15 +347,25 @@ static void finish_names(char **names, size_t n, cli_classes *out) {
     for (size_t i = 0; i < n; i++)
       cli_parse_int_label(names[i], &out->values[i]);
   }
+  map_build(out);
 }
 
 void cli_label_set_finish(cli_label_set *s, cli_classes *out) {
-  char **names = cli_xmalloc((s->n ? s->n : 1) * sizeof *names);
+  const size_t n = s->n + s->in;
+  char **names = cli_xmalloc((n ? n : 1) * sizeof *names);
   size_t k = 0;
   for (size_t i = 0; i < s->cap; i++)
     if (s->slot[i])
       names[k++] = s->slot[i];
+  for (size_t i = 0; i < s->icap; i++)
+    if (s->iused[i]) {
+      char buf[32];
+      snprintf(buf, sizeof buf, "%lld", s->ikey[i]);
+      names[k++] = cli_xstrdup(buf);
+    }
   free(s->slot);
+  free(s->ikey);
+  free(s->iused);
   free(s);
   finish_names(names, k, out);
 }
@@ -191,6 +393,7 @@ static void in_list_order(const char *list, cli_classes *sorted,
   }
   free(sorted->names);
   free(sorted->values);
+  map_free(sorted->map);
   memset(sorted, 0, sizeof *sorted);
   from_names(names, n, out);
 }
@@ -243,6 +446,7 @@ static void from_names(char **names, size_t n, cli_classes *out) {
     for (size_t i = 0; i < n; i++)
       cli_parse_int_label(names[i], &out->values[i]);
   }
+  map_build(out);
 }
 
 void cli_classes_from_model(const gmle_model *m, cli_classes *out) {
@@ -261,56 +465,11 @@ void cli_classes_from_model(const gmle_model *m, cli_classes *out) {
 }
 
 long cli_classes_find_int(const cli_classes *c, long long v) {
-  if (c->numeric) {
-    /* values are sorted for sets we built; models keep their own order,
-     * which is sorted too when written by gmle, but search linearly when
-     * not. */
-    size_t lo = 0, hi = c->n;
-    while (lo < hi) {
-      size_t mid = lo + (hi - lo) / 2;
-      if (c->values[mid] < v)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    if (lo < c->n && c->values[lo] == v)
-      return (long)lo;
-    for (size_t i = 0; i < c->n; i++)
-      if (c->values[i] == v)
-        return (long)i;
-    return -1;
-  }
-  char buf[32];
-  snprintf(buf, sizeof buf, "%lld", v);
-  return cli_classes_find(c, buf);
+  return map_int(c->map, v);
 }
 
 long cli_classes_find(const cli_classes *c, const char *label) {
-  long long v;
-  if (c->numeric) {
-    if (!cli_parse_int_label(label, &v))
-      return -1;
-    return cli_classes_find_int(c, v);
-  }
-  char buf[32];
-  if (cli_parse_int_label(label, &v)) { /* stored canonically ("007": "7") */
-    snprintf(buf, sizeof buf, "%lld", v);
-    label = buf;
-  }
-  size_t lo = 0, hi = c->n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (strcmp(c->names[mid], label) < 0)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  if (lo < c->n && strcmp(c->names[lo], label) == 0)
-    return (long)lo;
-  for (size_t i = 0; i < c->n; i++) /* unsorted (model) order */
-    if (strcmp(c->names[i], label) == 0)
-      return (long)i;
-  return -1;
+  return map_text(c->map, label);
 }
 
 int cli_classes_equal(const cli_classes *a, const cli_classes *b) {
@@ -329,6 +488,7 @@ void cli_classes_free(cli_classes *c) {
     free(c->names[i]);
   free(c->names);
   free(c->values);
+  map_free(c->map);
   memset(c, 0, sizeof *c);
 }
 
@@ -352,8 +512,8 @@ int cli_classes_from_stats(const gmle_stats *st, cli_classes *out) {
  * one of a few rotating buffers, so that several can appear in one printf;
  * long texts are cut (with "...") at 200 bytes. */
 const char *cli_show(const char *s) {
-  static char ring[4][216];
-  static unsigned next;
+  static _Thread_local char ring[4][216]; /* the reader thread's own */
+  static _Thread_local unsigned next;
   char *out = ring[next++ % 4];
   size_t k = 0;
   if (!s)

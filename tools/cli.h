@@ -8,6 +8,7 @@
 
 #include "gmle_io.h"
 
+#include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -84,6 +85,23 @@ CLI_NORETURN void cli_die(int code, const char *what, const char *fmt, ...)
 CLI_NORETURN void cli_fail(gmle_context *ctx, gmle_status s, const char *what,
                            long long row0);
 
+/* The longest message of cli_die / cli_fail (longer ones are cut). */
+#define CLI_MESSAGE_MAX 16384
+
+/* Failures on a thread that must not end the process (the reader thread of
+ * data.c): after cli_catch_failures(c), the next cli_die or cli_fail of
+ * this thread stores its message and exit code in c, stops catching and
+ * longjmps to c->env (set with setjmp first). NULL stops catching. The
+ * main thread ends the command with cli_die_caught(c) when it reaches the
+ * work the failure belongs to. */
+typedef struct cli_catch {
+  jmp_buf env;
+  int code;
+  char msg[CLI_MESSAGE_MAX];
+} cli_catch;
+void cli_catch_failures(cli_catch *c);
+CLI_NORETURN void cli_die_caught(const cli_catch *c);
+
 /* The writer of the output being written (NULL when none): a failing
  * command aborts it, so that no partial output is left. */
 void cli_track_writer(gmle_writer *w);
@@ -126,17 +144,20 @@ double cli_now(void);
 /* A class set: sorted distinct labels, numerically when every label is an
  * integer, else lexicographically (byte order); from --classes, the order
  * the list gives. */
+typedef struct cli_label_map cli_label_map;
 typedef struct cli_classes {
   size_t n;
-  char **names;      /* [n], canonical text ("3", "cat") */
-  int numeric;       /* 1: every name is an integer */
-  long long *values; /* [n] when numeric */
+  char **names;       /* [n], canonical text ("3", "cat") */
+  int numeric;        /* 1: every name is an integer */
+  long long *values;  /* [n] when numeric */
+  cli_label_map *map; /* label to index, built with the set (classes.c) */
 } cli_classes;
 
 /* Collecting distinct labels. */
 typedef struct cli_label_set cli_label_set;
 cli_label_set *cli_label_set_new(void);
 void cli_label_set_add(cli_label_set *s, const char *label);
+void cli_label_set_add_int(cli_label_set *s, long long v);
 size_t cli_label_set_size(const cli_label_set *s);
 /* Turn the collected labels into a sorted class set; frees s. */
 void cli_label_set_finish(cli_label_set *s, cli_classes *out);
@@ -148,7 +169,8 @@ const char *cli_show(const char *s);
 int cli_classes_from_list(const char *list, cli_classes *out);
 /* From a model's class names (or "0".."C-1" when it has none). */
 void cli_classes_from_model(const gmle_model *m, cli_classes *out);
-/* Index of a label, or -1 when it is not in the set. */
+/* Index of a label, or -1 when it is not in the set: a table look-up
+ * (integer labels by value, "007" as "7"; other labels by their text). */
 long cli_classes_find(const cli_classes *c, const char *label);
 long cli_classes_find_int(const cli_classes *c, long long v);
 int cli_classes_equal(const cli_classes *a, const cli_classes *b);
@@ -162,20 +184,24 @@ int cli_parse_int_label(const char *s, long long *v);
 /* ---- data files --------------------------------------------------------- */
 
 /* A data file read in batches, with its labels (a label column of the CSV,
- * or a separate labels file read alongside). */
+ * or a separate labels file read alongside) mapped to class indices. A
+ * reader thread reads the next batch while the command works on the
+ * current one (data.c). */
+typedef struct cli_feed cli_feed;
 typedef struct cli_data {
   const char *path, *label_path; /* label_path: the file the labels are in */
-  gmle_context *ctx;
+  gmle_context *ctx;    /* the command's, for the library's work on batches */
+  gmle_context *rctx;   /* the readers' (used by the reader thread) */
   gmle_reader *x, *lab; /* lab: separate labels file, or NULL */
   int has_labels;
   size_t cols, batch;
   gmle_dtype dtype;
-  uint64_t total;       /* rows when known up front, else 0 */
-  void *buf;            /* batch x cols values */
-  const char **labels;  /* batch label texts */
-  int32_t *idx;         /* batch class indices */
-  uint64_t row0;        /* first row of the current batch (0-based) */
-  uint64_t rows_done;   /* the row after the last returned (0-based) */
+  uint64_t total; /* rows when known up front, else 0 */
+  /* The current batch (cli_data_next), valid until the next call: */
+  void *buf;          /* batch x cols values */
+  int32_t *idx;       /* class indices (after cli_data_use_classes) */
+  uint64_t row0;      /* first row of the current batch (0-based) */
+  uint64_t rows_done; /* the row after the last returned (0-based) */
   uint64_t first, last; /* the rows read: [first, last) of the file
                            (gmle-mpi: this rank's share); last UINT64_MAX:
                            to the end */
@@ -184,6 +210,7 @@ typedef struct cli_data {
   struct cli_uttmap *utt2;    /* labels per utterance (utt2label), or NULL */
   const gmle_utterance *utts; /* the utterances of the current batch */
   size_t n_utts;
+  cli_feed *feed; /* the batches and the reader thread (data.c) */
 } cli_data;
 
 /* Open DATA (and LABELS, or a CSV label column). batch_rows 0: automatic
@@ -192,8 +219,20 @@ typedef struct cli_data {
 void cli_data_open(cli_data *d, gmle_context *ctx, const char *path,
                    const char *labels_path, const char *label_column,
                    size_t batch_rows, size_t extra_bytes_per_row);
+/* From the next batch on, d->idx holds each row's class index in c (which
+ * must outlive the reading). A label not in c exits 2 naming the file and
+ * the row: "is not one of the classes (...)", or with model_path "is not a
+ * class of the model MODEL". late: that exit waits for
+ * cli_data_check_labels (classify scores a batch before it checks its
+ * labels). */
+void cli_data_use_classes(cli_data *d, const cli_classes *c,
+                          const char *model_path, int late);
+/* Exit for a label of the current batch that is not a class (late mode). */
+void cli_data_check_labels(cli_data *d);
 /* Read the next batch; returns its row count, 0 at the end. Checks that a
- * separate labels file has exactly as many rows as the data. */
+ * separate labels file has exactly as many rows as the data. A failure
+ * found while reading the batch (ahead, on the reader thread) ends the
+ * command here, when its batch is reached. */
 size_t cli_data_next(cli_data *d);
 void cli_data_rewind(cli_data *d);
 /* Read only rows [first, last) of the file from now on (last UINT64_MAX:
@@ -204,9 +243,6 @@ void cli_data_range(cli_data *d, uint64_t first, uint64_t last);
 uint64_t cli_data_rows(const cli_data *d);
 /* A first pass over the labels: the class set. */
 void cli_data_classes(cli_data *d, cli_classes *out);
-/* Map the current batch's labels to class indices in d->idx; a label not in
- * the set exits 2 naming the file and row. */
-void cli_data_map(cli_data *d, const cli_classes *c, size_t n);
 void cli_data_close(cli_data *d);
 /* cli_fail for an error in the current batch: names the absolute row and,
  * for Kaldi tables, the utterance and frame. */
@@ -272,9 +308,10 @@ void cli_refuse_same_files(const cli_file_role *in, size_t n_in,
  * with that signal; at exit, a write error on stdout prints a message and
  * exits 3. Called once by main. */
 void cli_install_exit_paths(void);
-/* Under an address-space limit, restart once with an OpenBLAS thread count
- * whose buffers fit it (memory_limit.c). Called first thing by main. */
-void cli_fit_blas_threads_to_limit(char **argv);
+/* Under an address-space limit, set an OpenBLAS thread count whose buffers
+ * fit it (memory_limit.c); 1 when it did, and main must start again for
+ * OpenBLAS to read it. Called first thing by main. */
+int cli_fit_blas_threads_to_limit(void);
 
 /* ---- commands ----------------------------------------------------------- */
 

@@ -148,10 +148,9 @@ static gmle_stats *accumulate(gmle_context *ctx, cli_data *d,
     cli_fail(ctx, s, d->path, -1);
   cli_progress pr;
   cli_progress_start(&pr, "accumulating", d->total);
+  cli_data_use_classes(d, cls, NULL, 0);
   size_t n;
   while ((n = cli_data_next(d)) > 0) {
-    if (d->has_labels)
-      cli_data_map(d, cls, n);
     s = gmle_stats_add_checked(st, d->buf, d->dtype, n, d->cols, d->cols,
                                d->has_labels ? d->idx : NULL, NULL);
     if (s != GMLE_OK)

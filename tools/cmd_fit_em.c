@@ -26,8 +26,6 @@ static gmle_status src_next(void *user, const void **x, gmle_dtype *dtype,
   em_source *s = user;
   cli_data *d = s->d;
   const size_t n = cli_data_next(d);
-  if (n && d->has_labels)
-    cli_data_map(d, s->cls, n);
   *x = d->buf;
   *dtype = d->dtype;
   *n_rows = n;
@@ -189,6 +187,7 @@ int cli_fit_mixture(gmle_context *ctx, const cli_em_args *a,
             "the init model has %zu components per class, but --components "
             "is %zu",
             gmle_model_n_components(init), o.n_components);
+  cli_data_use_classes(&d, &cls, NULL, 0);
   em_source src = {&d, &cls};
   gmle_batch_source bs = {&src, src_rewind, src_next};
   em_progress pr = {!common->quiet && isatty(2), out};
@@ -207,15 +206,22 @@ int cli_fit_mixture(gmle_context *ctx, const cli_em_args *a,
   if (s != GMLE_OK)
     cli_fail(ctx, s, out, -1);
   if (!common->quiet) {
+    /* The fitted model's own mean log-likelihood (the final pass's; the
+     * report's lower bound is the last iteration's start, as
+     * scikit-learn's, and there is none without iterations). */
     gmle_em_report rep;
-    if (gmle_model_em_report(m, &rep) == GMLE_OK)
-      fprintf(stderr,
-              "%s fit: %s: %zu class%s x %zu components, %zu features, "
-              "%s covariance, %zu EM iteration%s%s, mean log-likelihood "
-              "%.10g\n",
-              cli_prog, out, C, C == 1 ? "" : "es", o.n_components, d.cols,
-              gmle_cov_name(o.cov), rep.n_iter, rep.n_iter == 1 ? "" : "s",
-              rep.converged ? " (converged)" : "", rep.lower_bound);
+    memset(&rep, 0, sizeof rep);
+    double ll = NAN;
+    if (gmle_model_em_report(m, &rep) == GMLE_OK &&
+        gmle_model_loglik(m, 0, &ll) == GMLE_OK && rep.n_rows > 0)
+      ll /= rep.n_rows;
+    fprintf(stderr,
+            "%s fit: %s: %zu class%s x %zu components, %zu features, "
+            "%s covariance, %zu EM iteration%s%s, mean log-likelihood "
+            "%.10g\n",
+            cli_prog, out, C, C == 1 ? "" : "es", o.n_components, d.cols,
+            gmle_cov_name(o.cov), rep.n_iter, rep.n_iter == 1 ? "" : "s",
+            rep.converged ? " (converged)" : "", ll);
   }
   cli_data_close(&d);
   gmle_model_free(m);
@@ -270,10 +276,9 @@ int cli_em_stats(gmle_context *ctx, const cli_common *common, const char *data,
     cli_fail(ctx, s, model_path, -1);
   cli_progress pr;
   cli_progress_start(&pr, "E-step", d.total);
+  cli_data_use_classes(&d, &cls, NULL, 0);
   size_t n;
   while ((n = cli_data_next(&d)) > 0) {
-    if (d.has_labels)
-      cli_data_map(&d, &cls, n);
     s = gmle_em_stats_add(es, d.buf, d.dtype, n, d.cols,
                           d.has_labels ? d.idx : NULL, NULL);
     if (s != GMLE_OK)

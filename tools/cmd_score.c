@@ -501,6 +501,7 @@ static void classify_ark(gmle_context *ctx, const gmle_model *m,
   int32_t *pred = cli_xmalloc(d->batch * sizeof *pred);
   cli_progress pr;
   cli_progress_start(&pr, "classifying", d->total);
+  cli_data_use_classes(d, cls, model_path, 1);
   size_t n;
   while ((n = cli_data_next(d)) > 0) {
     gmle_status s = gmle_score(ctx, m, d->buf, d->dtype, n, d->cols,
@@ -510,15 +511,9 @@ static void classify_ark(gmle_context *ctx, const gmle_model *m,
                      GMLE_F64, pred);
     if (s != GMLE_OK)
       cli_data_fail(d, s);
-    for (size_t i = 0; d->has_labels && i < n; i++) {
-      long t = cli_classes_find(cls, d->labels[i]);
-      if (t < 0)
-        cli_die(CLI_EXIT_DATA, d->label_path,
-                "row %llu: label '%s' is not a class of the model %s",
-                (unsigned long long)(d->row0 + i), cli_show(d->labels[i]),
-                model_path);
-      tally_add(&fr, t, pred[i]);
-    }
+    cli_data_check_labels(d);
+    for (size_t i = 0; d->has_labels && i < n; i++)
+      tally_add(&fr, d->idx[i], pred[i]);
     cli_uttacc_add(acc, d, ll, utt_predicted, &p);
     cli_progress_update(&pr, d->rows_done);
   }
@@ -605,6 +600,7 @@ int cmd_classify(int argc, char **argv) {
     none_value = INT64_MIN;
   cli_progress pr;
   cli_progress_start(&pr, "classifying", d.total);
+  cli_data_use_classes(&d, &cls, pos[0], 1);
   size_t n;
   while ((n = cli_data_next(&d)) > 0) {
     s = gmle_score(ctx, m, d.buf, d.dtype, n, d.cols, GMLE_OUT_LABEL, GMLE_F64,
@@ -615,14 +611,9 @@ int cmd_classify(int argc, char **argv) {
     for (size_t i = 0; i < n; i++)
       n_none += pred[i] < 0;
     if (d.has_labels) {
+      cli_data_check_labels(&d);
       for (size_t i = 0; i < n; i++) {
-        long t = cli_classes_find(&cls, d.labels[i]);
-        if (t < 0) {
-          cli_die(CLI_EXIT_DATA, d.label_path,
-                  "row %llu: label '%s' is not a class of the model %s",
-                  (unsigned long long)(d.row0 + i), cli_show(d.labels[i]),
-                  pos[0]);
-        }
+        const int32_t t = d.idx[i];
         if (pred[i] >= 0) { /* -1: every class scored -inf */
           cm[(size_t)t * C + (size_t)pred[i]]++;
           correct += (size_t)t == (size_t)pred[i];
@@ -712,19 +703,9 @@ int cmd_eval(int argc, char **argv) {
   double total = 0;
   cli_progress pr;
   cli_progress_start(&pr, "evaluating", d.total);
+  cli_data_use_classes(&d, &cls, pos[0], 0);
   size_t n;
   while ((n = cli_data_next(&d)) > 0) {
-    if (d.has_labels) {
-      for (size_t i = 0; i < n; i++) {
-        long t = cli_classes_find(&cls, d.labels[i]);
-        if (t < 0)
-          cli_die(CLI_EXIT_DATA, d.label_path,
-                  "row %llu: label '%s' is not a class of the model %s",
-                  (unsigned long long)(d.row0 + i), cli_show(d.labels[i]),
-                  pos[0]);
-        d.idx[i] = (int32_t)t;
-      }
-    }
     double part = 0;
     gmle_status s = gmle_total_loglik(ctx, m, d.buf, d.dtype, n, d.cols,
                                       d.has_labels ? d.idx : NULL, NULL, &part);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,33 +55,39 @@ int cli_exit_code(gmle_status s) {
 
 /* ---- messages ----------------------------------------------------------- */
 
-/* "gmle CMD: MSG" (gmle-mpi: "gmle-mpi CMD: rank R: MSG") on stderr, in
- * one write, so that the lines of several ranks do not interleave. */
-static void say(const char *fmt, ...) CLI_PRINTF(1, 2);
-static void say(const char *fmt, ...) {
-  char line[8192];
-  int n = snprintf(line, sizeof line, "%s%s%s: %s", cli_prog,
-                   cli_cmd[0] ? " " : "", cli_cmd, cli_dist_tag());
-  size_t at = n < 0 ? 0 : (size_t)n < sizeof line ? (size_t)n : sizeof line;
-  va_list ap;
-  va_start(ap, fmt);
-  if (at < sizeof line)
-    vsnprintf(line + at, sizeof line - at, fmt, ap);
-  va_end(ap);
-  at = strlen(line);
-  if (at > sizeof line - 2)
-    at = sizeof line - 2;
-  line[at] = '\n';
-  line[at + 1] = '\0';
+/* "gmle CMD: " (gmle-mpi: "gmle-mpi CMD: rank R: ") into buf; its length,
+ * at most cap. */
+static size_t head(char *buf, size_t cap) {
+  const int n = snprintf(buf, cap, "%s%s%s: %s", cli_prog,
+                         cli_cmd[0] ? " " : "", cli_cmd, cli_dist_tag());
+  return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap;
+}
+
+/* One line on stderr in one write, so that the lines of the ranks of
+ * gmle-mpi do not interleave. */
+static void say(const char *text) {
+  char line[CLI_MESSAGE_MAX + 2];
+  snprintf(line, sizeof line, "%s\n", text);
   fputs(line, stderr);
+}
+
+/* "gmle CMD: [PREFIX][WHAT: ]MSG" into buf (cut at cap). */
+static void vformat(char *buf, size_t cap, const char *prefix, const char *what,
+                    const char *fmt, va_list ap) {
+  size_t k = head(buf, cap);
+  if (k < cap)
+    k += (size_t)snprintf(buf + k, cap - k, "%s", prefix ? prefix : "");
+  if (k < cap && what && what[0])
+    k += (size_t)snprintf(buf + k, cap - k, "%s: ", what);
+  if (k < cap)
+    vsnprintf(buf + k, cap - k, fmt, ap);
 }
 
 static void vmsg(const char *prefix, const char *what, const char *fmt,
                  va_list ap) {
-  char body[4096];
-  vsnprintf(body, sizeof body, fmt, ap);
-  say("%s%s%s%s", prefix ? prefix : "", what && what[0] ? what : "",
-      what && what[0] ? ": " : "", body);
+  char text[CLI_MESSAGE_MAX];
+  vformat(text, sizeof text, prefix, what, fmt, ap);
+  say(text);
 }
 
 void cli_warn(const char *fmt, ...) {
@@ -145,13 +152,39 @@ void cli_cleanup(void) {
     }
 }
 
-void cli_die(int code, const char *what, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vmsg(NULL, what, fmt, ap);
-  va_end(ap);
+/* The failures of a thread that must not end the process (the reader of
+ * data.c): each goes back to its catcher instead. */
+static _Thread_local cli_catch *catcher;
+
+void cli_catch_failures(cli_catch *c) { catcher = c; }
+
+/* End the command with `text` (one line) and `code`, or hand both to this
+ * thread's catcher. */
+CLI_NORETURN static void fail_with(int code, const char *text) {
+  if (catcher) {
+    cli_catch *c = catcher;
+    catcher = NULL;
+    snprintf(c->msg, sizeof c->msg, "%s", text);
+    c->code = code;
+    longjmp(c->env, 1);
+  }
+  say(text);
   cli_cleanup();
   cli_exit(code);
+}
+
+void cli_die_caught(const cli_catch *c) {
+  catcher = NULL;
+  fail_with(c->code, c->msg);
+}
+
+void cli_die(int code, const char *what, const char *fmt, ...) {
+  char text[CLI_MESSAGE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vformat(text, sizeof text, NULL, what, fmt, ap);
+  va_end(ap);
+  fail_with(code, text);
 }
 
 /* The row the context's last error names (its structured location), or -1
@@ -174,20 +207,27 @@ void cli_fail(gmle_context *ctx, gmle_status s, const char *what,
   size_t wl = what ? strlen(what) : 0;
   if (wl && strncmp(msg, what, wl) == 0 && msg[wl] == ':')
     wl = 0;
-  char row[64] = "";
+  char text[CLI_MESSAGE_MAX];
+  size_t k = head(text, sizeof text);
+  if (wl && k < sizeof text)
+    k += (size_t)snprintf(text + k, sizeof text - k, "%s: ", what);
+  if (k < sizeof text)
+    k += (size_t)snprintf(text + k, sizeof text - k, "%s", msg);
   long long r = row0 > 0 ? cli_find_row(ctx) : -1;
-  if (r >= 0)
-    snprintf(row, sizeof row, " (row %lld of the file)", row0 + r);
-  say("%s%s%s%s", wl ? what : "", wl ? ": " : "", msg, row);
-  cli_cleanup();
-  cli_exit(cli_exit_code(s));
+  if (r >= 0 && k < sizeof text)
+    snprintf(text + k, sizeof text - k, " (row %lld of the file)", row0 + r);
+  fail_with(cli_exit_code(s), text);
 }
 
 static void log_cb(void *user, gmle_log_level level, const char *msg) {
   (void)user;
   if (cli_quiet || level == GMLE_LOG_DEBUG)
     return;
-  say("%s%s", level == GMLE_LOG_WARNING ? "warning: " : "", msg);
+  char text[CLI_MESSAGE_MAX];
+  const size_t k = head(text, sizeof text);
+  snprintf(text + k, sizeof text - k, "%s%s",
+           level == GMLE_LOG_WARNING ? "warning: " : "", msg);
+  say(text);
 }
 
 gmle_context *cli_context(const cli_common *common) {
@@ -195,8 +235,12 @@ gmle_context *cli_context(const cli_common *common) {
   gmle_status s = gmle_context_create(common->backend, common->device, &ctx);
   if (s != GMLE_OK) {
     const char *msg = ctx ? gmle_context_error(ctx) : "";
-    say("backend %s: %s", gmle_backend_name(common->backend),
-        msg && msg[0] ? msg : gmle_status_string(s));
+    char text[CLI_MESSAGE_MAX];
+    const size_t k = head(text, sizeof text);
+    snprintf(text + k, sizeof text - k, "backend %s: %s",
+             gmle_backend_name(common->backend),
+             msg && msg[0] ? msg : gmle_status_string(s));
+    say(text);
     gmle_context_free(ctx);
     cli_exit(cli_exit_code(s));
   }

@@ -27,7 +27,57 @@ static int same(const struct stat *a, const struct stat *b) {
   return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-/* Exit when out (of stat so) is one of files[0..n). */
+/* Exit when out (of stat so) is one of the archives a Kaldi script
+ * ("scp:FILE": lines "KEY ARCHIVE[:OFFSET]") reads from. */
+static void refuse_if_in_script(const cli_file_role *out, const struct stat *so,
+                                const cli_file_role *script) {
+  FILE *f = fopen(file_part(script->path), "r");
+  if (!f)
+    return; /* the reader names the problem */
+  char line[8192], last[4096] = "";
+  while (fgets(line, sizeof line, f)) {
+    char *p = line;
+    while (*p == ' ' || *p == '\t')
+      p++;
+    while (*p && *p != ' ' && *p != '\t' && *p != '\n')
+      p++; /* the key */
+    while (*p == ' ' || *p == '\t')
+      p++;
+    size_t len = strcspn(p, "\r\n");
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+      len--;
+    /* ARCHIVE:OFFSET: the offset is the digits after the last colon */
+    size_t end = len;
+    for (size_t k = len; k > 0; k--) {
+      if (p[k - 1] == ':') {
+        size_t d = k;
+        while (d < len && p[d] >= '0' && p[d] <= '9')
+          d++;
+        if (d == len && d > k)
+          end = k - 1;
+        break;
+      }
+    }
+    if (end == 0 || end >= sizeof last)
+      continue;
+    p[end] = '\0';
+    if (strcmp(p, last) == 0)
+      continue; /* consecutive entries of one archive */
+    memcpy(last, p, end + 1);
+    struct stat sx;
+    if (stat(p, &sx) == 0 && S_ISREG(sx.st_mode) && same(so, &sx)) {
+      fclose(f);
+      cli_die(CLI_EXIT_USAGE, out->path,
+              "the output (%s) is the archive %s that the input %s (%s) "
+              "reads from; nothing was done",
+              out->role, p, script->path, script->role);
+    }
+  }
+  fclose(f);
+}
+
+/* Exit when out (of stat so) is one of files[0..n), or an archive that one
+ * of them, a Kaldi script, reads. */
 static void refuse_if_among(const cli_file_role *out, const struct stat *so,
                             const cli_file_role *files, size_t n,
                             const char *kind) {
@@ -38,6 +88,9 @@ static void refuse_if_among(const cli_file_role *out, const struct stat *so,
               "the output (%s) is the same file as the %s %s (%s); nothing "
               "was done",
               out->role, kind, files[i].path, files[i].role);
+    if (files[i].path && strncmp(files[i].path, "scp", 3) == 0 &&
+        cli_is_kaldi(files[i].path))
+      refuse_if_in_script(out, so, &files[i]);
   }
 }
 

@@ -62,6 +62,12 @@ echo old >t.txt
 expect_fail 1 "score -o and --per-utt the same file" "same file" "" score m.npz ark:m.npz -o ark:t.txt --per-utt ./t.txt -q
 rm -f new.txt
 expect_fail 1 "score -o and --per-utt the same new file" "same file" new.txt score m.npz ark:m.npz -o ark,t:new.txt --per-utt ./new.txt -q
+# An archive that the data's Kaldi script reads (scp: lines KEY ARCHIVE:OFFSET)
+echo "archive bytes" >member.ark
+cp member.ark member.keep
+printf 'u1 %s/member.ark:5\nu2 %s/member.ark:99\n' "$PWD" "$PWD" >feats.scp
+expect_fail 1 "score scp:SCRIPT -o ark:an archive it reads" "reads from" "" score m.npz scp:feats.scp -o ark:member.ark -q
+cmp -s member.ark member.keep && ok "the script's archive is untouched" || bad "score replaced an archive its script reads"
 
 # 4. Signals: the temporary output is removed, an existing output kept.
 for sig in INT TERM HUP; do

@@ -111,6 +111,32 @@ static pass read_all(gmle_reader *r, size_t batch) {
   return p;
 }
 
+/* A pass through gmle_reader_read_int_labels, hashing each label as the
+ * decimal text the text path gives. */
+static pass read_all_int(gmle_reader *r, size_t batch) {
+  pass p = {GMLE_OK, 0, FZ_HASH_INIT, FZ_HASH_INIT};
+  int64_t *labels = malloc(batch * sizeof *labels);
+  FZ_REQUIRE(labels, "out of memory in the harness");
+  for (;;) {
+    size_t n = (size_t)-1;
+    p.status = gmle_reader_read_int_labels(r, labels, batch, &n);
+    if (p.status != GMLE_OK) {
+      FZ_REQUIRE(n == 0, "a failed read reports %zu rows", n);
+      break;
+    }
+    if (n == 0)
+      break;
+    p.rows += n;
+    for (size_t i = 0; i < n; i++) {
+      char txt[32];
+      snprintf(txt, sizeof txt, "%lld", (long long)labels[i]);
+      p.labels = fz_hash(p.labels, txt, strlen(txt) + 1);
+    }
+  }
+  free(labels);
+  return p;
+}
+
 gmle_status fz_read_twice(int fd, const char *name,
                           const gmle_reader_options *opt, size_t batch1,
                           size_t batch2) {
@@ -149,6 +175,15 @@ gmle_status fz_read_twice(int fd, const char *name,
                "%llu rows)",
                batch1, batch2, (unsigned long long)a.rows,
                (unsigned long long)b.rows);
+  }
+  if (gmle_reader_int_labels(r)) { /* the same labels without text */
+    FZ_REQUIRE(gmle_reader_rewind(r) == GMLE_OK, "rewind failed");
+    const pass c = read_all_int(r, batch2);
+    FZ_REQUIRE(
+        (a.status == GMLE_OK) == (c.status == GMLE_OK) &&
+            (a.status != GMLE_OK || (a.rows == c.rows && a.labels == c.labels)),
+        "int64 labels differ from the text labels (%s, %s)",
+        gmle_status_name(a.status), gmle_status_name(c.status));
   }
   gmle_reader_free(r);
   return s;

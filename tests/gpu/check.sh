@@ -5,10 +5,11 @@
 # major version the pack was built with; no network, no build, no cmake,
 # make, pkg-config or apt:
 #
-#   bash check.sh [--quick] [--no-bench] [--logs DIR]
+#   bash check.sh [--quick | --em] [--no-bench] [--logs DIR]
 #
-# 1. copies the pack's libraries (OpenBLAS, LAPACKE, libgfortran, ...) into
-#    a private prefix under $TMPDIR (never over /) and puts it, the pack's
+# 1. unpacks the pack's libraries (lib.tar.gz, or lib/: OpenBLAS, LAPACKE,
+#    libgfortran, ...) into a private prefix under $TMPDIR (never over /;
+#    needs tar and gzip) and puts it, the pack's
 #    build/ and the CUDA toolkit's library folder on LD_LIBRARY_PATH;
 # 2. checks that every library of libgmle, libgmle_cuda.so and the programs
 #    resolves, printing what does not (exit 2);
@@ -16,26 +17,36 @@
 #    that a CUDA context opens (test_cuda with GMLE_REQUIRE_GPU=1; else the
 #    CUDA error, exit 2);
 # 4. runs test_cuda once (parity with the CPU, bit-identical repeats, 1000
-#    classes, device-resident input, the fault sweeps, > 2^31 elements), the
-#    suites with GMLE_BACKEND=cuda (four at a time), and bench_cuda --quick;
-#    --quick: only test_cuda's parity tests and test_cross_backend;
-# 5. prints one summary table (see README, "GPU check").
-# Whole run about 8 minutes on an H100 at most (each step has a time
-# limit), --quick under 3. Logs: DIR (default ./gpu-logs).
+#    classes, device-resident input, the fault sweeps, > 2^31 elements),
+#    test_cuda_em (EM statistics and 5 EM iterations from a given start
+#    against the CPU, diag and full, within 1e-9; fault sweeps), the same
+#    5 iterations through the CLI (gmle fit --backend cuda vs cpu), the suites
+#    with GMLE_BACKEND=cuda (four at a time), bench_cuda --quick and
+#    bench_cuda --em (an EM iteration at the bench shapes, diag K=64 and
+#    full K=16, D=40, N=10^6 float32, beside the CPU backend on all cores);
+#    --quick: only test_cuda's and test_cuda_em's parity tests and
+#    test_cross_backend; --em: only test_cuda_em, the CLI EM run and
+#    bench_cuda --em (about 5 minutes at most);
+# 5. prints one summary table (see README, "GPU check"), the EM timing
+#    lines for BENCHMARKS.md and the EM parity figures.
+# Whole run about 10 minutes on an H100 at most (each step has a time
+# limit), --quick under 4. Logs: DIR (default ./gpu-logs).
 # Exit status: 0 all passed, 1 something failed or timed out, 2 setup (a
 # library missing, no GPU, no CUDA context).
 set -uo pipefail
 
 pack=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 quick=0
+em=0
 bench=1
 logs=$PWD/gpu-logs
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
+    --em) em=1 ;;
     --no-bench) bench=0 ;;
     --logs) logs=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--no-bench] [--logs DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick | --em] [--no-bench] [--logs DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -47,6 +58,10 @@ prefix=$(mktemp -d "${TMPDIR:-/tmp}/gmle-gpu.XXXXXX") || exit 2
 trap 'rm -rf "$prefix"' EXIT
 mkdir -p "$prefix/lib"
 [ -d "$pack/lib" ] && cp -a "$pack/lib/." "$prefix/lib/"
+if [ -f "$pack/lib.tar.gz" ] && ! tar -xzf "$pack/lib.tar.gz" -C "$prefix"; then
+  echo "cannot unpack $pack/lib.tar.gz (tar and gzip are needed)" >&2
+  exit 2
+fi
 cuda_libs=""
 nvcc_dir=$(dirname "$(command -v nvcc 2> /dev/null || echo /nonexistent/bin/nvcc)")
 for d in "${CUDA_HOME:-/nonexistent}" "$nvcc_dir/.." /usr/local/cuda /usr/local/cuda-*; do
@@ -63,7 +78,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
 # ---- 2. every library resolves ------------------------------------------------------
 say "libraries (private prefix $prefix/lib; CUDA ${cuda_libs:-not found, the loader decides})"
 progs=("$pack"/build/libgmle.so.0 "$pack"/build/libgmle_cuda.so
-  "$pack"/build/tests/* "$pack"/build/bench/*)
+  "$pack"/build/tests/* "$pack"/build/bench/* "$pack"/build/tools/*)
 : > "$logs/ldd.txt"
 unresolved=0
 for f in "${progs[@]}"; do
@@ -130,18 +145,54 @@ step() {
   rows+=("$(printf '%-28s %-14s %6ss  %s' "$name" "$result" "$took" "$counts")")
 }
 
+# EM through the command line: 5 iterations from the same start (a k-means++
+# init saved by gmle fit --max-iter 0) with --backend cuda and cpu, diag and
+# full, 4 components, 2 10^5 float32 rows; the models within 1e-9
+# (cli_model_compare: each class's mixture mean and covariance).
+em_cli() {
+  local t=$pack/build/tools d cov be
+  d=$(mktemp -d "$prefix/em-cli.XXXXXX") || return 1
+  "$t/cli_gen_npy" "$d/X.npy" 200000 8 f32 7 || return 1
+  for cov in diag full; do
+    "$t/gmle" fit "$d/X.npy" --components 4 --cov $cov --max-iter 0 \
+      --backend cpu -o "$d/M0.$cov.npz" || return 1
+    for be in cuda cpu; do
+      "$t/gmle" fit "$d/X.npy" --components 4 --cov $cov --max-iter 5 --tol 0 \
+        --init-model "$d/M0.$cov.npz" --backend $be -o "$d/$be.$cov.npz" ||
+        return 1
+    done
+    echo "$cov, cuda vs cpu:"
+    "$t/cli_model_compare" "$d/cuda.$cov.npz" "$d/cpu.$cov.npz" 1e-9 || return 1
+  done
+}
+export -f em_cli
+export pack prefix
+
 say "tests"
-if [ $quick = 1 ]; then
+if [ $em = 1 ]; then
+  step test_cuda_em 180 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda_em"
+  step em_cli 120 -- bash -c em_cli
+  if [ $bench = 1 ]; then
+    step bench_cuda.em 150 OMP_NUM_THREADS="$(nproc)" -- \
+      "$pack/build/bench/bench_cuda" --em
+  fi
+elif [ $quick = 1 ]; then
   step test_cuda.parity 120 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda" match
+  step test_cuda_em.parity 120 GMLE_REQUIRE_GPU=1 -- \
+    "$pack/build/tests/test_cuda_em" match
   step test_cross_backend.cuda 60 GMLE_BACKEND=cuda -- \
     "$pack/build/tests/test_cross_backend"
 else
   step test_cuda 210 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda"
   step test_cuda_plan 30 -- "$pack/build/tests/test_cuda_plan"
+  # EM on CUDA: statistics and 5 iterations from a given start against the
+  # CPU (1e-9 relative), fault sweeps; the same through the CLI.
+  step test_cuda_em 180 GMLE_REQUIRE_GPU=1 -- "$pack/build/tests/test_cuda_em"
+  step em_cli 120 -- bash -c em_cli
   # The suites four at a time; each writes its own log.
   suites=()
   for t in "$pack"/build/tests/test_*; do
-    case "$(basename "$t")" in test_cuda | test_cuda_plan) continue ;; esac
+    case "$(basename "$t")" in test_cuda | test_cuda_plan | test_cuda_em) continue ;; esac
     suites+=("$t")
   done
   for t in "${suites[@]}"; do
@@ -161,6 +212,10 @@ else
   done
   if [ $bench = 1 ]; then
     step bench_cuda.quick 150 -- "$pack/build/bench/bench_cuda" --quick
+    # An EM iteration at the issue's bench shapes, CUDA and the CPU backend
+    # on all cores, for BENCHMARKS.md.
+    step bench_cuda.em 150 OMP_NUM_THREADS="$(nproc)" -- \
+      "$pack/build/bench/bench_cuda" --em
   fi
 fi
 
@@ -174,6 +229,17 @@ if [ -f "$logs/bench_cuda.quick.txt" ]; then
   echo
   grep -E "^acceptance criteria" "$logs/bench_cuda.quick.txt"
   sed -n '/^summary/,$p' "$logs/bench_cuda.quick.txt"
+fi
+if [ -f "$logs/bench_cuda.em.txt" ]; then
+  echo
+  grep -E "^EM iteration [a-z]+ K=" "$logs/bench_cuda.em.txt"
+fi
+if [ -f "$logs/test_cuda_em.txt" ] || [ -f "$logs/test_cuda_em.parity.txt" ]; then
+  echo
+  grep -hE "cuda vs CPU after 5 iterations" "$logs"/test_cuda_em*.txt
+fi
+if [ -f "$logs/em_cli.txt" ]; then
+  grep -hE -A1 "cuda vs cpu:" "$logs/em_cli.txt" | grep -v "^--"
 fi
 echo
 echo "logs: $logs"

@@ -7,13 +7,15 @@
 #   bash tests/gpu/prepare.sh [--out DIR] [--arch LIST] [--build BUILD]
 #
 #   DIR  (default gpu-pack/, ignored by git) receives
-#        build/    libgmle, libgmle_cuda.so, the CUDA-registered test suites
-#                  and bench_cuda, built Release with Ninja and CUDA on (no
-#                  object files, no CPU-only suites);
-#        lib/      every library those programs need that is neither CUDA's
-#                  nor the C library's (OpenBLAS, LAPACKE, libgfortran,
-#                  libgomp, zlib, ...), copied from where ldd resolves them
-#                  here, under the names the programs ask for;
+#        build/    libgmle, libgmle_cuda.so, the CUDA-registered test suites,
+#                  bench_cuda and (tools/) the gmle CLI with the CLI suites'
+#                  cli_model_compare and cli_gen_npy, built Release with
+#                  Ninja and CUDA on (no object files, no CPU-only suites);
+#        lib.tar.gz  lib/: every library those programs need that is
+#                  neither CUDA's nor the C library's (OpenBLAS, LAPACKE,
+#                  libgfortran, libgomp, zlib, ...), copied from where ldd
+#                  resolves them here, under the names the programs ask for
+#                  (gzip: the pack with the source tree stays under 64 MiB);
 #        check.sh  the run-time script; MANIFEST  what was built and how big.
 #   BUILD (default build-gpu/) the full build tree, which stays here.
 #   LIST (default 90-real: H100 and H200) the CUDA architectures; add
@@ -62,7 +64,13 @@ for t in "$build"/tests/test_*; do
   cp "$t" "$out/build/tests/"
 done
 cp "$build/bench/bench_cuda" "$out/build/bench/"
+# The CLI and two helpers of its suites, for check.sh's EM run through the
+# command line.
+mkdir -p "$out/build/tools"
+cp "$build/tools/gmle" "$build/tests/cli/cli_model_compare" \
+  "$build/tests/cli/cli_gen_npy" "$out/build/tools/"
 strip --strip-unneeded "$out"/build/tests/* "$out"/build/bench/* \
+  "$out"/build/tools/* \
   "$out"/build/libgmle.so.*.* "$out"/build/libgmle_cuda.so 2> /dev/null || true
 cp "$root/tests/gpu/check.sh" "$out/check.sh"
 
@@ -71,7 +79,7 @@ cp "$root/tests/gpu/check.sh" "$out/check.sh"
 # and CUDA's (the GPU machine has its driver and toolkit).
 skip='^(linux-vdso|ld-linux|libc|libm|libdl|libpthread|librt|libresolv|libcuda|libcudart|libcublas|libcublasLt|libnvidia)[.-]'
 for f in "$out"/build/libgmle.so.*.* "$out"/build/libgmle_cuda.so \
-  "$out"/build/tests/* "$out"/build/bench/*; do
+  "$out"/build/tests/* "$out"/build/bench/* "$out"/build/tools/*; do
   LD_LIBRARY_PATH=$out/build ldd "$f"
 done | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | sort -u |
   while read -r name path; do
@@ -80,19 +88,26 @@ done | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | sort -u |
     cp -L "$path" "$out/lib/$name"
   done
 strip --strip-unneeded "$out"/lib/* 2> /dev/null || true
+libs=$(cd "$out/lib" && ls | tr '\n' ' ')
+# Compressed (OpenBLAS alone is 36 MiB): the pack and the source tree then
+# travel together well under 64 MiB. check.sh unpacks it into its prefix.
+tar -czf "$out/lib.tar.gz" -C "$out" lib
+rm -rf "$out/lib"
 
+pack_kib() {
+  du -sk "$out/build" "$out/lib.tar.gz" "$out/check.sh" | awk '{s+=$1} END {print s}'
+}
 {
   echo "gmle $(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo '?')"
   echo "built $(date -u +%FT%TZ) on $(uname -m), CUDA architectures $arch"
   nvcc --version 2> /dev/null | tail -1
-  echo "libraries: $(cd "$out/lib" && ls | tr '\n' ' ')"
-  echo "size: $(du -sk "$out/build" "$out/lib" "$out/check.sh" | awk '{s+=$1} END {printf "%.1f MiB", s/1024}')"
+  echo "libraries (lib.tar.gz): $libs"
+  echo "size: $(pack_kib | awk '{printf "%.1f MiB", $1/1024}')"
 } > "$out/MANIFEST"
 cat "$out/MANIFEST"
-size=$(du -sk "$out/build" "$out/lib" "$out/check.sh" | awk '{s+=$1} END {print s}')
-if [ "$size" -gt $((64 * 1024)) ]; then
+if [ "$(pack_kib)" -gt $((64 * 1024)) ]; then
   echo "the pack is over 64 MiB" >&2
   exit 1
 fi
-echo "ready: copy $out (build/, lib/, check.sh, MANIFEST) to the GPU machine; run bash check.sh there"
+echo "ready: copy $out (build/, lib.tar.gz, check.sh, MANIFEST) to the GPU machine; run bash check.sh there"
 echo "(the build tree $build and its logs stay here)"
