@@ -198,10 +198,10 @@ typedef struct cli_data {
   gmle_dtype dtype;
   uint64_t total; /* rows when known up front, else 0 */
   /* The current batch (cli_data_next), valid until the next call: */
-  void *buf;          /* batch x cols values */
-  int32_t *idx;       /* class indices (after cli_data_use_classes) */
-  uint64_t row0;      /* first row of the current batch (0-based) */
-  uint64_t rows_done; /* the row after the last returned (0-based) */
+  void *buf;            /* batch x cols values */
+  int32_t *idx;         /* class indices (after cli_data_use_classes) */
+  uint64_t row0;        /* first row of the current batch (0-based) */
+  uint64_t rows_done;   /* the row after the last returned (0-based) */
   uint64_t first, last; /* the rows read: [first, last) of the file
                            (gmle-mpi: this rank's share); last UINT64_MAX:
                            to the end */
