@@ -60,7 +60,8 @@ static void clear_dir(void) {
 static int py(const char *code) {
   char cmd[4096];
   snprintf(cmd, sizeof cmd,
-           "python3 -c \"import numpy as np, sys\nd = '%s'\n%s\"", tdir, code);
+           "python3 -c \"import numpy as np, sys\nd = '%s'\n%s\"", tdir,
+           code);
   return system(cmd);
 }
 
@@ -70,16 +71,9 @@ static void fill_f64(double *x, size_t n, uint64_t seed) {
   tu_seed(&rng, seed);
   for (size_t i = 0; i < n; i++)
     x[i] = tu_normal(&rng) * pow(10.0, (double)(int)(tu_next(&rng) % 40) - 20);
-  const double special[] = {0.1,
-                            -0.0,
-                            4.9406564584124654e-324,
-                            1e308,
-                            -1.7976931348623157e308,
-                            2.2250738585072014e-308,
-                            NAN,
-                            INFINITY,
-                            -INFINITY,
-                            1.0 / 3.0};
+  const double special[] = {0.1, -0.0, 4.9406564584124654e-324, 1e308,
+                            -1.7976931348623157e308, 2.2250738585072014e-308,
+                            NAN, INFINITY, -INFINITY, 1.0 / 3.0};
   for (size_t k = 0; k < 10 && k < n; k++)
     x[k * 7 % n] = special[k];
 }
@@ -364,25 +358,22 @@ TEST(writer_integers_and_strings_round_trip_through_labels_readers) {
   char got[512];
   for (int k = 0; k < 2; k++) {
     gmle_writer *w = NULL;
-    CHECK_STATUS(
-        gmle_writer_open(ctx, tpath(names[k]), GMLE_ELEM_I32, 0, 0, &w),
-        GMLE_OK);
+    CHECK_STATUS(gmle_writer_open(ctx, tpath(names[k]), GMLE_ELEM_I32, 0, 0,
+                                  &w), GMLE_OK);
     CHECK_STATUS(write_batches(w, i32, 5, 4), GMLE_OK);
     CHECK_STATUS(gmle_writer_commit(w), GMLE_OK);
     read_labels(tpath(names[k]), got, sizeof got);
     CHECK_MSG(strcmp(got, want32) == 0, "%s: '%s'", names[k], got);
 
-    CHECK_STATUS(
-        gmle_writer_open(ctx, tpath(names[k]), GMLE_ELEM_I64, 0, 0, &w),
-        GMLE_OK);
+    CHECK_STATUS(gmle_writer_open(ctx, tpath(names[k]), GMLE_ELEM_I64, 0, 0,
+                                  &w), GMLE_OK);
     CHECK_STATUS(write_batches(w, i64, 4, 8), GMLE_OK);
     CHECK_STATUS(gmle_writer_commit(w), GMLE_OK);
     read_labels(tpath(names[k]), got, sizeof got);
     CHECK_MSG(strcmp(got, want64) == 0, "%s: '%s'", names[k], got);
 
-    CHECK_STATUS(
-        gmle_writer_open(ctx, tpath(names[k]), GMLE_ELEM_STR, 0, 5, &w),
-        GMLE_OK);
+    CHECK_STATUS(gmle_writer_open(ctx, tpath(names[k]), GMLE_ELEM_STR, 0, 5,
+                                  &w), GMLE_OK);
     CHECK_STATUS(write_batches(w, str, 5, sizeof(char *)), GMLE_OK);
     CHECK_STATUS(gmle_writer_commit(w), GMLE_OK);
     read_labels(tpath(names[k]), got, sizeof got);
@@ -403,15 +394,14 @@ TEST(writer_integers_and_strings_round_trip_through_labels_readers) {
   if (f)
     fclose(f);
   CHECK_MSG(strcmp(text, "-9223372036854775808,-2\n3,9223372036854775807\n") ==
-                0,
-            "'%s'", text);
+                0, "'%s'", text);
   if (have_numpy) {
-    CHECK_STATUS(gmle_writer_open(ctx, tpath("s.npy"), GMLE_ELEM_STR, 0, 5, &w),
-                 GMLE_OK);
+    CHECK_STATUS(gmle_writer_open(ctx, tpath("s.npy"), GMLE_ELEM_STR, 0, 5,
+                                  &w), GMLE_OK);
     CHECK_STATUS(gmle_writer_write(w, str, 5), GMLE_OK);
     CHECK_STATUS(gmle_writer_commit(w), GMLE_OK);
-    CHECK_STATUS(gmle_writer_open(ctx, tpath("i.npy"), GMLE_ELEM_I32, 0, 0, &w),
-                 GMLE_OK);
+    CHECK_STATUS(gmle_writer_open(ctx, tpath("i.npy"), GMLE_ELEM_I32, 0, 0,
+                                  &w), GMLE_OK);
     CHECK_STATUS(gmle_writer_write(w, i32, 5), GMLE_OK);
     CHECK_STATUS(gmle_writer_commit(w), GMLE_OK);
     CHECK(py("a = np.load(d + '/s.npy')\n"
@@ -497,8 +487,8 @@ TEST(writer_abort_and_failure_leave_no_file_and_commit_replaces) {
   for (long k = 1; k < 8; k++) {
     gmle__test_fail_alloc_after(k);
     w = NULL;
-    gmle_status st =
-        gmle_writer_open(ctx, tpath("m.csv"), GMLE_ELEM_F64, 3, 0, &w);
+    gmle_status st = gmle_writer_open(ctx, tpath("m.csv"), GMLE_ELEM_F64, 3,
+                                      0, &w);
     gmle__test_fail_alloc_after(0);
     CHECK(st == GMLE_OK || st == GMLE_E_OUT_OF_MEMORY);
     if (st == GMLE_OK)
@@ -506,9 +496,8 @@ TEST(writer_abort_and_failure_leave_no_file_and_commit_replaces) {
     CHECK(dir_entries() == 0);
   }
   /* unwritable place */
-  CHECK_STATUS(
-      gmle_writer_open(ctx, tpath("no/such/dir.npy"), GMLE_ELEM_F64, 1, 0, &w),
-      GMLE_E_IO);
+  CHECK_STATUS(gmle_writer_open(ctx, tpath("no/such/dir.npy"), GMLE_ELEM_F64,
+                                1, 0, &w), GMLE_E_IO);
   CHECK(w == NULL);
   CHECK_ERROR_HAS(ctx, "no/such/dir.npy");
   clear_dir();

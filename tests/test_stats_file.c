@@ -345,26 +345,18 @@ TEST(stats_file_rejects_future_version_and_bad_fields) {
 
 /* A version 1 file, as gmle wrote it before class names: the same header
  * and payload, version 1, 0 at byte 56, no names. */
-static const unsigned char
-    v1_file
-        [] =
-            {
-                'G', 'M', 'L', 'E', 'S', 'T', 'A',  'T',  1, 0, 0,
-                0,   4,   3,   2,   1,   0,   0,    0,    0, 1, 0,
-                0,   0,   1,   0,   0,   0,   0,    0,    0, 0, /* FULL,
-                                                                   saw_f32, D 1
-                                                                 */
-                1,   0,   0,   0,   0,   0,   0,    0,    5, 0, 0,
-                0,   0,   0,   0,   0, /* C 1, 5 batches */
-                48,  0,   0,   0,   0,   0,   0,    0,    0, 0, 0,
-                0,   0,   0,   0,   0,                    /* P 48, reserved */
-                0,   0,   0,   0,   0,   0,   0x10, 0x40, /* weight 4.0 */
-                7,   0,   0,   0,   0,   0,   0,    0,    /* rows 7 */
-                0,   0,   0,   0,   0,   0,   0xf0, 0x3f, /* shift 1.0 */
-                0,   0,   0,   0,   0,   0,   0,    0x40, /* sum 2.0 */
-                0,   0,   0,   0,   0,   0,   0x14, 0x40, /* gram 5.0 */
-                1,   0,   0,   0,   0,   0,   0,    0,    /* has_shift, pad */
-                0,   0,   0,   0                          /* CRC, filled in */
+static const unsigned char v1_file[] = {
+    'G', 'M', 'L', 'E', 'S', 'T', 'A', 'T', 1, 0, 0, 0, 4, 3, 2, 1,
+    0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, /* FULL, saw_f32, D 1 */
+    1, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, /* C 1, 5 batches */
+    48, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* P 48, reserved */
+    0, 0, 0, 0, 0, 0, 0x10, 0x40,                   /* weight 4.0 */
+    7, 0, 0, 0, 0, 0, 0, 0,                         /* rows 7 */
+    0, 0, 0, 0, 0, 0, 0xf0, 0x3f,                   /* shift 1.0 */
+    0, 0, 0, 0, 0, 0, 0, 0x40,                      /* sum 2.0 */
+    0, 0, 0, 0, 0, 0, 0x14, 0x40,                   /* gram 5.0 */
+    1, 0, 0, 0, 0, 0, 0, 0,                         /* has_shift, pad */
+    0, 0, 0, 0 /* CRC, filled in */
 };
 
 TEST(stats_file_reads_version_1) {
