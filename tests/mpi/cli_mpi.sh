@@ -141,6 +141,8 @@ if grep -q "stopped: rank 1 of 3 failed" err.txt; then
 else
   bad "rank 0 does not name the failed rank: $(head -3 err.txt)"
 fi
+awk -F, 'NR == 900 { $2 = "1.5x" } { print }' OFS=, X.csv >typo.csv
+mexpect_fail 3 "a malformed CSV value in rank 2's rows" 3 "rank 2: typo.csv:900:" bad.npz fit typo.csv --labels y.txt -o bad.npz
 mexpect_fail 3 "a missing file" 2 "missing.csv" bad.npz fit missing.csv -o bad.npz
 mexpect_fail 1 "score to CSV" 2 "name a .npy file" bad.csv score one.npz X.csv -o bad.csv
 printf "u1  [\n  1 2\n  3 4 ]\n" >t.ark

@@ -182,7 +182,7 @@ void cli_dist_share(cli_data *d) {
   if (!gmle_reader_rows(d->x, &n)) {
     gmle_status s = gmle_reader_count_rows(d->x, &n);
     if (s != GMLE_OK)
-      cli_fail(d->ctx, s, d->path, -1);
+      cli_fail(d->rctx, s, d->path, -1);
   }
   /* r n / P without overflow; the last rank reads to the end, where the
    * length of a labels file is checked. */
