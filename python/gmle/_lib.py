@@ -25,6 +25,13 @@ def library_path():
 
 
 def _load():
+    # gmle's OpenMP threads sleep between calls instead of spinning (as the
+    # gmle command sets for its data commands): libgomp reads this once,
+    # when it is loaded, and spinning threads took the cores the next call
+    # and numpy's own threads needed (a fit through Python ran at 0.4x the
+    # C API's speed with spinning, 1.0x without; bench/python_overhead.py).
+    # A value the user set is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     path = library_path()
     if not os.path.exists(path):
         raise ImportError(
