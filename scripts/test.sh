@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what is missing, builds
 # (Release, warnings as errors) and runs every ctest suite, once per
-# compiled backend (CPU, and OpenCL on PoCL when present).
+# compiled backend (CPU, and OpenCL on PoCL when present), then the Python
+# package's suite (scripts/test_python.sh).
 #
 #   bash scripts/test.sh              the suite (what the README calls)
 #   bash scripts/test.sh --sanitize   the same suite built with
@@ -30,3 +31,6 @@ fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGMLE_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
+# The Python package: built by pip in a fresh virtual environment, its
+# pytest suite (compared with this build's gmle command).
+bash scripts/test_python.sh
