@@ -482,8 +482,12 @@ static void put(void *out, gmle_dtype t, size_t i, double v) {
 double exp(double) __attribute__((__simd__("notinbranch")));
 #define GMLE__EXP_CLONES                                                       \
   __attribute__((target_clones("avx512f", "avx2", "default")))
+#define GMLE__EXP_SIMD _Pragma("omp simd")
 #else
+/* (clang: no vector exp to call; a simd pragma it cannot honour is an
+ * error under -Werror) */
 #define GMLE__EXP_CLONES
+#define GMLE__EXP_SIMD
 #endif
 GMLE__EXP_CLONES
 static void exp_shifted(const double *v, double shift, double *out, size_t n) {
@@ -493,12 +497,12 @@ static void exp_shifted(const double *v, double shift, double *out, size_t n) {
    * of the argument clamped in a first loop (a select in the same
    * expression lets the compiler hand exp the unclamped one) times a 0/1
    * mask. */
-#pragma omp simd
+  GMLE__EXP_SIMD
   for (size_t k = 0; k < n; k++) {
     const double d = v[k] - shift;
     out[k] = d > -708.0 ? d : -708.0;
   }
-#pragma omp simd
+  GMLE__EXP_SIMD
   for (size_t k = 0; k < n; k++)
     out[k] = exp(out[k]) * (v[k] - shift >= -708.0 ? 1.0 : 0.0);
 }
