@@ -81,19 +81,20 @@ static void class_moments(const gmle__mixture *mix, gmle_cov_type cov, size_t D,
   const size_t K = mix->n_components;
   memset(mean, 0, D * sizeof(double));
   memset(full, 0, D * D * sizeof(double));
+  for (size_t k = 0; k < K; k++)
+    for (size_t i = 0; i < D; i++)
+      mean[i] += mix->weights[c * K + k] * mix->means[(c * K + k) * D + i];
+  /* sum_k w_k (Sigma_k + (mu_k - mu)(mu_k - mu)^T): centred, so that means
+   * far from 0 do not cancel */
   for (size_t k = 0; k < K; k++) {
     const double w = mix->weights[c * K + k];
     const double *mu = mix->means + (c * K + k) * D;
     comp_full(cov, D, K, mix->covars, c, k, tmp);
-    for (size_t i = 0; i < D; i++) {
-      mean[i] += w * mu[i];
+    for (size_t i = 0; i < D; i++)
       for (size_t j = 0; j < D; j++)
-        full[i * D + j] += w * (tmp[i * D + j] + mu[i] * mu[j]);
-    }
+        full[i * D + j] +=
+            w * (tmp[i * D + j] + (mu[i] - mean[i]) * (mu[j] - mean[j]));
   }
-  for (size_t i = 0; i < D; i++)
-    for (size_t j = 0; j < D; j++)
-      full[i * D + j] -= mean[i] * mean[j];
 }
 
 /* The wrapper's class-level means and covariances from the components. */
@@ -266,6 +267,25 @@ gmle_status gmle__mixture_build(gmle_context *ctx, size_t D, size_t C, size_t K,
   m->mix = mix;
   mix = NULL;
   fill_moments(m, tmp);
+  for (size_t c = 0; c < C; c++) {
+    const size_t L = gmle__cov_len(cov, D, C) / (cov == GMLE_COV_TIED ? 1 : C);
+    const double *cv = m->covars + (cov == GMLE_COV_TIED ? 0 : c * L);
+    int finite = 1;
+    for (size_t i = 0; i < D; i++)
+      finite &= isfinite(m->means[c * D + i]);
+    for (size_t i = 0; i < L; i++)
+      finite &= isfinite(cv[i]);
+    if (!finite) {
+      const gmle_error_location loc = {.class_index = c,
+                                       .fields = GMLE_LOC_CLASS};
+      s = gmle__error_at(ctx, GMLE_E_INVALID_MODEL, &loc,
+                         MIX_CREATE ": class %zu: the mixture's covariance "
+                                    "overflows float64 (its components' "
+                                    "means are too far apart)",
+                         c);
+      goto fail;
+    }
+  }
   gmle__free(tmp);
   *out = m;
   return GMLE_OK;
